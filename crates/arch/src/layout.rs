@@ -1,0 +1,102 @@
+//! The guest-physical address map of a Pointsman x86_64 machine.
+//!
+//! Every fixed address the VMM places something at lives here, so that the
+//! boot loader, the ACPI tables, the device manager and the test guests agree.
+//!
+//! ```text
+//! 0x0000_0500  boot GDT                 (long-mode and PVH entry)
+//! 0x0000_0540  boot IDT                 (empty: limit 0)
+//! 0x0000_6000  PVH hvm_start_info, memory map right after it
+//! 0x0000_7000  Linux boot_params ("zero page")
+//! 0x0000_8ff0  boot stack pointer (grows down)
+//! 0x0000_9000  PML4, PDPT, 4 page directories: 4 GiB identity map, 2 MiB pages
+//! 0x0002_0000  kernel command line
+//! 0x0009_fc00  EBDA: the MP table (floating pointer + configuration table)
+//! 0x000e_0000  ACPI: RSDP then XSDT, FADT, MADT, DSDT
+//! 0x0010_0000  kernel (HIMEM_START)
+//! 0xc000_0000  32-bit device hole up to 4 GiB: IOAPIC, LAPIC, future MMIO
+//! 0x1_0000_0000 RAM above the hole, when the guest has more than 3 GiB
+//! ```
+
+/// Global descriptor table the boot vCPU starts with.
+pub const BOOT_GDT_START: u64 = 0x500;
+/// Interrupt descriptor table the boot vCPU starts with (limit 0: any
+/// exception before the guest sets its own IDT is a triple fault).
+pub const BOOT_IDT_START: u64 = 0x540;
+
+/// PVH `hvm_start_info`, handed to the kernel in `%ebx`.
+pub const PVH_INFO_START: u64 = 0x6000;
+/// PVH memory map entries (`hvm_memmap_table_entry`), after the start info.
+pub const PVH_MEMMAP_START: u64 = 0x6040;
+/// Most PVH memory map entries that fit before the zero page.
+pub const PVH_MEMMAP_MAX_ENTRIES: usize = ((ZERO_PAGE_START - PVH_MEMMAP_START) / 24) as usize;
+
+/// Linux `boot_params`, handed to a 64-bit kernel in `%rsi`.
+pub const ZERO_PAGE_START: u64 = 0x7000;
+
+/// Initial stack pointer of the boot vCPU.
+pub const BOOT_STACK_POINTER: u64 = 0x8ff0;
+
+/// Boot page tables: one PML4, one PDPT and four page directories mapping
+/// the first 4 GiB 1:1 with 2 MiB pages.
+pub const PML4_START: u64 = 0x9000;
+/// Page-directory-pointer table of the boot page tables.
+pub const PDPTE_START: u64 = 0xa000;
+/// First of the four page directories of the boot page tables.
+pub const PDE_START: u64 = 0xb000;
+
+/// Kernel command line, NUL-terminated.
+pub const CMDLINE_START: u64 = 0x2_0000;
+/// Longest command line accepted, including the NUL.
+pub const CMDLINE_MAX_SIZE: usize = 0x1_0000;
+
+/// Start of the extended BIOS data area; RAM below it is usable.
+pub const EBDA_START: u64 = 0x9_fc00;
+/// The MP table lives at the start of the EBDA, where guests scan for it.
+pub const MPTABLE_START: u64 = EBDA_START;
+
+/// ACPI RSDP, inside the BIOS area that guests scan for it; the other
+/// tables follow it.
+pub const RSDP_START: u64 = 0xe_0000;
+/// End of the area reserved for ACPI tables (exclusive).
+pub const ACPI_END: u64 = 0x10_0000;
+
+/// First byte of high memory, where kernels are loaded.
+pub const HIMEM_START: u64 = 0x10_0000;
+
+/// Start of the device hole below 4 GiB. RAM beyond this moves above 4 GiB.
+pub const MEM_32BIT_GAP_START: u64 = 0xc000_0000;
+/// Size of the device hole below 4 GiB.
+pub const MEM_32BIT_GAP_SIZE: u64 = FIRST_ADDR_PAST_32BITS - MEM_32BIT_GAP_START;
+/// First address above the 32-bit space, where the rest of RAM goes.
+pub const FIRST_ADDR_PAST_32BITS: u64 = 1 << 32;
+
+/// The in-kernel IOAPIC's MMIO window.
+pub const IOAPIC_START: u64 = 0xfec0_0000;
+/// The in-kernel local APICs' MMIO window.
+pub const APIC_START: u64 = 0xfee0_0000;
+
+/// Legacy I/O ports and interrupt lines.
+pub mod ports {
+    /// COM1, a 16550 UART (8 registers).
+    pub const COM1: u16 = 0x3f8;
+    /// Interrupt line of COM1 (ISA IRQ 4, IOAPIC pin 4).
+    pub const COM1_IRQ: u32 = 4;
+    /// i8042 data port; the command/status port is `I8042_DATA + 4`.
+    pub const I8042_DATA: u16 = 0x60;
+    /// The ACPI power-management block: sleep control (offset 0), sleep
+    /// status (offset 1) and reset register (offset 2), one byte each.
+    pub const ACPI_PM: u16 = 0x600;
+    /// Number of ports in the ACPI power-management block.
+    pub const ACPI_PM_LEN: u16 = 3;
+    /// Sleep control register, named in the FADT.
+    pub const ACPI_SLEEP_CONTROL: u16 = ACPI_PM;
+    /// Sleep status register, named in the FADT.
+    pub const ACPI_SLEEP_STATUS: u16 = ACPI_PM + 1;
+    /// Reset register, named in the FADT.
+    pub const ACPI_RESET: u16 = ACPI_PM + 2;
+    /// Value the guest writes to the reset register to reset the machine.
+    pub const ACPI_RESET_VALUE: u8 = 0x1;
+    /// Sleep type of S5 (soft off), as the DSDT's `_S5_` object gives it.
+    pub const ACPI_S5_SLEEP_TYPE: u8 = 5;
+}

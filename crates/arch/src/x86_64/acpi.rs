@@ -1,0 +1,237 @@
+//! ACPI tables: RSDP, XSDT, FADT (hardware-reduced), MADT and DSDT.
+
+use acpi_tables::aml;
+use acpi_tables::fadt::{FADTBuilder, Flags};
+use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
+use acpi_tables::madt::{EnabledStatus, IoApic, LocalInterruptController, ProcessorLocalApic, MADT};
+use acpi_tables::rsdp::Rsdp;
+use acpi_tables::sdt::Sdt;
+use acpi_tables::xsdt::XSDT;
+use acpi_tables::Aml;
+use vm_memory::{Bytes, GuestAddress, GuestMemory};
+
+use crate::layout::{ports, ACPI_END, APIC_START, IOAPIC_START, RSDP_START};
+use crate::{Error, Result};
+
+const OEM_ID: [u8; 6] = *b"PTSMAN";
+const OEM_TABLE_ID: [u8; 8] = *b"POINTSMN";
+const OEM_REVISION: u32 = 1;
+/// Tables start on this alignment.
+const TABLE_ALIGN: u64 = 16;
+
+/// The AML describing COM1 as a PNP0501 UART, so guests bind it from ACPI.
+pub fn com1_aml() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let io = aml::IO::new(ports::COM1, ports::COM1, 1, 8);
+    let irq = aml::Interrupt::new(true, true, false, false, ports::COM1_IRQ);
+    let crs = aml::ResourceTemplate::new(vec![&io, &irq]);
+    aml::Device::new(
+        "_SB_.COM1".into(),
+        vec![
+            &aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501")),
+            &aml::Name::new("_UID".into(), &aml::ZERO),
+            &aml::Name::new("_CRS".into(), &crs),
+        ],
+    )
+    .to_aml_bytes(&mut bytes);
+    bytes
+}
+
+fn dsdt(device_aml: &[u8]) -> Sdt {
+    let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    // S5 (soft off) with sleep type ACPI_S5_SLEEP_TYPE: what a guest writes
+    // to the sleep control register to power off.
+    let s5 = aml::Name::new(
+        "_S5_".into(),
+        &aml::Package::new(vec![&ports::ACPI_S5_SLEEP_TYPE]),
+    );
+    let mut body = Vec::new();
+    s5.to_aml_bytes(&mut body);
+    body.extend_from_slice(device_aml);
+    dsdt.append_slice(&body);
+    dsdt
+}
+
+fn io_register(port: u16) -> GAS {
+    GAS::new(
+        AddressSpace::SystemIo,
+        8,
+        0,
+        AccessSize::ByteAccess,
+        u64::from(port),
+    )
+}
+
+fn fadt(dsdt_addr: u64) -> Vec<u8> {
+    let mut fadt = FADTBuilder::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION)
+        .dsdt_64(dsdt_addr)
+        .flag(Flags::HwReducedAcpi)
+        .flag(Flags::ResetRegSup)
+        .flag(Flags::PwrButton)
+        .flag(Flags::SlpButton);
+    fadt.sleep_control_reg = io_register(ports::ACPI_SLEEP_CONTROL);
+    fadt.sleep_status_reg = io_register(ports::ACPI_SLEEP_STATUS);
+    fadt.reset_reg = io_register(ports::ACPI_RESET);
+    fadt.reset_value = ports::ACPI_RESET_VALUE;
+    fadt.hypervisor_vendor_identity = u64::from_le_bytes(*b"POINTSMN").into();
+    let mut bytes = Vec::new();
+    fadt.finalize().to_aml_bytes(&mut bytes);
+    bytes
+}
+
+fn madt(cpus: u8) -> Vec<u8> {
+    let mut madt = MADT::new(
+        OEM_ID,
+        OEM_TABLE_ID,
+        OEM_REVISION,
+        LocalInterruptController::Address(APIC_START as u32),
+    );
+    for cpu in 0..cpus {
+        madt.add_structure(ProcessorLocalApic::new(cpu, cpu, EnabledStatus::Enabled));
+    }
+    madt.add_structure(IoApic::new(cpus, IOAPIC_START as u32, 0));
+    let mut bytes = Vec::new();
+    madt.to_aml_bytes(&mut bytes);
+    bytes
+}
+
+/// Writes the ACPI tables for `cpus` vCPUs, with `device_aml` (device
+/// descriptions) in the DSDT, and returns the RSDP's address.
+pub fn write_acpi_tables<M: GuestMemory>(mem: &M, cpus: u32, device_aml: &[u8]) -> Result<u64> {
+    let cpus = u8::try_from(cpus)
+        .ok()
+        .filter(|&n| u32::from(n) <= super::mptable::MAX_CPUS)
+        .ok_or(Error::TooManyVcpus(cpus))?;
+    let mut next = RSDP_START + Rsdp::len() as u64;
+    let mut place = |bytes: &[u8]| -> Result<u64> {
+        let addr = next.next_multiple_of(TABLE_ALIGN);
+        let end = addr + bytes.len() as u64;
+        if end > ACPI_END {
+            return Err(Error::AcpiTooLarge {
+                needed: end - RSDP_START,
+                available: ACPI_END - RSDP_START,
+            });
+        }
+        mem.write_slice(bytes, GuestAddress(addr))
+            .map_err(|_| Error::GuestWrite {
+                what: "ACPI tables",
+                addr,
+            })?;
+        next = end;
+        Ok(addr)
+    };
+
+    let dsdt_addr = place(dsdt(device_aml).as_slice())?;
+    let fadt_addr = place(&fadt(dsdt_addr))?;
+    let madt_addr = place(&madt(cpus))?;
+    let mut xsdt = XSDT::new(OEM_ID, OEM_TABLE_ID, OEM_REVISION);
+    xsdt.add_entry(fadt_addr);
+    xsdt.add_entry(madt_addr);
+    let mut xsdt_bytes = Vec::new();
+    xsdt.to_aml_bytes(&mut xsdt_bytes);
+    let xsdt_addr = place(&xsdt_bytes)?;
+
+    let mut rsdp = Vec::new();
+    Rsdp::new(OEM_ID, xsdt_addr).to_aml_bytes(&mut rsdp);
+    mem.write_slice(&rsdp, GuestAddress(RSDP_START))
+        .map_err(|_| Error::GuestWrite {
+            what: "ACPI RSDP",
+            addr: RSDP_START,
+        })?;
+    Ok(RSDP_START)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_memory::GuestMemoryMmap;
+
+    fn mem() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap()
+    }
+
+    fn read_table(mem: &GuestMemoryMmap, addr: u64) -> Vec<u8> {
+        let len: u32 = mem.read_obj(GuestAddress(addr + 4)).unwrap();
+        let mut bytes = vec![0; len as usize];
+        mem.read_slice(&mut bytes, GuestAddress(addr)).unwrap();
+        bytes
+    }
+
+    fn sums_to_zero(bytes: &[u8]) -> bool {
+        bytes.iter().fold(0u8, |s, b| s.wrapping_add(*b)) == 0
+    }
+
+    /// Follows RSDP -> XSDT and returns (signature, address) of each table.
+    fn tables(mem: &GuestMemoryMmap) -> Vec<([u8; 4], u64)> {
+        let mut sig = [0u8; 8];
+        mem.read_slice(&mut sig, GuestAddress(RSDP_START)).unwrap();
+        assert_eq!(&sig, b"RSD PTR ");
+        let xsdt_addr: u64 = mem.read_obj(GuestAddress(RSDP_START + 24)).unwrap();
+        let xsdt = read_table(mem, xsdt_addr);
+        assert!(sums_to_zero(&xsdt));
+        xsdt[36..]
+            .chunks_exact(8)
+            .map(|c| {
+                let addr = u64::from_le_bytes(c.try_into().unwrap());
+                let t = read_table(mem, addr);
+                assert!(sums_to_zero(&t));
+                (t[0..4].try_into().unwrap(), addr)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rsdp_leads_to_fadt_and_madt() {
+        let mem = mem();
+        assert_eq!(write_acpi_tables(&mem, 4, &com1_aml()).unwrap(), RSDP_START);
+        let sigs: Vec<[u8; 4]> = tables(&mem).iter().map(|t| t.0).collect();
+        assert_eq!(sigs, vec![*b"FACP", *b"APIC"]);
+    }
+
+    #[test]
+    fn madt_lists_every_cpu_and_the_ioapic() {
+        let mem = mem();
+        write_acpi_tables(&mem, 3, &[]).unwrap();
+        let madt = read_table(&mem, tables(&mem)[1].1);
+        let mut at = 44;
+        let mut apic_ids = Vec::new();
+        let mut ioapics = 0;
+        while at < madt.len() {
+            match madt[at] {
+                0 => apic_ids.push(madt[at + 3]),
+                1 => ioapics += 1,
+                _ => {}
+            }
+            at += usize::from(madt[at + 1]);
+        }
+        assert_eq!(apic_ids, vec![0, 1, 2]);
+        assert_eq!(ioapics, 1);
+    }
+
+    #[test]
+    fn fadt_is_hardware_reduced_with_sleep_and_reset_registers() {
+        let mem = mem();
+        write_acpi_tables(&mem, 1, &[]).unwrap();
+        let fadt = read_table(&mem, tables(&mem)[0].1);
+        let flags = u32::from_le_bytes(fadt[112..116].try_into().unwrap());
+        assert_ne!(flags & (1 << 20), 0, "HW_REDUCED_ACPI");
+        assert_ne!(flags & (1 << 10), 0, "RESET_REG_SUP");
+        let port = |off: usize| u64::from_le_bytes(fadt[off..off + 8].try_into().unwrap());
+        assert_eq!(fadt[116], 1, "reset register is an I/O port");
+        assert_eq!(port(120), u64::from(ports::ACPI_RESET));
+        assert_eq!(fadt[128], ports::ACPI_RESET_VALUE);
+        assert_eq!(port(248), u64::from(ports::ACPI_SLEEP_CONTROL));
+        assert_eq!(port(260), u64::from(ports::ACPI_SLEEP_STATUS));
+        let dsdt_addr = port(140);
+        let dsdt = read_table(&mem, dsdt_addr);
+        assert_eq!(&dsdt[0..4], b"DSDT");
+        assert!(sums_to_zero(&dsdt));
+        assert!(dsdt.windows(4).any(|w| w == b"_S5_"));
+    }
+
+    #[test]
+    fn com1_is_described() {
+        let aml = com1_aml();
+        assert!(aml.windows(4).any(|w| w == b"COM1"));
+    }
+}

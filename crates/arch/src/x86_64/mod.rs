@@ -1,0 +1,11 @@
+//! x86_64 machine setup.
+
+pub mod acpi;
+pub mod cpuid;
+pub mod gdt;
+pub mod lapic;
+pub mod memory;
+pub mod mptable;
+pub mod msr;
+pub mod paging;
+pub mod regs;

@@ -1,0 +1,41 @@
+use std::path::PathBuf;
+
+/// What went wrong while talking to KVM.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `/dev/kvm` does not exist: no KVM module is loaded.
+    #[error("{path} does not exist: this host has no KVM (is the kvm module loaded?)")]
+    DeviceMissing { path: PathBuf },
+    /// `/dev/kvm` exists but this user may not open it.
+    #[error("no permission to open {path}: run as root or join the group that owns it")]
+    PermissionDenied { path: PathBuf },
+    /// Any other failure to open `/dev/kvm`.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The KVM API version is not the stable one (12).
+    #[error("KVM API version {0} is not supported (expected 12)")]
+    ApiVersion(i32),
+    /// A capability the VMM needs is missing.
+    #[error("KVM lacks a capability Pointsman needs: {0}")]
+    MissingCapability(&'static str),
+    /// KVM refused to set an MSR.
+    #[error("KVM refused to set MSR {index:#x}")]
+    MsrRejected { index: u32 },
+    /// An ioctl failed.
+    #[error("KVM {op} failed: {source}")]
+    Ioctl {
+        op: &'static str,
+        source: vmm_sys_util::errno::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn ioctl(op: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> Self {
+        move |source| Error::Ioctl { op, source }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
