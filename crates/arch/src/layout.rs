@@ -6,7 +6,7 @@
 //! ```text
 //! 0x0000_0500  boot GDT                 (long-mode and PVH entry)
 //! 0x0000_0540  boot IDT                 (empty: limit 0)
-//! 0x0000_6000  PVH hvm_start_info, memory map right after it
+//! 0x0000_6000  PVH hvm_start_info, its module list and memory map
 //! 0x0000_7000  Linux boot_params ("zero page")
 //! 0x0000_8ff0  boot stack pointer (grows down)
 //! 0x0000_9000  PML4, PDPT, 4 page directories: 4 GiB identity map, 2 MiB pages
@@ -26,8 +26,10 @@ pub const BOOT_IDT_START: u64 = 0x540;
 
 /// PVH `hvm_start_info`, handed to the kernel in `%ebx`.
 pub const PVH_INFO_START: u64 = 0x6000;
-/// PVH memory map entries (`hvm_memmap_table_entry`), after the start info.
-pub const PVH_MEMMAP_START: u64 = 0x6040;
+/// PVH module list (`hvm_modlist_entry`: the initrd), after the start info.
+pub const PVH_MODLIST_START: u64 = 0x6040;
+/// PVH memory map entries (`hvm_memmap_table_entry`), after the module list.
+pub const PVH_MEMMAP_START: u64 = 0x6080;
 /// Most PVH memory map entries that fit before the zero page.
 pub const PVH_MEMMAP_MAX_ENTRIES: usize = ((ZERO_PAGE_START - PVH_MEMMAP_START) / 24) as usize;
 

@@ -1,0 +1,14 @@
+//! Emulated devices and the buses that route guest port and MMIO accesses
+//! to them.
+//!
+//! Devices are register models, generic over their edges (interrupt
+//! [`Trigger`], output writer): no threads, no file descriptors, no KVM.
+//! The VMM wires those edges to eventfds, stdout and the run loop.
+
+pub mod acpi_pm;
+pub mod bus;
+pub mod i8042;
+pub mod serial;
+
+pub use bus::{Bus, BusDevice, BusError};
+pub use vm_superio::Trigger;
