@@ -1,0 +1,88 @@
+//! Arguments of `pointsman`, and turning them into a VM configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use vmm::{KernelSource, VmConfig};
+
+use crate::exit_code;
+
+#[derive(Parser, Debug)]
+#[command(name = "pointsman", version, about = "Boot guests on KVM: a small, fast VMM for microVMs")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn verbose(&self) -> bool {
+        match &self.command {
+            Command::Run(args) => args.verbose,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Boot a guest and attach its serial console to this terminal.
+    /// Without --kernel, boots the demo guest built into Pointsman.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Kernel to boot: an ELF vmlinux (PVH or 64-bit entry) or a bzImage.
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Initramfs to load where the boot protocol says.
+    #[arg(long, value_name = "PATH")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line [default: "console=ttyS0 reboot=k panic=1" for a
+    /// --kernel, empty for the demo guest].
+    #[arg(long, value_name = "TEXT")]
+    pub cmdline: Option<String>,
+    /// Number of vCPUs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub cpus: u32,
+    /// Guest RAM, with a K, M, G or T suffix (a bare number is MiB).
+    #[arg(long, value_name = "SIZE", default_value = "128M")]
+    pub memory: String,
+    /// End the run when the guest resets instead of restarting it.
+    #[arg(long)]
+    pub no_reboot: bool,
+    /// Log what the VMM does to stderr, and print the vCPU registers when
+    /// the guest fails.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
+    let (kernel, default_cmdline) = match &args.kernel {
+        Some(path) => (KernelSource::File(path.clone()), vmm::DEFAULT_CMDLINE),
+        None => (KernelSource::Embedded(guests::DEMO), ""),
+    };
+    Ok(VmConfig {
+        kernel,
+        initrd: args.initrd.clone(),
+        cmdline: args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_owned()),
+        cpus: args.cpus,
+        memory: vmm::parse_memory_size(&args.memory)?,
+        no_reboot: args.no_reboot,
+    })
+}
+
+/// `pointsman run`: boots the guest and maps how it ended to the exit
+/// status, with one line on stderr when it did not end cleanly.
+pub fn run(args: &RunArgs) -> ExitCode {
+    let outcome = config(args).and_then(|config| vmm::run(&config));
+    if let Err(e) = &outcome {
+        eprintln!("pointsman: {e}");
+        if args.verbose {
+            if let Some(registers) = e.guest_registers() {
+                eprintln!("{registers}");
+            }
+        }
+    }
+    ExitCode::from(exit_code::for_outcome(&outcome))
+}

@@ -1,0 +1,59 @@
+//! Exit statuses of `pointsman run`, one per way a run can end.
+
+use vmm::{Error, GuestExit};
+
+/// The guest powered off, or reset under `--no-reboot`.
+pub const OK: u8 = 0;
+/// The host or KVM failed while the guest ran.
+pub const VMM_FAILURE: u8 = 1;
+/// Bad input: a missing file, a bad size or count, no usable /dev/kvm.
+pub const BAD_INPUT: u8 = 2;
+/// The guest triple-faulted.
+pub const TRIPLE_FAULT: u8 = 3;
+/// KVM could not emulate a guest instruction.
+pub const EMULATION_FAILURE: u8 = 4;
+/// The guest reported a crash (panic) through a paravirtual channel.
+pub const GUEST_CRASH: u8 = 5;
+
+/// The status for a run that ended with `outcome`.
+pub fn for_outcome(outcome: &Result<GuestExit, Error>) -> u8 {
+    match outcome {
+        Ok(_) => OK,
+        Err(e) if e.is_user_error() => BAD_INPUT,
+        Err(Error::TripleFault { .. }) => TRIPLE_FAULT,
+        Err(Error::EmulationFailure { .. }) => EMULATION_FAILURE,
+        Err(Error::GuestCrash) => GUEST_CRASH,
+        Err(_) => VMM_FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ending_has_its_own_status() {
+        let statuses = [
+            for_outcome(&Ok(GuestExit::PowerOff)),
+            for_outcome(&Err(Error::InvalidCpus { requested: 0, max: 4 })),
+            for_outcome(&Err(Error::TripleFault {
+                vcpu: 0,
+                registers: String::new(),
+            })),
+            for_outcome(&Err(Error::EmulationFailure {
+                vcpu: 0,
+                suberror: 1,
+                registers: String::new(),
+            })),
+            for_outcome(&Err(Error::GuestCrash)),
+            for_outcome(&Err(Error::VcpuFailed {
+                vcpu: 0,
+                reason: String::new(),
+            })),
+        ];
+        assert_eq!(
+            statuses,
+            [OK, BAD_INPUT, TRIPLE_FAULT, EMULATION_FAILURE, GUEST_CRASH, VMM_FAILURE]
+        );
+    }
+}

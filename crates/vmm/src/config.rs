@@ -1,0 +1,110 @@
+//! What to boot, and with which resources.
+
+use std::path::PathBuf;
+
+use arch::x86_64::memory::guest_phys_end;
+use arch::x86_64::mptable::MAX_CPUS;
+use hypervisor::Hypervisor;
+
+use crate::{Error, Result};
+
+/// Guest RAM when the user gives none.
+pub const DEFAULT_MEMORY: u64 = 128 << 20;
+/// Command line when the user gives none: console on the serial port,
+/// reboot through the keyboard controller, reboot 1 s after a panic.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=1";
+/// Smallest guest: room for the boot structures below 1 MiB and a kernel.
+const MIN_MEMORY: u64 = 2 << 20;
+
+/// Where the kernel comes from.
+#[derive(Clone, Debug)]
+pub enum KernelSource {
+    /// A file on the host.
+    File(PathBuf),
+    /// An image built into the binary (the demo guest).
+    Embedded(&'static [u8]),
+}
+
+/// One guest.
+#[derive(Clone, Debug)]
+pub struct VmConfig {
+    pub kernel: KernelSource,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+    pub cpus: u32,
+    /// Guest RAM in bytes.
+    pub memory: u64,
+    /// End the run, instead of restarting the guest, when it resets.
+    pub no_reboot: bool,
+}
+
+impl VmConfig {
+    /// Checks the resources against what this host's KVM allows.
+    pub fn validate(&self, hypervisor: &Hypervisor) -> Result<()> {
+        let max_cpus = (hypervisor.max_vcpus() as u32).min(MAX_CPUS);
+        if self.cpus == 0 || self.cpus > max_cpus {
+            return Err(Error::InvalidCpus {
+                requested: self.cpus,
+                max: max_cpus,
+            });
+        }
+        if self.memory < MIN_MEMORY {
+            return Err(Error::MemoryTooSmall(self.memory, MIN_MEMORY >> 20));
+        }
+        let limit = 1u64 << crate::memory::guest_phys_bits(hypervisor);
+        if self.memory > limit || guest_phys_end(self.memory) > limit {
+            return Err(Error::MemoryTooLarge {
+                requested: self.memory,
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses a memory size: a whole number with an optional `K`, `M`, `G` or
+/// `T` suffix (powers of 1024; `KiB`/`MB` spellings too). A bare number is
+/// in MiB, as in Firecracker's `mem_size_mib`.
+pub fn parse_memory_size(text: &str) -> Result<u64> {
+    let invalid = || Error::InvalidMemorySize(text.to_owned());
+    let t = text.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits_end);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let shift = match suffix.to_ascii_uppercase().as_str() {
+        "" | "M" | "MB" | "MIB" => 20,
+        "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(invalid()),
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_suffixes() {
+        assert_eq!(parse_memory_size("256M").unwrap(), 256 << 20);
+        assert_eq!(parse_memory_size("6G").unwrap(), 6 << 30);
+        assert_eq!(parse_memory_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_memory_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_memory_size("128").unwrap(), 128 << 20);
+        assert_eq!(parse_memory_size("0").unwrap(), 0);
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        for bad in ["12Q", "", "M", "-5M", "1.5G", "99999999999999T", "5 G"] {
+            assert!(
+                matches!(parse_memory_size(bad), Err(Error::InvalidMemorySize(_))),
+                "{bad}"
+            );
+        }
+    }
+}

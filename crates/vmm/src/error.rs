@@ -1,0 +1,95 @@
+use std::path::PathBuf;
+
+/// Why a run failed. [`Error::is_user_error`] tells bad input (a file, a
+/// size, a count the user gave) from failures of the guest or the host.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--cpus` out of range.
+    #[error("--cpus {requested} is out of range: this host allows 1 to {max}")]
+    InvalidCpus { requested: u32, max: u32 },
+    /// `--memory` too small.
+    #[error("--memory {0} bytes is too small: at least {1} MiB is needed")]
+    MemoryTooSmall(u64, u64),
+    /// `--memory` beyond what guest physical addresses can reach.
+    #[error("--memory {requested} bytes is more than this host can map (guest physical addresses end at {limit:#x})")]
+    MemoryTooLarge { requested: u64, limit: u64 },
+    /// A memory size that does not parse.
+    #[error("invalid memory size {0:?}: expected a number with an optional K, M, G or T suffix, such as 256M")]
+    InvalidMemorySize(String),
+    /// Opening `/dev/kvm` failed.
+    #[error("{0}")]
+    OpenKvm(#[source] hypervisor::Error),
+    /// A kernel or initrd file cannot be opened.
+    #[error("cannot open the {what} {path}: {source}")]
+    OpenFile {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The kernel, initrd or command line were refused.
+    #[error("{0}")]
+    Boot(#[from] boot::Error),
+    /// The host refused to allocate guest memory.
+    #[error("cannot allocate {size} bytes of guest memory: {reason}")]
+    GuestMemory { size: u64, reason: String },
+    /// A KVM operation failed.
+    #[error("{0}")]
+    Hypervisor(#[from] hypervisor::Error),
+    /// The machine's tables could not be set up.
+    #[error("{0}")]
+    Arch(#[from] arch::Error),
+    /// Devices could not be placed.
+    #[error("cannot place a device: {0}")]
+    Bus(#[from] devices::BusError),
+    /// A host resource (thread, eventfd, epoll) could not be created.
+    #[error("cannot {what}: {source}")]
+    Host {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// The guest triple-faulted.
+    #[error("the guest triple-faulted on vCPU {vcpu}")]
+    TripleFault { vcpu: u32, registers: String },
+    /// KVM could not emulate a guest instruction.
+    #[error("KVM could not emulate an instruction of the guest on vCPU {vcpu} (internal error {suberror})")]
+    EmulationFailure {
+        vcpu: u32,
+        suberror: u32,
+        registers: String,
+    },
+    /// The guest crashed and said so.
+    #[error("the guest reported a crash")]
+    GuestCrash,
+    /// A vCPU stopped for a reason the VMM cannot handle.
+    #[error("vCPU {vcpu} stopped: {reason}")]
+    VcpuFailed { vcpu: u32, reason: String },
+}
+
+impl Error {
+    /// True when the user can fix this by changing the command line.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidCpus { .. }
+                | Error::MemoryTooSmall(..)
+                | Error::MemoryTooLarge { .. }
+                | Error::InvalidMemorySize(_)
+                | Error::OpenKvm(_)
+                | Error::OpenFile { .. }
+                | Error::Boot(_)
+                | Error::GuestMemory { .. }
+        )
+    }
+
+    /// The vCPU registers when the guest stopped with this error.
+    pub fn guest_registers(&self) -> Option<&str> {
+        match self {
+            Error::TripleFault { registers, .. } | Error::EmulationFailure { registers, .. } => {
+                Some(registers)
+            }
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,46 @@
+//! The Pointsman VMM core.
+//!
+//! [`run`] boots one guest from a [`VmConfig`] and returns how it ended.
+//! A reset restarts the guest in the same process with a fresh machine
+//! built from the same configuration (or ends the run under `no_reboot`).
+
+mod config;
+mod console;
+mod device_manager;
+mod error;
+mod exit;
+mod machine;
+mod memory;
+mod vcpu;
+
+pub use config::{parse_memory_size, KernelSource, VmConfig, DEFAULT_CMDLINE, DEFAULT_MEMORY};
+pub use error::{Error, Result};
+pub use exit::GuestExit;
+
+use std::path::Path;
+
+use hypervisor::Hypervisor;
+use tracing::info;
+
+/// The KVM device every VM is created through.
+pub const KVM_PATH: &str = "/dev/kvm";
+
+/// Boots the guest described by `config` and runs it until it powers off,
+/// resets under `no_reboot`, or fails.
+pub fn run(config: &VmConfig) -> Result<GuestExit> {
+    let hypervisor = Hypervisor::open(Path::new(KVM_PATH)).map_err(Error::OpenKvm)?;
+    config.validate(&hypervisor)?;
+    let _terminal = console::TerminalGuard::new();
+    let mut boots = 0u32;
+    loop {
+        boots += 1;
+        let machine = machine::Machine::build(config, &hypervisor)?;
+        info!(boot = boots, "guest started");
+        match machine.run()? {
+            GuestExit::Reset if !config.no_reboot => {
+                info!("guest reset: restarting it in place");
+            }
+            exit => return Ok(exit),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! One boot of one guest: built top to bottom from the configuration,
+//! run until something stops it, then torn down.
+
+use std::fs::File;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arch::layout::RSDP_START;
+use arch::x86_64::regs::EntryMode;
+use arch::x86_64::{acpi, memory::memory_map, mptable, paging, regs};
+use boot::{BootInfo, KernelEntry, LoadedKernel};
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use hypervisor::{Hypervisor, Vcpu, Vm};
+use tracing::debug;
+use vmm_sys_util::epoll::EventSet;
+
+use crate::config::{KernelSource, VmConfig};
+use crate::console::ConsoleInput;
+use crate::device_manager::{create_devices, Devices};
+use crate::exit::{ExitSignal, GuestExit};
+use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap};
+use crate::vcpu::{self, VcpuSetup};
+use crate::{Error, Result};
+
+/// Where KVM's TSS and identity-map pages go: inside the 32-bit hole, clear
+/// of the IOAPIC and LAPIC.
+const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
+/// Initrd limit when the kernel states none (ELF and PVH kernels).
+const DEFAULT_INITRD_ADDR_MAX: u64 = u32::MAX as u64;
+
+/// A built, not yet running, machine. Field order is drop order: the VM
+/// goes before the memory it maps.
+pub(crate) struct Machine {
+    exit: Arc<ExitSignal>,
+    vcpus: Vec<Vcpu>,
+    devices: Devices,
+    _vm: Vm,
+    _memory: GuestMemoryMmap,
+}
+
+impl Machine {
+    /// Memory, VM, devices, kernel, tables, vCPUs: in that order.
+    pub(crate) fn build(config: &VmConfig, hypervisor: &Hypervisor) -> Result<Machine> {
+        let memory = create_guest_memory(config.memory)?;
+        let vm = hypervisor.create_vm()?;
+        vm.create_x86_platform(KVM_TSS_ADDRESS)?;
+        map_guest_memory(&vm, &memory)?;
+
+        let exit = Arc::new(ExitSignal::new()?);
+        let devices = create_devices(&vm, &exit)?;
+
+        let kernel = load_kernel(&memory, &config.kernel)?;
+        let entry = load_boot_files(&memory, config, &kernel)?;
+
+        let setup = VcpuSetup {
+            supported_cpuid: &hypervisor.supported_cpuid()?,
+            supported_msrs: &hypervisor.msr_index_list()?,
+            cpus: config.cpus,
+        };
+        let mut vcpus = Vec::with_capacity(config.cpus as usize);
+        for id in 0..config.cpus {
+            let vcpu = vm.create_vcpu(id)?;
+            vcpu::configure(&vcpu, &setup, (id == 0).then_some(entry))?;
+            vcpus.push(vcpu);
+        }
+
+        Ok(Machine {
+            exit,
+            vcpus,
+            devices,
+            _vm: vm,
+            _memory: memory,
+        })
+    }
+
+    /// Runs the guest until it powers off, resets or fails.
+    pub(crate) fn run(mut self) -> Result<GuestExit> {
+        let mut events = EventManager::<Box<dyn MutEventSubscriber>>::new().map_err(|e| Error::Host {
+            what: "create the event loop",
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        events.add_subscriber(Box::new(ExitWatcher(self.exit.clone())));
+        let drained = self
+            .devices
+            .com1_input_drained
+            .try_clone()
+            .map_err(|source| Error::Host {
+                what: "clone the COM1 input eventfd",
+                source,
+            })?;
+        events.add_subscriber(Box::new(ConsoleInput::new(self.devices.com1.clone(), drained)));
+
+        let mut threads = Vec::with_capacity(self.vcpus.len());
+        for vcpu in self.vcpus.drain(..) {
+            match vcpu::spawn(vcpu, self.devices.buses.clone(), self.exit.clone()) {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    self.exit.stop(Err(e));
+                    break;
+                }
+            }
+        }
+
+        while !self.exit.is_stopping() {
+            if let Err(e) = events.run() {
+                self.exit.stop(Err(Error::Host {
+                    what: "wait for events",
+                    source: std::io::Error::other(e.to_string()),
+                }));
+            }
+        }
+        vcpu::stop_all(threads);
+        let outcome = self.exit.take();
+        debug!(?outcome, "machine stopped");
+        outcome
+    }
+}
+
+/// Wakes the event loop when the machine must stop.
+struct ExitWatcher(Arc<ExitSignal>);
+
+impl MutEventSubscriber for ExitWatcher {
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(self.0.eventfd(), EventSet::IN)) {
+            self.0.stop(Err(Error::Host {
+                what: "watch the exit eventfd",
+                source: std::io::Error::other(e.to_string()),
+            }));
+        }
+    }
+
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        let _ = self.0.eventfd().read();
+    }
+}
+
+fn load_kernel(memory: &GuestMemoryMmap, source: &KernelSource) -> Result<LoadedKernel> {
+    Ok(match source {
+        KernelSource::File(path) => {
+            let mut file = File::open(path).map_err(|source| Error::OpenFile {
+                what: "kernel",
+                path: path.clone(),
+                source,
+            })?;
+            boot::load_kernel(memory, &mut file)?
+        }
+        KernelSource::Embedded(bytes) => boot::load_kernel(memory, &mut Cursor::new(*bytes))?,
+    })
+}
+
+/// Loads the initrd and command line, writes the boot tables and the boot
+/// information, and returns how the boot vCPU enters the kernel.
+fn load_boot_files(memory: &GuestMemoryMmap, config: &VmConfig, kernel: &LoadedKernel) -> Result<EntryMode> {
+    let initrd = match &config.initrd {
+        Some(path) => {
+            let mut file = File::open(path).map_err(|source| Error::OpenFile {
+                what: "initrd",
+                path: path.clone(),
+                source,
+            })?;
+            let addr_max = kernel
+                .setup_header
+                .map_or(DEFAULT_INITRD_ADDR_MAX, |h| u64::from(h.initrd_addr_max));
+            Some(boot::load_initrd(memory, &mut file, kernel.end, addr_max)?)
+        }
+        None => None,
+    };
+    let cmdline = boot::write_cmdline(memory, &config.cmdline)?;
+
+    regs::write_descriptor_tables(memory)?;
+    mptable::write_mptable(memory, config.cpus)?;
+    let rsdp = acpi::write_acpi_tables(memory, config.cpus, &acpi::com1_aml())?;
+    debug_assert_eq!(rsdp, RSDP_START);
+
+    let map = memory_map(config.memory);
+    let info = BootInfo {
+        kernel,
+        cmdline,
+        initrd,
+        rsdp,
+        memory_map: &map,
+    };
+    let boot_info = boot::write_boot_info(memory, &info)?;
+    Ok(match kernel.entry {
+        KernelEntry::Linux64(entry) => EntryMode::Linux64 {
+            entry,
+            boot_params: boot_info,
+            cr3: paging::write_identity_map(memory)?,
+        },
+        KernelEntry::Pvh(entry) => EntryMode::Pvh {
+            entry,
+            start_info: boot_info,
+        },
+    })
+}
