@@ -78,6 +78,18 @@ pub const IOAPIC_START: u64 = 0xfec0_0000;
 /// The in-kernel local APICs' MMIO window.
 pub const APIC_START: u64 = 0xfee0_0000;
 
+/// A 32-bit address constant as `u32`, checked when compiled.
+#[allow(clippy::cast_possible_truncation)] // guarded by the assert
+const fn addr32(addr: u64) -> u32 {
+    assert!(addr <= u32::MAX as u64);
+    addr as u32
+}
+
+/// [`IOAPIC_START`] for 32-bit table fields.
+pub const IOAPIC_START_32: u32 = addr32(IOAPIC_START);
+/// [`APIC_START`] for 32-bit table fields.
+pub const APIC_START_32: u32 = addr32(APIC_START);
+
 /// Legacy I/O ports and interrupt lines.
 pub mod ports {
     /// COM1, a 16550 UART (8 registers).

@@ -19,6 +19,7 @@ pub fn write_cmdline(mem: &GuestMemoryMmap, text: &str) -> Result<(u64, usize)> 
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use vm_memory::Bytes;

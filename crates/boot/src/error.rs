@@ -30,7 +30,11 @@ pub enum Error {
     ReadInitrd(#[source] std::io::Error),
     /// The initrd does not fit between the kernel and the end of low RAM.
     #[error("the initrd ({size} bytes) does not fit in guest memory between the kernel's end ({kernel_end:#x}) and {limit:#x}")]
-    InitrdTooLarge { size: u64, kernel_end: u64, limit: u64 },
+    InitrdTooLarge {
+        size: u64,
+        kernel_end: u64,
+        limit: u64,
+    },
     /// The command line is too long or has a NUL byte.
     #[error("invalid kernel command line: {0}")]
     Cmdline(String),

@@ -187,6 +187,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use std::io::Cursor;
@@ -250,9 +251,15 @@ mod tests {
     fn elf32_and_foreign_machines_are_refused() {
         let mem = mem(4 * MIB);
         let image = elf(1, EM_X86_64, 0x200000, &[0xf4]);
-        assert!(matches!(load_kernel(&mem, &mut Cursor::new(image)), Err(Error::Elf32)));
+        assert!(matches!(
+            load_kernel(&mem, &mut Cursor::new(image)),
+            Err(Error::Elf32)
+        ));
         let image = elf(ELFCLASS64, 183, 0x200000, &[0xf4]);
-        assert!(matches!(load_kernel(&mem, &mut Cursor::new(image)), Err(Error::ElfMachine(183))));
+        assert!(matches!(
+            load_kernel(&mem, &mut Cursor::new(image)),
+            Err(Error::ElfMachine(183))
+        ));
     }
 
     #[test]

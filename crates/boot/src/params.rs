@@ -1,10 +1,14 @@
 //! The boot information a kernel reads at entry: Linux `boot_params` for
 //! the 64-bit boot protocol, `hvm_start_info` for PVH.
 
-use arch::layout::{PVH_INFO_START, PVH_MEMMAP_MAX_ENTRIES, PVH_MEMMAP_START, PVH_MODLIST_START, ZERO_PAGE_START};
+use arch::layout::{
+    PVH_INFO_START, PVH_MEMMAP_MAX_ENTRIES, PVH_MEMMAP_START, PVH_MODLIST_START, ZERO_PAGE_START,
+};
 use arch::x86_64::memory::MemoryMapEntry;
 use linux_loader::loader::bootparam::{boot_e820_entry, boot_params};
-use linux_loader::loader::elf::start_info::{hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info};
+use linux_loader::loader::elf::start_info::{
+    hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info,
+};
 use vm_memory::{ByteValued, Bytes, GuestAddress};
 
 use crate::kernel::{KernelEntry, LoadedKernel};
@@ -50,6 +54,17 @@ pub struct BootInfo<'a> {
     pub memory_map: &'a [MemoryMapEntry],
 }
 
+/// The low half of a 64-bit value that the boot protocol splits in two.
+#[allow(clippy::cast_possible_truncation)] // the split is the point
+fn low32(value: u64) -> u32 {
+    value as u32
+}
+
+/// The high half of a 64-bit value that the boot protocol splits in two.
+fn high32(value: u64) -> u32 {
+    low32(value >> 32)
+}
+
 fn write_linux(mem: &GuestMemoryMmap, info: &BootInfo) -> Result<u64> {
     let mut params = boot_params::default();
     if let Some(hdr) = info.kernel.setup_header {
@@ -60,18 +75,19 @@ fn write_linux(mem: &GuestMemoryMmap, info: &BootInfo) -> Result<u64> {
     params.hdr.type_of_loader = KERNEL_LOADER_OTHER;
     params.hdr.boot_flag = KERNEL_BOOT_FLAG_MAGIC;
     params.hdr.header = KERNEL_HDR_MAGIC;
-    params.hdr.cmd_line_ptr = info.cmdline.0 as u32;
-    params.hdr.cmdline_size = info.cmdline.1 as u32;
+    params.hdr.cmd_line_ptr = low32(info.cmdline.0);
+    params.hdr.cmdline_size = low32(info.cmdline.1 as u64);
     if let Some(initrd) = info.initrd {
-        params.hdr.ramdisk_image = initrd.addr as u32;
-        params.hdr.ramdisk_size = initrd.size as u32;
-        params.ext_ramdisk_image = (initrd.addr >> 32) as u32;
-        params.ext_ramdisk_size = (initrd.size >> 32) as u32;
+        params.hdr.ramdisk_image = low32(initrd.addr);
+        params.hdr.ramdisk_size = low32(initrd.size);
+        params.ext_ramdisk_image = high32(initrd.addr);
+        params.ext_ramdisk_size = high32(initrd.size);
     }
     params.acpi_rsdp_addr = info.rsdp;
-    if info.memory_map.len() > params.e820_table.len() {
-        return Err(Error::TooManyMemoryMapEntries(info.memory_map.len()));
-    }
+    let entries = u8::try_from(info.memory_map.len())
+        .ok()
+        .filter(|&n| usize::from(n) <= params.e820_table.len())
+        .ok_or(Error::TooManyMemoryMapEntries(info.memory_map.len()))?;
     for (slot, entry) in params.e820_table.iter_mut().zip(info.memory_map) {
         *slot = boot_e820_entry {
             addr: entry.addr,
@@ -79,23 +95,24 @@ fn write_linux(mem: &GuestMemoryMmap, info: &BootInfo) -> Result<u64> {
             r#type: entry.kind,
         };
     }
-    params.e820_entries = info.memory_map.len() as u8;
+    params.e820_entries = entries;
     mem.write_obj(params, GuestAddress(ZERO_PAGE_START))
         .map_err(|_| Error::GuestWrite("Linux boot parameters"))?;
     Ok(ZERO_PAGE_START)
 }
 
 fn write_pvh(mem: &GuestMemoryMmap, info: &BootInfo) -> Result<u64> {
-    if info.memory_map.len() > PVH_MEMMAP_MAX_ENTRIES {
-        return Err(Error::TooManyMemoryMapEntries(info.memory_map.len()));
-    }
+    let entries = u32::try_from(info.memory_map.len())
+        .ok()
+        .filter(|&n| n as usize <= PVH_MEMMAP_MAX_ENTRIES)
+        .ok_or(Error::TooManyMemoryMapEntries(info.memory_map.len()))?;
     let mut start_info = hvm_start_info {
         magic: XEN_HVM_START_MAGIC,
         version: PVH_START_INFO_VERSION,
         cmdline_paddr: info.cmdline.0,
         rsdp_paddr: info.rsdp,
         memmap_paddr: PVH_MEMMAP_START,
-        memmap_entries: info.memory_map.len() as u32,
+        memmap_entries: entries,
         ..Default::default()
     };
     if let Some(initrd) = info.initrd {
@@ -135,6 +152,7 @@ pub fn write_boot_info(mem: &GuestMemoryMmap, info: &BootInfo) -> Result<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use arch::x86_64::memory::memory_map;
@@ -161,7 +179,10 @@ mod tests {
         let info = BootInfo {
             kernel: &k,
             cmdline: (0x20000, 12),
-            initrd: Some(InitrdRegion { addr: 0x30_0000, size: 1234 }),
+            initrd: Some(InitrdRegion {
+                addr: 0x30_0000,
+                size: 1234,
+            }),
             rsdp: 0xe0000,
             memory_map: &map,
         };
@@ -185,7 +206,10 @@ mod tests {
         let info = BootInfo {
             kernel: &k,
             cmdline: (0x20000, 1),
-            initrd: Some(InitrdRegion { addr: 0x30_0000, size: 99 }),
+            initrd: Some(InitrdRegion {
+                addr: 0x30_0000,
+                size: 99,
+            }),
             rsdp: 0xe0000,
             memory_map: &map,
         };

@@ -93,10 +93,13 @@ impl Bus {
 /// Locks a device, going on with its state if a thread panicked while
 /// holding it: one device's bug must not take every vCPU down with it.
 pub fn lock<T: ?Sized>(device: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    device.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    device
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 
@@ -150,15 +153,27 @@ mod tests {
         bus.insert(0x100, 0x10, dev()).unwrap();
         assert_eq!(
             bus.insert(0x10f, 1, dev()),
-            Err(BusError::Overlap { base: 0x10f, len: 1 })
+            Err(BusError::Overlap {
+                base: 0x10f,
+                len: 1
+            })
         );
         assert_eq!(
             bus.insert(0xf8, 0x10, dev()),
-            Err(BusError::Overlap { base: 0xf8, len: 0x10 })
+            Err(BusError::Overlap {
+                base: 0xf8,
+                len: 0x10
+            })
         );
         assert!(bus.insert(0x110, 1, dev()).is_ok());
         assert!(bus.insert(0xf0, 0x10, dev()).is_ok());
-        assert!(matches!(bus.insert(0x200, 0, dev()), Err(BusError::InvalidRange { .. })));
-        assert!(matches!(bus.insert(u64::MAX, 2, dev()), Err(BusError::InvalidRange { .. })));
+        assert!(matches!(
+            bus.insert(0x200, 0, dev()),
+            Err(BusError::InvalidRange { .. })
+        ));
+        assert!(matches!(
+            bus.insert(u64::MAX, 2, dev()),
+            Err(BusError::InvalidRange { .. })
+        ));
     }
 }

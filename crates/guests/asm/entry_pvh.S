@@ -31,6 +31,10 @@ pvh_start:
 	mov	PVH_START_RSDP(%ebx), %eax
 	mov	%eax, boot_rsdp
 	movl	$PVH_MEMMAP_STRIDE, boot_mmap_stride
+	xor	%eax, %eax		/* no memory map, no initrd, unless said */
+	mov	%eax, boot_mmap_count
+	mov	%eax, boot_initrd_size
+	mov	%eax, boot_initrd_size_hi
 	cmpl	$1, PVH_START_VERSION(%ebx)	/* the memory map came with version 1 */
 	jb	1f
 	mov	PVH_START_MEMMAP(%ebx), %eax

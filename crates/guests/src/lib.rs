@@ -27,6 +27,7 @@ pub const ELF64: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/elf64.elf"));
 pub const BZIMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bzimage.bin"));
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 

@@ -132,7 +132,12 @@ impl Vcpu {
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 return Ok(VcpuExit::Interrupted)
             }
-            Err(source) => return Err(Error::Ioctl { op: "KVM_RUN", source }),
+            Err(source) => {
+                return Err(Error::Ioctl {
+                    op: "KVM_RUN",
+                    source,
+                })
+            }
         };
         Ok(match exit {
             KvmExit::IoIn(port, data) => VcpuExit::IoIn { port, data },

@@ -9,7 +9,11 @@ use vmm::{KernelSource, VmConfig};
 use crate::exit_code;
 
 #[derive(Parser, Debug)]
-#[command(name = "pointsman", version, about = "Boot guests on KVM: a small, fast VMM for microVMs")]
+#[command(
+    name = "pointsman",
+    version,
+    about = "Boot guests on KVM: a small, fast VMM for microVMs"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -65,7 +69,10 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
     Ok(VmConfig {
         kernel,
         initrd: args.initrd.clone(),
-        cmdline: args.cmdline.clone().unwrap_or_else(|| default_cmdline.to_owned()),
+        cmdline: args
+            .cmdline
+            .clone()
+            .unwrap_or_else(|| default_cmdline.to_owned()),
         cpus: args.cpus,
         memory: vmm::parse_memory_size(&args.memory)?,
         no_reboot: args.no_reboot,

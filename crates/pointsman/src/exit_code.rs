@@ -28,6 +28,7 @@ pub fn for_outcome(outcome: &Result<GuestExit, Error>) -> u8 {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 
@@ -35,7 +36,10 @@ mod tests {
     fn each_ending_has_its_own_status() {
         let statuses = [
             for_outcome(&Ok(GuestExit::PowerOff)),
-            for_outcome(&Err(Error::InvalidCpus { requested: 0, max: 4 })),
+            for_outcome(&Err(Error::InvalidCpus {
+                requested: 0,
+                max: 4,
+            })),
             for_outcome(&Err(Error::TripleFault {
                 vcpu: 0,
                 registers: String::new(),
@@ -53,7 +57,14 @@ mod tests {
         ];
         assert_eq!(
             statuses,
-            [OK, BAD_INPUT, TRIPLE_FAULT, EMULATION_FAILURE, GUEST_CRASH, VMM_FAILURE]
+            [
+                OK,
+                BAD_INPUT,
+                TRIPLE_FAULT,
+                EMULATION_FAILURE,
+                GUEST_CRASH,
+                VMM_FAILURE
+            ]
         );
     }
 }

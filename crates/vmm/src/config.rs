@@ -41,7 +41,9 @@ pub struct VmConfig {
 impl VmConfig {
     /// Checks the resources against what this host's KVM allows.
     pub fn validate(&self, hypervisor: &Hypervisor) -> Result<()> {
-        let max_cpus = (hypervisor.max_vcpus() as u32).min(MAX_CPUS);
+        let max_cpus = u32::try_from(hypervisor.max_vcpus())
+            .unwrap_or(u32::MAX)
+            .min(MAX_CPUS);
         if self.cpus == 0 || self.cpus > max_cpus {
             return Err(Error::InvalidCpus {
                 requested: self.cpus,
@@ -79,12 +81,11 @@ pub fn parse_memory_size(text: &str) -> Result<u64> {
         "T" | "TB" | "TIB" => 40,
         _ => return Err(invalid()),
     };
-    number
-        .checked_mul(1u64 << shift)
-        .ok_or_else(invalid)
+    number.checked_mul(1u64 << shift).ok_or_else(invalid)
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 

@@ -92,6 +92,7 @@ impl Trigger for ExitTrigger {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 
@@ -99,7 +100,9 @@ mod tests {
     fn first_outcome_wins_and_wakes_the_loop() {
         let signal = Arc::new(ExitSignal::new().unwrap());
         assert!(!signal.is_stopping());
-        ExitTrigger::new(&signal, GuestExit::Reset).trigger().unwrap();
+        ExitTrigger::new(&signal, GuestExit::Reset)
+            .trigger()
+            .unwrap();
         signal.stop(Ok(GuestExit::PowerOff));
         assert!(signal.is_stopping());
         assert_eq!(signal.eventfd().read().unwrap(), 2);

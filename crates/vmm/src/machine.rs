@@ -75,10 +75,11 @@ impl Machine {
 
     /// Runs the guest until it powers off, resets or fails.
     pub(crate) fn run(mut self) -> Result<GuestExit> {
-        let mut events = EventManager::<Box<dyn MutEventSubscriber>>::new().map_err(|e| Error::Host {
-            what: "create the event loop",
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let mut events =
+            EventManager::<Box<dyn MutEventSubscriber>>::new().map_err(|e| Error::Host {
+                what: "create the event loop",
+                source: std::io::Error::other(e.to_string()),
+            })?;
         events.add_subscriber(Box::new(ExitWatcher(self.exit.clone())));
         let drained = self
             .devices
@@ -88,7 +89,10 @@ impl Machine {
                 what: "clone the COM1 input eventfd",
                 source,
             })?;
-        events.add_subscriber(Box::new(ConsoleInput::new(self.devices.com1.clone(), drained)));
+        events.add_subscriber(Box::new(ConsoleInput::new(
+            self.devices.com1.clone(),
+            drained,
+        )));
 
         let mut threads = Vec::with_capacity(self.vcpus.len());
         for vcpu in self.vcpus.drain(..) {
@@ -150,7 +154,11 @@ fn load_kernel(memory: &GuestMemoryMmap, source: &KernelSource) -> Result<Loaded
 
 /// Loads the initrd and command line, writes the boot tables and the boot
 /// information, and returns how the boot vCPU enters the kernel.
-fn load_boot_files(memory: &GuestMemoryMmap, config: &VmConfig, kernel: &LoadedKernel) -> Result<EntryMode> {
+fn load_boot_files(
+    memory: &GuestMemoryMmap,
+    config: &VmConfig,
+    kernel: &LoadedKernel,
+) -> Result<EntryMode> {
     let initrd = match &config.initrd {
         Some(path) => {
             let mut file = File::open(path).map_err(|source| Error::OpenFile {

@@ -44,7 +44,7 @@ pub(crate) fn create_guest_memory(size: u64) -> Result<GuestMemoryMmap> {
 
 /// Gives every RAM region to the VM as a memory slot.
 pub(crate) fn map_guest_memory(vm: &Vm, memory: &GuestMemoryMmap) -> Result<()> {
-    for (slot, region) in memory.iter().enumerate() {
+    for (slot, region) in (0u32..).zip(memory.iter()) {
         let host = region
             .get_host_address(MemoryRegionAddress(0))
             .map_err(|e| Error::GuestMemory {
@@ -53,14 +53,7 @@ pub(crate) fn map_guest_memory(vm: &Vm, memory: &GuestMemoryMmap) -> Result<()> 
             })?;
         // SAFETY: the region is a live mapping owned by `memory`, which the
         // machine keeps until after the VM (and its vCPUs) are gone.
-        unsafe {
-            vm.map_memory(
-                slot as u32,
-                region.start_addr().0,
-                region.len(),
-                host as u64,
-            )?
-        };
+        unsafe { vm.map_memory(slot, region.start_addr().0, region.len(), host as u64)? };
     }
     Ok(())
 }

@@ -24,8 +24,16 @@ pub(crate) struct VcpuSetup<'a> {
 /// Gives a vCPU its CPUID, MSRs and LAPIC wiring; the boot vCPU also gets
 /// the registers of its entry protocol. The others wait for INIT/SIPI in
 /// the in-kernel LAPIC.
-pub(crate) fn configure(vcpu: &Vcpu, setup: &VcpuSetup, boot: Option<regs::EntryMode>) -> Result<()> {
-    vcpu.set_cpuid(&cpuid::vcpu_cpuid(setup.supported_cpuid, vcpu.id(), setup.cpus))?;
+pub(crate) fn configure(
+    vcpu: &Vcpu,
+    setup: &VcpuSetup,
+    boot: Option<regs::EntryMode>,
+) -> Result<()> {
+    vcpu.set_cpuid(&cpuid::vcpu_cpuid(
+        setup.supported_cpuid,
+        vcpu.id(),
+        setup.cpus,
+    ))?;
     vcpu.set_msrs(&msr::boot_msrs(setup.supported_msrs))?;
     let mut lapic_state = vcpu.lapic()?;
     lapic::set_lint(&mut lapic_state);
@@ -67,7 +75,11 @@ fn install_kick_handler() -> Result<()> {
 }
 
 /// Starts a thread running `vcpu` until `exit` says stop.
-pub(crate) fn spawn(mut vcpu: Vcpu, buses: Arc<Buses>, exit: Arc<ExitSignal>) -> Result<JoinHandle<()>> {
+pub(crate) fn spawn(
+    mut vcpu: Vcpu,
+    buses: Arc<Buses>,
+    exit: Arc<ExitSignal>,
+) -> Result<JoinHandle<()>> {
     install_kick_handler()?;
     std::thread::Builder::new()
         .name(format!("vcpu{}", vcpu.id()))
@@ -151,10 +163,32 @@ fn describe_registers(vcpu: &Vcpu) -> String {
          r8={:#018x} r9={:#018x} r10={:#018x} r11={:#018x}\n\
          r12={:#018x} r13={:#018x} r14={:#018x} r15={:#018x}\n\
          cs={:#06x} ds={:#06x} ss={:#06x} cr0={:#x} cr2={:#x} cr3={:#x} cr4={:#x} efer={:#x}",
-        regs.rip, regs.rsp, regs.rflags, regs.rax, regs.rbx, regs.rcx, regs.rdx, regs.rsi,
-        regs.rdi, regs.rbp, regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14,
-        regs.r15, sregs.cs.selector, sregs.ds.selector, sregs.ss.selector, sregs.cr0, sregs.cr2,
-        sregs.cr3, sregs.cr4, sregs.efer,
+        regs.rip,
+        regs.rsp,
+        regs.rflags,
+        regs.rax,
+        regs.rbx,
+        regs.rcx,
+        regs.rdx,
+        regs.rsi,
+        regs.rdi,
+        regs.rbp,
+        regs.r8,
+        regs.r9,
+        regs.r10,
+        regs.r11,
+        regs.r12,
+        regs.r13,
+        regs.r14,
+        regs.r15,
+        sregs.cs.selector,
+        sregs.ds.selector,
+        sregs.ss.selector,
+        sregs.cr0,
+        sregs.cr2,
+        sregs.cr3,
+        sregs.cr4,
+        sregs.efer,
     )
 }
 

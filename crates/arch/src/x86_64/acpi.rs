@@ -3,14 +3,16 @@
 use acpi_tables::aml;
 use acpi_tables::fadt::{FADTBuilder, Flags};
 use acpi_tables::gas::{AccessSize, AddressSpace, GAS};
-use acpi_tables::madt::{EnabledStatus, IoApic, LocalInterruptController, ProcessorLocalApic, MADT};
+use acpi_tables::madt::{
+    EnabledStatus, IoApic, LocalInterruptController, ProcessorLocalApic, MADT,
+};
 use acpi_tables::rsdp::Rsdp;
 use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
 use acpi_tables::Aml;
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
-use crate::layout::{ports, ACPI_END, APIC_START, IOAPIC_START, RSDP_START};
+use crate::layout::{ports, ACPI_END, APIC_START_32, IOAPIC_START_32, RSDP_START};
 use crate::{Error, Result};
 
 const OEM_ID: [u8; 6] = *b"PTSMAN";
@@ -84,12 +86,12 @@ fn madt(cpus: u8) -> Vec<u8> {
         OEM_ID,
         OEM_TABLE_ID,
         OEM_REVISION,
-        LocalInterruptController::Address(APIC_START as u32),
+        LocalInterruptController::Address(APIC_START_32),
     );
     for cpu in 0..cpus {
         madt.add_structure(ProcessorLocalApic::new(cpu, cpu, EnabledStatus::Enabled));
     }
-    madt.add_structure(IoApic::new(cpus, IOAPIC_START as u32, 0));
+    madt.add_structure(IoApic::new(cpus, IOAPIC_START_32, 0));
     let mut bytes = Vec::new();
     madt.to_aml_bytes(&mut bytes);
     bytes
@@ -142,6 +144,7 @@ pub fn write_acpi_tables<M: GuestMemory>(mem: &M, cpus: u32, device_aml: &[u8]) 
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use vm_memory::GuestMemoryMmap;

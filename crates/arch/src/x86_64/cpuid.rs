@@ -101,6 +101,7 @@ pub fn vcpu_cpuid(supported: &CpuId, apic_id: u32, cpus: u32) -> CpuId {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 
@@ -159,7 +160,14 @@ mod tests {
         assert_eq!((core.eax, core.ebx, core.ecx >> 8, core.edx), (2, 4, 2, 2));
         assert_eq!(leaf(&cpuid, 0xb, 2).ecx >> 8, 0);
         // The host's own leaf 0xB is gone.
-        assert_eq!(cpuid.as_slice().iter().filter(|e| e.function == 0xb).count(), 3);
+        assert_eq!(
+            cpuid
+                .as_slice()
+                .iter()
+                .filter(|e| e.function == 0xb)
+                .count(),
+            3
+        );
     }
 
     #[test]
@@ -179,9 +187,6 @@ mod tests {
 
     #[test]
     fn id_bits_rounds_up() {
-        assert_eq!(
-            [1, 2, 3, 4, 5, 8, 9].map(id_bits),
-            [0, 1, 2, 2, 3, 3, 4]
-        );
+        assert_eq!([1, 2, 3, 4, 5, 8, 9].map(id_bits), [0, 1, 2, 2, 3, 3, 4]);
     }
 }

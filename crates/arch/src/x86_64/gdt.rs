@@ -35,6 +35,7 @@ pub const fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
 }
 
 /// The KVM view of the descriptor at `index` of `table`.
+#[allow(clippy::cast_possible_truncation)] // every field is masked to its width first
 pub fn segment(table: &[u64], index: u16) -> kvm_segment {
     let entry = table.get(usize::from(index)).copied().unwrap_or(0);
     let bits = |shift: u64, mask: u64| ((entry >> shift) & mask) as u8;
@@ -64,6 +65,7 @@ pub fn segment(table: &[u64], index: u16) -> kvm_segment {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 

@@ -32,6 +32,7 @@ pub fn set_lint(state: &mut kvm_lapic_state) {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 

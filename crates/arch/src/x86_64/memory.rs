@@ -56,6 +56,7 @@ pub fn memory_map(size: u64) -> Vec<MemoryMapEntry> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 

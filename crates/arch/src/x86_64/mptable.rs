@@ -6,7 +6,7 @@
 
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
-use crate::layout::{APIC_START, IOAPIC_START, MPTABLE_START};
+use crate::layout::{APIC_START_32, IOAPIC_START_32, MPTABLE_START};
 use crate::{Error, Result};
 
 const SPEC_REV: u8 = 4;
@@ -23,6 +23,10 @@ const ALL_LAPICS: u8 = 0xff;
 /// Family 6 in the CPU signature, with an FPU and an APIC in its features.
 const CPU_SIGNATURE: u32 = 0x600;
 const CPU_FEATURES: u32 = (1 << 0) | (1 << 9);
+
+/// The configuration table follows the 16-byte floating pointer.
+const MPTABLE_CONFIG_START: u32 = 0x9_fc00 + 16;
+const _: () = assert!(MPTABLE_CONFIG_START as u64 == MPTABLE_START + 16);
 
 /// Most vCPUs the table can name: APIC IDs are one byte and the IOAPIC
 /// takes the ID after the last CPU.
@@ -49,11 +53,15 @@ fn config_table(cpus: u8) -> Vec<u8> {
     entries.extend_from_slice(b"ISA   ");
     count += 1;
     entries.extend_from_slice(&[2, ioapic_id, IOAPIC_VERSION, 1]);
-    entries.extend_from_slice(&(IOAPIC_START as u32).to_le_bytes());
+    entries.extend_from_slice(&(IOAPIC_START_32).to_le_bytes());
     count += 1;
     // ISA IRQ n reaches IOAPIC pin n; pin 0 also carries the PIC's ExtINT.
     for irq in 0..ISA_IRQS {
-        let kind = if irq == 0 { INT_TYPE_EXTINT } else { INT_TYPE_INT };
+        let kind = if irq == 0 {
+            INT_TYPE_EXTINT
+        } else {
+            INT_TYPE_INT
+        };
         entries.extend_from_slice(&[3, kind, 0, 0, ISA_BUS_ID, irq, ioapic_id, irq]);
         count += 1;
     }
@@ -61,7 +69,8 @@ fn config_table(cpus: u8) -> Vec<u8> {
     entries.extend_from_slice(&[4, INT_TYPE_NMI, 0, 0, ISA_BUS_ID, 0, ALL_LAPICS, 1]);
     count += 2;
 
-    let length = (44 + entries.len()) as u16;
+    // At most 254 CPUs: a few KiB, far below the 16-bit limit.
+    let length = u16::try_from(44 + entries.len()).unwrap_or(u16::MAX);
     let mut table = Vec::with_capacity(usize::from(length));
     table.extend_from_slice(b"PCMP");
     table.extend_from_slice(&length.to_le_bytes());
@@ -71,7 +80,7 @@ fn config_table(cpus: u8) -> Vec<u8> {
     table.extend_from_slice(&[0; 4]); // no OEM table
     table.extend_from_slice(&[0; 2]);
     table.extend_from_slice(&count.to_le_bytes());
-    table.extend_from_slice(&(APIC_START as u32).to_le_bytes());
+    table.extend_from_slice(&(APIC_START_32).to_le_bytes());
     table.extend_from_slice(&[0; 4]); // no extended table
     table.extend_from_slice(&entries);
     table[7] = checksum(&table);
@@ -95,18 +104,22 @@ pub fn write_mptable<M: GuestMemory>(mem: &M, cpus: u32) -> Result<()> {
         .ok()
         .filter(|&n| u32::from(n) <= MAX_CPUS)
         .ok_or(Error::TooManyVcpus(cpus))?;
-    let config_addr = MPTABLE_START + 16;
+    let config_addr = u64::from(MPTABLE_CONFIG_START);
     let err = |addr| Error::GuestWrite {
         what: "MP table",
         addr,
     };
-    mem.write_slice(&floating_pointer(config_addr as u32), GuestAddress(MPTABLE_START))
-        .map_err(|_| err(MPTABLE_START))?;
+    mem.write_slice(
+        &floating_pointer(MPTABLE_CONFIG_START),
+        GuestAddress(MPTABLE_START),
+    )
+    .map_err(|_| err(MPTABLE_START))?;
     mem.write_slice(&config_table(cpus), GuestAddress(config_addr))
         .map_err(|_| err(config_addr))
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use vm_memory::GuestMemoryMmap;
@@ -126,8 +139,13 @@ mod tests {
         let table = config_table(3);
         let count = u16::from_le_bytes([table[34], table[35]]);
         assert_eq!(count, 3 + 1 + 1 + 16 + 2);
-        assert_eq!(usize::from(u16::from_le_bytes([table[4], table[5]])), table.len());
-        let cpus: Vec<(u8, u8)> = (0..3).map(|i| (table[44 + i * 20 + 1], table[44 + i * 20 + 3])).collect();
+        assert_eq!(
+            usize::from(u16::from_le_bytes([table[4], table[5]])),
+            table.len()
+        );
+        let cpus: Vec<(u8, u8)> = (0..3)
+            .map(|i| (table[44 + i * 20 + 1], table[44 + i * 20 + 3]))
+            .collect();
         assert_eq!(cpus, vec![(0, 3), (1, 1), (2, 1)]);
     }
 
@@ -137,10 +155,12 @@ mod tests {
             GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
         write_mptable(&mem, 2).unwrap();
         let mut sig = [0u8; 4];
-        mem.read_slice(&mut sig, GuestAddress(MPTABLE_START)).unwrap();
+        mem.read_slice(&mut sig, GuestAddress(MPTABLE_START))
+            .unwrap();
         assert_eq!(&sig, b"_MP_");
         let ptr: u32 = mem.read_obj(GuestAddress(MPTABLE_START + 4)).unwrap();
-        mem.read_slice(&mut sig, GuestAddress(u64::from(ptr))).unwrap();
+        mem.read_slice(&mut sig, GuestAddress(u64::from(ptr)))
+            .unwrap();
         assert_eq!(&sig, b"PCMP");
     }
 
@@ -148,6 +168,9 @@ mod tests {
     fn too_many_cpus_is_an_error() {
         let mem: GuestMemoryMmap =
             GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
-        assert!(matches!(write_mptable(&mem, 255), Err(Error::TooManyVcpus(255))));
+        assert!(matches!(
+            write_mptable(&mem, 255),
+            Err(Error::TooManyVcpus(255))
+        ));
     }
 }

@@ -50,6 +50,7 @@ pub fn boot_msrs(supported: &[u32]) -> Msrs {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
 

@@ -35,13 +35,15 @@ pub fn write_identity_map<M: GuestMemory>(mem: &M) -> Result<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use vm_memory::GuestMemoryMmap;
 
     #[test]
     fn maps_4g_identity() {
-        let mem: GuestMemoryMmap = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let mem: GuestMemoryMmap =
+            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
         assert_eq!(write_identity_map(&mem).unwrap(), PML4_START);
         let pml4: u64 = mem.read_obj(GuestAddress(PML4_START)).unwrap();
         assert_eq!(pml4, PDPTE_START | 3);
@@ -54,7 +56,8 @@ mod tests {
 
     #[test]
     fn fails_cleanly_without_memory_there() {
-        let mem: GuestMemoryMmap = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
+        let mem: GuestMemoryMmap =
+            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
         assert!(write_identity_map(&mem).is_err());
     }
 }

@@ -16,12 +16,20 @@ const EFER_LMA: u64 = 1 << 10;
 /// Bit 1 of RFLAGS is reserved and always set.
 const RFLAGS_RESERVED: u64 = 0x2;
 
+/// Limit (size - 1) of the boot GDT.
+#[allow(clippy::cast_possible_truncation)] // five 8-byte entries
+const BOOT_GDT_LIMIT: u16 = (BOOT_GDT.len() * 8 - 1) as u16;
+
 /// How the boot vCPU enters the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryMode {
     /// Linux 64-bit boot protocol: long mode, paging on (identity map at
     /// `cr3`), `%rsi` = address of `boot_params`.
-    Linux64 { entry: u64, boot_params: u64, cr3: u64 },
+    Linux64 {
+        entry: u64,
+        boot_params: u64,
+        cr3: u64,
+    },
     /// PVH: 32-bit protected mode, paging off, `%ebx` = address of
     /// `hvm_start_info`.
     Pvh { entry: u64, start_info: u64 },
@@ -71,7 +79,7 @@ pub fn write_descriptor_tables<M: GuestMemory>(mem: &M) -> Result<()> {
 /// state `sregs` (which keeps the APIC base and other fields KVM owns).
 pub fn boot_sregs(mode: EntryMode, mut sregs: kvm_sregs) -> kvm_sregs {
     sregs.gdt.base = BOOT_GDT_START;
-    sregs.gdt.limit = (std::mem::size_of_val(&BOOT_GDT) - 1) as u16;
+    sregs.gdt.limit = BOOT_GDT_LIMIT;
     sregs.idt.base = BOOT_IDT_START;
     sregs.idt.limit = 0;
 
@@ -115,6 +123,7 @@ pub fn boot_fpu() -> kvm_fpu {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use vm_memory::GuestMemoryMmap;

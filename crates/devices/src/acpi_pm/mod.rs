@@ -68,6 +68,7 @@ impl<T: Trigger + Send> BusDevice for AcpiPm<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,7 +8,7 @@ use crate::bus::BusDevice;
 /// The controller spans the data port (offset 0) to the command port
 /// (offset 4).
 pub const I8042_PORT_LEN: u64 = 5;
-const COMMAND_OFFSET: u64 = 4;
+const COMMAND_OFFSET: u8 = 4;
 
 /// An i8042 whose reset command fires `T`.
 pub struct I8042<T: Trigger> {
@@ -32,15 +32,16 @@ impl<T: Trigger + Send> BusDevice for I8042<T> {
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
-        if let (COMMAND_OFFSET, [byte]) = (offset, data) {
+        if let (4, [byte]) = (offset, data) {
             // A failed reset trigger leaves the guest running; it will
             // try again or fall back to another reset method.
-            let _ = self.controller.write(COMMAND_OFFSET as u8, *byte);
+            let _ = self.controller.write(COMMAND_OFFSET, *byte);
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,11 +63,11 @@ mod tests {
         let count = Count::default();
         let mut dev = I8042::new(count.clone());
         dev.write(0, &[0xfe]);
-        dev.write(COMMAND_OFFSET, &[0xd1]);
+        dev.write(u64::from(COMMAND_OFFSET), &[0xd1]);
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
-        dev.write(COMMAND_OFFSET, &[0xfe]);
+        dev.write(u64::from(COMMAND_OFFSET), &[0xfe]);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        dev.write(COMMAND_OFFSET, &[0xfe, 0]);
+        dev.write(u64::from(COMMAND_OFFSET), &[0xfe, 0]);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 }

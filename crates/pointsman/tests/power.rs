@@ -1,0 +1,104 @@
+//! Power-off, reset (in place, and under --no-reboot) and triple fault.
+
+mod common;
+use common::*;
+
+fn kernel(dir: &Scratch, image: &[u8]) -> String {
+    dir.file("kernel", image).to_str().unwrap().to_owned()
+}
+
+#[test]
+fn acpi_power_off_exits_zero() {
+    require_kvm();
+    let dir = Scratch::new("poweroff");
+    let run = boot(
+        std::path::Path::new(&kernel(&dir, guests::PVH)),
+        "exit",
+        &[],
+    );
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn i8042_reset_restarts_the_guest_in_place() {
+    require_kvm();
+    let dir = Scratch::new("reset");
+    let k = kernel(&dir, guests::ELF64);
+    let mut session = Session::start(&["run", "--kernel", &k, "--cmdline", "echo"]);
+    session.wait_for("ready");
+    session.type_text("R");
+    session.wait_for("ready");
+    session.type_text("A");
+    session.wait_for("ready");
+    session.type_text("P");
+    let run = session.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert_eq!(run.stdout.matches("ready").count(), 3, "{run:?}");
+}
+
+#[test]
+fn i8042_reset_ends_the_run_under_no_reboot() {
+    require_kvm();
+    let dir = Scratch::new("noreboot");
+    let k = kernel(&dir, guests::PVH);
+    let run = run(
+        &["run", "--kernel", &k, "--cmdline", "reset", "--no-reboot"],
+        b"",
+    );
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert_eq!(run.lines(), vec!["resetting"]);
+}
+
+#[test]
+fn acpi_reset_ends_the_run_under_no_reboot() {
+    require_kvm();
+    let dir = Scratch::new("acpireset");
+    let k = kernel(&dir, guests::BZIMAGE);
+    let run = run(
+        &[
+            "run",
+            "--kernel",
+            &k,
+            "--cmdline",
+            "acpireset",
+            "--no-reboot",
+        ],
+        b"",
+    );
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert_eq!(run.lines(), vec!["resetting"]);
+}
+
+#[test]
+fn triple_fault_is_an_error_with_its_own_status() {
+    require_kvm();
+    let dir = Scratch::new("triple");
+    for image in [guests::PVH, guests::ELF64] {
+        let k = kernel(&dir, image);
+        let run = run(&["run", "--kernel", &k, "--cmdline", "triplefault"], b"");
+        assert_eq!(run.status, EXIT_TRIPLE_FAULT, "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+        assert!(run.stderr.contains("triple-fault"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn triple_fault_under_verbose_prints_registers() {
+    require_kvm();
+    let dir = Scratch::new("triple-v");
+    let k = kernel(&dir, guests::PVH);
+    let run = run(
+        &[
+            "run",
+            "--kernel",
+            &k,
+            "--cmdline",
+            "triplefault",
+            "--verbose",
+        ],
+        b"",
+    );
+    assert_eq!(run.status, EXIT_TRIPLE_FAULT, "{run:?}");
+    assert!(run.stderr.contains("rip="), "{}", run.stderr);
+}
