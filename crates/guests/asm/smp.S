@@ -28,7 +28,7 @@ trampoline:
 	mov	%ax, %ds
 	mov	%ax, %ss
 	mov	$TRAMPOLINE_STACK, %sp	/* shared: only the lock holder calls;
-					   far above the 0xc0 bytes copied */
+					   far above the ~0xc2 bytes copied */
 1:	lock btsl $0, TOFF(tramp_lock)
 	jnc	2f
 	pause
