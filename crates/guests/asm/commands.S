@@ -24,6 +24,7 @@ commands:
 	COMMAND	reset
 	COMMAND	acpireset
 	COMMAND	triplefault
+	COMMAND	wildjump
 	COMMAND	poke
 	COMMAND	piobench
 	COMMAND	initrd
@@ -177,6 +178,16 @@ cmd_acpireset:
 cmd_triplefault:
 	PRINT	"triple fault\n"
 	jmp	triple_fault
+
+/*
+ * wildjump: run code from the device hole, where no memory is. KVM cannot
+ * fetch instructions from MMIO, so this is an emulation failure (an
+ * internal error), which the VMM must report, not hang on.
+ */
+cmd_wildjump:
+	PRINT	"wild jump\n"
+	mov	$HOLE_MMIO, %eax
+	JMPR	ax
 
 /* poke: port and MMIO accesses nothing answers, or that hit plain RAM. */
 cmd_poke:

@@ -17,33 +17,37 @@ halt:
 
 /*
  * poweroff: enter S5 by writing SLP_TYP and SLP_EN to the FADT's sleep
- * control register (hardware-reduced ACPI), or to the PM1a control block
- * of a FADT without one.
+ * control register (hardware-reduced ACPI), in I/O space (Pointsman) or
+ * system memory (QEMU microvm's GED), or else to the PM1a control block.
  */
 	.globl	poweroff
 poweroff:
 	mov	$SIG_FACP, %eax
 	call	find_table
 	test	%eax, %eax
-	jz	2f
+	jz	3f
 	mov	%eax, %esi
 	cmpl	$(FADT_SLEEP_CONTROL + 12), SDT_LENGTH(%esi)
-	jb	1f
-	cmpb	$GAS_SPACE_IO, (FADT_SLEEP_CONTROL + GAS_SPACE)(%esi)
-	jne	1f
+	jb	2f
 	mov	(FADT_SLEEP_CONTROL + GAS_ADDRESS)(%esi), %edx
 	test	%edx, %edx
-	jz	1f
+	jz	2f
 	mov	$SLEEP_CONTROL_S5, %al
+	cmpb	$GAS_SPACE_IO, (FADT_SLEEP_CONTROL + GAS_SPACE)(%esi)
+	jne	1f
 	out	%al, %dx
 	jmp	halt
-1:	mov	FADT_PM1A_CNT(%esi), %edx
+1:	cmpb	$GAS_SPACE_MEMORY, (FADT_SLEEP_CONTROL + GAS_SPACE)(%esi)
+	jne	2f
+	movb	%al, (%edx)
+	jmp	halt
+2:	mov	FADT_PM1A_CNT(%esi), %edx
 	test	%edx, %edx
-	jz	2f
+	jz	3f
 	mov	$PM1_CNT_S5, %ax
 	out	%ax, %dx
 	jmp	halt
-2:	PRINT	"poweroff: no ACPI sleep register\n"
+3:	PRINT	"poweroff: no ACPI sleep register\n"
 	jmp	halt
 
 /* reset_acpi: write the FADT's reset value to its reset register. */

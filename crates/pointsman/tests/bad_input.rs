@@ -57,6 +57,18 @@ fn missing_initrd() {
 }
 
 #[test]
+fn unreadable_initrd() {
+    require_kvm();
+    let dir = Scratch::new("unreadable-initrd");
+    let k = dir.file("k", guests::PVH);
+    let run = run_kernel(
+        k.to_str().unwrap(),
+        &["--initrd", dir.path().to_str().unwrap()],
+    );
+    assert_refused(&run, "cannot read the initrd");
+}
+
+#[test]
 fn neither_elf_nor_bzimage() {
     require_kvm();
     let dir = Scratch::new("garbage");

@@ -102,3 +102,26 @@ fn triple_fault_under_verbose_prints_registers() {
     assert_eq!(run.status, EXIT_TRIPLE_FAULT, "{run:?}");
     assert!(run.stderr.contains("rip="), "{}", run.stderr);
 }
+
+#[test]
+fn emulation_failure_is_an_error_with_its_own_status_and_registers() {
+    require_kvm();
+    let dir = Scratch::new("wildjump");
+    for image in [guests::PVH, guests::ELF64] {
+        let k = kernel(&dir, image);
+        let run = run(
+            &["run", "--kernel", &k, "--cmdline", "wildjump", "--verbose"],
+            b"",
+        );
+        assert_eq!(run.status, EXIT_EMULATION_FAILURE, "{run:?}");
+        assert!(run.stderr.contains("could not emulate"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("rip=0x00000000d0000000"),
+            "{}",
+            run.stderr
+        );
+        let quiet = common::run(&["run", "--kernel", &k, "--cmdline", "wildjump"], b"");
+        assert_eq!(quiet.status, EXIT_EMULATION_FAILURE, "{quiet:?}");
+        assert_eq!(quiet.stderr.lines().count(), 1, "{}", quiet.stderr);
+    }
+}

@@ -26,6 +26,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A kernel or initrd path names something other than a file.
+    #[error("cannot read the {what} {path}: not a regular file")]
+    NotAFile { what: &'static str, path: PathBuf },
     /// The kernel, initrd or command line were refused.
     #[error("{0}")]
     Boot(#[from] boot::Error),
@@ -76,6 +79,7 @@ impl Error {
                 | Error::InvalidMemorySize(_)
                 | Error::OpenKvm(_)
                 | Error::OpenFile { .. }
+                | Error::NotAFile { .. }
                 | Error::Boot(_)
                 | Error::GuestMemory { .. }
         )

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::Cursor;
+use std::path::Path;
 use std::sync::Arc;
 
 use arch::layout::RSDP_START;
@@ -138,15 +139,27 @@ impl MutEventSubscriber for ExitWatcher {
     }
 }
 
+/// Opens a kernel or initrd, which must be a regular file: a directory or
+/// a device would pass `open` and then fail in confusing ways.
+fn open_boot_file(what: &'static str, path: &Path) -> Result<File> {
+    let file = File::open(path).map_err(|source| Error::OpenFile {
+        what,
+        path: path.to_owned(),
+        source,
+    })?;
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(file),
+        _ => Err(Error::NotAFile {
+            what,
+            path: path.to_owned(),
+        }),
+    }
+}
+
 fn load_kernel(memory: &GuestMemoryMmap, source: &KernelSource) -> Result<LoadedKernel> {
     Ok(match source {
         KernelSource::File(path) => {
-            let mut file = File::open(path).map_err(|source| Error::OpenFile {
-                what: "kernel",
-                path: path.clone(),
-                source,
-            })?;
-            boot::load_kernel(memory, &mut file)?
+            boot::load_kernel(memory, &mut open_boot_file("kernel", path)?)?
         }
         KernelSource::Embedded(bytes) => boot::load_kernel(memory, &mut Cursor::new(*bytes))?,
     })
@@ -161,11 +174,7 @@ fn load_boot_files(
 ) -> Result<EntryMode> {
     let initrd = match &config.initrd {
         Some(path) => {
-            let mut file = File::open(path).map_err(|source| Error::OpenFile {
-                what: "initrd",
-                path: path.clone(),
-                source,
-            })?;
+            let mut file = open_boot_file("initrd", path)?;
             let addr_max = kernel
                 .setup_header
                 .map_or(DEFAULT_INITRD_ADDR_MAX, |h| u64::from(h.initrd_addr_max));

@@ -14,6 +14,7 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(60);
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_BAD_INPUT: i32 = 2;
 pub const EXIT_TRIPLE_FAULT: i32 = 3;
+pub const EXIT_EMULATION_FAILURE: i32 = 4;
 
 /// Fails the test where `/dev/kvm` is missing, as CI requires: these tests
 /// never skip silently.
