@@ -111,6 +111,9 @@ pub mod ports {
     pub const ACPI_RESET: u16 = ACPI_PM + 2;
     /// Value the guest writes to the reset register to reset the machine.
     pub const ACPI_RESET_VALUE: u8 = 0x1;
+    /// pvpanic: the guest reports a panic here (QEMU's port, which
+    /// guests' ACPI `QEMU0001` drivers expect).
+    pub const PVPANIC: u16 = 0x505;
     /// Sleep type of S5 (soft off), as the DSDT's `_S5_` object gives it.
     pub const ACPI_S5_SLEEP_TYPE: u8 = 5;
 }

@@ -8,6 +8,7 @@
 pub mod acpi_pm;
 pub mod bus;
 pub mod i8042;
+pub mod pvpanic;
 pub mod serial;
 
 pub use bus::{Bus, BusDevice, BusError};

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use arch::layout::ports;
 use devices::acpi_pm::{AcpiPm, ACPI_PM_LEN};
 use devices::i8042::{I8042, I8042_PORT_LEN};
+use devices::pvpanic::{PvPanic, PVPANIC_PORT_LEN};
 use devices::serial::{SerialDevice, SERIAL_PORT_LEN};
 use devices::Bus;
 use hypervisor::Vm;
@@ -15,7 +16,7 @@ use vm_superio::serial::SerialEvents;
 use vm_superio::Trigger;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::exit::{ExitSignal, ExitTrigger, GuestExit};
+use crate::exit::{DeviceExit, ExitSignal, ExitTrigger};
 use crate::vcpu::Buses;
 use crate::{Error, Result};
 
@@ -88,10 +89,10 @@ pub(crate) fn create_devices(vm: &Vm, exit: &Arc<ExitSignal>) -> Result<Devices>
         host_stdout()?,
     )));
 
-    let i8042 = I8042::new(ExitTrigger::new(exit, GuestExit::Reset));
+    let i8042 = I8042::new(ExitTrigger::new(exit, DeviceExit::Reset));
     let acpi_pm = AcpiPm::new(
-        ExitTrigger::new(exit, GuestExit::PowerOff),
-        ExitTrigger::new(exit, GuestExit::Reset),
+        ExitTrigger::new(exit, DeviceExit::PowerOff),
+        ExitTrigger::new(exit, DeviceExit::Reset),
         ports::ACPI_S5_SLEEP_TYPE,
         ports::ACPI_RESET_VALUE,
     );
@@ -107,6 +108,15 @@ pub(crate) fn create_devices(vm: &Vm, exit: &Arc<ExitSignal>) -> Result<Devices>
         u64::from(ports::ACPI_PM),
         ACPI_PM_LEN,
         Arc::new(Mutex::new(acpi_pm)),
+    )?;
+
+    pio.insert(
+        u64::from(ports::PVPANIC),
+        PVPANIC_PORT_LEN,
+        Arc::new(Mutex::new(PvPanic::new(ExitTrigger::new(
+            exit,
+            DeviceExit::Crash,
+        )))),
     )?;
 
     Ok(Devices {

@@ -66,15 +66,24 @@ impl ExitSignal {
     }
 }
 
-/// The trigger a device fires to end the run with `exit`.
+/// How a device ends the run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DeviceExit {
+    PowerOff,
+    Reset,
+    /// The guest reported a panic.
+    Crash,
+}
+
+/// The trigger a device fires to end the run.
 #[derive(Clone)]
 pub(crate) struct ExitTrigger {
     signal: Arc<ExitSignal>,
-    exit: GuestExit,
+    exit: DeviceExit,
 }
 
 impl ExitTrigger {
-    pub(crate) fn new(signal: &Arc<ExitSignal>, exit: GuestExit) -> Self {
+    pub(crate) fn new(signal: &Arc<ExitSignal>, exit: DeviceExit) -> Self {
         ExitTrigger {
             signal: signal.clone(),
             exit,
@@ -86,7 +95,11 @@ impl Trigger for ExitTrigger {
     type E = std::convert::Infallible;
 
     fn trigger(&self) -> std::result::Result<(), Self::E> {
-        self.signal.stop(Ok(self.exit));
+        self.signal.stop(match self.exit {
+            DeviceExit::PowerOff => Ok(GuestExit::PowerOff),
+            DeviceExit::Reset => Ok(GuestExit::Reset),
+            DeviceExit::Crash => Err(Error::GuestCrash),
+        });
         Ok(())
     }
 }
@@ -100,7 +113,7 @@ mod tests {
     fn first_outcome_wins_and_wakes_the_loop() {
         let signal = Arc::new(ExitSignal::new().unwrap());
         assert!(!signal.is_stopping());
-        ExitTrigger::new(&signal, GuestExit::Reset)
+        ExitTrigger::new(&signal, DeviceExit::Reset)
             .trigger()
             .unwrap();
         signal.stop(Ok(GuestExit::PowerOff));

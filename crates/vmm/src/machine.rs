@@ -186,7 +186,9 @@ fn load_boot_files(
 
     regs::write_descriptor_tables(memory)?;
     mptable::write_mptable(memory, config.cpus)?;
-    let rsdp = acpi::write_acpi_tables(memory, config.cpus, &acpi::com1_aml())?;
+    let mut device_aml = acpi::com1_aml();
+    device_aml.extend(acpi::pvpanic_aml());
+    let rsdp = acpi::write_acpi_tables(memory, config.cpus, &device_aml)?;
     debug_assert_eq!(rsdp, RSDP_START);
 
     let map = memory_map(config.memory);

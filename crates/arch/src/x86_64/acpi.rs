@@ -39,6 +39,25 @@ pub fn com1_aml() -> Vec<u8> {
     bytes
 }
 
+/// The AML describing the pvpanic port as QEMU's `QEMU0001` device, which
+/// Linux's `pvpanic-mmio` driver binds to.
+pub fn pvpanic_aml() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let io = aml::IO::new(ports::PVPANIC, ports::PVPANIC, 1, 1);
+    let crs = aml::ResourceTemplate::new(vec![&io]);
+    let hid: aml::AmlString = "QEMU0001".to_owned();
+    aml::Device::new(
+        "_SB_.PEVT".into(),
+        vec![
+            &aml::Name::new("_HID".into(), &hid),
+            &aml::Name::new("_UID".into(), &aml::ZERO),
+            &aml::Name::new("_CRS".into(), &crs),
+        ],
+    )
+    .to_aml_bytes(&mut bytes);
+    bytes
+}
+
 fn dsdt(device_aml: &[u8]) -> Sdt {
     let mut dsdt = Sdt::new(*b"DSDT", 36, 6, OEM_ID, OEM_TABLE_ID, OEM_REVISION);
     // S5 (soft off) with sleep type ACPI_S5_SLEEP_TYPE: what a guest writes
@@ -230,6 +249,13 @@ mod tests {
         assert_eq!(&dsdt[0..4], b"DSDT");
         assert!(sums_to_zero(&dsdt));
         assert!(dsdt.windows(4).any(|w| w == b"_S5_"));
+    }
+
+    #[test]
+    fn pvpanic_is_described_as_qemu0001() {
+        let aml = pvpanic_aml();
+        assert!(aml.windows(8).any(|w| w == b"QEMU0001"));
+        assert!(aml.windows(4).any(|w| w == b"PEVT"));
     }
 
     #[test]

@@ -1,0 +1,293 @@
+//! Booting the test host under QEMU and running a test script in it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::initramfs::INIT_PROLOGUE;
+use crate::{Assets, Error, Initramfs, Result};
+
+/// Helpers every test script can use: drive a VM through a FIFO on its
+/// stdin, wait for its console to show something, collect its status.
+const HELPERS: &str = r#"
+# start_vm ARGS...: pointsman run ARGS in the background; its console goes
+# to /tmp/vm.out and its stdin comes from what `send` writes.
+start_vm() {
+    rm -f /tmp/vm.in /tmp/vm.out /tmp/vm.err
+    mkfifo /tmp/vm.in
+    : > /tmp/vm.out
+    pointsman run "$@" < /tmp/vm.in > /tmp/vm.out 2> /tmp/vm.err &
+    VM_PID=$!
+    exec 3> /tmp/vm.in
+}
+# wait_for TEXT [COUNT] [SECONDS]: until TEXT shows COUNT times on the console.
+wait_for() {
+    n=${2:-1}; left=$(( ${3:-300} * 5 ))
+    while [ "$(grep -c -- "$1" /tmp/vm.out)" -lt "$n" ]; do
+        if ! kill -0 $VM_PID 2>/dev/null; then echo "@@vm exited while waiting for $1"; return 1; fi
+        left=$((left - 1)); [ $left -gt 0 ] || { echo "@@timeout waiting for $1"; return 1; }
+        sleep 0.2
+    done
+}
+# send TEXT: types TEXT and a newline on the VM's console.
+send() { printf '%s\n' "$*" >&3; }
+# finish_vm: closes the console input, waits for the VMM, prints what it
+# showed and "@@vm-status N".
+finish_vm() {
+    exec 3>&-
+    wait $VM_PID; VM_STATUS=$?
+    echo "@@vm-console-begin"; cat /tmp/vm.out; echo "@@vm-console-end"
+    cat /tmp/vm.err
+    echo "@@vm-status $VM_STATUS"
+}
+# run_vm ARGS...: runs pointsman to the end with no input, printing its
+# console between markers and then "@@vm-status N".
+run_vm() {
+    echo "@@vm-console-begin"
+    pointsman run "$@" < /dev/null; s=$?
+    echo "@@vm-console-end"
+    echo "@@vm-status $s"
+}
+"#;
+
+const READY: &str = "@@testhost-ready";
+const DONE: &str = "@@testhost-done ";
+
+/// What a test host run printed.
+#[derive(Debug, Clone)]
+pub struct HostRun {
+    /// Everything on the test host's console.
+    pub console: String,
+    /// Exit status of the test script, if it got to finish.
+    pub script_status: Option<i32>,
+}
+
+impl HostRun {
+    /// Each VM run's console output (between the helpers' markers) and
+    /// exit status, in order.
+    pub fn vm_runs(&self) -> Vec<(String, i32)> {
+        let mut runs = Vec::new();
+        let mut current: Option<String> = None;
+        let mut last: Option<String> = None;
+        for line in self.console.lines() {
+            let line = line.trim_end_matches('\r');
+            if line.ends_with("@@vm-console-begin") {
+                current = Some(String::new());
+            } else if line.starts_with("@@vm-console-end") {
+                last = current.take();
+            } else if let Some(status) = line.strip_prefix("@@vm-status ") {
+                let status = status.trim().parse().unwrap_or(-1);
+                runs.push((last.take().unwrap_or_default(), status));
+            } else if let Some(out) = current.as_mut() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        runs
+    }
+}
+
+/// A QEMU test host that runs Pointsman.
+pub struct TestHost {
+    assets: Assets,
+    pointsman: PathBuf,
+    memory_mib: u32,
+    cpus: u32,
+    timeout: Duration,
+}
+
+impl TestHost {
+    /// A test host for the `pointsman` binary at `pointsman`.
+    pub fn new(pointsman: &Path) -> Result<TestHost> {
+        Ok(TestHost {
+            assets: Assets::prepare()?,
+            pointsman: pointsman.to_owned(),
+            memory_mib: 4096,
+            cpus: 2,
+            timeout: Duration::from_secs(600),
+        })
+    }
+
+    pub fn assets(&self) -> &Assets {
+        &self.assets
+    }
+
+    /// Longest the whole run may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The initramfs of the test host: busybox, KVM modules, pointsman and
+    /// its libraries, the test's files and script.
+    fn host_initramfs(&self, files: &[(&str, &Path)], script: &str) -> Result<Initramfs> {
+        let mut image = Initramfs::new();
+        image.busybox(&self.assets.busybox);
+        image.modules(&self.assets.cloud, &["kvm-amd"])?;
+        image.file("bin/pointsman", &self.pointsman, 0o755);
+        for lib in shared_libraries(&self.pointsman)? {
+            let inside = lib.to_string_lossy().into_owned();
+            image.file(&inside, &lib, 0o755);
+        }
+        for (inside, host) in files {
+            image.file(inside, host, 0o644);
+        }
+        image.script("lib/testhost.sh", HELPERS);
+        image.script("test.sh", script);
+        image.script(
+            "init",
+            &format!(
+                "{INIT_PROLOGUE}\
+                 [ -e /dev/kvm ] || echo '@@testhost: no /dev/kvm'\n\
+                 echo {READY}\n\
+                 cd /\n\
+                 sh -c '. /lib/testhost.sh; . /test.sh'\n\
+                 echo {DONE}$?\n\
+                 poweroff -f\n"
+            ),
+        );
+        Ok(image)
+    }
+
+    /// Boots the test host with `files` (path inside, path on the host)
+    /// and runs `script` there; returns its console.
+    pub fn run(&self, files: &[(&str, &Path)], script: &str) -> Result<HostRun> {
+        // One test host at a time: each wants both cores of the machine.
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+
+        let work = self
+            .assets
+            .cache
+            .join(format!("run-{}", std::process::id()));
+        std::fs::create_dir_all(&work).map_err(Error::io(&work))?;
+        let initrd = work.join("host.cpio");
+        self.host_initramfs(files, script)?.write(&initrd)?;
+        let result = self.boot(&initrd);
+        let _ = std::fs::remove_file(&initrd);
+        let _ = std::fs::remove_dir(&work);
+        result
+    }
+
+    fn boot(&self, initrd: &Path) -> Result<HostRun> {
+        let mut qemu = Command::new("qemu-system-x86_64");
+        qemu.args(["-accel", "tcg", "-cpu", "max", "-M", "q35"])
+            .args(["-smp", &self.cpus.to_string()])
+            .args(["-m", &self.memory_mib.to_string()])
+            .args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"])
+            .args(["-serial", "stdio", "-kernel"])
+            .arg(&self.assets.cloud.vmlinuz)
+            .arg("-initrd")
+            .arg(initrd)
+            .args(["-append", "console=ttyS0 panic=-1 quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = qemu.spawn().map_err(|e| Error::Command {
+            command: "qemu-system-x86_64 (install Debian's qemu-system-x86)".into(),
+            detail: e.to_string(),
+        })?;
+        let console = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let console = console.clone();
+            let mut stdout = child.stdout.take().ok_or_else(|| Error::Command {
+                command: "qemu-system-x86_64".into(),
+                detail: "no stdout".into(),
+            })?;
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stdout.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    console
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_str(&text);
+                }
+            })
+        };
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(Error::io("qemu"))? {
+                break Some(status);
+            }
+            if start.elapsed() > self.timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = reader.join();
+        let console = console.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if status.is_none() {
+            let tail: Vec<&str> = console.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(Error::Timeout {
+                seconds: self.timeout.as_secs(),
+                tail: tail.join("\n"),
+            });
+        }
+        let script_status = console
+            .lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix(DONE))
+            .and_then(|s| s.trim().parse().ok());
+        if !console.contains(READY) {
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            return Err(Error::Command {
+                command: "qemu-system-x86_64 (test host)".into(),
+                detail: format!("the test host did not come up\n{console}\n{stderr}"),
+            });
+        }
+        Ok(HostRun {
+            console,
+            script_status,
+        })
+    }
+}
+
+/// The shared libraries a binary needs, from `ldd`.
+fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(Error::io("ldd"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next(),
+                None => l.split_whitespace().next(),
+            }?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_runs_are_split_by_markers() {
+        let run = HostRun {
+            console: "noise\n@@vm-console-begin\nhello\r\nworld\n@@vm-console-end\n@@vm-status 0\n\
+                      @@vm-console-begin\n@@vm-console-end\n@@vm-status 3\n"
+                .into(),
+            script_status: Some(0),
+        };
+        assert_eq!(
+            run.vm_runs(),
+            vec![("hello\nworld\n".to_owned(), 0), (String::new(), 3)]
+        );
+    }
+}
