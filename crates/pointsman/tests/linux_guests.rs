@@ -1,0 +1,289 @@
+//! Unmodified Debian kernels boot under Pointsman, inside the test host
+//! (QEMU TCG with nested SVM: see the testhost crate).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Scratch;
+use testhost::{linux_guest_initramfs, HostRun, KernelPackage, TestHost};
+
+/// The guest command line: serial console, reboot through the keyboard
+/// controller, reboot (and so pvpanic) at once on a panic.
+const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
+const EXIT_GUEST_CRASH: i32 = 5;
+
+fn host() -> TestHost {
+    TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman"))).expect("set up the test host")
+}
+
+/// Writes a guest initramfs with `modules` whose init runs `body`.
+fn guest_initrd(
+    host: &TestHost,
+    dir: &Scratch,
+    name: &str,
+    modules: &[&str],
+    body: &str,
+) -> PathBuf {
+    let assets = host.assets();
+    let path = dir.path().join(name);
+    linux_guest_initramfs(&assets.busybox, &assets.cloud, modules, body)
+        .and_then(|i| i.write(&path))
+        .expect("build the guest initramfs");
+    path
+}
+
+fn run(host: &TestHost, files: &[(&str, &Path)], script: &str) -> HostRun {
+    let run = host.run(files, script).expect("run the test host");
+    assert_eq!(
+        run.script_status,
+        Some(0),
+        "test script failed:\n{}",
+        run.console
+    );
+    run
+}
+
+/// `@@key value` lines a guest printed.
+fn value<'a>(console: &'a str, key: &str) -> Option<&'a str> {
+    let tag = format!("@@{key} ");
+    console
+        .lines()
+        .find_map(|l| l.trim_end_matches('\r').strip_prefix(tag.as_str()))
+        .map(str::trim)
+}
+
+fn number(console: &str, key: &str) -> u64 {
+    value(console, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number for @@{key} in:\n{console}"))
+}
+
+const REPORT: &str = r#"
+echo "@@init"
+echo "@@cpus $(grep -c ^processor /proc/cpuinfo)"
+echo "@@online $(cat /sys/devices/system/cpu/online)"
+echo "@@memtotal $(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
+echo "@@clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+echo "@@epoch $(date +%s)"
+t0=$(date +%s); sleep 2; t1=$(date +%s)
+echo "@@slept $((t1 - t0))"
+echo "@@serial-irqs $(awk '/ttyS0/ {print $2}' /proc/interrupts)"
+poweroff -f
+"#;
+
+#[test]
+fn cloud_kernel_boots_with_1_2_4_cpus_and_memory_across_4g() {
+    let host = host();
+    let dir = Scratch::new("linux-report");
+    let initrd = guest_initrd(&host, &dir, "report.cpio", &[], REPORT);
+    let kernel = host.assets().cloud.vmlinuz.clone();
+    let shapes = [(1u64, 128u64), (2, 3072), (4, 6144)];
+    let mut script = String::new();
+    for (cpus, mib) in shapes {
+        script.push_str(&format!(
+            "echo \"@@host-epoch $(date +%s)\"\n\
+             run_vm --kernel /guest/vmlinuz --initrd /guest/report.cpio --cmdline '{CMDLINE}' --cpus {cpus} --memory {mib}M\n"
+        ));
+    }
+    let run = run(
+        &host,
+        &[("guest/vmlinuz", &kernel), ("guest/report.cpio", &initrd)],
+        &script,
+    );
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), shapes.len(), "{}", run.console);
+    let host_epochs: Vec<u64> = run
+        .console
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("@@host-epoch "))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    for (((cpus, mib), (console, status)), host_epoch) in shapes.iter().zip(&vms).zip(&host_epochs)
+    {
+        assert_eq!(
+            *status, 0,
+            "power-off ends the VM with status 0:\n{console}"
+        );
+        assert!(console.contains("@@init"), "{console}");
+        assert_eq!(number(console, "cpus"), *cpus, "{console}");
+        let online = if *cpus == 1 {
+            "0".to_owned()
+        } else {
+            format!("0-{}", cpus - 1)
+        };
+        assert_eq!(value(console, "online"), Some(online.as_str()), "{console}");
+        // MemTotal is RAM less what the kernel keeps for itself.
+        let memtotal_mib = number(console, "memtotal") / 1024;
+        assert!(
+            memtotal_mib <= *mib,
+            "{memtotal_mib} MiB of {mib}:\n{console}"
+        );
+        assert!(
+            memtotal_mib + 48 + mib / 20 >= *mib,
+            "{memtotal_mib} MiB of {mib}:\n{console}"
+        );
+        assert_eq!(
+            value(console, "clocksource"),
+            Some("kvm-clock"),
+            "{console}"
+        );
+        let slept = number(console, "slept");
+        assert!(
+            (2..=3).contains(&slept),
+            "sleep 2 took {slept} s:\n{console}"
+        );
+        let epoch = number(console, "epoch");
+        assert!(
+            epoch.abs_diff(*host_epoch) < 120,
+            "guest clock {epoch} vs host {host_epoch}"
+        );
+        assert!(
+            number(console, "serial-irqs") > 0,
+            "ttyS0 runs on interrupts:\n{console}"
+        );
+    }
+}
+
+#[test]
+fn interactive_shell_through_stdin() {
+    let host = host();
+    let dir = Scratch::new("linux-shell");
+    let initrd = guest_initrd(
+        &host,
+        &dir,
+        "shell.cpio",
+        &[],
+        "echo @@shell-ready\nexec sh",
+    );
+    let kernel = host.assets().cloud.vmlinuz.clone();
+    let script = format!(
+        "start_vm --kernel /guest/vmlinuz --initrd /guest/shell.cpio --cmdline '{CMDLINE}'\n\
+         wait_for @@shell-ready\n\
+         send 'echo answer-$((6 * 7))'\n\
+         wait_for answer-42\n\
+         send 'poweroff -f'\n\
+         finish_vm\n"
+    );
+    let run = run(
+        &host,
+        &[("guest/vmlinuz", &kernel), ("guest/shell.cpio", &initrd)],
+        &script,
+    );
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), 1, "{}", run.console);
+    let (console, status) = &vms[0];
+    assert_eq!(*status, 0, "{console}");
+    assert!(
+        console.contains("answer-42"),
+        "the shell ran the command:\n{console}"
+    );
+}
+
+/// An init that says it booted and runs whatever line it is sent.
+const OBEY: &str = "echo @@booted\nread -r command\n$command";
+
+#[test]
+fn reboot_restarts_in_place_or_ends_under_no_reboot() {
+    let host = host();
+    let dir = Scratch::new("linux-reboot");
+    let initrd = guest_initrd(&host, &dir, "obey.cpio", &[], OBEY);
+    let kernel = host.assets().cloud.vmlinuz.clone();
+    let vm = format!("--kernel /guest/vmlinuz --initrd /guest/obey.cpio --cmdline '{CMDLINE}'");
+    let script = format!(
+        "start_vm {vm}\n\
+         wait_for @@booted 1\n send 'reboot -f'\n\
+         wait_for @@booted 2\n send 'poweroff -f'\n\
+         finish_vm\n\
+         start_vm {vm} --no-reboot\n\
+         wait_for @@booted 1\n send 'reboot -f'\n\
+         finish_vm\n"
+    );
+    let run = run(
+        &host,
+        &[("guest/vmlinuz", &kernel), ("guest/obey.cpio", &initrd)],
+        &script,
+    );
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), 2, "{}", run.console);
+    assert_eq!(vms[0].1, 0, "{}", vms[0].0);
+    assert_eq!(
+        vms[0].0.matches("@@booted").count(),
+        2,
+        "rebooted in place:\n{}",
+        vms[0].0
+    );
+    assert_eq!(vms[1].1, 0, "{}", vms[1].0);
+    assert_eq!(
+        vms[1].0.matches("@@booted").count(),
+        1,
+        "no reboot:\n{}",
+        vms[1].0
+    );
+}
+
+#[test]
+fn kernel_panic_ends_the_run_with_a_crash_status() {
+    let host = host();
+    let dir = Scratch::new("linux-panic");
+    let body = "echo @@panicking\necho c > /proc/sysrq-trigger\nsleep 60\necho @@still-alive";
+    let initrd = guest_initrd(&host, &dir, "panic.cpio", &["pvpanic-mmio"], body);
+    let kernel = host.assets().cloud.vmlinuz.clone();
+    let script = format!(
+        "run_vm --kernel /guest/vmlinuz --initrd /guest/panic.cpio --cmdline '{CMDLINE}'\n"
+    );
+    let run = run(
+        &host,
+        &[("guest/vmlinuz", &kernel), ("guest/panic.cpio", &initrd)],
+        &script,
+    );
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), 1, "{}", run.console);
+    let (console, status) = &vms[0];
+    assert!(console.contains("@@panicking"), "{console}");
+    assert!(!console.contains("@@still-alive"), "{console}");
+    assert_eq!(*status, EXIT_GUEST_CRASH, "{}", run.console);
+}
+
+fn boots_to_init(kernel: &KernelPackage, name: &str) {
+    let host = host();
+    let dir = Scratch::new(name);
+    let initrd = guest_initrd(
+        &host,
+        &dir,
+        "hello.cpio",
+        &[],
+        "echo \"@@hello $(uname -r)\"\npoweroff -f",
+    );
+    let script = format!(
+        "run_vm --kernel /guest/vmlinuz --initrd /guest/hello.cpio --cmdline '{CMDLINE}'\n"
+    );
+    let run = run(
+        &host,
+        &[
+            ("guest/vmlinuz", &kernel.vmlinuz),
+            ("guest/hello.cpio", &initrd),
+        ],
+        &script,
+    );
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), 1, "{}", run.console);
+    assert_eq!(vms[0].1, 0, "{}", vms[0].0);
+    assert_eq!(
+        value(&vms[0].0, "hello"),
+        Some(kernel.version.as_str()),
+        "{}",
+        vms[0].0
+    );
+}
+
+#[test]
+fn debian_generic_kernel_boots() {
+    let host = host();
+    let generic = host
+        .assets()
+        .generic_kernel()
+        .expect("fetch linux-image-amd64");
+    drop(host);
+    boots_to_init(&generic, "linux-generic");
+}
