@@ -25,7 +25,7 @@ mod tests {
     use vm_memory::Bytes;
 
     fn mem() -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap()
+        crate::test_memory(0x10_0000)
     }
 
     #[test]

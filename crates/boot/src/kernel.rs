@@ -196,7 +196,7 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn mem(size: u64) -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), size as usize)]).unwrap()
+        crate::test_memory(size as usize)
     }
 
     /// A minimal ELF64 with one PT_LOAD of `code` at `paddr`.

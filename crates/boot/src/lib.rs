@@ -16,3 +16,9 @@ pub use params::{write_boot_info, BootInfo};
 
 /// The guest memory type every loader writes to.
 pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;
+
+/// `size` bytes of guest RAM from address 0, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_memory(size: usize) -> GuestMemoryMmap {
+    GuestMemoryMmap::from_ranges(&[(vm_memory::GuestAddress(0), size)]).expect("test guest memory")
+}

@@ -160,7 +160,7 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn mem() -> GuestMemoryMmap {
-        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 4 * MIB as usize)]).unwrap()
+        crate::test_memory(4 * MIB as usize)
     }
 
     fn kernel(entry: KernelEntry) -> LoadedKernel {

@@ -10,6 +10,8 @@ pub mod bus;
 pub mod i8042;
 pub mod pvpanic;
 pub mod serial;
+#[cfg(test)]
+mod test_utils;
 
 pub use bus::{Bus, BusDevice, BusError};
 pub use vm_superio::Trigger;

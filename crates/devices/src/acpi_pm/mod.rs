@@ -71,22 +71,10 @@ impl<T: Trigger + Send> BusDevice for AcpiPm<T> {
 #[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use crate::test_utils::CountingTrigger;
 
-    #[derive(Clone, Default)]
-    struct Count(Arc<AtomicUsize>);
-
-    impl Trigger for Count {
-        type E = ();
-        fn trigger(&self) -> Result<(), ()> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
-
-    fn device() -> (AcpiPm<Count>, Count, Count) {
-        let (off, reset) = (Count::default(), Count::default());
+    fn device() -> (AcpiPm<CountingTrigger>, CountingTrigger, CountingTrigger) {
+        let (off, reset) = (CountingTrigger::default(), CountingTrigger::default());
         (AcpiPm::new(off.clone(), reset.clone(), 5, 1), off, reset)
     }
 
@@ -95,10 +83,10 @@ mod tests {
         let (mut dev, off, reset) = device();
         dev.write(SLEEP_CONTROL, &[5 << 2]); // no SLP_EN
         dev.write(SLEEP_CONTROL, &[(3 << 2) | SLEEP_ENABLE]); // S3: not supported
-        assert_eq!(off.0.load(Ordering::SeqCst), 0);
+        assert_eq!(off.count(), 0);
         dev.write(SLEEP_CONTROL, &[(5 << 2) | SLEEP_ENABLE]);
-        assert_eq!(off.0.load(Ordering::SeqCst), 1);
-        assert_eq!(reset.0.load(Ordering::SeqCst), 0);
+        assert_eq!(off.count(), 1);
+        assert_eq!(reset.count(), 0);
     }
 
     #[test]
@@ -106,10 +94,10 @@ mod tests {
         let (mut dev, off, reset) = device();
         dev.write(RESET, &[2]);
         dev.write(RESET, &[1, 0]);
-        assert_eq!(reset.0.load(Ordering::SeqCst), 0);
+        assert_eq!(reset.count(), 0);
         dev.write(RESET, &[1]);
-        assert_eq!(reset.0.load(Ordering::SeqCst), 1);
-        assert_eq!(off.0.load(Ordering::SeqCst), 0);
+        assert_eq!(reset.count(), 1);
+        assert_eq!(off.count(), 0);
     }
 
     #[test]

@@ -44,30 +44,18 @@ impl<T: Trigger + Send> BusDevice for I8042<T> {
 #[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    #[derive(Clone, Default)]
-    struct Count(Arc<AtomicUsize>);
-
-    impl Trigger for Count {
-        type E = ();
-        fn trigger(&self) -> Result<(), ()> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
+    use crate::test_utils::CountingTrigger;
 
     #[test]
     fn reset_command_fires_the_trigger_once() {
-        let count = Count::default();
+        let count = CountingTrigger::default();
         let mut dev = I8042::new(count.clone());
         dev.write(0, &[0xfe]);
         dev.write(u64::from(COMMAND_OFFSET), &[0xd1]);
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.count(), 0);
         dev.write(u64::from(COMMAND_OFFSET), &[0xfe]);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
         dev.write(u64::from(COMMAND_OFFSET), &[0xfe, 0]);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
     }
 }

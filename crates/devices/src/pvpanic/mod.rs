@@ -47,31 +47,19 @@ impl<T: Trigger + Send> BusDevice for PvPanic<T> {
 #[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    #[derive(Clone, Default)]
-    struct Count(Arc<AtomicUsize>);
-
-    impl Trigger for Count {
-        type E = ();
-        fn trigger(&self) -> Result<(), ()> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
+    use crate::test_utils::CountingTrigger;
 
     #[test]
     fn advertises_panicked_and_fires_on_it() {
-        let count = Count::default();
+        let count = CountingTrigger::default();
         let mut dev = PvPanic::new(count.clone());
         let mut caps = [0xaa];
         dev.read(0, &mut caps);
         assert_eq!(caps, [PVPANIC_PANICKED]);
         dev.write(0, &[PVPANIC_CRASH_LOADED]);
         dev.write(0, &[]);
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.count(), 0);
         dev.write(0, &[PVPANIC_PANICKED]);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.count(), 1);
     }
 }

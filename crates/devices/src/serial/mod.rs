@@ -78,27 +78,18 @@ where
 #[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use crate::test_utils::CountingTrigger;
     use vm_superio::serial::NoEvents;
-
-    #[derive(Clone, Default)]
-    struct CountingIrq(Arc<AtomicUsize>);
-
-    impl Trigger for CountingIrq {
-        type E = ();
-        fn trigger(&self) -> Result<(), ()> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
 
     const THR: u64 = 0;
     const IER: u64 = 1;
     const LSR: u64 = 5;
 
-    fn device() -> (SerialDevice<CountingIrq, NoEvents, Vec<u8>>, CountingIrq) {
-        let irq = CountingIrq::default();
+    fn device() -> (
+        SerialDevice<CountingTrigger, NoEvents, Vec<u8>>,
+        CountingTrigger,
+    ) {
+        let irq = CountingTrigger::default();
         (SerialDevice::new(irq.clone(), NoEvents, Vec::new()), irq)
     }
 
@@ -116,7 +107,7 @@ mod tests {
         let (mut dev, irq) = device();
         dev.write(IER, &[0x01]); // received-data interrupt
         assert_eq!(dev.enqueue_input(b"ok"), 2);
-        assert!(irq.0.load(Ordering::SeqCst) >= 1);
+        assert!(irq.count() >= 1);
         let mut lsr = [0u8];
         dev.read(LSR, &mut lsr);
         assert_eq!(lsr[0] & 1, 1, "data ready");
