@@ -2,6 +2,7 @@ use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Cap, Kvm};
@@ -12,6 +13,11 @@ use crate::vm::Vm;
 /// The KVM system: the open `/dev/kvm`.
 pub struct Hypervisor {
     kvm: Kvm,
+    // What KVM supports does not change while it runs, and asking costs:
+    // under a nested hypervisor each host CPUID instruction traps, so one
+    // KVM_GET_SUPPORTED_CPUID takes about 0.4 ms. Ask once per process.
+    supported_cpuid: OnceLock<CpuId>,
+    msr_index_list: OnceLock<Vec<u32>>,
 }
 
 impl Hypervisor {
@@ -53,7 +59,11 @@ impl Hypervisor {
                 return Err(Error::MissingCapability(name));
             }
         }
-        Ok(Hypervisor { kvm })
+        Ok(Hypervisor {
+            kvm,
+            supported_cpuid: OnceLock::new(),
+            msr_index_list: OnceLock::new(),
+        })
     }
 
     /// The most vCPUs one VM may have.
@@ -67,18 +77,28 @@ impl Hypervisor {
     }
 
     /// The CPUID leaves KVM can present to a guest.
-    pub fn supported_cpuid(&self) -> Result<CpuId> {
-        self.kvm
+    pub fn supported_cpuid(&self) -> Result<&CpuId> {
+        if let Some(cpuid) = self.supported_cpuid.get() {
+            return Ok(cpuid);
+        }
+        let cpuid = self
+            .kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(Error::ioctl("KVM_GET_SUPPORTED_CPUID"))
+            .map_err(Error::ioctl("KVM_GET_SUPPORTED_CPUID"))?;
+        Ok(self.supported_cpuid.get_or_init(|| cpuid))
     }
 
     /// The MSRs KVM lets a VMM read and write.
-    pub fn msr_index_list(&self) -> Result<Vec<u32>> {
-        self.kvm
+    pub fn msr_index_list(&self) -> Result<&[u32]> {
+        if let Some(list) = self.msr_index_list.get() {
+            return Ok(list);
+        }
+        let list = self
+            .kvm
             .get_msr_index_list()
             .map(|list| list.as_slice().to_vec())
-            .map_err(Error::ioctl("KVM_GET_MSR_INDEX_LIST"))
+            .map_err(Error::ioctl("KVM_GET_MSR_INDEX_LIST"))?;
+        Ok(self.msr_index_list.get_or_init(|| list))
     }
 
     /// Creates an empty VM.

@@ -54,8 +54,8 @@ impl Machine {
         let entry = load_boot_files(&memory, config, &kernel)?;
 
         let setup = VcpuSetup {
-            supported_cpuid: &hypervisor.supported_cpuid()?,
-            supported_msrs: &hypervisor.msr_index_list()?,
+            supported_cpuid: hypervisor.supported_cpuid()?,
+            supported_msrs: hypervisor.msr_index_list()?,
             cpus: config.cpus,
         };
         let mut vcpus = Vec::with_capacity(config.cpus as usize);
