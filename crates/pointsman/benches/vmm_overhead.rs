@@ -42,18 +42,18 @@ const SECTION_END: &str = "<!-- END vmm_overhead -->";
 
 /// Why a target is missed, as profiling found on the measurement machine
 /// (a PVM host, 2026-11-25). Static text: shown next to a missed target.
-const WHY_START_CPU: &str = "the host kernel's KVM work, not Pointsman's code, sets the \
-figure here. `perf record -e cpu-clock -g` over 50 runs puts 87% of Pointsman's start-to-exit \
-CPU in the kernel: ~30% in KVM_GET_SUPPORTED_CPUID (each host CPUID traps to the outer \
-hypervisor: 0.37 ms per call in `perf trace`, and Pointsman calls it twice, for the --memory \
-check in vmm/src/config.rs and again for the vCPU CPUID in vmm/src/machine.rs), ~17% in \
-destroying the VM when its fd closes (debugfs, PIT, static-key patching), ~11% in KVM_RUN \
-(PVM emulates the guest's CPL-0 boot code), ~19% in the other VM and vCPU set-up ioctls; \
-clap, the loader and the tables are under 2%. The `--version` row is what the process alone \
-costs, with no VM. Fetching the CPUID once would save ~0.37 ms and going without \
-the PIT ~0.2 ms: still short. The wall time is mostly sleeping, not CPU: SRCU grace periods \
-in KVM_SET_USER_MEMORY_REGION (~5 ms) and in the VM teardown (`perf record -e \
-sched:sched_switch -g`).";
+const WHY_START_CPU: &str =
+    "on 2026-11-25 the host kernel's KVM work, not Pointsman's code, sets the \
+figure here. `perf record -e cpu-clock -g` over 50 runs put 87% of Pointsman's start-to-exit \
+CPU in the kernel: KVM_GET_SUPPORTED_CPUID costs 0.37 ms per call (`perf trace`: each host \
+CPUID traps to the outer hypervisor), so Pointsman asks it once per process (it asked twice \
+before, 3.6 ms in all); destroying the VM when its fd closes (debugfs, PIT, static-key \
+patching) took ~17%, KVM_RUN ~11% (PVM emulates the guest's CPL-0 boot code) and the other \
+VM and vCPU set-up ioctls ~19%; clap, the loader and the tables are under 2%. The `--version` \
+row is what the process alone costs, with no VM. Going without the in-kernel PIT would save \
+~0.2 ms, but the PIT is part of the machine Linux guests expect. The wall time is mostly \
+sleeping, not CPU: SRCU grace periods in KVM_SET_USER_MEMORY_REGION (~5 ms) and in the VM \
+teardown (`perf record -e sched:sched_switch -g`).";
 const WHY_RSS: &str = "on 2026-11-25 the idle VMM's 2.8 MiB were 2.6 MiB of file pages \
 (libc 1.3 MiB, the pointsman binary 1.0 MiB, ld.so 0.2 MiB: /proc/PID/smaps), 260 KiB \
 anonymous and 28 KiB of touched guest RAM, so the binary's size and its libc pages decide it.";
@@ -642,7 +642,10 @@ fn method(out: &mut String, ours: &Result<Figures, String>, qemu: &Result<Figure
          command `exit` (row 1), `idle` (row 2: VmRSS read {} ms after it prints `idle`, \
          then the VMM is killed; median of {IDLE_RUNS} runs) or `piobench` (row 3: {PIO_EXITS} \
          one-byte `out`s to the unused port 0x9f0; the mean of its runs minus the row-1 median, \
-         over {PIO_EXITS}). Pointsman: {}; QEMU: {}; each after one untimed warm-up run. \
+         over {PIO_EXITS}). QEMU boots the same ELF through its PVH note and the guest powers \
+         off through the FADT's sleep control register, an I/O port in Pointsman and an MMIO \
+         register (the GED's) in QEMU microvm. Pointsman: {}; QEMU: {}; each after one \
+         untimed warm-up run. \
          Linux splits a process's CPU time into user and sys by where the timer ticks land \
          (unless built with VIRT_CPU_ACCOUNTING_GEN), so user+sys is exact but the split is \
          statistical, and a run shorter than a tick may be counted as all user.\n\n",
