@@ -1,0 +1,42 @@
+//! Virtio devices and the virtio-mmio transport that puts them on the
+//! MMIO bus.
+//!
+//! A device is a [`VirtioDevice`]: its features, its configuration space,
+//! and what it does with its queues once the driver activates it. The
+//! transport ([`MmioTransport`]) owns the driver-facing registers and hands
+//! the queues over at activation; each device then serves its queues on a
+//! worker thread of its own, woken by ioeventfds, and interrupts the guest
+//! through an irqfd, so no device work runs on a vCPU thread.
+
+mod device;
+mod interrupt;
+pub mod rng;
+pub mod transport;
+mod worker;
+
+pub use device::{ActivateContext, ActivateError, VirtioDevice};
+pub use interrupt::IrqTrigger;
+pub use transport::mmio::{MmioTransport, MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
+pub use worker::Worker;
+
+/// Guest memory as devices see it.
+pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;
+
+/// Device types (virtio 1.2, section 5).
+pub mod device_type {
+    pub const NET: u32 = 1;
+    pub const BLOCK: u32 = 2;
+    pub const RNG: u32 = 4;
+    pub const BALLOON: u32 = 5;
+    pub const VSOCK: u32 = 19;
+}
+
+/// Feature bits every device offers.
+pub mod features {
+    /// The device follows virtio 1.x, not the legacy interface.
+    pub const VERSION_1: u64 = 1 << 32;
+    /// Used/available event indexes suppress needless notifications.
+    pub const RING_EVENT_IDX: u64 = 1 << 29;
+    /// Descriptors may point at tables of descriptors.
+    pub const RING_INDIRECT_DESC: u64 = 1 << 28;
+}
