@@ -56,13 +56,15 @@ impl Worker {
                     if token == kill_token {
                         return;
                     }
-                    let Some(evt) = usize::try_from(token).ok().and_then(|i| queue_evts.get(i))
-                    else {
+                    let Some(index) = usize::try_from(token).ok() else {
+                        continue;
+                    };
+                    let Some(evt) = queue_evts.get(index) else {
                         continue;
                     };
                     // Reading clears the count: one pass serves all kicks.
                     let _ = evt.read();
-                    on_queue(token as usize);
+                    on_queue(index);
                 }
             }
         })?;
