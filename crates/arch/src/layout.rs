@@ -14,7 +14,7 @@
 //! 0x0009_fc00  EBDA: the MP table (floating pointer + configuration table)
 //! 0x000e_0000  ACPI: RSDP then XSDT, FADT, MADT, DSDT
 //! 0x0010_0000  kernel (HIMEM_START)
-//! 0xc000_0000  32-bit device hole up to 4 GiB: IOAPIC, LAPIC, future MMIO
+//! 0xc000_0000  32-bit device hole up to 4 GiB: virtio-mmio devices, IOAPIC, LAPIC
 //! 0x1_0000_0000 RAM above the hole, when the guest has more than 3 GiB
 //! ```
 
@@ -72,6 +72,21 @@ pub const MEM_32BIT_GAP_START: u64 = 0xc000_0000;
 pub const MEM_32BIT_GAP_SIZE: u64 = FIRST_ADDR_PAST_32BITS - MEM_32BIT_GAP_START;
 /// First address above the 32-bit space, where the rest of RAM goes.
 pub const FIRST_ADDR_PAST_32BITS: u64 = 1 << 32;
+
+/// virtio-mmio devices: one page each from the start of the device hole.
+pub const VIRTIO_MMIO_START: u64 = MEM_32BIT_GAP_START;
+/// MMIO space of one virtio-mmio device.
+pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
+/// Guest-physical base of virtio-mmio device number `index`.
+pub const fn virtio_mmio_base(index: u32) -> u64 {
+    VIRTIO_MMIO_START + index as u64 * VIRTIO_MMIO_SIZE
+}
+
+/// Interrupt lines for virtio devices, one each: IOAPIC pins that no legacy
+/// ISA device (timer, keyboard, COM ports, RTC, FPU) uses.
+pub const VIRTIO_GSIS: &[u32] = &[
+    5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
+];
 
 /// The in-kernel IOAPIC's MMIO window.
 pub const IOAPIC_START: u64 = 0xfec0_0000;

@@ -1,5 +1,5 @@
 use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_PIT_SPEAKER_DUMMY};
-use kvm_ioctls::VmFd;
+use kvm_ioctls::{IoEventAddress, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::error::{Error, Result};
@@ -72,6 +72,14 @@ impl Vm {
         self.fd
             .register_irqfd(evt, gsi)
             .map_err(Error::ioctl("KVM_IRQFD"))
+    }
+
+    /// Makes a 4-byte guest write of `datamatch` to MMIO address `addr`
+    /// signal `evt` inside KVM, without an exit to the VMM.
+    pub fn register_mmio_ioevent(&self, evt: &EventFd, addr: u64, datamatch: u32) -> Result<()> {
+        self.fd
+            .register_ioevent(evt, &IoEventAddress::Mmio(addr), datamatch)
+            .map_err(Error::ioctl("KVM_IOEVENTFD"))
     }
 
     /// Creates vCPU number `id` (also its APIC ID).

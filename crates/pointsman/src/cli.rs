@@ -55,6 +55,9 @@ pub struct RunArgs {
     /// End the run when the guest resets instead of restarting it.
     #[arg(long)]
     pub no_reboot: bool,
+    /// Give the guest a virtio-rng device, fed from the host's getrandom.
+    #[arg(long)]
+    pub rng: bool,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -76,6 +79,7 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         cpus: args.cpus,
         memory: vmm::parse_memory_size(&args.memory)?,
         no_reboot: args.no_reboot,
+        rng: args.rng,
     })
 }
 

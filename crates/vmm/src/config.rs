@@ -36,6 +36,8 @@ pub struct VmConfig {
     pub memory: u64,
     /// End the run, instead of restarting the guest, when it resets.
     pub no_reboot: bool,
+    /// Give the guest a virtio-rng device.
+    pub rng: bool,
 }
 
 impl VmConfig {

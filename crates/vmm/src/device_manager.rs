@@ -5,18 +5,22 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 
-use arch::layout::ports;
+use arch::layout::{ports, virtio_mmio_base, VIRTIO_GSIS, VIRTIO_MMIO_SIZE};
+use arch::x86_64::acpi;
 use devices::acpi_pm::{AcpiPm, ACPI_PM_LEN};
 use devices::i8042::{I8042, I8042_PORT_LEN};
 use devices::pvpanic::{PvPanic, PVPANIC_PORT_LEN};
 use devices::serial::{SerialDevice, SERIAL_PORT_LEN};
 use devices::Bus;
 use hypervisor::Vm;
+use virtio::{IrqTrigger, MmioTransport, VirtioDevice, QUEUE_NOTIFY_OFFSET};
 use vm_superio::serial::SerialEvents;
 use vm_superio::Trigger;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use crate::config::VmConfig;
 use crate::exit::{DeviceExit, ExitSignal, ExitTrigger};
+use crate::memory::GuestMemoryMmap;
 use crate::vcpu::Buses;
 use crate::{Error, Result};
 
@@ -55,6 +59,8 @@ pub(crate) struct Devices {
     pub com1: Arc<Mutex<Com1>>,
     /// Readable when COM1's receive FIFO has room again.
     pub com1_input_drained: EventFd,
+    /// The ACPI (DSDT) description of every device.
+    pub aml: Vec<u8>,
 }
 
 fn eventfd(what: &'static str) -> Result<EventFd> {
@@ -74,8 +80,13 @@ fn host_stdout() -> Result<File> {
         })
 }
 
-/// Creates the legacy devices and places them on the I/O-port bus.
-pub(crate) fn create_devices(vm: &Vm, exit: &Arc<ExitSignal>) -> Result<Devices> {
+/// Creates the devices `config` asks for and places them on the buses.
+pub(crate) fn create_devices(
+    vm: &Vm,
+    memory: &GuestMemoryMmap,
+    config: &VmConfig,
+    exit: &Arc<ExitSignal>,
+) -> Result<Devices> {
     let irq = eventfd("create the COM1 interrupt eventfd")?;
     vm.register_irqfd(&irq, ports::COM1_IRQ)?;
     let drained = eventfd("create the COM1 input eventfd")?;
@@ -119,12 +130,57 @@ pub(crate) fn create_devices(vm: &Vm, exit: &Arc<ExitSignal>) -> Result<Devices>
         )))),
     )?;
 
+    let mut aml = acpi::com1_aml();
+    aml.extend(acpi::pvpanic_aml());
+
+    let mut virtio_devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
+    if config.rng {
+        virtio_devices.push(Box::new(virtio::rng::Rng::new()));
+    }
+    let mut mmio = Bus::new();
+    for (slot, device) in virtio_devices.into_iter().enumerate() {
+        aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);
+    }
+
     Ok(Devices {
-        buses: Arc::new(Buses {
-            pio,
-            mmio: Bus::new(),
-        }),
+        buses: Arc::new(Buses { pio, mmio }),
         com1,
         com1_input_drained: drained,
+        aml,
     })
+}
+
+/// Puts a virtio device behind an MMIO transport in `slot`: its page of
+/// MMIO space and its interrupt line, its kicks caught by ioeventfds and
+/// its interrupts sent through an irqfd. Returns its ACPI description.
+fn attach_virtio(
+    vm: &Vm,
+    memory: &GuestMemoryMmap,
+    mmio: &mut Bus,
+    slot: usize,
+    device: Box<dyn VirtioDevice>,
+) -> Result<Vec<u8>> {
+    let gsi = *VIRTIO_GSIS
+        .get(slot)
+        .ok_or(Error::TooManyDevices(VIRTIO_GSIS.len()))?;
+    let index = u32::try_from(slot).map_err(|_| Error::TooManyDevices(VIRTIO_GSIS.len()))?;
+    let base = virtio_mmio_base(index);
+
+    let irq = eventfd("create a virtio interrupt eventfd")?;
+    vm.register_irqfd(&irq, gsi)?;
+    let mut queue_evts = Vec::with_capacity(device.queue_max_sizes().len());
+    for queue in 0..device.queue_max_sizes().len() {
+        let evt = eventfd("create a virtio queue eventfd")?;
+        let datamatch = u32::try_from(queue).unwrap_or(u32::MAX);
+        vm.register_mmio_ioevent(&evt, base + QUEUE_NOTIFY_OFFSET, datamatch)?;
+        queue_evts.push(evt);
+    }
+    let transport = MmioTransport::new(
+        device,
+        memory.clone(),
+        Arc::new(IrqTrigger::new(irq)),
+        queue_evts,
+    );
+    mmio.insert(base, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
+    Ok(acpi::virtio_mmio_aml(index, gsi))
 }

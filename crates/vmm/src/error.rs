@@ -44,6 +44,9 @@ pub enum Error {
     /// Devices could not be placed.
     #[error("cannot place a device: {0}")]
     Bus(#[from] devices::BusError),
+    /// More devices than the machine has MMIO slots or interrupt lines for.
+    #[error("too many devices: the machine has room for {0} virtio devices")]
+    TooManyDevices(usize),
     /// A host resource (thread, eventfd, epoll) could not be created.
     #[error("cannot {what}: {source}")]
     Host {
@@ -82,6 +85,7 @@ impl Error {
                 | Error::NotAFile { .. }
                 | Error::Boot(_)
                 | Error::GuestMemory { .. }
+                | Error::TooManyDevices(_)
         )
     }
 

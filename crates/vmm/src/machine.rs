@@ -48,10 +48,10 @@ impl Machine {
         map_guest_memory(&vm, &memory)?;
 
         let exit = Arc::new(ExitSignal::new()?);
-        let devices = create_devices(&vm, &exit)?;
+        let devices = create_devices(&vm, &memory, config, &exit)?;
 
         let kernel = load_kernel(&memory, &config.kernel)?;
-        let entry = load_boot_files(&memory, config, &kernel)?;
+        let entry = load_boot_files(&memory, config, &kernel, &devices.aml)?;
 
         let setup = VcpuSetup {
             supported_cpuid: hypervisor.supported_cpuid()?,
@@ -171,6 +171,7 @@ fn load_boot_files(
     memory: &GuestMemoryMmap,
     config: &VmConfig,
     kernel: &LoadedKernel,
+    device_aml: &[u8],
 ) -> Result<EntryMode> {
     let initrd = match &config.initrd {
         Some(path) => {
@@ -186,9 +187,7 @@ fn load_boot_files(
 
     regs::write_descriptor_tables(memory)?;
     mptable::write_mptable(memory, config.cpus)?;
-    let mut device_aml = acpi::com1_aml();
-    device_aml.extend(acpi::pvpanic_aml());
-    let rsdp = acpi::write_acpi_tables(memory, config.cpus, &device_aml)?;
+    let rsdp = acpi::write_acpi_tables(memory, config.cpus, device_aml)?;
     debug_assert_eq!(rsdp, RSDP_START);
 
     let map = memory_map(config.memory);

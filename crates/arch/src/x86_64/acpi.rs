@@ -12,7 +12,9 @@ use acpi_tables::xsdt::XSDT;
 use acpi_tables::Aml;
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
-use crate::layout::{ports, ACPI_END, APIC_START_32, IOAPIC_START_32, RSDP_START};
+use crate::layout::{
+    ports, virtio_mmio_base, ACPI_END, APIC_START_32, IOAPIC_START_32, RSDP_START, VIRTIO_MMIO_SIZE,
+};
 use crate::{Error, Result};
 
 const OEM_ID: [u8; 6] = *b"PTSMAN";
@@ -51,6 +53,31 @@ pub fn pvpanic_aml() -> Vec<u8> {
         vec![
             &aml::Name::new("_HID".into(), &hid),
             &aml::Name::new("_UID".into(), &aml::ZERO),
+            &aml::Name::new("_CRS".into(), &crs),
+        ],
+    )
+    .to_aml_bytes(&mut bytes);
+    bytes
+}
+
+/// The AML describing virtio-mmio device number `index` on interrupt line
+/// `gsi`, which Linux's `virtio_mmio` driver binds to through the
+/// `LNRO0005` ID.
+pub fn virtio_mmio_aml(index: u32, gsi: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    // Every slot lies in the 32-bit hole; a slot past it is described as
+    // nothing rather than at a wrapped address.
+    let base = u32::try_from(virtio_mmio_base(index)).unwrap_or(0);
+    let size = u32::try_from(VIRTIO_MMIO_SIZE).unwrap_or(0);
+    let mem = aml::Memory32Fixed::new(true, base, size);
+    let irq = aml::Interrupt::new(true, true, false, false, gsi);
+    let crs = aml::ResourceTemplate::new(vec![&mem, &irq]);
+    let hid: aml::AmlString = "LNRO0005".to_owned();
+    aml::Device::new(
+        format!("_SB_.V{:03X}", index % 0x1000).as_str().into(),
+        vec![
+            &aml::Name::new("_HID".into(), &hid),
+            &aml::Name::new("_UID".into(), &index),
             &aml::Name::new("_CRS".into(), &crs),
         ],
     )
@@ -256,6 +283,14 @@ mod tests {
         let aml = pvpanic_aml();
         assert!(aml.windows(8).any(|w| w == b"QEMU0001"));
         assert!(aml.windows(4).any(|w| w == b"PEVT"));
+    }
+
+    #[test]
+    fn virtio_mmio_devices_are_described() {
+        let aml = virtio_mmio_aml(3, 9);
+        assert!(aml.windows(8).any(|w| w == b"LNRO0005"));
+        assert!(aml.windows(4).any(|w| w == b"V003"));
+        assert!(aml.windows(4).any(|w| w == 0xc000_3000u32.to_le_bytes()));
     }
 
     #[test]
