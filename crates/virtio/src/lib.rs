@@ -10,6 +10,7 @@
 
 mod device;
 mod interrupt;
+pub mod rate_limiter;
 pub mod rng;
 pub mod transport;
 mod worker;
@@ -17,7 +18,7 @@ mod worker;
 pub use device::{ActivateContext, ActivateError, VirtioDevice};
 pub use interrupt::IrqTrigger;
 pub use transport::mmio::{MmioTransport, MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
-pub use worker::Worker;
+pub use worker::{Sources, Wake, Worker};
 
 /// Guest memory as devices see it.
 pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;

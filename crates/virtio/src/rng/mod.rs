@@ -127,7 +127,7 @@ impl VirtioDevice for Rng {
         };
         let mem = ctx.mem;
         let irq: Arc<IrqTrigger> = ctx.interrupt;
-        let worker = Worker::spawn("virtio-rng".into(), vec![evt], move |_| {
+        let worker = Worker::spawn("virtio-rng".into(), vec![evt], vec![], move |_, _| {
             process_queue(&mut queue, &mem, &irq);
         })
         .map_err(ActivateError::Worker)?;

@@ -1,0 +1,278 @@
+//! Token-bucket rate limiting for device I/O, so one guest cannot take all
+//! of the host's disk or network capacity.
+//!
+//! Written here because the rust-vmm rate limiters live inside Firecracker
+//! and Cloud Hypervisor, not in a crate of their own.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use vmm_sys_util::timerfd::TimerFd;
+
+/// A bucket of `size` tokens that refills completely every `refill`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenBucketConfig {
+    pub size: u64,
+    pub refill: Duration,
+}
+
+impl TokenBucketConfig {
+    /// Parses `N[/TIME]`: N tokens (with K/M/G suffixes, powers of 1024)
+    /// per TIME (`500ms`, `2s`; one second when left out).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (amount, time) = text.split_once('/').unwrap_or((text, "1s"));
+        let size =
+            parse_amount(amount).ok_or_else(|| format!("invalid amount {amount:?} in {text:?}"))?;
+        let refill = parse_duration(time)
+            .ok_or_else(|| format!("invalid refill time {time:?} in {text:?}"))?;
+        if size == 0 || refill.is_zero() {
+            return Err(format!(
+                "{text:?}: the amount and the refill time must be above zero"
+            ));
+        }
+        Ok(TokenBucketConfig { size, refill })
+    }
+}
+
+fn parse_amount(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let shift = match suffix.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    text.strip_suffix('s')
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_secs)
+}
+
+/// A token bucket: spends tokens, refills them continuously at
+/// `size / refill`.
+#[derive(Debug)]
+pub struct TokenBucket {
+    config: TokenBucketConfig,
+    tokens: u64,
+    last_refill: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(config: TokenBucketConfig) -> Self {
+        TokenBucket {
+            tokens: config.size,
+            config,
+            last_refill: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last_refill);
+        let per_ns = self.config.refill.as_nanos().max(1);
+        let new =
+            (u128::from(self.config.size) * elapsed.as_nanos() / per_ns).min(u128::from(u64::MAX));
+        let new = u64::try_from(new).unwrap_or(u64::MAX);
+        if new > 0 {
+            self.tokens = self.tokens.saturating_add(new).min(self.config.size);
+            self.last_refill = now;
+        }
+    }
+
+    /// Takes `tokens` if there are enough. A request larger than the whole
+    /// bucket is let through when the bucket is full, and empties it, so it
+    /// is slowed rather than stuck forever.
+    fn try_take(&mut self, tokens: u64, now: Instant) -> bool {
+        self.refill(now);
+        if tokens <= self.tokens {
+            self.tokens -= tokens;
+            true
+        } else if tokens > self.config.size && self.tokens == self.config.size {
+            self.tokens = 0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until `tokens` (capped at the bucket size) are available.
+    fn wait_for(&self, tokens: u64) -> Duration {
+        let missing = tokens.min(self.config.size).saturating_sub(self.tokens);
+        let ns = u128::from(missing) * self.config.refill.as_nanos()
+            / u128::from(self.config.size.max(1));
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)).max(Duration::from_millis(1))
+    }
+}
+
+/// Limits on bytes and operations, with a timer that says when a blocked
+/// device may go on.
+#[derive(Debug)]
+pub struct RateLimiter {
+    bandwidth: Option<TokenBucket>,
+    ops: Option<TokenBucket>,
+    timer: TimerFd,
+    blocked: bool,
+}
+
+impl RateLimiter {
+    pub fn new(
+        bandwidth: Option<TokenBucketConfig>,
+        ops: Option<TokenBucketConfig>,
+    ) -> std::io::Result<Self> {
+        Ok(RateLimiter {
+            bandwidth: bandwidth.map(TokenBucket::new),
+            ops: ops.map(TokenBucket::new),
+            timer: TimerFd::new()?,
+            blocked: false,
+        })
+    }
+
+    /// Asks to do one operation of `bytes`. On false the device must stop
+    /// (keeping the request) until [`RateLimiter::on_timer`] runs.
+    pub fn consume(&mut self, bytes: u64) -> bool {
+        if self.blocked {
+            return false;
+        }
+        let now = Instant::now();
+        let ops_ok = self.ops.as_mut().is_none_or(|b| b.try_take(1, now));
+        if !ops_ok {
+            let wait = self.ops.as_ref().map_or(Duration::ZERO, |b| b.wait_for(1));
+            return self.block(wait);
+        }
+        let bytes_ok = self
+            .bandwidth
+            .as_mut()
+            .is_none_or(|b| b.try_take(bytes, now));
+        if !bytes_ok {
+            // Give the operation token back: the request did not happen.
+            if let Some(ops) = self.ops.as_mut() {
+                ops.tokens = (ops.tokens + 1).min(ops.config.size);
+            }
+            let wait = self
+                .bandwidth
+                .as_ref()
+                .map_or(Duration::ZERO, |b| b.wait_for(bytes));
+            return self.block(wait);
+        }
+        true
+    }
+
+    fn block(&mut self, wait: Duration) -> bool {
+        self.blocked = true;
+        if let Err(e) = self.timer.reset(wait, None) {
+            // Without a timer nothing would unblock the device: let it run.
+            tracing::warn!("rate limiter timer failed, not limiting: {e}");
+            self.blocked = false;
+            return true;
+        }
+        false
+    }
+
+    /// True while the device waits for the timer.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked
+    }
+
+    /// The timer fired: clears it and lets the device try again.
+    pub fn on_timer(&mut self) {
+        let _ = self.timer.clear();
+        self.blocked = false;
+    }
+
+    /// True when neither limit is set.
+    pub fn is_unlimited(&self) -> bool {
+        self.bandwidth.is_none() && self.ops.is_none()
+    }
+}
+
+impl AsRawFd for RateLimiter {
+    /// The timer to wait on while blocked.
+    fn as_raw_fd(&self) -> RawFd {
+        self.timer.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_amounts_and_refill_times() {
+        let c = TokenBucketConfig::parse("10M/100ms").unwrap();
+        assert_eq!((c.size, c.refill), (10 << 20, Duration::from_millis(100)));
+        let c = TokenBucketConfig::parse("500").unwrap();
+        assert_eq!((c.size, c.refill), (500, Duration::from_secs(1)));
+        for bad in ["", "0", "5/0s", "x/1s", "5/1h", "5Q"] {
+            assert!(TokenBucketConfig::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bucket_spends_refills_and_caps() {
+        let config = TokenBucketConfig {
+            size: 1000,
+            refill: Duration::from_secs(1),
+        };
+        let mut b = TokenBucket::new(config);
+        let t0 = b.last_refill;
+        assert!(b.try_take(600, t0));
+        assert!(!b.try_take(600, t0));
+        assert_eq!(b.wait_for(600), Duration::from_millis(200));
+        assert!(b.try_take(600, t0 + Duration::from_millis(200)));
+        // Never more than the bucket holds.
+        b.refill(t0 + Duration::from_secs(100));
+        assert_eq!(b.tokens, 1000);
+    }
+
+    #[test]
+    fn oversized_request_passes_only_on_a_full_bucket() {
+        let mut b = TokenBucket::new(TokenBucketConfig {
+            size: 100,
+            refill: Duration::from_secs(1),
+        });
+        let t0 = b.last_refill;
+        assert!(b.try_take(500, t0));
+        assert_eq!(b.tokens, 0);
+        assert!(!b.try_take(500, t0 + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn limiter_blocks_until_its_timer() {
+        let mut l = RateLimiter::new(
+            None,
+            Some(TokenBucketConfig {
+                size: 2,
+                refill: Duration::from_millis(50),
+            }),
+        )
+        .unwrap();
+        assert!(l.consume(4096));
+        assert!(l.consume(4096));
+        assert!(!l.consume(4096));
+        assert!(l.is_blocked());
+        assert!(!l.consume(1), "stays blocked until the timer");
+        std::thread::sleep(Duration::from_millis(60));
+        l.on_timer();
+        assert!(l.consume(4096));
+    }
+
+    #[test]
+    fn unlimited_never_blocks() {
+        let mut l = RateLimiter::new(None, None).unwrap();
+        assert!(l.is_unlimited());
+        for _ in 0..10_000 {
+            assert!(l.consume(1 << 20));
+        }
+    }
+}
