@@ -66,7 +66,8 @@ fn serve(chain: virtio_queue::DescriptorChain<&GuestMemoryMmap>, mem: &GuestMemo
 }
 
 /// Serves every pending request, then interrupts the guest if it asked.
-fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &IrqTrigger) {
+/// Public for the fuzz targets: everything in the queue is guest input.
+pub fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &IrqTrigger) {
     loop {
         // Notifications off while draining; back on, then look again for
         // requests that slipped in between (the event-index protocol).
