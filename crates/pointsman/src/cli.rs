@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// Give the guest a virtio-rng device, fed from the host's getrandom.
     #[arg(long)]
     pub rng: bool,
+    /// Give the guest a virtio-net NIC on a host TAP (repeatable):
+    /// tap=NAME[,mac=MAC][,bandwidth=N[/TIME]][,ops=N[/TIME]]. The TAP is
+    /// created if it does not exist; limits apply to each direction.
+    #[arg(long, value_name = "SPEC")]
+    pub net: Vec<String>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -80,6 +85,11 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         memory: vmm::parse_memory_size(&args.memory)?,
         no_reboot: args.no_reboot,
         rng: args.rng,
+        net: args
+            .net
+            .iter()
+            .map(|spec| vmm::NetConfig::parse(spec))
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -96,6 +96,8 @@ pub struct TestHost {
     memory_mib: u32,
     cpus: u32,
     timeout: Duration,
+    /// Modules loaded besides KVM (see `host_modules.rs`).
+    pub(crate) host_modules: Vec<String>,
 }
 
 impl TestHost {
@@ -107,6 +109,7 @@ impl TestHost {
             memory_mib: 4096,
             cpus: 2,
             timeout: Duration::from_secs(600),
+            host_modules: Vec::new(),
         })
     }
 
@@ -125,7 +128,7 @@ impl TestHost {
     fn host_initramfs(&self, files: &[(&str, &Path)], script: &str) -> Result<Initramfs> {
         let mut image = Initramfs::new();
         image.busybox(&self.assets.busybox);
-        image.modules(&self.assets.cloud, &["kvm-amd"])?;
+        image.modules(&self.assets.cloud, &self.host_module_names())?;
         image.file("bin/pointsman", &self.pointsman, 0o755);
         for lib in shared_libraries(&self.pointsman)? {
             let inside = lib.to_string_lossy().into_owned();

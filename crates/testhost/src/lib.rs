@@ -15,6 +15,7 @@
 mod assets;
 mod error;
 mod host;
+mod host_modules;
 mod initramfs;
 
 pub use assets::{Assets, KernelPackage};

@@ -10,6 +10,7 @@
 
 mod device;
 mod interrupt;
+pub mod net;
 pub mod rate_limiter;
 pub mod rng;
 pub mod transport;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use arch::x86_64::memory::guest_phys_end;
 use arch::x86_64::mptable::MAX_CPUS;
 use hypervisor::Hypervisor;
+use virtio::net::NetConfig;
 
 use crate::{Error, Result};
 
@@ -38,6 +39,8 @@ pub struct VmConfig {
     pub no_reboot: bool,
     /// Give the guest a virtio-rng device.
     pub rng: bool,
+    /// The guest's NICs (virtio-net over host TAPs), in order.
+    pub net: Vec<NetConfig>,
 }
 
 impl VmConfig {
@@ -54,6 +57,11 @@ impl VmConfig {
         }
         if self.memory < MIN_MEMORY {
             return Err(Error::MemoryTooSmall(self.memory, MIN_MEMORY >> 20));
+        }
+        for (i, net) in self.net.iter().enumerate() {
+            if self.net[..i].iter().any(|other| other.tap == net.tap) {
+                return Err(Error::DuplicateTap(net.tap.clone()));
+            }
         }
         let limit = 1u64 << crate::memory::guest_phys_bits(hypervisor);
         if self.memory > limit || guest_phys_end(self.memory) > limit {

@@ -21,6 +21,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::config::VmConfig;
 use crate::exit::{DeviceExit, ExitSignal, ExitTrigger};
 use crate::memory::GuestMemoryMmap;
+use crate::net::Taps;
 use crate::vcpu::Buses;
 use crate::{Error, Result};
 
@@ -86,6 +87,7 @@ pub(crate) fn create_devices(
     memory: &GuestMemoryMmap,
     config: &VmConfig,
     exit: &Arc<ExitSignal>,
+    taps: &Taps,
 ) -> Result<Devices> {
     let irq = eventfd("create the COM1 interrupt eventfd")?;
     vm.register_irqfd(&irq, ports::COM1_IRQ)?;
@@ -137,6 +139,7 @@ pub(crate) fn create_devices(
     if config.rng {
         virtio_devices.push(Box::new(virtio::rng::Rng::new()));
     }
+    virtio_devices.extend(taps.devices(config));
     let mut mmio = Bus::new();
     for (slot, device) in virtio_devices.into_iter().enumerate() {
         aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);

@@ -29,6 +29,15 @@ pub enum Error {
     /// A kernel or initrd path names something other than a file.
     #[error("cannot read the {what} {path}: not a regular file")]
     NotAFile { what: &'static str, path: PathBuf },
+    /// A `--net` value that does not parse.
+    #[error("{0}")]
+    NetConfig(#[from] virtio::net::ConfigError),
+    /// Two `--net` options name the same TAP.
+    #[error("--net: TAP {0} is given to two NICs")]
+    DuplicateTap(String),
+    /// A TAP cannot be opened (missing permission, in use, not a TAP).
+    #[error("{0}")]
+    Tap(#[from] virtio::net::TapError),
     /// The kernel, initrd or command line were refused.
     #[error("{0}")]
     Boot(#[from] boot::Error),
@@ -86,6 +95,9 @@ impl Error {
                 | Error::Boot(_)
                 | Error::GuestMemory { .. }
                 | Error::TooManyDevices(_)
+                | Error::NetConfig(_)
+                | Error::DuplicateTap(_)
+                | Error::Tap(_)
         )
     }
 

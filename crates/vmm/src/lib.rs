@@ -11,11 +11,13 @@ mod error;
 mod exit;
 mod machine;
 mod memory;
+mod net;
 mod vcpu;
 
 pub use config::{parse_memory_size, KernelSource, VmConfig, DEFAULT_CMDLINE, DEFAULT_MEMORY};
 pub use error::{Error, Result};
 pub use exit::GuestExit;
+pub use virtio::net::NetConfig;
 
 use std::path::Path;
 
@@ -30,11 +32,12 @@ pub const KVM_PATH: &str = "/dev/kvm";
 pub fn run(config: &VmConfig) -> Result<GuestExit> {
     let hypervisor = Hypervisor::open(Path::new(KVM_PATH)).map_err(Error::OpenKvm)?;
     config.validate(&hypervisor)?;
+    let taps = net::Taps::open(config)?;
     let _terminal = console::TerminalGuard::new();
     let mut boots = 0u32;
     loop {
         boots += 1;
-        let machine = machine::Machine::build(config, &hypervisor)?;
+        let machine = machine::Machine::build(config, &hypervisor, &taps)?;
         info!(boot = boots, "guest started");
         match machine.run()? {
             GuestExit::Reset if !config.no_reboot => {

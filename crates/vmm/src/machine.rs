@@ -20,6 +20,7 @@ use crate::console::ConsoleInput;
 use crate::device_manager::{create_devices, Devices};
 use crate::exit::{ExitSignal, GuestExit};
 use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap};
+use crate::net::Taps;
 use crate::vcpu::{self, VcpuSetup};
 use crate::{Error, Result};
 
@@ -41,14 +42,18 @@ pub(crate) struct Machine {
 
 impl Machine {
     /// Memory, VM, devices, kernel, tables, vCPUs: in that order.
-    pub(crate) fn build(config: &VmConfig, hypervisor: &Hypervisor) -> Result<Machine> {
+    pub(crate) fn build(
+        config: &VmConfig,
+        hypervisor: &Hypervisor,
+        taps: &Taps,
+    ) -> Result<Machine> {
         let memory = create_guest_memory(config.memory)?;
         let vm = hypervisor.create_vm()?;
         vm.create_x86_platform(KVM_TSS_ADDRESS)?;
         map_guest_memory(&vm, &memory)?;
 
         let exit = Arc::new(ExitSignal::new()?);
-        let devices = create_devices(&vm, &memory, config, &exit)?;
+        let devices = create_devices(&vm, &memory, config, &exit, taps)?;
 
         let kernel = load_kernel(&memory, &config.kernel)?;
         let entry = load_boot_files(&memory, config, &kernel, &devices.aml)?;

@@ -1,0 +1,185 @@
+//! The virtio-net device: features, configuration space, and a worker
+//! per activation that serves both queues and the TAP.
+
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use super::config::{random_mac, NetConfig};
+use super::queues::{NetQueues, TAP_SOURCE};
+use super::tap::Tap;
+use super::{features as net, RX_QUEUE, TX_QUEUE};
+use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
+use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
+use crate::{device_type, features, Worker};
+
+const QUEUE_SIZE: u16 = 256;
+/// `virtio_net_config.status`: the link is up.
+const LINK_UP: u16 = 1;
+
+/// A guest NIC backed by a host TAP.
+pub struct Net {
+    tap: Arc<Tap>,
+    mac: [u8; 6],
+    bandwidth: Option<TokenBucketConfig>,
+    ops: Option<TokenBucketConfig>,
+    avail_features: u64,
+    acked_features: u64,
+    worker: Option<Worker>,
+}
+
+impl Net {
+    /// A NIC on `tap` (opened by the caller, so it outlives guest reboots)
+    /// as `config` describes.
+    pub fn new(config: &NetConfig, tap: Arc<Tap>) -> Net {
+        let offloads = tap.supported_offloads();
+        let mut avail = features::VERSION_1
+            | features::RING_EVENT_IDX
+            | features::RING_INDIRECT_DESC
+            | net::MAC
+            | net::STATUS
+            | net::MRG_RXBUF
+            // A TAP with virtio-net headers takes partial checksums and
+            // segmentation frames from the guest.
+            | net::CSUM
+            | net::HOST_TSO4
+            | net::HOST_TSO6;
+        if offloads & libc::TUN_F_CSUM != 0 {
+            avail |= net::GUEST_CSUM;
+            if offloads & libc::TUN_F_TSO4 != 0 {
+                avail |= net::GUEST_TSO4;
+            }
+            if offloads & libc::TUN_F_TSO6 != 0 {
+                avail |= net::GUEST_TSO6;
+            }
+        }
+        Net {
+            tap,
+            mac: config.mac.unwrap_or_else(random_mac),
+            bandwidth: config.bandwidth.clone(),
+            ops: config.ops.clone(),
+            avail_features: avail,
+            acked_features: 0,
+            worker: None,
+        }
+    }
+
+    /// The guest's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn config_space(&self) -> [u8; 8] {
+        let mut config = [0u8; 8];
+        config[..6].copy_from_slice(&self.mac);
+        config[6..].copy_from_slice(&LINK_UP.to_le_bytes());
+        config
+    }
+
+    fn limiters(&self) -> std::io::Result<(RateLimiter, RateLimiter)> {
+        Ok((
+            RateLimiter::new(self.bandwidth.clone(), self.ops.clone())?,
+            RateLimiter::new(self.bandwidth.clone(), self.ops.clone())?,
+        ))
+    }
+}
+
+/// The TAP offloads (`TUN_F_*`) that match what the guest can receive.
+pub fn tun_offloads(acked: u64) -> u32 {
+    if acked & net::GUEST_CSUM == 0 {
+        return 0;
+    }
+    let mut flags = libc::TUN_F_CSUM;
+    if acked & net::GUEST_TSO4 != 0 {
+        flags |= libc::TUN_F_TSO4;
+    }
+    if acked & net::GUEST_TSO6 != 0 {
+        flags |= libc::TUN_F_TSO6;
+    }
+    flags
+}
+
+impl VirtioDevice for Net {
+    fn device_type(&self) -> u32 {
+        device_type::NET
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE, QUEUE_SIZE]
+    }
+
+    fn avail_features(&self) -> u64 {
+        self.avail_features
+    }
+
+    fn set_acked_features(&mut self, features: u64) {
+        self.acked_features = features & self.avail_features;
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        read_config_bytes(&self.config_space(), offset, data);
+    }
+
+    fn write_config(&mut self, offset: u64, _data: &[u8]) {
+        // The MAC is writable only in the legacy interface.
+        tracing::debug!(offset, "virtio-net: configuration space write ignored");
+    }
+
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        let got = ctx.queues.len();
+        let mut queues = ctx.queues.into_iter();
+        let (Some(rx), Some(tx), None) = (queues.next(), queues.next(), queues.next()) else {
+            return Err(ActivateError::QueueCount { expected: 2, got });
+        };
+        debug_assert_eq!((RX_QUEUE, TX_QUEUE), (0, 1));
+        self.tap
+            .set_offload(tun_offloads(self.acked_features))
+            .map_err(|e| {
+                ActivateError::Device(format!("TAP {}: cannot set offloads: {e}", self.tap.name()))
+            })?;
+        let mut handler = NetQueues::new(
+            self.tap.clone(),
+            ctx.mem,
+            ctx.interrupt,
+            rx,
+            tx,
+            self.acked_features,
+            self.limiters().map_err(ActivateError::Worker)?,
+        );
+        let (rx_timer, tx_timer) = handler.timer_fds();
+        let sources = vec![self.tap.as_raw_fd(), rx_timer, tx_timer];
+        let mut watching_tap = true;
+        let worker = Worker::spawn(
+            format!("net-{}", self.tap.name()),
+            ctx.queue_evts,
+            sources,
+            move |wake, sources| {
+                handler.handle(wake);
+                let wanted = handler.wants_io();
+                if wanted != watching_tap {
+                    if wanted {
+                        sources.resume(TAP_SOURCE);
+                    } else {
+                        sources.pause(TAP_SOURCE);
+                    }
+                    watching_tap = wanted;
+                }
+            },
+        )
+        .map_err(ActivateError::Worker)?;
+        tracing::debug!(
+            tap = self.tap.name(),
+            features = format_args!("{:#x}", self.acked_features),
+            "virtio-net activated"
+        );
+        self.worker = Some(worker);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.worker = None;
+        self.acked_features = 0;
+        if let Err(e) = self.tap.set_offload(0) {
+            tracing::warn!("TAP {}: cannot turn offloads off: {e}", self.tap.name());
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The receive and transmit loops of one NIC: frames between the TAP and
+//! the guest's queues, rate limited, with every chain checked.
+
+use std::io::ErrorKind;
+use std::sync::Arc;
+
+use virtio_queue::{Queue, QueueT};
+
+use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, write_rx_chain};
+use super::{features, Tap, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
+use crate::rate_limiter::RateLimiter;
+use crate::{GuestMemoryMmap, IrqTrigger, Wake};
+
+/// Extra worker sources, in the order the device registers them.
+pub const TAP_SOURCE: usize = 0;
+pub const RX_TIMER_SOURCE: usize = 1;
+pub const TX_TIMER_SOURCE: usize = 2;
+
+/// Most frames taken from the TAP per wake-up, so a flood of received
+/// frames cannot hold off transmission (the TAP stays readable, so the
+/// worker comes back to it).
+const RX_BATCH: usize = 64;
+
+/// Where frames come from and go: the TAP, or a fake in tests.
+pub trait FrameIo {
+    /// Reads one frame with its header; `WouldBlock` when none is queued.
+    fn read_frame(&mut self, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Writes one frame with its header.
+    fn write_frame(&mut self, buf: &[u8]) -> std::io::Result<usize>;
+}
+
+impl FrameIo for Arc<Tap> {
+    fn read_frame(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.read(buf)
+    }
+
+    fn write_frame(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write(buf)
+    }
+}
+
+/// Frame counts, for tests and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub rx_frames: u64,
+    pub rx_dropped: u64,
+    pub tx_frames: u64,
+    pub tx_dropped: u64,
+}
+
+/// What became of the frame waiting for the guest.
+enum Delivery {
+    Delivered,
+    /// The guest has no buffers: keep the frame, wait for a kick.
+    NoBuffers,
+    /// The frame cannot be delivered (too large for the buffer, or a
+    /// malformed buffer): it is gone.
+    Dropped,
+}
+
+/// A NIC's queues and the state of its two directions.
+pub struct NetQueues<T: FrameIo> {
+    io: T,
+    mem: GuestMemoryMmap,
+    irq: Arc<IrqTrigger>,
+    rx: Queue,
+    tx: Queue,
+    acked: u64,
+    rx_limiter: RateLimiter,
+    tx_limiter: RateLimiter,
+    rx_buf: Box<[u8]>,
+    /// Length of the frame in `rx_buf` that waits for guest buffers or
+    /// for the rate limiter.
+    rx_pending: Option<usize>,
+    /// The pending frame went through the rate limiter already.
+    rx_charged: bool,
+    /// Reading the TAP failed for good: stop watching it.
+    io_failed: bool,
+    tx_buf: Box<[u8]>,
+    /// A transmit chain read into `tx_buf` (head index, length) that
+    /// waits for the rate limiter.
+    tx_pending: Option<(u16, usize)>,
+    stats: NetStats,
+}
+
+impl<T: FrameIo> NetQueues<T> {
+    /// `queues` are rx then tx; `acked` the features the driver accepted.
+    pub fn new(
+        io: T,
+        mem: GuestMemoryMmap,
+        irq: Arc<IrqTrigger>,
+        rx: Queue,
+        tx: Queue,
+        acked: u64,
+        limiters: (RateLimiter, RateLimiter),
+    ) -> Self {
+        NetQueues {
+            io,
+            mem,
+            irq,
+            rx,
+            tx,
+            acked,
+            rx_limiter: limiters.0,
+            tx_limiter: limiters.1,
+            rx_buf: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
+            rx_pending: None,
+            rx_charged: false,
+            io_failed: false,
+            tx_buf: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
+            tx_pending: None,
+            stats: NetStats::default(),
+        }
+    }
+
+    /// The frame source and sink (tests feed and inspect it).
+    pub fn io_mut(&mut self) -> &mut T {
+        &mut self.io
+    }
+
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    /// The rate limiters' timers, to wait on (rx, tx).
+    pub fn timer_fds(&self) -> (std::os::fd::RawFd, std::os::fd::RawFd) {
+        use std::os::fd::AsRawFd;
+        (self.rx_limiter.as_raw_fd(), self.tx_limiter.as_raw_fd())
+    }
+
+    /// True while the TAP should wake the worker: not while a frame waits
+    /// for guest buffers or the rate limiter (the TAP stays readable and
+    /// would wake it in a loop).
+    pub fn wants_io(&self) -> bool {
+        self.rx_pending.is_none() && !self.io_failed
+    }
+
+    /// Does what a wake-up of the worker asks.
+    pub fn handle(&mut self, wake: Wake) {
+        match wake {
+            Wake::Queue(RX_QUEUE) => {
+                // New receive buffers: ours to fill without further kicks.
+                let _ = self.rx.disable_notification(&self.mem);
+                self.process_rx();
+            }
+            Wake::Queue(TX_QUEUE) => self.process_tx(),
+            Wake::Source(TAP_SOURCE) => self.process_rx(),
+            Wake::Source(RX_TIMER_SOURCE) => {
+                self.rx_limiter.on_timer();
+                self.process_rx();
+            }
+            Wake::Source(TX_TIMER_SOURCE) => {
+                self.tx_limiter.on_timer();
+                self.process_tx();
+            }
+            Wake::Queue(_) | Wake::Source(_) => {}
+        }
+    }
+
+    /// Moves frames from the TAP to the guest until the TAP is empty, the
+    /// guest has no buffers, the rate limiter says stop, or a batch is
+    /// done; interrupts the guest if it asked.
+    pub fn process_rx(&mut self) {
+        let mut used = false;
+        let mut reads = 0;
+        loop {
+            let len = match self.rx_pending {
+                Some(len) => len,
+                None => {
+                    if reads == RX_BATCH || self.io_failed {
+                        break;
+                    }
+                    reads += 1;
+                    match self.io.read_frame(&mut self.rx_buf) {
+                        Ok(n) if n > HEADER_LEN && n <= self.rx_buf.len() => {
+                            self.rx_pending = Some(n);
+                            n
+                        }
+                        Ok(_) => {
+                            self.stats.rx_dropped += 1;
+                            continue;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            tracing::error!(
+                                "virtio-net: cannot read the TAP, receiving stops: {e}"
+                            );
+                            self.io_failed = true;
+                            break;
+                        }
+                    }
+                }
+            };
+            if !self.rx_charged {
+                if !self.rx_limiter.consume(len as u64) {
+                    break;
+                }
+                self.rx_charged = true;
+            }
+            let delivery = self.deliver(len, &mut used);
+            if matches!(delivery, Delivery::NoBuffers) {
+                break;
+            }
+            self.rx_pending = None;
+            self.rx_charged = false;
+            match delivery {
+                Delivery::Delivered => self.stats.rx_frames += 1,
+                _ => self.stats.rx_dropped += 1,
+            }
+        }
+        if used && self.rx.needs_notification(&self.mem).unwrap_or(true) {
+            self.irq.signal_used_queue();
+        }
+    }
+
+    /// Puts the frame of `len` bytes in `rx_buf` into receive buffers: one
+    /// chain, or as many as it takes with mergeable buffers.
+    fn deliver(&mut self, len: usize, used: &mut bool) -> Delivery {
+        let mergeable = self.acked & features::MRG_RXBUF != 0;
+        let start = self.rx.next_avail();
+        let mut chains = Vec::new();
+        let mut room = 0usize;
+        let mut looked_again = false;
+        while room < len {
+            let Some(chain) = self.rx.pop_descriptor_chain(&self.mem) else {
+                // Ask for a kick when buffers come, then look once more
+                // for any added meanwhile.
+                if !looked_again && matches!(self.rx.enable_notification(&self.mem), Ok(true)) {
+                    looked_again = true;
+                    continue;
+                }
+                self.rx.set_next_avail(start);
+                return Delivery::NoBuffers;
+            };
+            match rx_chain_capacity(chain.clone(), &self.mem) {
+                Ok(capacity) if capacity >= HEADER_LEN => {
+                    room = room.saturating_add(capacity);
+                    chains.push(chain);
+                }
+                result => {
+                    // A malformed buffer: returned empty, and the frame is
+                    // dropped with the buffers taken for it so far.
+                    tracing::debug!("virtio-net: bad receive chain: {result:?}");
+                    let heads = chains.iter().chain(Some(&chain)).map(|c| c.head_index());
+                    for head in heads {
+                        return_used(&mut self.rx, &self.mem, head, 0, used);
+                    }
+                    return Delivery::Dropped;
+                }
+            }
+            if !mergeable {
+                break;
+            }
+        }
+        if room < len {
+            // Larger than the guest's buffer: drop the frame, keep the buffer.
+            self.rx.set_next_avail(start);
+            return Delivery::Dropped;
+        }
+        let buffers = if mergeable {
+            u16::try_from(chains.len()).unwrap_or(u16::MAX)
+        } else {
+            1
+        };
+        frame::set_num_buffers(&mut self.rx_buf[..len], buffers);
+        let mut offset = 0;
+        for chain in chains {
+            let head = chain.head_index();
+            let written = write_rx_chain(chain, &self.mem, &self.rx_buf[offset..len]).unwrap_or(0);
+            offset += written;
+            let written = u32::try_from(written).unwrap_or(u32::MAX);
+            return_used(&mut self.rx, &self.mem, head, written, used);
+        }
+        Delivery::Delivered
+    }
+
+    /// Sends every frame the guest queued, unless the rate limiter says
+    /// stop (its timer then brings the worker back); interrupts the guest
+    /// if it asked.
+    pub fn process_tx(&mut self) {
+        let mut used = false;
+        let mut idle_passes = 0;
+        let _ = self.tx.disable_notification(&self.mem);
+        loop {
+            let mut progress = false;
+            loop {
+                if let Some((head, len)) = self.tx_pending {
+                    if !self.tx_limiter.consume(len as u64) {
+                        self.notify_tx(used);
+                        return;
+                    }
+                    self.tx_pending = None;
+                    match self.io.write_frame(&self.tx_buf[..len]) {
+                        Ok(_) => self.stats.tx_frames += 1,
+                        Err(e) => {
+                            // The TAP refused it (full, or a header it
+                            // rejects): a lost frame, as on a real wire.
+                            tracing::debug!("virtio-net: TAP write failed: {e}");
+                            self.stats.tx_dropped += 1;
+                        }
+                    }
+                    return_used(&mut self.tx, &self.mem, head, 0, &mut used);
+                }
+                let Some(chain) = self.tx.pop_descriptor_chain(&self.mem) else {
+                    break;
+                };
+                progress = true;
+                let head = chain.head_index();
+                let checked = read_tx_chain(chain, &self.mem, &mut self.tx_buf)
+                    .and_then(|len| check_tx_header(&self.tx_buf[..len], self.acked).map(|_| len));
+                match checked {
+                    Ok(len) => self.tx_pending = Some((head, len)),
+                    Err(e) => {
+                        tracing::debug!("virtio-net: dropping transmit chain {head}: {e}");
+                        self.stats.tx_dropped += 1;
+                        return_used(&mut self.tx, &self.mem, head, 0, &mut used);
+                    }
+                }
+            }
+            // Notifications back on; chains that came meanwhile are served
+            // now. A ring that keeps saying "more" while yielding nothing
+            // is broken: stop rather than spin.
+            idle_passes = if progress { 0 } else { idle_passes + 1 };
+            if idle_passes > 1 {
+                break;
+            }
+            match self.tx.enable_notification(&self.mem) {
+                Ok(true) => {
+                    let _ = self.tx.disable_notification(&self.mem);
+                }
+                _ => break,
+            }
+        }
+        self.notify_tx(used);
+    }
+
+    fn notify_tx(&mut self, used: bool) {
+        if used && self.tx.needs_notification(&self.mem).unwrap_or(true) {
+            self.irq.signal_used_queue();
+        }
+    }
+}
+
+/// Puts a chain in the used ring with `len` bytes written (0 for transmit
+/// chains and for chains refused as malformed).
+fn return_used(queue: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32, used: &mut bool) {
+    match queue.add_used(mem, head, len) {
+        Ok(()) => *used = true,
+        Err(e) => tracing::debug!("virtio-net: cannot return buffer {head}: {e}"),
+    }
+}

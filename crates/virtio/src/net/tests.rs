@@ -1,0 +1,400 @@
+//! The receive and transmit loops against guest memory built here, with
+//! mock virtqueues and a fake TAP.
+#![allow(clippy::cast_possible_truncation)] // small fixed test values
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
+use virtio_queue::mock::MockSplitQueue;
+use virtio_queue::Queue;
+use vm_memory::{Bytes, GuestAddress};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use super::queues::{FrameIo, NetQueues, NetStats, RX_TIMER_SOURCE, TX_TIMER_SOURCE};
+use super::{features, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
+use crate::interrupt::INT_VRING;
+use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
+use crate::{GuestMemoryMmap, IrqTrigger, Wake};
+
+const WRITE: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
+const NEXT: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_NEXT as u16;
+const RX_RING: u64 = 0x1_0000;
+const TX_RING: u64 = 0x2_0000;
+
+#[derive(Default)]
+struct FakeTap {
+    incoming: VecDeque<Vec<u8>>,
+    sent: Vec<Vec<u8>>,
+}
+
+impl FrameIo for FakeTap {
+    fn read_frame(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let frame = self
+            .incoming
+            .pop_front()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::WouldBlock))?;
+        let n = frame.len().min(buf.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        Ok(n)
+    }
+
+    fn write_frame(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sent.push(buf.to_vec());
+        Ok(buf.len())
+    }
+}
+
+fn mem() -> GuestMemoryMmap {
+    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap()
+}
+
+fn d(addr: u64, len: u32, flags: u16, next: u16) -> RawDescriptor {
+    RawDescriptor::from(SplitDescriptor::new(addr, len, flags, next))
+}
+
+fn limiter(ops: Option<u64>) -> RateLimiter {
+    let bucket = ops.map(|size| TokenBucketConfig {
+        size,
+        refill: Duration::from_millis(40),
+    });
+    RateLimiter::new(None, bucket).unwrap()
+}
+
+struct Rig<'a> {
+    mem: &'a GuestMemoryMmap,
+    rx: MockSplitQueue<'a, GuestMemoryMmap>,
+    tx: MockSplitQueue<'a, GuestMemoryMmap>,
+    irq: Arc<IrqTrigger>,
+    net: NetQueues<FakeTap>,
+}
+
+fn rig(mem: &GuestMemoryMmap, acked: u64, rx_ops: Option<u64>, tx_ops: Option<u64>) -> Rig<'_> {
+    let rx = MockSplitQueue::create(mem, GuestAddress(RX_RING), 16);
+    let tx = MockSplitQueue::create(mem, GuestAddress(TX_RING), 16);
+    let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+    let mut rxq: Queue = rx.create_queue().unwrap();
+    let mut txq: Queue = tx.create_queue().unwrap();
+    use virtio_queue::QueueT;
+    rxq.set_event_idx(acked & crate::features::RING_EVENT_IDX != 0);
+    txq.set_event_idx(acked & crate::features::RING_EVENT_IDX != 0);
+    let net = NetQueues::new(
+        FakeTap::default(),
+        mem.clone(),
+        irq.clone(),
+        rxq,
+        txq,
+        acked,
+        (limiter(rx_ops), limiter(tx_ops)),
+    );
+    Rig {
+        mem,
+        rx,
+        tx,
+        irq,
+        net,
+    }
+}
+
+impl Rig<'_> {
+    /// (head, len) of used entry `i` of a ring.
+    fn used(&self, ring: &MockSplitQueue<GuestMemoryMmap>, i: u64) -> (u32, u32) {
+        let at = ring.used_addr().0 + 4 + 8 * i;
+        (
+            self.mem.read_obj(GuestAddress(at)).unwrap(),
+            self.mem.read_obj(GuestAddress(at + 4)).unwrap(),
+        )
+    }
+
+    fn used_count(&self, ring: &MockSplitQueue<GuestMemoryMmap>) -> u16 {
+        self.mem
+            .read_obj(GuestAddress(ring.used_addr().0 + 2))
+            .unwrap()
+    }
+
+    fn bytes(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0; len];
+        self.mem.read_slice(&mut v, GuestAddress(addr)).unwrap();
+        v
+    }
+}
+
+/// A header and `len` bytes of frame, each byte its index.
+fn packet(len: usize) -> Vec<u8> {
+    let mut p = vec![0u8; HEADER_LEN];
+    p.extend((0..len).map(|i| i as u8));
+    p
+}
+
+#[test]
+fn transmit_sends_header_and_frame_and_returns_the_chain() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    let p = packet(100);
+    mem.write_slice(&p[..HEADER_LEN], GuestAddress(0x10_0000))
+        .unwrap();
+    mem.write_slice(&p[HEADER_LEN..], GuestAddress(0x11_0000))
+        .unwrap();
+    r.tx.add_desc_chains(
+        &[
+            d(0x10_0000, HEADER_LEN as u32, NEXT, 1),
+            d(0x11_0000, 100, 0, 0),
+        ],
+        0,
+    )
+    .unwrap();
+    r.net.handle(Wake::Queue(TX_QUEUE));
+    assert_eq!(r.net.io_mut().sent, vec![p]);
+    assert_eq!(r.used_count(&r.tx), 1);
+    assert_eq!(r.used(&r.tx, 0), (0, 0));
+    assert_eq!(r.irq.status(), INT_VRING);
+    assert_eq!(r.net.stats().tx_frames, 1);
+}
+
+#[test]
+fn malformed_transmit_chains_are_dropped_with_an_empty_used_entry() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    let gso = {
+        let mut p = packet(60);
+        p[0] = 1; // NEEDS_CSUM, which CSUM was not negotiated for
+        p[1] = 1; // TCPv4 segmentation, not negotiated
+        p
+    };
+    mem.write_slice(&gso, GuestAddress(0x13_0000)).unwrap();
+    r.tx.add_desc_chains(
+        &[
+            // Shorter than the header.
+            d(0x10_0000, 8, 0, 0),
+            // Device-writable.
+            d(0x10_0000, 64, WRITE, 0),
+            // Outside guest memory.
+            d(0x4000_0000, 64, 0, 0),
+            // Longer than any frame.
+            d(0x10_0000, MAX_PACKET_LEN as u32 + 1, 0, 0),
+            // Offloads that were not negotiated.
+            d(0x13_0000, gso.len() as u32, 0, 0),
+            // Descriptor index beyond the queue.
+            d(0x10_0000, 64, NEXT, 200),
+        ],
+        0,
+    )
+    .unwrap();
+    // A chain that loops back on itself.
+    r.tx.add_desc_chains(&[d(0x10_0000, 64, NEXT, 6)], 6)
+        .unwrap();
+    r.net.handle(Wake::Queue(TX_QUEUE));
+    assert!(r.net.io_mut().sent.is_empty());
+    assert_eq!(r.used_count(&r.tx), 7);
+    for i in 0..7 {
+        assert_eq!(r.used(&r.tx, i), (i as u32, 0), "entry {i}");
+    }
+    assert_eq!(r.net.stats().tx_dropped, 7);
+    assert_eq!(r.net.stats().tx_frames, 0);
+}
+
+#[test]
+fn receive_fills_one_chain_with_num_buffers_1() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    r.rx.add_desc_chains(
+        &[
+            d(0x10_0000, 8, WRITE | NEXT, 1),
+            d(0x11_0000, 2000, WRITE, 0),
+        ],
+        0,
+    )
+    .unwrap();
+    let p = packet(1000);
+    r.net.io_mut().incoming.push_back(p.clone());
+    r.net.handle(Wake::Source(super::queues::TAP_SOURCE));
+    assert_eq!(r.used(&r.rx, 0), (0, 1012));
+    let mut got = r.bytes(0x10_0000, 8);
+    got.extend(r.bytes(0x11_0000, 1004));
+    let mut want = p;
+    want[10] = 1;
+    assert_eq!(got, want);
+    assert_eq!(r.irq.status(), INT_VRING);
+    assert!(r.net.wants_io());
+}
+
+#[test]
+fn mergeable_receive_spans_buffers() {
+    let mem = mem();
+    let mut r = rig(&mem, features::MRG_RXBUF, None, None);
+    let descs: Vec<_> = (0..4)
+        .map(|i| d(0x10_0000 + i * 0x1000, 1536, WRITE, 0))
+        .collect();
+    r.rx.add_desc_chains(&descs, 0).unwrap();
+    let p = packet(3000);
+    r.net.io_mut().incoming.push_back(p.clone());
+    r.net.io_mut().incoming.push_back(packet(50));
+    r.net.process_rx();
+    assert_eq!(r.used_count(&r.rx), 3);
+    assert_eq!(r.used(&r.rx, 0), (0, 1536));
+    assert_eq!(r.used(&r.rx, 1), (1, 3012 - 1536));
+    assert_eq!(r.used(&r.rx, 2), (2, 62));
+    let mut got = r.bytes(0x10_0000, 1536);
+    got.extend(r.bytes(0x10_1000, 3012 - 1536));
+    let mut want = p;
+    want[10] = 2;
+    assert_eq!(got, want);
+    assert_eq!(r.bytes(0x10_200a, 2), [1, 0]);
+}
+
+#[test]
+fn receive_waits_for_buffers_without_watching_the_tap() {
+    let mem = mem();
+    let mut r = rig(&mem, crate::features::RING_EVENT_IDX, None, None);
+    r.net.io_mut().incoming.push_back(packet(100));
+    r.net.io_mut().incoming.push_back(packet(200));
+    r.net.handle(Wake::Source(super::queues::TAP_SOURCE));
+    assert!(!r.net.wants_io(), "a frame waits: stop watching the TAP");
+    assert_eq!(r.used_count(&r.rx), 0);
+    assert_eq!(r.irq.status(), 0);
+    // The device asked for a kick at the next buffer (avail_event).
+    let avail_event: u16 = mem
+        .read_obj(GuestAddress(r.rx.used_addr().0 + 4 + 8 * 16))
+        .unwrap();
+    assert_eq!(avail_event, 0);
+    r.rx.add_desc_chains(&[d(0x10_0000, 2048, WRITE, 0)], 0)
+        .unwrap();
+    r.net.handle(Wake::Queue(RX_QUEUE));
+    assert_eq!(r.used(&r.rx, 0), (0, 112));
+    assert!(!r.net.wants_io(), "the second frame waits");
+    r.rx.add_desc_chains(&[d(0x11_0000, 2048, WRITE, 0)], 1)
+        .unwrap();
+    r.net.handle(Wake::Queue(RX_QUEUE));
+    assert_eq!(r.used(&r.rx, 1), (1, 212));
+    assert!(r.net.wants_io());
+    assert_eq!(r.net.stats().rx_frames, 2);
+}
+
+#[test]
+fn oversized_frame_is_dropped_and_the_buffer_kept() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    r.rx.add_desc_chains(&[d(0x10_0000, 1526, WRITE, 0)], 0)
+        .unwrap();
+    r.net.io_mut().incoming.push_back(packet(5000));
+    r.net.io_mut().incoming.push_back(packet(64));
+    r.net.process_rx();
+    assert_eq!(r.used_count(&r.rx), 1);
+    assert_eq!(r.used(&r.rx, 0), (0, 76));
+    assert_eq!(
+        r.net.stats(),
+        NetStats {
+            rx_frames: 1,
+            rx_dropped: 1,
+            ..NetStats::default()
+        }
+    );
+}
+
+#[test]
+fn malformed_receive_chains_get_empty_used_entries() {
+    let mem = mem();
+    let mut r = rig(&mem, features::MRG_RXBUF, None, None);
+    r.rx.add_desc_chains(
+        &[
+            // Device-readable.
+            d(0x10_0000, 1536, 0, 0),
+            // Outside guest memory.
+            d(0x4000_0000, 1536, WRITE, 0),
+            // Smaller than the header.
+            d(0x10_0000, 4, WRITE, 0),
+            // A good one, then a bad one in the middle of a frame.
+            d(0x11_0000, 1536, WRITE, 0),
+            d(0x12_0000, 1536, 0, 0),
+            d(0x13_0000, 1536, WRITE, 0),
+        ],
+        0,
+    )
+    .unwrap();
+    for len in [100, 100, 100, 2000, 100] {
+        r.net.io_mut().incoming.push_back(packet(len));
+    }
+    r.net.process_rx();
+    let used: Vec<_> = (0..6).map(|i| r.used(&r.rx, i)).collect();
+    assert_eq!(used, vec![(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 112)]);
+    assert_eq!(r.net.stats().rx_dropped, 4);
+    assert_eq!(r.net.stats().rx_frames, 1);
+}
+
+#[test]
+fn runt_frames_from_the_tap_are_skipped() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    r.rx.add_desc_chains(&[d(0x10_0000, 2048, WRITE, 0)], 0)
+        .unwrap();
+    r.net.io_mut().incoming.push_back(vec![0; HEADER_LEN]);
+    r.net.io_mut().incoming.push_back(packet(10));
+    r.net.process_rx();
+    assert_eq!(r.used(&r.rx, 0), (0, 22));
+    assert_eq!(r.net.stats().rx_dropped, 1);
+}
+
+#[test]
+fn transmit_rate_limit_holds_frames_until_the_timer() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, Some(1));
+    mem.write_slice(&packet(50), GuestAddress(0x10_0000))
+        .unwrap();
+    let chain = |i| d(0x10_0000, 62, 0, i);
+    r.tx.add_desc_chains(&[chain(0), chain(0), chain(0)], 0)
+        .unwrap();
+    r.net.handle(Wake::Queue(TX_QUEUE));
+    assert_eq!(r.net.io_mut().sent.len(), 1);
+    assert_eq!(r.used_count(&r.tx), 1);
+    std::thread::sleep(Duration::from_millis(50));
+    r.net.handle(Wake::Source(TX_TIMER_SOURCE));
+    assert_eq!(r.net.io_mut().sent.len(), 2);
+    std::thread::sleep(Duration::from_millis(50));
+    r.net.handle(Wake::Source(TX_TIMER_SOURCE));
+    assert_eq!(r.net.io_mut().sent.len(), 3);
+    assert_eq!(r.used_count(&r.tx), 3);
+}
+
+#[test]
+fn receive_rate_limit_holds_frames_until_the_timer() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, Some(1), None);
+    let descs: Vec<_> = (0..3)
+        .map(|i| d(0x10_0000 + i * 0x1000, 2048, WRITE, 0))
+        .collect();
+    r.rx.add_desc_chains(&descs, 0).unwrap();
+    for _ in 0..3 {
+        r.net.io_mut().incoming.push_back(packet(60));
+    }
+    r.net.process_rx();
+    assert_eq!(r.used_count(&r.rx), 1);
+    assert!(
+        !r.net.wants_io(),
+        "blocked: the timer, not the TAP, wakes it"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    r.net.handle(Wake::Source(RX_TIMER_SOURCE));
+    assert_eq!(r.used_count(&r.rx), 2);
+    std::thread::sleep(Duration::from_millis(50));
+    r.net.handle(Wake::Source(RX_TIMER_SOURCE));
+    assert_eq!(r.used_count(&r.rx), 3);
+    assert!(r.net.wants_io());
+}
+
+#[test]
+fn broken_avail_index_neither_panics_nor_spins() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    // avail.idx far beyond the queue size: no chain can be popped.
+    mem.write_obj(500u16, GuestAddress(r.tx.avail_addr().0 + 2))
+        .unwrap();
+    mem.write_obj(500u16, GuestAddress(r.rx.avail_addr().0 + 2))
+        .unwrap();
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.handle(Wake::Queue(TX_QUEUE));
+    r.net.handle(Wake::Queue(RX_QUEUE));
+    assert_eq!(r.used_count(&r.tx), 0);
+    assert_eq!(r.used_count(&r.rx), 0);
+    assert!(!r.net.wants_io());
+}
