@@ -3,17 +3,18 @@
 //! 10.200.0.0/24, so no traffic leaves it.
 
 mod common;
+mod net_shell;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::Scratch;
+use net_shell::{COMMON_HELPERS, GUEST_HELPERS, HOST_HELPERS};
 use testhost::{linux_guest_initramfs, HostRun, TestHost};
 
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 const GUEST_MODULES: &[&str] = &["virtio_mmio", "virtio_net"];
 const MAC: &str = "52:54:00:12:34:56";
-const MAC2: &str = "52:54:00:12:34:57";
 
 fn host() -> TestHost {
     TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman")))
@@ -55,63 +56,6 @@ fn run(guest: &str, script: &str) -> HostRun {
     assert_eq!(run.script_status, Some(0), "{}", run.console);
     run
 }
-
-/// Shell functions for the guest's init.
-const GUEST_HELPERS: &str = r#"
-ip link set lo up
-# nic MAC ADDRESS/PREFIX: configures the interface with that MAC.
-nic() {
-    for d in /sys/class/net/*; do
-        if [ "$(cat $d/address)" = "$1" ]; then
-            dev=${d##*/}
-            ip addr add $2 dev $dev && ip link set $dev up
-            echo "@@nic $1 $dev $(cat $d/device/features)"
-            return 0
-        fi
-    done
-    echo "@@nic $1 missing"; ls /sys/class/net
-}
-# reach IP: pings until the peer answers (up to 60 s).
-reach() {
-    i=0
-    until ping -c 1 -W 1 $1 >/dev/null 2>&1; do
-        i=$((i + 1)); [ $i -lt 60 ] || { echo "@@unreachable $1"; return 1; }
-    done
-}
-"#;
-
-/// Shell functions for both the guest and the test host.
-const COMMON_HELPERS: &str = r#"
-# listening PORT: waits until a TCP server listens on PORT.
-listening() { until netstat -ltn | grep -q ":$1 "; do sleep 0.1; done; }
-md5() { md5sum < $1 | cut -d' ' -f1; }
-# receive PORT FILE: a TCP server on PORT, in the background ($NC), that
-# writes what it gets to FILE. Its stdin is a FIFO held open on fd 4, so it
-# does not half-close the connection first; `wait $NC` waits for it alone.
-receive() {
-    rm -f /tmp/hold; mkfifo /tmp/hold
-    nc -l -p $1 < /tmp/hold > $2 &
-    NC=$!
-    exec 4> /tmp/hold
-    listening $1
-}
-"#;
-
-/// Shell functions for the test host's script.
-const HOST_HELPERS: &str = r#"
-# fail WHAT: reports WHAT and stops the VM, whose console then shows why.
-fail() { echo "@@failed $1"; kill $VM_PID; }
-uptime_s() { cut -d' ' -f1 /proc/uptime; }
-# tap_up NAME ADDRESS/PREFIX: waits for the TAP, then configures it.
-tap_up() {
-    i=0
-    until ip link show $1 >/dev/null 2>&1; do
-        i=$((i + 1)); [ $i -lt 300 ] || { echo "@@no-tap $1"; return 1; }
-        sleep 0.1
-    done
-    ip addr add $2 dev $1 && ip link set $1 up
-}
-"#;
 
 /// `@@key value` lines.
 fn value<'a>(console: &'a str, key: &str) -> Option<&'a str> {
@@ -215,16 +159,24 @@ fn elapsed(run: &HostRun, key: &str) -> f64 {
 }
 
 /// Two NICs: one on a TAP the test host made, one on a TAP Pointsman
-/// creates and the host configures once it appears, rate limited to
-/// 256 KiB/s each way. Both work, the limit holds, both survive a reboot
-/// of the guest in place, and Pointsman's TAP goes away when it exits.
+/// creates and the host configures once it appears, with a random MAC and
+/// rate limited to 256 KiB/s each way. Both work, the limit holds, both
+/// survive a reboot of the guest in place (the random MAC too), and
+/// Pointsman's TAP goes away when it exits.
 #[test]
 fn two_nics_rate_limit_and_reboot() {
     let guest = r#"
 echo "@@boot"
 read mode
 nic 52:54:00:12:34:56 10.200.0.2/25
-nic 52:54:00:12:34:57 10.200.0.130/25
+# The second NIC has no MAC option: configure whichever is not the first.
+for d in /sys/class/net/eth*; do
+    mac=$(cat $d/address)
+    if [ "$mac" != 52:54:00:12:34:56 ]; then
+        echo "@@mac2-$mode $mac"
+        nic $mac 10.200.0.130/25
+    fi
+done
 reach 10.200.0.1 && reach 10.200.0.129 && echo "@@reached-$mode"
 [ "$mode" = second ] && poweroff -f
 echo "@@ping1 $(ping -c 2 -W 2 10.200.0.1 | grep -c 'bytes from')"
@@ -246,7 +198,7 @@ tunctl -t tap0 >/dev/null || echo "@@tunctl failed"
 ip addr add 10.200.0.1/25 dev tap0 && ip link set tap0 up
 dd if=/dev/urandom of=/tmp/h2g bs=64k count=32 2>/dev/null
 echo "@@h2g-md5 $(md5 /tmp/h2g)"
-start_guest --net tap=tap0,mac={MAC} --net tap=ptsm1,mac={MAC2},bandwidth=256K
+start_guest --net tap=tap0,mac={MAC} --net tap=ptsm1,bandwidth=256K
 tap_up ptsm1 10.200.0.129/25 || fail tap
 wait_for @@boot 1 120 && send first
 if wait_for @@listening 1 120; then
@@ -292,5 +244,13 @@ tunctl -d tap0 >/dev/null
         run.console
     );
     assert_eq!(expect(&run, "tap-left"), "no");
+    let mac = expect(&run, "mac2-first");
+    assert_eq!(
+        mac,
+        expect(&run, "mac2-second"),
+        "same MAC after the reboot"
+    );
+    let first = u8::from_str_radix(&mac[..2], 16).unwrap();
+    assert_eq!(first & 3, 2, "locally administered unicast: {mac}");
     eprintln!("rate limited: host->guest 2 MiB in {h2g:.1} s, guest->host 1 MiB in {g2h:.1} s");
 }

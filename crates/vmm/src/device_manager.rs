@@ -139,7 +139,7 @@ pub(crate) fn create_devices(
     if config.rng {
         virtio_devices.push(Box::new(virtio::rng::Rng::new()));
     }
-    virtio_devices.extend(taps.devices(config));
+    virtio_devices.extend(taps.devices());
     let mut mmio = Bus::new();
     for (slot, device) in virtio_devices.into_iter().enumerate() {
         aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);

@@ -1,34 +1,37 @@
 //! Host TAPs for the guest's NICs, opened once per run: a reboot in place
 //! builds new devices on the same TAPs, so a TAP the VMM created (and the
-//! host's addresses on it) outlives the guest's reboots.
+//! host's addresses on it) outlives the guest's reboots. A random MAC is
+//! drawn here too, once, so the guest keeps it across reboots.
 
 use std::sync::Arc;
 
-use virtio::net::{Net, Tap};
+use virtio::net::{config::random_mac, Net, NetConfig, Tap};
 use virtio::VirtioDevice;
 
 use crate::config::VmConfig;
 use crate::Result;
 
-/// The open TAPs, one per `--net`, in order.
-pub(crate) struct Taps(Vec<Arc<Tap>>);
+/// The open TAPs, one per `--net`, in order, with their NIC's settings.
+pub(crate) struct Taps(Vec<(NetConfig, Arc<Tap>)>);
 
 impl Taps {
     pub(crate) fn open(config: &VmConfig) -> Result<Taps> {
         let taps = config
             .net
             .iter()
-            .map(|net| Tap::open(&net.tap).map(Arc::new))
+            .map(|net| {
+                let mut net = net.clone();
+                net.mac = Some(net.mac.unwrap_or_else(random_mac));
+                Tap::open(&net.tap).map(|tap| (net, Arc::new(tap)))
+            })
             .collect::<std::result::Result<_, _>>()?;
         Ok(Taps(taps))
     }
 
     /// A fresh virtio-net device for each NIC.
-    pub(crate) fn devices(&self, config: &VmConfig) -> Vec<Box<dyn VirtioDevice>> {
-        config
-            .net
+    pub(crate) fn devices(&self) -> Vec<Box<dyn VirtioDevice>> {
+        self.0
             .iter()
-            .zip(&self.0)
             .map(|(net, tap)| {
                 let device = Net::new(net, tap.clone());
                 tracing::info!(
