@@ -183,3 +183,89 @@ impl VirtioDevice for Net {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::config::NetConfig;
+
+    /// Runs `f` on a thread of its own in a new network namespace, so the
+    /// TAPs it makes never appear on the machine.
+    fn in_new_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::spawn(move || {
+            // SAFETY: unshare takes flags only; it moves this thread alone
+            // into a new network namespace.
+            let ret = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(ret, 0, "unshare: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn features_and_config_space_follow_the_tap_and_options() {
+        let (avail, config, name) = in_new_netns(|| {
+            let tap = Arc::new(Tap::open("ptsm-test0").expect("open a TAP"));
+            let config = NetConfig::parse("tap=ptsm-test0,mac=52:54:00:aa:bb:cc").unwrap();
+            let net = Net::new(&config, tap.clone());
+            let mut space = [0u8; 8];
+            net.read_config(0, &mut space);
+            (net.avail_features(), space, tap.name().to_owned())
+        });
+        assert_eq!(name, "ptsm-test0");
+        assert_eq!(config, [0x52, 0x54, 0, 0xaa, 0xbb, 0xcc, 1, 0]);
+        for f in [
+            net::MAC,
+            net::STATUS,
+            net::MRG_RXBUF,
+            net::CSUM,
+            net::HOST_TSO4,
+            net::HOST_TSO6,
+            // Linux TAPs take all three receive offloads.
+            net::GUEST_CSUM,
+            net::GUEST_TSO4,
+            net::GUEST_TSO6,
+            features::VERSION_1,
+            features::RING_EVENT_IDX,
+        ] {
+            assert_ne!(avail & f, 0, "{f:#x}");
+        }
+    }
+
+    #[test]
+    fn tap_offloads_follow_what_the_guest_accepted() {
+        assert_eq!(tun_offloads(0), 0);
+        assert_eq!(tun_offloads(net::GUEST_TSO4), 0, "no TSO without checksums");
+        assert_eq!(tun_offloads(net::GUEST_CSUM), libc::TUN_F_CSUM);
+        assert_eq!(
+            tun_offloads(net::GUEST_CSUM | net::GUEST_TSO4 | net::GUEST_TSO6),
+            TUN_ALL
+        );
+    }
+
+    const TUN_ALL: u32 = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+
+    #[test]
+    fn unacked_features_are_ignored_and_reset_forgets() {
+        in_new_netns(|| {
+            let tap = Arc::new(Tap::open("ptsm-test1").expect("open a TAP"));
+            assert_eq!(tap.supported_offloads(), TUN_ALL);
+            let mut net = Net::new(&NetConfig::parse("tap=ptsm-test1").unwrap(), tap);
+            assert_eq!(net.mac()[0] & 3, 2, "random, local, unicast");
+            net.set_acked_features(u64::MAX);
+            assert_eq!(net.acked_features, net.avail_features);
+            net.reset();
+            assert_eq!(net.acked_features, 0);
+        });
+    }
+
+    #[test]
+    fn a_second_open_of_a_busy_tap_fails_cleanly() {
+        let err = in_new_netns(|| {
+            let _first = Tap::open("ptsm-test2").expect("open a TAP");
+            Tap::open("ptsm-test2").map(|_| ()).unwrap_err().to_string()
+        });
+        assert!(err.contains("ptsm-test2"), "{err}");
+    }
+}

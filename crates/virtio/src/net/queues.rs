@@ -74,7 +74,8 @@ pub struct NetQueues<T: FrameIo> {
     rx_pending: Option<usize>,
     /// The pending frame went through the rate limiter already.
     rx_charged: bool,
-    /// Reading the TAP failed for good: stop watching it.
+    /// Reading the TAP failed: stop watching it until the guest kicks the
+    /// receive queue.
     io_failed: bool,
     tx_buf: Box<[u8]>,
     /// A transmit chain read into `tx_buf` (head index, length) that
@@ -141,6 +142,7 @@ impl<T: FrameIo> NetQueues<T> {
             Wake::Queue(RX_QUEUE) => {
                 // New receive buffers: ours to fill without further kicks.
                 let _ = self.rx.disable_notification(&self.mem);
+                self.io_failed = false;
                 self.process_rx();
             }
             Wake::Queue(TX_QUEUE) => self.process_tx(),
@@ -183,10 +185,12 @@ impl<T: FrameIo> NetQueues<T> {
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                         Err(e) => {
-                            tracing::error!(
-                                "virtio-net: cannot read the TAP, receiving stops: {e}"
-                            );
+                            // Stop watching a TAP that fails (it would wake
+                            // the worker in a loop); the guest's next
+                            // receive kick, asked for here, tries again.
+                            tracing::warn!("virtio-net: cannot read the TAP: {e}");
                             self.io_failed = true;
+                            let _ = self.rx.enable_notification(&self.mem);
                             break;
                         }
                     }

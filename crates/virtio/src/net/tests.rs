@@ -27,10 +27,15 @@ const TX_RING: u64 = 0x2_0000;
 struct FakeTap {
     incoming: VecDeque<Vec<u8>>,
     sent: Vec<Vec<u8>>,
+    /// Reads fail with EIO while set.
+    broken: bool,
 }
 
 impl FrameIo for FakeTap {
     fn read_frame(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.broken {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
         let frame = self
             .incoming
             .pop_front()
@@ -397,4 +402,20 @@ fn broken_avail_index_neither_panics_nor_spins() {
     assert_eq!(r.used_count(&r.tx), 0);
     assert_eq!(r.used_count(&r.rx), 0);
     assert!(!r.net.wants_io());
+}
+
+#[test]
+fn a_failing_tap_is_left_alone_until_the_next_receive_kick() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    r.rx.add_desc_chains(&[d(0x10_0000, 2048, WRITE, 0)], 0)
+        .unwrap();
+    r.net.io_mut().broken = true;
+    r.net.handle(Wake::Source(super::queues::TAP_SOURCE));
+    assert!(!r.net.wants_io(), "no spinning on a failing TAP");
+    r.net.io_mut().broken = false;
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.handle(Wake::Queue(RX_QUEUE));
+    assert!(r.net.wants_io());
+    assert_eq!(r.used(&r.rx, 0), (0, 72));
 }
