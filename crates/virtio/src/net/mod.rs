@@ -62,4 +62,6 @@ pub const RX_QUEUE: usize = 0;
 pub const TX_QUEUE: usize = 1;
 
 #[cfg(test)]
+mod tap_tests;
+#[cfg(test)]
 mod tests;
