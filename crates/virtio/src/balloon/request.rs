@@ -14,7 +14,8 @@ pub const MAX_PFNS: usize = 4096;
 /// Most ranges taken from one free page report (Linux sends at most 32).
 pub const MAX_REPORTED_RANGES: usize = 256;
 
-type Chain<'a> = DescriptorChain<&'a GuestMemoryMmap>;
+/// A buffer the worker popped.
+pub(crate) type Chain<'a> = DescriptorChain<&'a GuestMemoryMmap>;
 
 /// Reads at most `limit` bytes from the chain's device-readable part. A
 /// chain that points outside guest memory reads as nothing.

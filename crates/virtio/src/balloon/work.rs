@@ -9,8 +9,14 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 use super::discard::{discard, host_page_size};
 use super::handle::{BalloonHandle, Shared};
 use super::pages::{BalloonPages, GuestRange};
-use super::request::{read_pfns, read_stats, reported_ranges};
+use super::request::{read_pfns, read_stats, reported_ranges, Chain};
 use crate::{GuestMemoryMmap, IrqTrigger};
+
+/// Most buffers served per wake-up. A driver never has more than a queue's
+/// worth in flight; one whose used ring overlaps its avail ring makes every
+/// used entry look like a new buffer, and would keep the thread (and a
+/// reset waiting for it) busy forever.
+const MAX_CHAINS_PER_WAKE: usize = 16 * 256;
 
 /// What a queue is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,76 +58,46 @@ impl BalloonWork {
         self.pages.count()
     }
 
-    /// Serves every pending buffer of a `role` queue, then interrupts the
-    /// guest if it asked.
+    /// Serves the pending buffers of a `role` queue (at most
+    /// [`MAX_CHAINS_PER_WAKE`]), then interrupts the guest if it asked.
     pub fn serve(&mut self, role: QueueRole, queue: &mut Queue) {
         if !queue.ready() {
             return;
         }
-        let mem = &self.mem;
+        let mem = self.mem.clone();
         let mut used_any = false;
+        let mut budget = MAX_CHAINS_PER_WAKE;
         loop {
             // Notifications off while draining; back on, then look again
             // for buffers that slipped in between (event-index protocol).
-            if queue.disable_notification(mem).is_err() {
+            if queue.disable_notification(&mem).is_err() {
                 return;
             }
-            while let Some(chain) = queue.pop_descriptor_chain(mem) {
-                let head = chain.head_index();
-                let hold = match role {
-                    QueueRole::Inflate => {
-                        let ranges = self.pages.inflate(&read_pfns(chain, mem));
-                        for range in ranges {
-                            give_back(mem, range, &mut self.discard_warned);
-                        }
-                        false
-                    }
-                    QueueRole::Deflate => {
-                        // Deflated pages need nothing from the host: they
-                        // fault back in when the guest touches them.
-                        self.pages.deflate(&read_pfns(chain, mem));
-                        false
-                    }
-                    QueueRole::Reporting => {
-                        for (addr, len) in reported_ranges(chain) {
-                            if let Some(range) = self.pages.host_pages_within(addr, len) {
-                                give_back(mem, range, &mut self.discard_warned);
-                            }
-                        }
-                        false
-                    }
-                    QueueRole::Stats => {
-                        let stats = read_stats(chain, mem);
-                        tracing::debug!("virtio-balloon: guest statistics: {stats}");
-                        *self
-                            .shared
-                            .stats
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner) = Some(stats);
-                        true
-                    }
-                };
-                // The device keeps the stats buffer to hand back when it
-                // wants new figures; a second one sends the first back.
-                let done = if hold {
-                    self.held_stats.replace(head)
-                } else {
-                    Some(head)
-                };
-                if let Some(head) = done {
-                    if queue.add_used(mem, head, 0).is_err() {
+            let mut popped = false;
+            while let Some(chain) = queue.pop_descriptor_chain(&mem) {
+                popped = true;
+                budget -= 1;
+                if let Some(head) = self.handle(role, chain, &mem) {
+                    if queue.add_used(&mem, head, 0).is_err() {
                         tracing::warn!("virtio-balloon: cannot add to the used ring");
                         return;
                     }
                     used_any = true;
                 }
+                if budget == 0 {
+                    tracing::debug!(?role, "virtio-balloon: budget spent, waiting for a kick");
+                    break;
+                }
             }
-            match queue.enable_notification(mem) {
-                Ok(true) => continue,
+            // Go round again only for new buffers after some progress: a
+            // ring whose index runs ahead of its size pops nothing yet never
+            // looks drained.
+            match queue.enable_notification(&mem) {
+                Ok(true) if popped && budget > 0 => continue,
                 _ => break,
             }
         }
-        if used_any && queue.needs_notification(mem).unwrap_or(true) {
+        if used_any && queue.needs_notification(&mem).unwrap_or(true) {
             self.irq.signal_used_queue();
         }
         if role == QueueRole::Inflate || role == QueueRole::Deflate {
@@ -131,6 +107,42 @@ impl BalloonWork {
                 "virtio-balloon: pages in the balloon"
             );
         }
+    }
+
+    /// Acts on one buffer; returns its head when it goes to the used ring
+    /// now.
+    fn handle(&mut self, role: QueueRole, chain: Chain<'_>, mem: &GuestMemoryMmap) -> Option<u16> {
+        let head = chain.head_index();
+        match role {
+            QueueRole::Inflate => {
+                for range in self.pages.inflate(&read_pfns(chain, mem)) {
+                    give_back(mem, range, &mut self.discard_warned);
+                }
+            }
+            // Deflated pages need nothing from the host: they fault back
+            // in when the guest touches them.
+            QueueRole::Deflate => self.pages.deflate(&read_pfns(chain, mem)),
+            QueueRole::Reporting => {
+                for (addr, len) in reported_ranges(chain) {
+                    if let Some(range) = self.pages.host_pages_within(addr, len) {
+                        give_back(mem, range, &mut self.discard_warned);
+                    }
+                }
+            }
+            QueueRole::Stats => {
+                let stats = read_stats(chain, mem);
+                tracing::debug!("virtio-balloon: guest statistics: {stats}");
+                *self
+                    .shared
+                    .stats
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(stats);
+                // The device keeps the stats buffer to hand back when it
+                // wants new figures; a second one sends the first back.
+                return self.held_stats.replace(head);
+            }
+        }
+        Some(head)
     }
 
     /// Hands the held stats buffer back, which asks the guest to refill
