@@ -58,6 +58,12 @@ pub struct RunArgs {
     /// Give the guest a virtio-rng device, fed from the host's getrandom.
     #[arg(long)]
     pub rng: bool,
+    /// Give the guest a virtio-balloon device:
+    /// [size=SIZE][,stats=on][,free-page-reporting=on][,deflate-on-oom=on].
+    /// SIZE (K, M or G suffix; a bare number is MiB) is the target the
+    /// guest inflates to, giving that much memory back to the host.
+    #[arg(long, value_name = "OPTIONS")]
+    pub balloon: Option<String>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -80,6 +86,11 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         memory: vmm::parse_memory_size(&args.memory)?,
         no_reboot: args.no_reboot,
         rng: args.rng,
+        balloon: args
+            .balloon
+            .as_deref()
+            .map(vmm::BalloonConfig::parse)
+            .transpose()?,
     })
 }
 

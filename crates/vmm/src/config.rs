@@ -38,6 +38,8 @@ pub struct VmConfig {
     pub no_reboot: bool,
     /// Give the guest a virtio-rng device.
     pub rng: bool,
+    /// Give the guest a virtio-balloon device.
+    pub balloon: Option<virtio::balloon::BalloonConfig>,
 }
 
 impl VmConfig {
@@ -61,6 +63,14 @@ impl VmConfig {
                 requested: self.memory,
                 limit,
             });
+        }
+        if let Some(balloon) = &self.balloon {
+            if balloon.size > self.memory {
+                return Err(Error::BalloonTooLarge {
+                    size: balloon.size,
+                    memory: self.memory,
+                });
+            }
         }
         Ok(())
     }

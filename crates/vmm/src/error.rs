@@ -16,6 +16,12 @@ pub enum Error {
     /// A memory size that does not parse.
     #[error("invalid memory size {0:?}: expected a number with an optional K, M, G or T suffix, such as 256M")]
     InvalidMemorySize(String),
+    /// A `--balloon` value that does not parse.
+    #[error("invalid --balloon: {0}")]
+    InvalidBalloon(#[from] virtio::balloon::ConfigError),
+    /// A balloon target beyond guest memory.
+    #[error("--balloon size={size} bytes is more than the guest's {memory} bytes of memory")]
+    BalloonTooLarge { size: u64, memory: u64 },
     /// Opening `/dev/kvm` failed.
     #[error("{0}")]
     OpenKvm(#[source] hypervisor::Error),
@@ -80,6 +86,8 @@ impl Error {
                 | Error::MemoryTooSmall(..)
                 | Error::MemoryTooLarge { .. }
                 | Error::InvalidMemorySize(_)
+                | Error::InvalidBalloon(_)
+                | Error::BalloonTooLarge { .. }
                 | Error::OpenKvm(_)
                 | Error::OpenFile { .. }
                 | Error::NotAFile { .. }
