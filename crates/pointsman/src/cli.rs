@@ -58,6 +58,12 @@ pub struct RunArgs {
     /// Give the guest a virtio-rng device, fed from the host's getrandom.
     #[arg(long)]
     pub rng: bool,
+    /// Give the guest a virtio-vsock device with context ID N (3 or more).
+    /// Host programs connect to the Unix socket PATH and write
+    /// "CONNECT <port>\n"; guest connections to host port P reach the
+    /// Unix socket PATH_P.
+    #[arg(long, value_name = "cid=N,socket=PATH")]
+    pub vsock: Option<String>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -80,6 +86,16 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         memory: vmm::parse_memory_size(&args.memory)?,
         no_reboot: args.no_reboot,
         rng: args.rng,
+        vsock: args
+            .vsock
+            .as_deref()
+            .map(|text| {
+                vmm::VsockConfig::parse(text).map_err(|source| vmm::Error::InvalidVsock {
+                    text: text.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?,
     })
 }
 

@@ -38,6 +38,8 @@ pub struct VmConfig {
     pub no_reboot: bool,
     /// Give the guest a virtio-rng device.
     pub rng: bool,
+    /// Give the guest a virtio-vsock device, reached through Unix sockets.
+    pub vsock: Option<virtio::vsock::VsockConfig>,
 }
 
 impl VmConfig {
