@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::config::VsockConfig;
-use super::handler::{QueueHandler, RX_QUEUE, TX_QUEUE};
+use super::handler::{DeviceQueue, QueueHandler, RX_QUEUE, TX_QUEUE};
 use super::muxer::{Muxer, LISTENER_SOURCE};
 use super::socket::{HostSocket, SocketError};
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
@@ -75,11 +75,24 @@ impl VirtioDevice for Vsock {
                 got,
             });
         }
+        debug_assert_eq!((RX_QUEUE, TX_QUEUE), (0, 1));
         let mut queues = ctx.queues.into_iter();
         let (Some(rx), Some(tx)) = (queues.next(), queues.next()) else {
             return Err(ActivateError::QueueCount { expected: 3, got });
         };
-        debug_assert_eq!((RX_QUEUE, TX_QUEUE), (0, 1));
+        // The handler kicks itself through these when it stops early.
+        let rx = DeviceQueue {
+            queue: rx,
+            kick: ctx.queue_evts[RX_QUEUE]
+                .try_clone()
+                .map_err(ActivateError::Worker)?,
+        };
+        let tx = DeviceQueue {
+            queue: tx,
+            kick: ctx.queue_evts[TX_QUEUE]
+                .try_clone()
+                .map_err(ActivateError::Worker)?,
+        };
         let listener = self.socket.listener().map_err(ActivateError::Worker)?;
         let muxer = Muxer::new(self.config.clone(), listener);
         let sources = vec![muxer.listener_fd()];

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
+use vmm_sys_util::eventfd::EventFd;
 
 use super::muxer::{Muxer, Watch};
 use super::packet::{Header, Op, HEADER_SIZE};
@@ -16,13 +17,25 @@ pub const RX_QUEUE: usize = 0;
 pub const TX_QUEUE: usize = 1;
 pub const EVENT_QUEUE: usize = 2;
 
+/// Most chains taken from each queue per wake-up. A guest can keep a
+/// queue full forever (rings can even refill themselves through
+/// overlapping used rings); past this the worker kicks itself and
+/// returns, so its other sources and its stop signal get their turn.
+pub const CHAINS_PER_WAKE: u32 = 256;
+
+/// A queue and an eventfd that wakes the worker for it.
+pub struct DeviceQueue {
+    pub queue: Queue,
+    pub kick: EventFd,
+}
+
 /// The queues and the muxer, as the worker owns them. Public for the fuzz
 /// targets: everything in the queues is guest input.
 pub struct QueueHandler {
     mem: GuestMemoryMmap,
     irq: Arc<IrqTrigger>,
-    rx: Queue,
-    tx: Queue,
+    rx: DeviceQueue,
+    tx: DeviceQueue,
     muxer: Muxer,
     guest_cid: u64,
     /// One packet's payload on its way from guest memory to the muxer.
@@ -35,8 +48,8 @@ impl QueueHandler {
         guest_cid: u64,
         mem: GuestMemoryMmap,
         irq: Arc<IrqTrigger>,
-        rx: Queue,
-        tx: Queue,
+        rx: DeviceQueue,
+        tx: DeviceQueue,
     ) -> QueueHandler {
         QueueHandler {
             mem,
@@ -54,37 +67,48 @@ impl QueueHandler {
     }
 
     /// Serves whatever woke the worker, then both queues until neither
-    /// can move.
+    /// can move or their budgets for this wake-up are spent.
     pub fn on_wake(&mut self, wake: Wake, w: &dyn Watch) {
         if let Wake::Source(index) = wake {
             self.muxer.on_source(index, w);
         }
         // Kicks on any queue come down to the same work; the event queue
         // is never used (no transport resets happen).
+        let mut tx_budget = CHAINS_PER_WAKE;
+        let mut rx_budget = CHAINS_PER_WAKE;
         loop {
-            let stalled = self.process_tx(w);
-            let delivered = self.process_rx(w);
-            // A stalled transmit queue waited for room that delivering
-            // RSTs made.
-            if !(stalled && delivered) {
+            let stalled = self.process_tx(w, &mut tx_budget);
+            self.process_rx(w, &mut rx_budget);
+            // A stalled transmit queue waits for room that delivering
+            // RSTs makes.
+            if !(stalled && self.muxer.can_take_tx() && tx_budget > 0) {
                 break;
             }
         }
     }
 
-    /// Hands every guest packet to the muxer; true if it stopped because
+    /// Hands guest packets to the muxer; true if it stopped because
     /// answers have no room yet.
-    fn process_tx(&mut self, w: &dyn Watch) -> bool {
+    fn process_tx(&mut self, w: &dyn Watch, budget: &mut u32) -> bool {
         let mut used = false;
         let mut stalled = false;
-        loop {
-            if self.tx.disable_notification(&self.mem).is_err() {
+        let mut idle_passes = 0;
+        'passes: loop {
+            if self.tx.queue.disable_notification(&self.mem).is_err() {
                 break;
             }
+            let mut popped = false;
             while self.muxer.can_take_tx() {
-                let Some(chain) = self.tx.pop_descriptor_chain(&self.mem) else {
+                if *budget == 0 {
+                    // Notifications stay off: the kick brings us back.
+                    let _ = self.tx.kick.write(1);
+                    break 'passes;
+                }
+                let Some(chain) = self.tx.queue.pop_descriptor_chain(&self.mem) else {
                     break;
                 };
+                *budget -= 1;
+                popped = true;
                 let head = chain.head_index();
                 handle_tx(
                     &mut self.muxer,
@@ -95,49 +119,54 @@ impl QueueHandler {
                     w,
                 );
                 used = true;
-                if self.tx.add_used(&self.mem, head, 0).is_err() {
+                if self.tx.queue.add_used(&self.mem, head, 0).is_err() {
                     tracing::warn!("virtio-vsock: cannot add to the transmit used ring");
-                    return true;
+                    break 'passes;
                 }
             }
             if !self.muxer.can_take_tx() {
                 stalled = true;
+                // Kicks meanwhile change nothing; delivering RSTs resumes us.
+                let _ = self.tx.queue.enable_notification(&self.mem);
                 break;
             }
-            match self.tx.enable_notification(&self.mem) {
-                Ok(true) => continue,
-                _ => break,
+            idle_passes = if popped { 0 } else { idle_passes + 1 };
+            if !more_after_enabling(&mut self.tx.queue, &self.mem, idle_passes) {
+                break;
             }
         }
-        if stalled {
-            // Kicks meanwhile change nothing; delivering RSTs resumes us.
-            let _ = self.tx.enable_notification(&self.mem);
-        }
-        if used && self.tx.needs_notification(&self.mem).unwrap_or(true) {
+        if used && self.tx.queue.needs_notification(&self.mem).unwrap_or(true) {
             self.irq.signal_used_queue();
         }
         stalled
     }
 
-    /// Fills receive buffers while the muxer has packets; true if any was
-    /// delivered.
-    fn process_rx(&mut self, w: &dyn Watch) -> bool {
+    /// Fills receive buffers while the muxer has packets.
+    fn process_rx(&mut self, w: &dyn Watch, budget: &mut u32) {
         let mut used = false;
+        let mut idle_passes = 0;
         while self.muxer.has_rx() {
-            let Some(chain) = self.rx.pop_descriptor_chain(&self.mem) else {
+            if *budget == 0 {
+                let _ = self.rx.kick.write(1);
+                break;
+            }
+            let Some(chain) = self.rx.queue.pop_descriptor_chain(&self.mem) else {
                 // Out of buffers: ask for a kick when the guest adds some.
-                match self.rx.enable_notification(&self.mem) {
-                    Ok(true) => continue,
-                    _ => break,
+                idle_passes += 1;
+                if more_after_enabling(&mut self.rx.queue, &self.mem, idle_passes) {
+                    continue;
                 }
+                break;
             };
+            *budget -= 1;
+            idle_passes = 0;
             let head = chain.head_index();
             let len = match chain.writer(&self.mem) {
                 Ok(mut writer) if writer.available_bytes() >= HEADER_SIZE => {
                     let room = writer.available_bytes() - HEADER_SIZE;
                     let Some((header, payload)) = self.muxer.next_rx(room, w) else {
                         // Nothing after all: the buffer stays the guest's.
-                        self.rx.go_to_previous_position();
+                        self.rx.queue.go_to_previous_position();
                         break;
                     };
                     let ok = writer.write_all(&header.to_bytes()).is_ok()
@@ -153,16 +182,23 @@ impl QueueHandler {
                 _ => 0,
             };
             used = true;
-            if self.rx.add_used(&self.mem, head, len).is_err() {
+            if self.rx.queue.add_used(&self.mem, head, len).is_err() {
                 tracing::warn!("virtio-vsock: cannot add to the receive used ring");
                 break;
             }
         }
-        if used && self.rx.needs_notification(&self.mem).unwrap_or(true) {
+        if used && self.rx.queue.needs_notification(&self.mem).unwrap_or(true) {
             self.irq.signal_used_queue();
         }
-        used
     }
+}
+
+/// Turns the queue's notifications back on after draining it; true if
+/// the driver added buffers meanwhile (the event-index protocol's race).
+/// A ring that claims more but gave nothing twice in a row has a corrupt
+/// index: it is left until the next kick rather than spun on.
+fn more_after_enabling(queue: &mut Queue, mem: &GuestMemoryMmap, idle_passes: u32) -> bool {
+    matches!(queue.enable_notification(mem), Ok(true)) && idle_passes < 2
 }
 
 /// Reads one guest packet and hands it to the muxer, or drops it (with a

@@ -172,6 +172,8 @@ struct Setup {
     _socket: HostSocket,
     mem: GuestMemoryMmap,
     irq: Arc<IrqTrigger>,
+    rx_kick: EventFd,
+    tx_kick: EventFd,
 }
 
 impl Setup {
@@ -185,6 +187,8 @@ impl Setup {
             _socket: socket,
             mem: GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x200_0000)]).unwrap(),
             irq: Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap())),
+            rx_kick: EventFd::new(EFD_NONBLOCK).unwrap(),
+            tx_kick: EventFd::new(EFD_NONBLOCK).unwrap(),
         }
     }
 
@@ -199,8 +203,14 @@ impl Setup {
             GUEST,
             self.mem.clone(),
             self.irq.clone(),
-            driver.rx.create_queue().unwrap(),
-            driver.tx.create_queue().unwrap(),
+            DeviceQueue {
+                queue: driver.rx.create_queue().unwrap(),
+                kick: self.rx_kick.try_clone().unwrap(),
+            },
+            DeviceQueue {
+                queue: driver.tx.create_queue().unwrap(),
+                kick: self.tx_kick.try_clone().unwrap(),
+            },
         )
     }
 
@@ -448,4 +458,78 @@ fn without_receive_buffers_host_data_stays_in_the_socket() {
     let got: usize = d.received().iter().map(|(_, p)| p.len()).sum();
     assert_eq!(got, written.min(256 * 1024));
     assert_eq!(h.muxer().buffered(), 0);
+}
+
+#[test]
+fn corrupt_ring_indexes_do_not_hang_the_worker() {
+    let s = Setup::new("corrupt");
+    let mut d = Driver::new(&s.mem);
+    let mut h = s.handler(&d);
+    // An RST is owed (so the receive queue is looked at), and both
+    // available indexes claim far more than the ring holds.
+    d.packet(Op::Rw, 1, 9, b"x");
+    h.on_wake(Wake::Queue(TX_QUEUE), &Unwatched::default());
+    for q in [&d.rx, &d.tx] {
+        s.mem
+            .write_obj(1000u16, GuestAddress(q.avail_addr().0 + 2))
+            .unwrap();
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let w = Unwatched::default();
+        h.on_wake(Wake::Queue(TX_QUEUE), &w);
+        h.on_wake(Wake::Queue(RX_QUEUE), &w);
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the worker spun on a corrupt ring");
+}
+
+#[test]
+fn a_ring_that_refills_itself_gets_a_bounded_turn() {
+    let s = Setup::new("refill");
+    let d = Driver::new(&s.mem);
+    // The used ring lies on the available ring: each used entry makes
+    // one more chain available, forever.
+    let state = virtio_queue::QueueState {
+        max_size: QSIZE,
+        size: QSIZE,
+        ready: true,
+        desc_table: 0x2_0000,
+        avail_ring: 0x3_0000,
+        used_ring: 0x3_0000,
+        next_avail: 0,
+        next_used: 1,
+        event_idx_enabled: false,
+    };
+    s.mem.write_obj(1u16, GuestAddress(0x3_0002)).unwrap();
+    let config = VsockConfig {
+        cid: GUEST,
+        socket: s.dir.join("v.sock"),
+    };
+    let mut h = QueueHandler::new(
+        Muxer::new(config, s._socket.listener().unwrap()),
+        GUEST,
+        s.mem.clone(),
+        s.irq.clone(),
+        DeviceQueue {
+            queue: d.rx.create_queue().unwrap(),
+            kick: s.rx_kick.try_clone().unwrap(),
+        },
+        DeviceQueue {
+            queue: Queue::try_from(state).unwrap(),
+            kick: s.tx_kick.try_clone().unwrap(),
+        },
+    );
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        h.on_wake(Wake::Queue(TX_QUEUE), &Unwatched::default());
+        let _ = done.send(h);
+    });
+    let h = finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the worker never returned");
+    assert_eq!(s.tx_kick.read().unwrap(), 1, "it kicked itself to go on");
+    drop(h);
 }
