@@ -124,16 +124,20 @@ fn echo_both_ways_and_refused_ports() {
 }
 
 #[test]
-fn slow_guest_reader_blocks_the_host_writer() {
+fn slow_readers_block_the_writers_both_ways() {
     let guest = format!(
-        "{TOOL} hold-vsock 6002 15\n\
+        "{TOOL} hold-vsock 6002 15 &\n\
+         {TOOL} push-vsock 2 5002\n\
+         wait\n\
          poweroff -f\n"
     );
     let host = format!(
-        "start_vm $VM_ARGS --cmdline '{CMDLINE}'\n\
+        "{TOOL} hold-unix /tmp/v.sock_5002 15 &\n\
+         start_vm $VM_ARGS --cmdline '{CMDLINE}'\n\
          wait_for '@@hold-vsock listening' 1 120\n\
          {TOOL} push-unix /tmp/v.sock 6002\n\
          wait_for '@@hold-vsock ok' 1 120\n\
+         wait\n\
          finish_vm\n"
     );
     let run = run("vsock-slow", &guest, &host);
@@ -142,22 +146,38 @@ fn slow_guest_reader_blocks_the_host_writer() {
     assert_eq!(vms.len(), 1, "{console}");
     let (vm, status) = &vms[0];
     assert_eq!(*status, 0, "{console}");
-    let stalled: u64 = line(console, "push-unix stalled-at=")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{console}"));
-    // What the writer got rid of fits in the socket buffers and the
-    // guest's 256 KiB receive buffer: the VMM held back the rest.
+    let stalled_at = |text: &str, tag: &str| -> u64 {
+        line(text, tag)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {tag}\n{console}"))
+    };
+    // Host writer, guest reader that does not read: what the writer got
+    // rid of fits in the Unix socket's buffer and the guest's 256 KiB
+    // receive buffer; the VMM read nothing more.
+    let host_stalled = stalled_at(console, "push-unix stalled-at=");
     assert!(
-        stalled > 64 * 1024 && stalled < 2 << 20,
-        "stalled at {stalled}\n{console}"
+        host_stalled > 64 * 1024 && host_stalled < 2 << 20,
+        "host writer stalled at {host_stalled}\n{console}"
     );
+    // Guest writer, host reader that does not read: the VMM holds at
+    // most its 64 KiB credit beyond the Unix socket's buffer.
+    let guest_stalled = stalled_at(vm, "push-vsock stalled-at=");
+    assert!(
+        guest_stalled > 32 * 1024 && guest_stalled < 1 << 20,
+        "guest writer stalled at {guest_stalled}\n{vm}"
+    );
+    // Then the readers read: every byte arrives, in order.
     let held = line(vm, "hold-vsock ok").unwrap_or_else(|| panic!("{vm}"));
     assert_eq!(
         field(held, "received"),
-        Some(stalled.to_string().as_str()),
-        "every byte written arrived once the reader read\n{vm}"
+        Some(host_stalled.to_string().as_str())
     );
-    eprintln!("host writer stalled after {stalled} bytes");
+    let held = line(console, "hold-unix ok").unwrap_or_else(|| panic!("{console}"));
+    assert_eq!(
+        field(held, "received"),
+        Some(guest_stalled.to_string().as_str())
+    );
+    eprintln!("writers stalled after: host {host_stalled} bytes, guest {guest_stalled} bytes");
 }
 
 /// A scratch directory whose path has no comma (`Scratch`'s do), which

@@ -9,8 +9,10 @@
 //! vsock-test-tool send-unix PATH PORT BYTES   the same through PATH and CONNECT PORT
 //! vsock-test-tool hold-vsock PORT SECONDS     accept one, read nothing for SECONDS,
 //!                                             then read and check to EOF
+//! vsock-test-tool hold-unix PATH SECONDS      the same on Unix socket PATH
 //! vsock-test-tool push-unix PATH PORT         write through PATH and CONNECT PORT
 //!                                             until writes block for 2 s
+//! vsock-test-tool push-vsock CID PORT         the same to CID:PORT
 //! ```
 //!
 //! Every result is one `@@<mode> ...` line on stdout; the status is 0 when
@@ -35,7 +37,9 @@ fn main() -> ExitCode {
         ["send-vsock", cid, port, bytes] => send_vsock(num(cid), num(port), num(bytes)),
         ["send-unix", path, port, bytes] => send_unix(path, num(port), num(bytes)),
         ["hold-vsock", port, seconds] => hold_vsock(num(port), num(seconds)),
+        ["hold-unix", path, seconds] => hold_unix(path, num(seconds)),
         ["push-unix", path, port] => push_unix(path, num(port)),
+        ["push-vsock", cid, port] => push_vsock(num(cid), num(port)),
         _ => {
             eprintln!("usage: see the top of crates/testhost/src/bin/vsock-test-tool.rs");
             return ExitCode::from(2);
@@ -134,12 +138,23 @@ fn echo_vsock(port: u32, count: usize) -> std::io::Result<()> {
 /// buffer; then every byte must still arrive in order.
 fn hold_vsock(port: u32, seconds: u64) -> std::io::Result<()> {
     let listener = vsock_listen("hold-vsock", port)?;
-    let mut conn = vsock_accept(&listener)?;
-    println!("@@hold-vsock holding");
+    hold("hold-vsock", vsock_accept(&listener)?, seconds)
+}
+
+fn hold_unix(path: &str, seconds: u64) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    println!("@@hold-unix listening {path}");
+    let (conn, _) = listener.accept()?;
+    hold("hold-unix", File::from(OwnedFd::from(conn)), seconds)
+}
+
+fn hold(mode: &str, mut conn: File, seconds: u64) -> std::io::Result<()> {
+    println!("@@{mode} holding");
     std::thread::sleep(std::time::Duration::from_secs(seconds));
     let (got, mismatch, _) = read_checked(&mut conn)?;
     let verdict = if mismatch.is_none() { "ok" } else { "bad" };
-    println!("@@hold-vsock {verdict} received={got} first-mismatch={mismatch:?}");
+    println!("@@{mode} {verdict} received={got} first-mismatch={mismatch:?}");
     Ok(())
 }
 
@@ -170,6 +185,15 @@ fn echo(mut conn: File) -> std::io::Result<u64> {
 }
 
 fn send_vsock(cid: u32, port: u32, bytes: u64) -> std::io::Result<()> {
+    let conn = vsock_connect("send-vsock", cid, port)?;
+    exchange("send-vsock", conn, bytes)
+}
+
+fn push_vsock(cid: u32, port: u32) -> std::io::Result<()> {
+    push("push-vsock", vsock_connect("push-vsock", cid, port)?)
+}
+
+fn vsock_connect(mode: &str, cid: u32, port: u32) -> std::io::Result<File> {
     let fd = vsock_socket()?;
     let timeout = libc::timeval {
         tv_sec: 60,
@@ -195,10 +219,10 @@ fn send_vsock(cid: u32, port: u32, bytes: u64) -> std::io::Result<()> {
         )
     });
     if let Err(e) = rc {
-        println!("@@send-vsock refused: {e}");
+        println!("@@{mode} refused: {e}");
         return Err(e);
     }
-    exchange("send-vsock", File::from(fd), bytes)
+    Ok(File::from(fd))
 }
 
 fn send_unix(path: &str, port: u32, bytes: u64) -> std::io::Result<()> {
@@ -226,8 +250,27 @@ fn connect_unix(mode: &str, path: &str, port: u32) -> std::io::Result<UnixStream
 
 /// Writes the test stream until the reader's side stops taking it.
 fn push_unix(path: &str, port: u32) -> std::io::Result<()> {
-    let mut conn = connect_unix("push-unix", path, port)?;
-    conn.set_write_timeout(Some(std::time::Duration::from_secs(2)))?;
+    let conn = connect_unix("push-unix", path, port)?;
+    push("push-unix", File::from(OwnedFd::from(conn)))
+}
+
+/// Writes the test stream until writes block for 2 s, then half-closes
+/// and waits for the reader to finish.
+fn push(mode: &str, mut conn: File) -> std::io::Result<()> {
+    let timeout = libc::timeval {
+        tv_sec: 2,
+        tv_usec: 0,
+    };
+    // SAFETY: `timeout` is a valid timeval of the size given.
+    check(unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            len_of::<libc::timeval>(),
+        )
+    })?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut sent = 0u64;
     loop {
@@ -243,8 +286,9 @@ fn push_unix(path: &str, port: u32) -> std::io::Result<()> {
             break;
         }
     }
-    println!("@@push-unix stalled-at={sent}");
-    conn.shutdown(std::net::Shutdown::Write)?;
+    println!("@@{mode} stalled-at={sent}");
+    // SAFETY: shutdown on a socket we hold open.
+    check(unsafe { libc::shutdown(conn.as_raw_fd(), libc::SHUT_WR) })?;
     // Stay until the reader is done, so the connection stays up.
     let mut rest = Vec::new();
     let _ = conn.read_to_end(&mut rest);

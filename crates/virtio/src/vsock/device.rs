@@ -1,8 +1,6 @@
 //! The virtio-vsock device: its features, its configuration space (the
 //! guest's CID) and its worker.
 
-use std::path::PathBuf;
-
 use super::config::VsockConfig;
 use super::handler::{DeviceQueue, QueueHandler, RX_QUEUE, TX_QUEUE};
 use super::muxer::{Muxer, LISTENER_SOURCE};
@@ -34,10 +32,6 @@ impl Vsock {
             acked_features: 0,
             worker: None,
         })
-    }
-
-    pub fn socket_path(&self) -> PathBuf {
-        self.config.socket.clone()
     }
 }
 
@@ -113,5 +107,108 @@ impl VirtioDevice for Vsock {
         // The worker owns the connections: they close with it.
         self.worker = None;
         self.acked_features = 0;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small fixed test values
+mod tests {
+    use super::*;
+    use crate::{GuestMemoryMmap, IrqTrigger};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
+    use virtio_queue::mock::MockSplitQueue;
+    use virtio_queue::Queue;
+    use vm_memory::GuestAddress;
+    use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+    const WRITE: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
+
+    fn config(name: &str) -> VsockConfig {
+        let dir = std::env::temp_dir().join(format!("vsock-device-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        VsockConfig {
+            cid: 0x1_2345_6789,
+            socket: dir.join("v.sock"),
+        }
+    }
+
+    #[test]
+    fn identifies_itself_and_shows_the_cid() {
+        let dev = Vsock::new(config("ident")).unwrap();
+        assert_eq!(dev.device_type(), device_type::VSOCK);
+        assert_eq!(dev.queue_max_sizes().len(), 3);
+        assert_ne!(dev.avail_features() & features::VERSION_1, 0);
+        let mut cid = [0u8; 8];
+        dev.read_config(0, &mut cid);
+        assert_eq!(u64::from_le_bytes(cid), 0x1_2345_6789);
+        let mut high = [0u8; 4];
+        dev.read_config(4, &mut high);
+        assert_eq!(u32::from_le_bytes(high), 1);
+        let mut past = [0xffu8; 4];
+        dev.read_config(8, &mut past);
+        assert_eq!(past, [0; 4]);
+    }
+
+    #[test]
+    fn serves_host_programs_on_its_worker_until_reset() {
+        let config = config("worker");
+        let path = config.socket.clone();
+        let mut dev = Vsock::new(config).unwrap();
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let mocks: Vec<MockSplitQueue<GuestMemoryMmap>> = (0..3)
+            .map(|i| MockSplitQueue::create(&mem, GuestAddress(i * 0x1_0000), 16))
+            .collect();
+        // One receive buffer, for the REQUEST.
+        let rx_buf = RawDescriptor::from(SplitDescriptor::new(0x8_0000, 4096, WRITE, 0));
+        mocks[0].add_desc_chains(&[rx_buf], 0).unwrap();
+        let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+        let queues: Vec<Queue> = mocks.iter().map(|m| m.create_queue().unwrap()).collect();
+        let evts = (0..3)
+            .map(|_| EventFd::new(EFD_NONBLOCK).unwrap())
+            .collect();
+        let err = dev.activate(ActivateContext {
+            mem: mem.clone(),
+            interrupt: irq.clone(),
+            queues: mocks[..2]
+                .iter()
+                .map(|m| m.create_queue().unwrap())
+                .collect(),
+            queue_evts: (0..2)
+                .map(|_| EventFd::new(EFD_NONBLOCK).unwrap())
+                .collect(),
+        });
+        assert!(matches!(err, Err(ActivateError::QueueCount { got: 2, .. })));
+        dev.activate(ActivateContext {
+            mem: mem.clone(),
+            interrupt: irq.clone(),
+            queues,
+            queue_evts: evts,
+        })
+        .unwrap();
+
+        let mut host = UnixStream::connect(&path).unwrap();
+        host.write_all(b"CONNECT 6000\n").unwrap();
+        let start = Instant::now();
+        while irq.status() == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "no REQUEST");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The reset closes the connection; the socket stays for the next
+        // activation, and goes with the device.
+        dev.reset();
+        host.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = Vec::new();
+        host.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+        assert!(path.exists());
+        drop(dev);
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
