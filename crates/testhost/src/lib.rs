@@ -16,8 +16,10 @@ mod assets;
 mod error;
 mod host;
 mod initramfs;
+mod tools;
 
 pub use assets::{Assets, KernelPackage};
 pub use error::{Error, Result};
 pub use host::{HostRun, TestHost};
 pub use initramfs::{linux_guest_initramfs, Initramfs};
+pub use tools::build_tool;
