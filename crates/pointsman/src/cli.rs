@@ -64,6 +64,12 @@ pub struct RunArgs {
     /// guest inflates to, giving that much memory back to the host.
     #[arg(long, value_name = "OPTIONS")]
     pub balloon: Option<String>,
+    /// Give the guest a virtio-vsock device with context ID N (3 or more).
+    /// Host programs connect to the Unix socket PATH and write
+    /// "CONNECT <port>\n"; guest connections to host port P reach the
+    /// Unix socket PATH_P.
+    #[arg(long, value_name = "cid=N,socket=PATH")]
+    pub vsock: Option<String>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -90,6 +96,16 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
             .balloon
             .as_deref()
             .map(vmm::BalloonConfig::parse)
+            .transpose()?,
+        vsock: args
+            .vsock
+            .as_deref()
+            .map(|text| {
+                vmm::VsockConfig::parse(text).map_err(|source| vmm::Error::InvalidVsock {
+                    text: text.to_owned(),
+                    source,
+                })
+            })
             .transpose()?,
     })
 }

@@ -19,9 +19,11 @@ mod error;
 mod host;
 mod initramfs;
 mod qemu_inside;
+mod tools;
 
 pub use assets::{Assets, KernelPackage};
 pub use error::{Error, Result};
 pub use host::{HostRun, TestHost};
 pub use initramfs::{linux_guest_initramfs, Initramfs};
 pub use qemu_inside::{qemu_microvm_args, QEMU_BINARY, QEMU_FIRMWARE_DIR};
+pub use tools::build_tool;

@@ -14,6 +14,7 @@ mod interrupt;
 pub mod rate_limiter;
 pub mod rng;
 pub mod transport;
+pub mod vsock;
 mod worker;
 
 pub use device::{ActivateContext, ActivateError, VirtioDevice};

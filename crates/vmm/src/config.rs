@@ -40,6 +40,9 @@ pub struct VmConfig {
     pub rng: bool,
     /// Give the guest a virtio-balloon device.
     pub balloon: Option<virtio::balloon::BalloonConfig>,
+
+    /// Give the guest a virtio-vsock device, reached through Unix sockets.
+    pub vsock: Option<virtio::vsock::VsockConfig>,
 }
 
 impl VmConfig {

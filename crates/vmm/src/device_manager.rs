@@ -146,6 +146,10 @@ pub(crate) fn create_devices(
         balloon = Some(device.handle());
         virtio_devices.push(Box::new(device));
     }
+    if let Some(vsock) = &config.vsock {
+        let device = virtio::vsock::Vsock::new(vsock.clone()).map_err(Error::VsockSocket)?;
+        virtio_devices.push(Box::new(device));
+    }
     let mut mmio = Bus::new();
     for (slot, device) in virtio_devices.into_iter().enumerate() {
         aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);

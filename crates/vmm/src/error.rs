@@ -50,6 +50,15 @@ pub enum Error {
     /// Devices could not be placed.
     #[error("cannot place a device: {0}")]
     Bus(#[from] devices::BusError),
+    /// A `--vsock` value that does not parse or is out of range.
+    #[error("invalid --vsock {text:?}: {source}")]
+    InvalidVsock {
+        text: String,
+        source: virtio::vsock::ConfigError,
+    },
+    /// The vsock device's host socket cannot be set up.
+    #[error("--vsock: {0}")]
+    VsockSocket(#[source] virtio::vsock::SocketError),
     /// More devices than the machine has MMIO slots or interrupt lines for.
     #[error("too many devices: the machine has room for {0} virtio devices")]
     TooManyDevices(usize),
@@ -94,6 +103,8 @@ impl Error {
                 | Error::Boot(_)
                 | Error::GuestMemory { .. }
                 | Error::TooManyDevices(_)
+                | Error::InvalidVsock { .. }
+                | Error::VsockSocket(_)
         )
     }
 

@@ -18,6 +18,8 @@ pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use virtio::balloon::BalloonConfig;
 
+pub use virtio::vsock::VsockConfig;
+
 use std::path::Path;
 
 use hypervisor::Hypervisor;
