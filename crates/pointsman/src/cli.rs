@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use vmm::{KernelSource, VmConfig};
+use vmm::{DiskConfig, KernelSource, VmConfig};
 
 use crate::exit_code;
 
@@ -58,6 +58,12 @@ pub struct RunArgs {
     /// Give the guest a virtio-rng device, fed from the host's getrandom.
     #[arg(long)]
     pub rng: bool,
+    /// Give the guest a virtio-blk disk over a raw image file (repeatable):
+    /// path=FILE[,readonly=on][,id=NAME][,direct=on][,bandwidth=N[/TIME]][,ops=N[/TIME]].
+    /// Limits are amounts (K/M/G suffixes) per refill time (e.g. 500ms; 1s
+    /// when left out).
+    #[arg(long, value_name = "OPTIONS")]
+    pub disk: Vec<String>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -80,6 +86,11 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         memory: vmm::parse_memory_size(&args.memory)?,
         no_reboot: args.no_reboot,
         rng: args.rng,
+        disks: args
+            .disk
+            .iter()
+            .map(|d| DiskConfig::parse(d))
+            .collect::<Result<_, _>>()?,
     })
 }
 

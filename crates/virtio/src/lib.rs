@@ -8,6 +8,7 @@
 //! worker thread of its own, woken by ioeventfds, and interrupts the guest
 //! through an irqfd, so no device work runs on a vCPU thread.
 
+pub mod block;
 mod device;
 mod interrupt;
 pub mod rate_limiter;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use arch::x86_64::memory::guest_phys_end;
 use arch::x86_64::mptable::MAX_CPUS;
 use hypervisor::Hypervisor;
+use virtio::block::DiskConfig;
 
 use crate::{Error, Result};
 
@@ -38,6 +39,8 @@ pub struct VmConfig {
     pub no_reboot: bool,
     /// Give the guest a virtio-rng device.
     pub rng: bool,
+    /// virtio-blk disks, in the order the guest sees them.
+    pub disks: Vec<DiskConfig>,
 }
 
 impl VmConfig {

@@ -137,6 +137,10 @@ pub(crate) fn create_devices(
     if config.rng {
         virtio_devices.push(Box::new(virtio::rng::Rng::new()));
     }
+    for disk in &config.disks {
+        let block = virtio::block::Block::new(disk.clone()).map_err(Error::Disk)?;
+        virtio_devices.push(Box::new(block));
+    }
     let mut mmio = Bus::new();
     for (slot, device) in virtio_devices.into_iter().enumerate() {
         aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);

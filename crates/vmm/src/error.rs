@@ -53,6 +53,12 @@ pub enum Error {
         what: &'static str,
         source: std::io::Error,
     },
+    /// A `--disk` value that does not parse.
+    #[error("{0}")]
+    InvalidDisk(#[from] virtio::block::ConfigError),
+    /// A disk image that cannot be used.
+    #[error("{0}")]
+    Disk(#[source] virtio::block::BlockError),
     /// The guest triple-faulted.
     #[error("the guest triple-faulted on vCPU {vcpu}")]
     TripleFault { vcpu: u32, registers: String },
@@ -86,6 +92,8 @@ impl Error {
                 | Error::Boot(_)
                 | Error::GuestMemory { .. }
                 | Error::TooManyDevices(_)
+                | Error::InvalidDisk(_)
+                | Error::Disk(_)
         )
     }
 

@@ -16,6 +16,7 @@ mod vcpu;
 pub use config::{parse_memory_size, KernelSource, VmConfig, DEFAULT_CMDLINE, DEFAULT_MEMORY};
 pub use error::{Error, Result};
 pub use exit::GuestExit;
+pub use virtio::block::DiskConfig;
 
 use std::path::Path;
 
