@@ -142,8 +142,10 @@ impl VirtioDevice for Block {
         };
         let limiter = RateLimiter::new(self.config.bandwidth.clone(), self.config.ops.clone())
             .map_err(|e| ActivateError::Device(format!("cannot create the rate limiter: {e}")))?;
+        let kick = evt.try_clone().map_err(ActivateError::Worker)?;
         let mut handler =
-            BlockQueue::new(queue, ctx.mem, ctx.interrupt, self.disk.clone(), limiter);
+            BlockQueue::new(queue, ctx.mem, ctx.interrupt, self.disk.clone(), limiter)
+                .resume_with(kick);
         let timer = handler.timer_fd();
         let worker = Worker::spawn(
             "virtio-blk".into(),

@@ -46,6 +46,8 @@ pub enum DiskError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the file system of the disk image {0} does not support O_DIRECT (direct=on)")]
+    NoDirect(PathBuf),
     #[error("cannot allocate the O_DIRECT bounce buffer")]
     Bounce,
 }
@@ -167,9 +169,15 @@ fn open(path: &Path, readonly: bool, direct: bool) -> Result<File, DiskError> {
     if direct {
         options.custom_flags(libc::O_DIRECT);
     }
-    options.open(path).map_err(|source| DiskError::Open {
-        path: path.to_owned(),
-        source,
+    options.open(path).map_err(|source| {
+        if direct && is_errno(&source, libc::EINVAL) {
+            DiskError::NoDirect(path.to_owned())
+        } else {
+            DiskError::Open {
+                path: path.to_owned(),
+                source,
+            }
+        }
     })
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress};
+use vmm_sys_util::eventfd::EventFd;
 
 use super::disk::Disk;
 use super::request::{self, Malformed, Request, RequestType, RANGE_UNMAP, SECTOR_SIZE};
@@ -22,6 +23,10 @@ pub mod status {
 /// Completions between interrupt checks while a long batch runs, so the
 /// guest can reap early requests while later ones are still served.
 const SIGNAL_EVERY: u32 = 64;
+/// Requests served per wake-up before the worker goes back to its other
+/// events (a reset waits for it): a guest whose used ring overlaps its
+/// available ring could otherwise keep one pass going forever.
+const MAX_BATCH: u32 = 1024;
 
 /// The byte offset of `len` bytes at `sector`, if they are on the disk.
 fn on_disk(disk: &Disk, sector: u64, len: u64) -> Option<u64> {
@@ -128,6 +133,8 @@ pub struct BlockQueue {
     irq: Arc<IrqTrigger>,
     disk: Arc<Disk>,
     limiter: RateLimiter,
+    /// The queue's own eventfd, to come back after a full batch.
+    kick: Option<EventFd>,
 }
 
 impl BlockQueue {
@@ -144,7 +151,15 @@ impl BlockQueue {
             irq,
             disk,
             limiter,
+            kick: None,
         }
+    }
+
+    /// Makes a pass that hits [`MAX_BATCH`] signal `kick` (the queue's
+    /// eventfd), so the worker comes back for the rest.
+    pub fn resume_with(mut self, kick: EventFd) -> Self {
+        self.kick = Some(kick);
+        self
     }
 
     /// The rate limiter's timer: readable when a blocked queue may go on.
@@ -182,7 +197,8 @@ impl BlockQueue {
             return;
         }
         let mut served = 0u32;
-        loop {
+        let mut before = 0u32;
+        'passes: loop {
             // Notifications off while draining; back on, then look again
             // for requests that slipped in between (event-index protocol).
             if self.queue.disable_notification(&self.mem).is_err() {
@@ -210,9 +226,23 @@ impl BlockQueue {
                 if served.is_multiple_of(SIGNAL_EVERY) {
                     self.signal_if_needed();
                 }
+                if served >= MAX_BATCH {
+                    if let Some(kick) = &self.kick {
+                        // A lost kick leaves the rest for the guest's next one.
+                        let _ = kick.write(1);
+                    }
+                    break 'passes;
+                }
             }
             match self.queue.enable_notification(&self.mem) {
-                Ok(true) => continue,
+                // More came in while notifications were off; but a pass
+                // that found nothing means an available index the queue
+                // refuses (more entries than its size): wait for a kick.
+                Ok(true) if served > before => before = served,
+                Ok(true) => {
+                    tracing::debug!("virtio-blk: the available ring index is invalid");
+                    break;
+                }
                 _ => break,
             }
         }

@@ -427,3 +427,58 @@ fn direct_disks_take_aligned_and_unaligned_guest_buffers() {
     assert_eq!(part, expected[512..1024]);
     assert_eq!(image.bytes()[4096..4096 + 8192], expected[..]);
 }
+
+#[test]
+fn used_ring_on_top_of_the_available_ring_cannot_keep_the_worker_forever() {
+    // Each completion bumps the used index, which is also the available
+    // index: a driver that never stops submitting.
+    let mem = mem();
+    mem.write_obj(1u16, GuestAddress(0x2002)).unwrap();
+    let state = virtio_queue::QueueState {
+        max_size: 16,
+        size: 16,
+        ready: true,
+        desc_table: 0x1000,
+        avail_ring: 0x2000,
+        used_ring: 0x2000,
+        next_avail: 0,
+        next_used: 1,
+        event_idx_enabled: false,
+    };
+    let queue = Queue::try_from(state).unwrap();
+    let image = Image::new(4096);
+    let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+    let kick = EventFd::new(EFD_NONBLOCK).unwrap();
+    let mut block = BlockQueue::new(queue, mem, irq, Arc::new(open(&image, "")), unlimited())
+        .resume_with(kick.try_clone().unwrap());
+    block.process();
+    assert_eq!(
+        kick.read().unwrap(),
+        1,
+        "the worker comes back for the rest"
+    );
+}
+
+#[test]
+fn an_available_index_out_of_range_ends_the_pass() {
+    // avail.idx - next_avail > queue size: the queue refuses to pop, yet
+    // the index differs from where the device stopped.
+    let mem = mem();
+    mem.write_obj(100u16, GuestAddress(0x2002)).unwrap();
+    let state = virtio_queue::QueueState {
+        max_size: 16,
+        size: 16,
+        ready: true,
+        desc_table: 0x1000,
+        avail_ring: 0x2000,
+        used_ring: 0x3000,
+        next_avail: 0,
+        next_used: 0,
+        event_idx_enabled: true,
+    };
+    let queue = Queue::try_from(state).unwrap();
+    let image = Image::new(4096);
+    let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+    let mut block = BlockQueue::new(queue, mem, irq, Arc::new(open(&image, "")), unlimited());
+    block.process();
+}
