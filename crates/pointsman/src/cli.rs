@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use vmm::{KernelSource, VmConfig};
+use vmm::{DiskConfig, KernelSource, VmConfig};
 
 use crate::exit_code;
 
@@ -70,6 +70,12 @@ pub struct RunArgs {
     /// Unix socket PATH_P.
     #[arg(long, value_name = "cid=N,socket=PATH")]
     pub vsock: Option<String>,
+    /// Give the guest a virtio-blk disk over a raw image file (repeatable):
+    /// path=FILE[,readonly=on][,id=NAME][,direct=on][,bandwidth=N[/TIME]][,ops=N[/TIME]].
+    /// Limits are amounts (K/M/G suffixes) per refill time (e.g. 500ms; 1s
+    /// when left out).
+    #[arg(long, value_name = "OPTIONS")]
+    pub disk: Vec<String>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -107,6 +113,11 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
                 })
             })
             .transpose()?,
+        disks: args
+            .disk
+            .iter()
+            .map(|d| DiskConfig::parse(d))
+            .collect::<Result<_, _>>()?,
     })
 }
 

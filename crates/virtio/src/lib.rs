@@ -9,6 +9,7 @@
 //! through an irqfd, so no device work runs on a vCPU thread.
 
 pub mod balloon;
+pub mod block;
 mod device;
 mod interrupt;
 pub mod rate_limiter;

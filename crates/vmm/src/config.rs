@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use arch::x86_64::memory::guest_phys_end;
 use arch::x86_64::mptable::MAX_CPUS;
 use hypervisor::Hypervisor;
+use virtio::block::DiskConfig;
 
 use crate::{Error, Result};
 
@@ -43,6 +44,8 @@ pub struct VmConfig {
 
     /// Give the guest a virtio-vsock device, reached through Unix sockets.
     pub vsock: Option<virtio::vsock::VsockConfig>,
+    /// virtio-blk disks, in the order the guest sees them.
+    pub disks: Vec<DiskConfig>,
 }
 
 impl VmConfig {

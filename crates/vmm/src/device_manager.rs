@@ -150,6 +150,10 @@ pub(crate) fn create_devices(
         let device = virtio::vsock::Vsock::new(vsock.clone()).map_err(Error::VsockSocket)?;
         virtio_devices.push(Box::new(device));
     }
+    for disk in &config.disks {
+        let block = virtio::block::Block::new(disk.clone()).map_err(Error::Disk)?;
+        virtio_devices.push(Box::new(block));
+    }
     let mut mmio = Bus::new();
     for (slot, device) in virtio_devices.into_iter().enumerate() {
         aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);

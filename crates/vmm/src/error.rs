@@ -68,6 +68,12 @@ pub enum Error {
         what: &'static str,
         source: std::io::Error,
     },
+    /// A `--disk` value that does not parse.
+    #[error("{0}")]
+    InvalidDisk(#[from] virtio::block::ConfigError),
+    /// A disk image that cannot be used.
+    #[error("{0}")]
+    Disk(#[source] virtio::block::BlockError),
     /// The guest triple-faulted.
     #[error("the guest triple-faulted on vCPU {vcpu}")]
     TripleFault { vcpu: u32, registers: String },
@@ -105,6 +111,8 @@ impl Error {
                 | Error::TooManyDevices(_)
                 | Error::InvalidVsock { .. }
                 | Error::VsockSocket(_)
+                | Error::InvalidDisk(_)
+                | Error::Disk(_)
         )
     }
 

@@ -18,6 +18,7 @@ pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use virtio::balloon::BalloonConfig;
 
+pub use virtio::block::DiskConfig;
 pub use virtio::vsock::VsockConfig;
 
 use std::path::Path;
