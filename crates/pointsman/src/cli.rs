@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use vmm::{KernelSource, VmConfig};
+use vmm::{DiskConfig, KernelSource, VmConfig};
 
 use crate::exit_code;
 
@@ -58,6 +58,24 @@ pub struct RunArgs {
     /// Give the guest a virtio-rng device, fed from the host's getrandom.
     #[arg(long)]
     pub rng: bool,
+    /// Give the guest a virtio-balloon device:
+    /// [size=SIZE][,stats=on][,free-page-reporting=on][,deflate-on-oom=on].
+    /// SIZE (K, M or G suffix; a bare number is MiB) is the target the
+    /// guest inflates to, giving that much memory back to the host.
+    #[arg(long, value_name = "OPTIONS")]
+    pub balloon: Option<String>,
+    /// Give the guest a virtio-vsock device with context ID N (3 or more).
+    /// Host programs connect to the Unix socket PATH and write
+    /// "CONNECT <port>\n"; guest connections to host port P reach the
+    /// Unix socket PATH_P.
+    #[arg(long, value_name = "cid=N,socket=PATH")]
+    pub vsock: Option<String>,
+    /// Give the guest a virtio-blk disk over a raw image file (repeatable):
+    /// path=FILE[,readonly=on][,id=NAME][,direct=on][,bandwidth=N[/TIME]][,ops=N[/TIME]].
+    /// Limits are amounts (K/M/G suffixes) per refill time (e.g. 500ms; 1s
+    /// when left out).
+    #[arg(long, value_name = "OPTIONS")]
+    pub disk: Vec<String>,
     /// Give the guest a virtio-net NIC on a host TAP (repeatable):
     /// tap=NAME[,mac=MAC][,bandwidth=N[/TIME]][,ops=N[/TIME]]. The TAP is
     /// created if it does not exist; limits apply to each direction.
@@ -85,6 +103,26 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         memory: vmm::parse_memory_size(&args.memory)?,
         no_reboot: args.no_reboot,
         rng: args.rng,
+        balloon: args
+            .balloon
+            .as_deref()
+            .map(vmm::BalloonConfig::parse)
+            .transpose()?,
+        vsock: args
+            .vsock
+            .as_deref()
+            .map(|text| {
+                vmm::VsockConfig::parse(text).map_err(|source| vmm::Error::InvalidVsock {
+                    text: text.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?,
+        disks: args
+            .disk
+            .iter()
+            .map(|d| DiskConfig::parse(d))
+            .collect::<Result<_, _>>()?,
         net: args
             .net
             .iter()

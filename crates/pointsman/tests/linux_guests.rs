@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::Scratch;
-use testhost::{linux_guest_initramfs, HostRun, KernelPackage, TestHost};
+use testhost::{linux_guest_initramfs, qemu_microvm_args, HostRun, KernelPackage, TestHost};
 
 /// The guest command line: serial console, reboot through the keyboard
 /// controller, reboot (and so pvpanic) at once on a panic.
@@ -245,16 +245,13 @@ fn kernel_panic_ends_the_run_with_a_crash_status() {
     assert_eq!(*status, EXIT_GUEST_CRASH, "{}", run.console);
 }
 
+/// An init that says which kernel it runs on and powers off.
+const HELLO: &str = "echo \"@@hello $(uname -r)\"\npoweroff -f";
+
 fn boots_to_init(kernel: &KernelPackage, name: &str) {
     let host = host();
     let dir = Scratch::new(name);
-    let initrd = guest_initrd(
-        &host,
-        &dir,
-        "hello.cpio",
-        &[],
-        "echo \"@@hello $(uname -r)\"\npoweroff -f",
-    );
+    let initrd = guest_initrd(&host, &dir, "hello.cpio", &[], HELLO);
     let script = format!(
         "run_vm --kernel /guest/vmlinuz --initrd /guest/hello.cpio --cmdline '{CMDLINE}'\n"
     );
@@ -286,4 +283,32 @@ fn debian_generic_kernel_boots() {
         .expect("fetch linux-image-amd64");
     drop(host);
     boots_to_init(&generic, "linux-generic");
+}
+
+/// QEMU's microvm, run inside the test host, boots the guest the other
+/// tests give Pointsman: the contrast the benchmarks measure against.
+#[test]
+fn qemu_boots_the_same_guest() {
+    let host = host().with_qemu();
+    let dir = Scratch::new("linux-qemu");
+    let initrd = guest_initrd(&host, &dir, "hello.cpio", &[], HELLO);
+    let kernel = host.assets().cloud.clone();
+    let args = qemu_microvm_args("/guest/vmlinuz", "/guest/hello.cpio", CMDLINE, 256);
+    let run = run(
+        &host,
+        &[
+            ("guest/vmlinuz", &kernel.vmlinuz),
+            ("guest/hello.cpio", &initrd),
+        ],
+        &format!("run_qemu {args}\n"),
+    );
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), 1, "{}", run.console);
+    assert_eq!(vms[0].1, 0, "{}", run.console);
+    assert_eq!(
+        value(&vms[0].0, "hello"),
+        Some(kernel.version.as_str()),
+        "{}",
+        run.console
+    );
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::initramfs::INIT_PROLOGUE;
+use crate::qemu_inside::add_qemu;
 use crate::{Assets, Error, Initramfs, Result};
 
 /// Helpers every test script can use: drive a VM through a FIFO on its
@@ -47,6 +48,14 @@ finish_vm() {
 run_vm() {
     echo "@@vm-console-begin"
     pointsman run "$@" < /dev/null; s=$?
+    echo "@@vm-console-end"
+    echo "@@vm-status $s"
+}
+# run_qemu ARGS...: the same as run_vm for qemu-system-x86_64 ARGS (the
+# test host must be built with_qemu).
+run_qemu() {
+    echo "@@vm-console-begin"
+    /usr/bin/qemu-system-x86_64 "$@" < /dev/null; s=$?
     echo "@@vm-console-end"
     echo "@@vm-status $s"
 }
@@ -96,6 +105,7 @@ pub struct TestHost {
     memory_mib: u32,
     cpus: u32,
     timeout: Duration,
+    qemu: bool,
     /// Modules loaded besides KVM (see `host_modules.rs`).
     pub(crate) host_modules: Vec<String>,
 }
@@ -109,6 +119,7 @@ impl TestHost {
             memory_mib: 4096,
             cpus: 2,
             timeout: Duration::from_secs(600),
+            qemu: false,
             host_modules: Vec::new(),
         })
     }
@@ -123,6 +134,12 @@ impl TestHost {
         self
     }
 
+    /// Also puts Debian's QEMU in the test host, for `run_qemu`.
+    pub fn with_qemu(mut self) -> Self {
+        self.qemu = true;
+        self
+    }
+
     /// The initramfs of the test host: busybox, KVM modules, pointsman and
     /// its libraries, the test's files and script.
     fn host_initramfs(&self, files: &[(&str, &Path)], script: &str) -> Result<Initramfs> {
@@ -133,6 +150,9 @@ impl TestHost {
         for lib in shared_libraries(&self.pointsman)? {
             let inside = lib.to_string_lossy().into_owned();
             image.file(&inside, &lib, 0o755);
+        }
+        if self.qemu {
+            add_qemu(&mut image)?;
         }
         for (inside, host) in files {
             image.file(inside, host, 0o644);
@@ -257,7 +277,7 @@ impl TestHost {
 }
 
 /// The shared libraries a binary needs, from `ldd`.
-fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
     let out = Command::new("ldd")
         .arg(binary)
         .output()
@@ -279,6 +299,11 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_qemu_starts_the_qemu_that_with_qemu_installs() {
+        assert!(HELPERS.contains(&format!("{} \"$@\"", crate::QEMU_BINARY)));
+    }
 
     #[test]
     fn vm_runs_are_split_by_markers() {

@@ -62,6 +62,15 @@ impl Initramfs {
         self.add(path, 0o777, Content::Symlink(target.to_owned()))
     }
 
+    /// A dynamically linked program of the host at `path`, with the
+    /// shared libraries `ldd` lists for it at their host paths.
+    pub fn program(&mut self, path: &str, binary: &Path) -> Result<&mut Self> {
+        for lib in crate::host::shared_libraries(binary)? {
+            self.file(&lib.to_string_lossy(), &lib, 0o755);
+        }
+        Ok(self.file(path, binary, 0o755))
+    }
+
     /// busybox at `/bin/busybox`, with `/bin/sh` pointing at it; `init`
     /// scripts run `busybox --install -s` for the other applets.
     pub fn busybox(&mut self, busybox: &Path) -> &mut Self {

@@ -8,12 +8,15 @@
 //! worker thread of its own, woken by ioeventfds, and interrupts the guest
 //! through an irqfd, so no device work runs on a vCPU thread.
 
+pub mod balloon;
+pub mod block;
 mod device;
 mod interrupt;
 pub mod net;
 pub mod rate_limiter;
 pub mod rng;
 pub mod transport;
+pub mod vsock;
 mod worker;
 
 pub use device::{ActivateContext, ActivateError, VirtioDevice};

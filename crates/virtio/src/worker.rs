@@ -1,5 +1,6 @@
 //! The thread a device serves its queues on.
 
+use std::cell::RefCell;
 use std::os::fd::{AsRawFd, RawFd};
 use std::thread::JoinHandle;
 
@@ -17,31 +18,89 @@ pub enum Wake {
 }
 
 /// The extra sources of a worker, which the device may stop and start
-/// watching (a TAP it has no buffers for stays readable, and would spin).
+/// watching (a TAP it has no buffers for stays readable, and would spin),
+/// and add or remove while it runs (a socket per connection).
 pub struct Sources {
     epoll: Epoll,
-    fds: Vec<RawFd>,
+    /// Indexed by source; `None` once removed, until `add` reuses it.
+    fds: RefCell<Vec<Option<RawFd>>>,
     base: u64,
 }
 
 impl Sources {
-    fn ctl(&self, op: ControlOperation, index: usize) {
-        if let Some(&fd) = self.fds.get(index) {
-            let token = self.base + index as u64;
-            // Adding a watched fd or removing an unwatched one fails
-            // harmlessly: the state the device asked for holds either way.
-            let _ = self.epoll.ctl(op, fd, EpollEvent::new(EventSet::IN, token));
+    fn fd(&self, index: usize) -> Option<RawFd> {
+        self.fds.borrow().get(index).copied().flatten()
+    }
+
+    /// Wakes the device for source `index` when it is readable and/or
+    /// writable; with neither, stops watching it (hang-ups included).
+    pub fn watch(&self, index: usize, readable: bool, writable: bool) {
+        let Some(fd) = self.fd(index) else {
+            return;
+        };
+        let token = self.base + index as u64;
+        if !readable && !writable {
+            // Removing an unwatched fd fails harmlessly.
+            let _ = self
+                .epoll
+                .ctl(ControlOperation::Delete, fd, EpollEvent::default());
+            return;
+        }
+        let mut events = EventSet::empty();
+        if readable {
+            events |= EventSet::IN;
+        }
+        if writable {
+            events |= EventSet::OUT;
+        }
+        let event = EpollEvent::new(events, token);
+        if self.epoll.ctl(ControlOperation::Modify, fd, event).is_err() {
+            let _ = self.epoll.ctl(ControlOperation::Add, fd, event);
         }
     }
 
     /// Stops waking the device for source `index`.
     pub fn pause(&self, index: usize) {
-        self.ctl(ControlOperation::Delete, index);
+        self.watch(index, false, false);
     }
 
-    /// Wakes the device for source `index` again.
+    /// Wakes the device for source `index` again when it is readable.
     pub fn resume(&self, index: usize) {
-        self.ctl(ControlOperation::Add, index);
+        self.watch(index, true, false);
+    }
+
+    /// Watches `fd` (which the device owns and keeps open until it calls
+    /// [`Sources::remove`]) for reading too; returns its source index.
+    pub fn add(&self, fd: RawFd) -> std::io::Result<usize> {
+        let index = {
+            let mut fds = self.fds.borrow_mut();
+            match fds.iter().position(Option::is_none) {
+                Some(free) => {
+                    fds[free] = Some(fd);
+                    free
+                }
+                None => {
+                    fds.push(Some(fd));
+                    fds.len() - 1
+                }
+            }
+        };
+        let token = self.base + index as u64;
+        let event = EpollEvent::new(EventSet::IN, token);
+        if let Err(e) = self.epoll.ctl(ControlOperation::Add, fd, event) {
+            self.fds.borrow_mut()[index] = None;
+            return Err(e);
+        }
+        Ok(index)
+    }
+
+    /// Stops watching source `index` for good (before its fd is closed);
+    /// a later `add` may reuse the index.
+    pub fn remove(&self, index: usize) {
+        self.pause(index);
+        if let Some(slot) = self.fds.borrow_mut().get_mut(index) {
+            *slot = None;
+        }
     }
 }
 
@@ -81,16 +140,19 @@ impl Worker {
             kill.as_raw_fd(),
             EpollEvent::new(EventSet::IN, kill_token),
         )?;
+        let count = sources.len();
         let sources = Sources {
             epoll,
-            fds: sources,
+            fds: RefCell::new(sources.into_iter().map(Some).collect()),
             base: queues,
         };
-        for i in 0..sources.fds.len() {
+        for i in 0..count {
             sources.resume(i);
         }
         let thread = std::thread::Builder::new().name(name).spawn(move || {
-            let mut events = vec![EpollEvent::default(); queue_evts.len() + sources.fds.len() + 1];
+            // Sources added later share these slots: events beyond them
+            // wait for the next round (epoll is level-triggered).
+            let mut events = vec![EpollEvent::default(); queue_evts.len() + count.max(32) + 1];
             loop {
                 let n = match sources.epoll.wait(-1, &mut events) {
                     Ok(n) => n,
@@ -112,8 +174,12 @@ impl Worker {
                         // Reading clears the count: one pass serves all kicks.
                         let _ = evt.read();
                         on_wake(Wake::Queue(index), &sources);
-                    } else if index - queue_evts.len() < sources.fds.len() {
-                        on_wake(Wake::Source(index - queue_evts.len()), &sources);
+                    } else {
+                        // A source removed earlier in this round is skipped.
+                        let source = index - queue_evts.len();
+                        if sources.fd(source).is_some() {
+                            on_wake(Wake::Source(source), &sources);
+                        }
                     }
                 }
             }
@@ -189,5 +255,49 @@ mod tests {
             rx.recv_timeout(Duration::from_millis(100)).is_err(),
             "paused"
         );
+    }
+
+    #[test]
+    fn sources_added_at_run_time_wake_the_handler_until_removed() {
+        let first = EventFd::new(EFD_NONBLOCK).unwrap();
+        let added = EventFd::new(EFD_NONBLOCK).unwrap();
+        let (first_fd, added_fd) = (first.as_raw_fd(), added.as_raw_fd());
+        let (poke_first, poke_added) = (first.try_clone().unwrap(), added.try_clone().unwrap());
+        let (tx, rx) = channel();
+        let _worker = Worker::spawn(
+            "test-add".into(),
+            vec![],
+            vec![first_fd],
+            move |wake, sources| match wake {
+                Wake::Source(0) => {
+                    let _ = first.read();
+                    let index = sources.add(added_fd).unwrap();
+                    let _ = tx.send(("added", index));
+                }
+                Wake::Source(i) => {
+                    // Still readable, and writable: only removal stops it.
+                    sources.watch(i, true, true);
+                    sources.remove(i);
+                    let _ = tx.send(("woken", i));
+                }
+                Wake::Queue(_) => {}
+            },
+        )
+        .unwrap();
+        poke_first.write(1).unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            ("added", 1)
+        );
+        poke_added.write(1).unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            ("woken", 1)
+        );
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "removed"
+        );
+        drop(added);
     }
 }

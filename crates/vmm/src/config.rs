@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use arch::x86_64::memory::guest_phys_end;
 use arch::x86_64::mptable::MAX_CPUS;
 use hypervisor::Hypervisor;
+use virtio::block::DiskConfig;
 use virtio::net::NetConfig;
 
 use crate::{Error, Result};
@@ -39,6 +40,13 @@ pub struct VmConfig {
     pub no_reboot: bool,
     /// Give the guest a virtio-rng device.
     pub rng: bool,
+    /// Give the guest a virtio-balloon device.
+    pub balloon: Option<virtio::balloon::BalloonConfig>,
+
+    /// Give the guest a virtio-vsock device, reached through Unix sockets.
+    pub vsock: Option<virtio::vsock::VsockConfig>,
+    /// virtio-blk disks, in the order the guest sees them.
+    pub disks: Vec<DiskConfig>,
     /// The guest's NICs (virtio-net over host TAPs), in order.
     pub net: Vec<NetConfig>,
 }
@@ -69,6 +77,14 @@ impl VmConfig {
                 requested: self.memory,
                 limit,
             });
+        }
+        if let Some(balloon) = &self.balloon {
+            if balloon.size > self.memory {
+                return Err(Error::BalloonTooLarge {
+                    size: balloon.size,
+                    memory: self.memory,
+                });
+            }
         }
         Ok(())
     }

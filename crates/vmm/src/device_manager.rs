@@ -62,6 +62,9 @@ pub(crate) struct Devices {
     pub com1_input_drained: EventFd,
     /// The ACPI (DSDT) description of every device.
     pub aml: Vec<u8>,
+    /// Steers the balloon at run time (for the control plane to come).
+    #[allow(dead_code)]
+    pub balloon: Option<virtio::balloon::BalloonHandle>,
 }
 
 fn eventfd(what: &'static str) -> Result<EventFd> {
@@ -139,6 +142,20 @@ pub(crate) fn create_devices(
     if config.rng {
         virtio_devices.push(Box::new(virtio::rng::Rng::new()));
     }
+    let mut balloon = None;
+    if let Some(balloon_config) = &config.balloon {
+        let device = virtio::balloon::Balloon::new(balloon_config, config.memory);
+        balloon = Some(device.handle());
+        virtio_devices.push(Box::new(device));
+    }
+    if let Some(vsock) = &config.vsock {
+        let device = virtio::vsock::Vsock::new(vsock.clone()).map_err(Error::VsockSocket)?;
+        virtio_devices.push(Box::new(device));
+    }
+    for disk in &config.disks {
+        let block = virtio::block::Block::new(disk.clone()).map_err(Error::Disk)?;
+        virtio_devices.push(Box::new(block));
+    }
     virtio_devices.extend(taps.devices());
     let mut mmio = Bus::new();
     for (slot, device) in virtio_devices.into_iter().enumerate() {
@@ -150,6 +167,7 @@ pub(crate) fn create_devices(
         com1,
         com1_input_drained: drained,
         aml,
+        balloon,
     })
 }
 

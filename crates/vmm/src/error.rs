@@ -16,6 +16,12 @@ pub enum Error {
     /// A memory size that does not parse.
     #[error("invalid memory size {0:?}: expected a number with an optional K, M, G or T suffix, such as 256M")]
     InvalidMemorySize(String),
+    /// A `--balloon` value that does not parse.
+    #[error("invalid --balloon: {0}")]
+    InvalidBalloon(#[from] virtio::balloon::ConfigError),
+    /// A balloon target beyond guest memory.
+    #[error("--balloon size={size} bytes is more than the guest's {memory} bytes of memory")]
+    BalloonTooLarge { size: u64, memory: u64 },
     /// Opening `/dev/kvm` failed.
     #[error("{0}")]
     OpenKvm(#[source] hypervisor::Error),
@@ -53,6 +59,15 @@ pub enum Error {
     /// Devices could not be placed.
     #[error("cannot place a device: {0}")]
     Bus(#[from] devices::BusError),
+    /// A `--vsock` value that does not parse or is out of range.
+    #[error("invalid --vsock {text:?}: {source}")]
+    InvalidVsock {
+        text: String,
+        source: virtio::vsock::ConfigError,
+    },
+    /// The vsock device's host socket cannot be set up.
+    #[error("--vsock: {0}")]
+    VsockSocket(#[source] virtio::vsock::SocketError),
     /// More devices than the machine has MMIO slots or interrupt lines for.
     #[error("too many devices: the machine has room for {0} virtio devices")]
     TooManyDevices(usize),
@@ -62,6 +77,12 @@ pub enum Error {
         what: &'static str,
         source: std::io::Error,
     },
+    /// A `--disk` value that does not parse.
+    #[error("{0}")]
+    InvalidDisk(#[from] virtio::block::ConfigError),
+    /// A disk image that cannot be used.
+    #[error("{0}")]
+    Disk(#[source] virtio::block::BlockError),
     /// The guest triple-faulted.
     #[error("the guest triple-faulted on vCPU {vcpu}")]
     TripleFault { vcpu: u32, registers: String },
@@ -89,12 +110,18 @@ impl Error {
                 | Error::MemoryTooSmall(..)
                 | Error::MemoryTooLarge { .. }
                 | Error::InvalidMemorySize(_)
+                | Error::InvalidBalloon(_)
+                | Error::BalloonTooLarge { .. }
                 | Error::OpenKvm(_)
                 | Error::OpenFile { .. }
                 | Error::NotAFile { .. }
                 | Error::Boot(_)
                 | Error::GuestMemory { .. }
                 | Error::TooManyDevices(_)
+                | Error::InvalidVsock { .. }
+                | Error::VsockSocket(_)
+                | Error::InvalidDisk(_)
+                | Error::Disk(_)
                 | Error::NetConfig(_)
                 | Error::DuplicateTap(_)
                 | Error::Tap(_)

@@ -17,7 +17,11 @@ mod vcpu;
 pub use config::{parse_memory_size, KernelSource, VmConfig, DEFAULT_CMDLINE, DEFAULT_MEMORY};
 pub use error::{Error, Result};
 pub use exit::GuestExit;
+pub use virtio::balloon::BalloonConfig;
+
+pub use virtio::block::DiskConfig;
 pub use virtio::net::NetConfig;
+pub use virtio::vsock::VsockConfig;
 
 use std::path::Path;
 

@@ -20,6 +20,9 @@ use crate::{Error, Result};
 const OEM_ID: [u8; 6] = *b"PTSMAN";
 const OEM_TABLE_ID: [u8; 8] = *b"POINTSMN";
 const OEM_REVISION: u32 = 1;
+/// FADT IA-PC boot architecture flags.
+const IAPC_VGA_NOT_PRESENT: u16 = 1 << 2;
+const IAPC_CMOS_RTC_NOT_PRESENT: u16 = 1 << 5;
 /// Tables start on this alignment.
 const TABLE_ALIGN: u64 = 16;
 
@@ -121,6 +124,10 @@ fn fadt(dsdt_addr: u64) -> Vec<u8> {
     fadt.sleep_status_reg = io_register(ports::ACPI_SLEEP_STATUS);
     fadt.reset_reg = io_register(ports::ACPI_RESET);
     fadt.reset_value = ports::ACPI_RESET_VALUE;
+    // No VGA and no CMOS RTC: without the RTC bit, Linux probes ports
+    // 0x70/0x71, reads 0xff (update in progress) and polls for seconds.
+    // Guests take wall-clock time from kvm-clock instead.
+    fadt.iapc_boot_arch = (IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_NOT_PRESENT).into();
     fadt.hypervisor_vendor_identity = u64::from_le_bytes(*b"POINTSMN").into();
     let mut bytes = Vec::new();
     fadt.finalize().to_aml_bytes(&mut bytes);
@@ -267,6 +274,8 @@ mod tests {
         assert_ne!(flags & (1 << 10), 0, "RESET_REG_SUP");
         let port = |off: usize| u64::from_le_bytes(fadt[off..off + 8].try_into().unwrap());
         assert_eq!(fadt[116], 1, "reset register is an I/O port");
+        let boot_arch = u16::from_le_bytes([fadt[109], fadt[110]]);
+        assert_ne!(boot_arch & (1 << 5), 0, "no CMOS RTC");
         assert_eq!(port(120), u64::from(ports::ACPI_RESET));
         assert_eq!(fadt[128], ports::ACPI_RESET_VALUE);
         assert_eq!(port(248), u64::from(ports::ACPI_SLEEP_CONTROL));

@@ -12,6 +12,8 @@ const QUEUE_SIZE: u16 = 256;
 /// Most bytes served per request, so one request cannot keep the worker
 /// busy for long.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Most requests served per wake-up, whatever the guest put in its rings.
+const MAX_CHAINS_PER_WAKE: usize = 4096;
 
 /// The virtio entropy device.
 #[derive(Default)]
@@ -68,23 +70,34 @@ fn serve(chain: virtio_queue::DescriptorChain<&GuestMemoryMmap>, mem: &GuestMemo
 /// Serves every pending request, then interrupts the guest if it asked.
 /// Public for the fuzz targets: everything in the queue is guest input.
 pub fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &IrqTrigger) {
+    let mut served = 0usize;
     loop {
         // Notifications off while draining; back on, then look again for
         // requests that slipped in between (the event-index protocol).
         if queue.disable_notification(mem).is_err() {
             return;
         }
+        let mut popped = false;
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
+            popped = true;
             let head = chain.head_index();
             let len = serve(chain, mem);
             if queue.add_used(mem, head, len).is_err() {
                 tracing::warn!("virtio-rng: cannot add to the used ring");
                 return;
             }
+            served += 1;
+            // A guest that puts its used ring over its avail ring makes
+            // every used entry look like a new request: stop after a bound.
+            if served >= MAX_CHAINS_PER_WAKE {
+                break;
+            }
         }
-        match queue.enable_notification(mem) {
-            Ok(true) => continue,
-            _ => break,
+        // Look again only after progress: a corrupt avail index (ahead of
+        // what was popped by more than the queue size) would otherwise spin.
+        let more = matches!(queue.enable_notification(mem), Ok(true));
+        if !(more && popped && served < MAX_CHAINS_PER_WAKE) {
+            break;
         }
     }
     if queue.needs_notification(mem).unwrap_or(true) {

@@ -1,0 +1,170 @@
+//! The virtio-blk device: what the driver sees (features, configuration
+//! space) and starting the queue's worker.
+
+use std::sync::Arc;
+
+use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
+use crate::rate_limiter::RateLimiter;
+use crate::{device_type, features, Wake, Worker};
+
+use super::config::DiskConfig;
+use super::disk::{Disk, DiskError};
+use super::handler::BlockQueue;
+use super::request::SECTOR_SIZE;
+use super::{MAX_RANGES, MAX_RANGE_SECTORS};
+
+const QUEUE_SIZE: u16 = 256;
+const SECTOR_BYTES: u32 = 512;
+/// Data segments per request: a queue's worth, less header and status.
+const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
+
+/// Feature bits (`VIRTIO_BLK_F_*`).
+mod feature {
+    pub const SEG_MAX: u64 = 1 << 2;
+    pub const RO: u64 = 1 << 5;
+    pub const BLK_SIZE: u64 = 1 << 6;
+    pub const FLUSH: u64 = 1 << 9;
+    pub const DISCARD: u64 = 1 << 13;
+    pub const WRITE_ZEROES: u64 = 1 << 14;
+}
+
+/// Why a disk device could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    #[error("{0}")]
+    Disk(#[from] DiskError),
+    #[error("the disk image {path} is {size} bytes, less than one 512-byte sector")]
+    TooSmall { path: std::path::PathBuf, size: u64 },
+}
+
+/// A virtio block device over a disk image.
+pub struct Block {
+    config: DiskConfig,
+    disk: Arc<Disk>,
+    config_space: Vec<u8>,
+    acked_features: u64,
+    worker: Option<Worker>,
+}
+
+/// The configuration space (`struct virtio_blk_config`) up to the
+/// write-zeroes fields, little-endian.
+fn config_space(disk: &Disk) -> Vec<u8> {
+    let block_size = disk
+        .direct_align()
+        .map_or(SECTOR_BYTES, |a| u32::try_from(a.offset).unwrap_or(4096));
+    // Ranges aligned to the block size punch whole file-system blocks.
+    let range_alignment = (block_size / SECTOR_BYTES).max(8);
+    let mut c = vec![0u8; 60];
+    let mut put = |offset: usize, bytes: &[u8]| {
+        c[offset..offset + bytes.len()].copy_from_slice(bytes);
+    };
+    put(0, &(disk.size() / SECTOR_SIZE).to_le_bytes()); // capacity
+    put(12, &SEG_MAX.to_le_bytes());
+    put(20, &block_size.to_le_bytes());
+    put(36, &MAX_RANGE_SECTORS.to_le_bytes()); // max_discard_sectors
+    put(40, &MAX_RANGES.to_le_bytes()); // max_discard_seg
+    put(44, &range_alignment.to_le_bytes()); // discard_sector_alignment
+    put(48, &MAX_RANGE_SECTORS.to_le_bytes()); // max_write_zeroes_sectors
+    put(52, &MAX_RANGES.to_le_bytes()); // max_write_zeroes_seg
+    put(56, &[1]); // write_zeroes_may_unmap
+    c
+}
+
+impl Block {
+    /// Opens the disk image `config` names.
+    pub fn new(config: DiskConfig) -> Result<Block, BlockError> {
+        let disk = Disk::open(&config)?;
+        Block::with_disk(config, disk)
+    }
+
+    /// A device over an already open disk.
+    pub fn with_disk(config: DiskConfig, disk: Disk) -> Result<Block, BlockError> {
+        if disk.size() < SECTOR_SIZE {
+            return Err(BlockError::TooSmall {
+                path: config.path,
+                size: disk.size(),
+            });
+        }
+        Ok(Block {
+            config_space: config_space(&disk),
+            disk: Arc::new(disk),
+            config,
+            acked_features: 0,
+            worker: None,
+        })
+    }
+}
+
+impl VirtioDevice for Block {
+    fn device_type(&self) -> u32 {
+        device_type::BLOCK
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE]
+    }
+
+    fn avail_features(&self) -> u64 {
+        let common = features::VERSION_1
+            | features::RING_EVENT_IDX
+            | features::RING_INDIRECT_DESC
+            | feature::SEG_MAX
+            | feature::BLK_SIZE
+            | feature::FLUSH;
+        if self.disk.readonly() {
+            common | feature::RO
+        } else {
+            common | feature::DISCARD | feature::WRITE_ZEROES
+        }
+    }
+
+    fn set_acked_features(&mut self, features: u64) {
+        self.acked_features = features;
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        read_config_bytes(&self.config_space, offset, data);
+    }
+
+    fn write_config(&mut self, offset: u64, _data: &[u8]) {
+        // Only `writeback` is writable, and only with CONFIG_WCE, which is
+        // not offered: the cache is always write-back, flushed on request.
+        tracing::debug!(offset, "virtio-blk: configuration space write ignored");
+    }
+
+    fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
+        let got = ctx.queues.len();
+        let (Some(queue), Some(evt)) = (
+            ctx.queues.into_iter().next(),
+            ctx.queue_evts.into_iter().next(),
+        ) else {
+            return Err(ActivateError::QueueCount { expected: 1, got });
+        };
+        let limiter = RateLimiter::new(self.config.bandwidth.clone(), self.config.ops.clone())
+            .map_err(|e| ActivateError::Device(format!("cannot create the rate limiter: {e}")))?;
+        let kick = evt.try_clone().map_err(ActivateError::Worker)?;
+        let mut handler =
+            BlockQueue::new(queue, ctx.mem, ctx.interrupt, self.disk.clone(), limiter)
+                .resume_with(kick);
+        let timer = handler.timer_fd();
+        let worker = Worker::spawn(
+            "virtio-blk".into(),
+            vec![evt],
+            vec![timer],
+            move |wake, _| match wake {
+                Wake::Queue(_) => handler.process(),
+                Wake::Source(_) => handler.on_timer(),
+            },
+        )
+        .map_err(ActivateError::Worker)?;
+        self.worker = Some(worker);
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        // Dropping the worker joins its thread: no request is in flight
+        // once the driver sees the reset.
+        self.worker = None;
+        self.acked_features = 0;
+    }
+}

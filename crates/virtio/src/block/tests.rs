@@ -1,0 +1,484 @@
+//! The device end to end against guest memory built here: requests in a
+//! mock queue, a real image file in the host's temporary directory.
+#![allow(clippy::cast_possible_truncation)] // small fixed test values
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
+use virtio_queue::mock::MockSplitQueue;
+use virtio_queue::Queue;
+use vm_memory::{Bytes, GuestAddress};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use super::request::types;
+use super::*;
+use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
+use crate::{GuestMemoryMmap, IrqTrigger};
+
+const WRITE: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
+const NEXT: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_NEXT as u16;
+const HEADER: u64 = 0x1000;
+const DATA: u64 = 0x10000;
+const STATUS: u64 = 0x2000;
+
+/// An image file removed when dropped.
+struct Image(PathBuf);
+
+impl Image {
+    fn new(size: u64) -> Image {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("virtio-blk-{}-{n}.img", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(size).unwrap();
+        Image(path)
+    }
+
+    fn config(&self, extra: &str) -> DiskConfig {
+        DiskConfig::parse(&format!("path={}{extra}", self.0.display())).unwrap()
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.0).unwrap()
+    }
+
+    fn allocated(&self) -> u64 {
+        std::fs::metadata(&self.0).unwrap().blocks() * 512
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn mem() -> GuestMemoryMmap {
+    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap()
+}
+
+fn desc(addr: u64, len: u32, flags: u16, next: u16) -> RawDescriptor {
+    RawDescriptor::from(SplitDescriptor::new(addr, len, flags, next))
+}
+
+fn write_header(mem: &GuestMemoryMmap, at: u64, kind: u32, sector: u64) {
+    mem.write_obj(kind, GuestAddress(at)).unwrap();
+    mem.write_obj(sector, GuestAddress(at + 8)).unwrap();
+}
+
+/// A three-descriptor request at descriptor `first`: header, data, status.
+fn request(
+    mem: &GuestMemoryMmap,
+    mock: &MockSplitQueue<GuestMemoryMmap>,
+    first: u16,
+    kind: u32,
+    sector: u64,
+    data: (u64, u32),
+) {
+    let slot = u64::from(first);
+    let header = HEADER + slot * 16;
+    write_header(mem, header, kind, sector);
+    let data_flags = if kind == types::IN || kind == types::GET_ID {
+        WRITE
+    } else {
+        0
+    };
+    mem.write_obj(0xffu8, GuestAddress(STATUS + slot)).unwrap();
+    mock.add_desc_chains(
+        &[
+            desc(header, 16, NEXT, first + 1),
+            desc(data.0, data.1, data_flags | NEXT, first + 2),
+            desc(STATUS + slot, 1, WRITE, 0),
+        ],
+        first,
+    )
+    .unwrap();
+}
+
+struct Rig {
+    mem: GuestMemoryMmap,
+    irq: Arc<IrqTrigger>,
+    queue: BlockQueue,
+    used_addr: u64,
+}
+
+impl Rig {
+    /// Builds the device side of a queue once `fill` put requests in it.
+    fn new(
+        disk: Disk,
+        limiter: RateLimiter,
+        fill: impl FnOnce(&GuestMemoryMmap, &MockSplitQueue<GuestMemoryMmap>),
+    ) -> Rig {
+        let mem = mem();
+        let mock = MockSplitQueue::new(&mem, 64);
+        fill(&mem, &mock);
+        let q: Queue = mock.create_queue().unwrap();
+        let used_addr = mock.used_addr().0;
+        let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+        let queue = BlockQueue::new(q, mem.clone(), irq.clone(), Arc::new(disk), limiter);
+        Rig {
+            mem,
+            irq,
+            queue,
+            used_addr,
+        }
+    }
+
+    fn used_count(&self) -> u16 {
+        self.mem.read_obj(GuestAddress(self.used_addr + 2)).unwrap()
+    }
+
+    /// (head, length) of used entry `i`.
+    fn used(&self, i: u64) -> (u32, u32) {
+        let at = self.used_addr + 4 + i * 8;
+        (
+            self.mem.read_obj(GuestAddress(at)).unwrap(),
+            self.mem.read_obj(GuestAddress(at + 4)).unwrap(),
+        )
+    }
+
+    fn status(&self, slot: u64) -> u8 {
+        self.mem.read_obj(GuestAddress(STATUS + slot)).unwrap()
+    }
+}
+
+fn unlimited() -> RateLimiter {
+    RateLimiter::new(None, None).unwrap()
+}
+
+fn open(image: &Image, extra: &str) -> Disk {
+    Disk::open(&image.config(extra)).unwrap()
+}
+
+#[test]
+fn write_then_read_back() {
+    let image = Image::new(1 << 20);
+    let mut rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        mem.write_slice(&[0xab; 4096], GuestAddress(DATA)).unwrap();
+        request(mem, mock, 0, types::OUT, 8, (DATA, 4096));
+        request(mem, mock, 3, types::FLUSH, 0, (DATA, 0));
+        request(mem, mock, 6, types::IN, 8, (DATA + 0x2000, 4096));
+    });
+    rig.queue.process();
+    assert_eq!(rig.used_count(), 3);
+    assert_eq!([rig.status(0), rig.status(3), rig.status(6)], [0, 0, 0]);
+    assert_eq!(rig.used(0), (0, 1), "a write returns only the status");
+    assert_eq!(rig.used(2), (6, 4097), "a read returns data and status");
+    let mut back = [0u8; 4096];
+    rig.mem
+        .read_slice(&mut back, GuestAddress(DATA + 0x2000))
+        .unwrap();
+    assert_eq!(back, [0xab; 4096]);
+    assert_eq!(image.bytes()[4096..8192], [0xab; 4096]);
+    assert_eq!(image.bytes()[..4096], [0; 4096]);
+    assert_ne!(rig.irq.status(), 0, "the guest was interrupted");
+}
+
+#[test]
+fn requests_past_the_end_fail_with_ioerr() {
+    let image = Image::new(1 << 20);
+    let sectors = (1 << 20) / 512;
+    let mut rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        request(mem, mock, 0, types::IN, sectors - 1, (DATA, 1024));
+        request(mem, mock, 3, types::OUT, u64::MAX / 256, (DATA, 512));
+        request(mem, mock, 6, types::IN, sectors - 1, (DATA, 512));
+    });
+    rig.queue.process();
+    assert_eq!(
+        [rig.status(0), rig.status(3), rig.status(6)],
+        [status::IOERR, status::IOERR, status::OK]
+    );
+}
+
+#[test]
+fn read_only_disks_refuse_writes_but_read() {
+    let image = Image::new(1 << 20);
+    std::fs::write(&image.0, vec![7u8; 1 << 20]).unwrap();
+    let mut rig = Rig::new(open(&image, ",readonly=on"), unlimited(), |mem, mock| {
+        request(mem, mock, 0, types::OUT, 0, (DATA, 512));
+        request(mem, mock, 3, types::DISCARD, 0, (DATA, 0));
+        request(mem, mock, 6, types::IN, 0, (DATA, 512));
+        request(mem, mock, 9, types::FLUSH, 0, (DATA, 0));
+    });
+    rig.queue.process();
+    assert_eq!(
+        [rig.status(0), rig.status(3), rig.status(6), rig.status(9)],
+        [status::IOERR, status::IOERR, status::OK, status::OK]
+    );
+    assert_eq!(image.bytes(), vec![7u8; 1 << 20]);
+}
+
+#[test]
+fn get_id_and_unsupported_types() {
+    let image = Image::new(4096);
+    let mut rig = Rig::new(open(&image, ",id=disk-one"), unlimited(), |mem, mock| {
+        request(mem, mock, 0, types::GET_ID, 0, (DATA, 20));
+        request(mem, mock, 3, 10, 0, (DATA + 0x100, 0)); // GET_LIFETIME
+        request(mem, mock, 6, 0x7777, 0, (DATA + 0x100, 16));
+    });
+    rig.queue.process();
+    let mut id = [0u8; 20];
+    rig.mem.read_slice(&mut id, GuestAddress(DATA)).unwrap();
+    assert_eq!(&id[..9], b"disk-one\0");
+    assert_eq!(rig.used(0), (0, 21));
+    assert_eq!(
+        [rig.status(0), rig.status(3), rig.status(6)],
+        [status::OK, status::UNSUPP, status::UNSUPP]
+    );
+}
+
+#[test]
+fn default_ids_differ_between_files() {
+    let (a, b) = (Image::new(4096), Image::new(4096));
+    let (a, b) = (open(&a, ""), open(&b, ""));
+    assert_ne!(a.id(), b.id());
+    assert!(a.id().starts_with(b"ptsm-"));
+}
+
+/// One discard or write-zeroes range at DATA.
+fn range(mem: &GuestMemoryMmap, sector: u64, sectors: u32, flags: u32) {
+    mem.write_obj(sector, GuestAddress(DATA)).unwrap();
+    mem.write_obj(sectors, GuestAddress(DATA + 8)).unwrap();
+    mem.write_obj(flags, GuestAddress(DATA + 12)).unwrap();
+}
+
+#[test]
+fn discard_punches_a_hole() {
+    let image = Image::new(0);
+    std::fs::write(&image.0, vec![1u8; 1 << 20]).unwrap();
+    let before = image.allocated();
+    let mut rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        range(mem, 0, 1024, 0);
+        request(mem, mock, 0, types::DISCARD, 0, (DATA, 16));
+    });
+    rig.queue.process();
+    assert_eq!(rig.status(0), status::OK);
+    assert!(
+        image.allocated() <= before - (512 << 10),
+        "{} -> {}",
+        before,
+        image.allocated()
+    );
+    assert_eq!(image.bytes().len(), 1 << 20, "the size stays");
+}
+
+#[test]
+fn write_zeroes_with_and_without_unmap() {
+    let image = Image::new(0);
+    std::fs::write(&image.0, vec![1u8; 1 << 20]).unwrap();
+    let disk = open(&image, "");
+    let mut rig = Rig::new(disk, unlimited(), |mem, mock| {
+        range(mem, 8, 8, 0);
+        request(mem, mock, 0, types::WRITE_ZEROES, 0, (DATA, 16));
+    });
+    rig.queue.process();
+    assert_eq!(rig.status(0), status::OK);
+    let bytes = image.bytes();
+    assert_eq!(bytes[4096..8192], [0; 4096]);
+    assert_eq!(bytes[..4096], [1; 4096]);
+    assert_eq!(bytes[8192..8200], [1; 8]);
+
+    let disk = open(&image, "");
+    let before = image.allocated();
+    let mut rig = Rig::new(disk, unlimited(), |mem, mock| {
+        range(mem, 256, 1024, request::RANGE_UNMAP);
+        request(mem, mock, 0, types::WRITE_ZEROES, 0, (DATA, 16));
+    });
+    rig.queue.process();
+    assert_eq!(rig.status(0), status::OK);
+    assert!(image.allocated() < before);
+    assert_eq!(image.bytes()[128 << 10..640 << 10], vec![0u8; 512 << 10]);
+}
+
+#[test]
+fn bad_range_flags_are_unsupported_and_long_ranges_fail() {
+    let image = Image::new(1 << 20);
+    let mut rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        range(mem, 0, 8, request::RANGE_UNMAP);
+        request(mem, mock, 0, types::DISCARD, 0, (DATA, 16));
+    });
+    rig.queue.process();
+    assert_eq!(rig.status(0), status::UNSUPP, "discard takes no unmap flag");
+    let mut rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        range(mem, 0, 4096, 0);
+        request(mem, mock, 0, types::WRITE_ZEROES, 0, (DATA, 16));
+    });
+    rig.queue.process();
+    assert_eq!(rig.status(0), status::IOERR, "past the end");
+}
+
+#[test]
+fn malformed_chains_get_ioerr_or_an_empty_used_entry() {
+    let image = Image::new(1 << 20);
+    let mut rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        // No writable byte at all: nowhere to put a status.
+        write_header(mem, HEADER, types::IN, 0);
+        mock.add_desc_chains(&[desc(HEADER, 16, 0, 0)], 0).unwrap();
+        // Data outside guest memory: IOERR in the status byte.
+        write_header(mem, HEADER + 16, types::IN, 0);
+        mock.add_desc_chains(
+            &[
+                desc(HEADER + 16, 16, NEXT, 2),
+                desc(0x7fff_0000, 4096, WRITE | NEXT, 3),
+                desc(STATUS + 1, 1, WRITE, 0),
+            ],
+            1,
+        )
+        .unwrap();
+        // A descriptor loop: the chain ends where the queue's size says.
+        mock.add_desc_chains(
+            &[
+                desc(HEADER, 16, NEXT, 5),
+                desc(STATUS + 4, 1, WRITE | NEXT, 4),
+            ],
+            4,
+        )
+        .unwrap();
+    });
+    rig.queue.process();
+    assert_eq!(rig.used_count(), 3);
+    assert_eq!(rig.used(0), (0, 0));
+    assert_eq!(rig.used(1), (1, 1));
+    assert_eq!(rig.status(1), status::IOERR);
+    assert_eq!(rig.used(2).0, 4);
+}
+
+#[test]
+fn rate_limited_queue_waits_for_its_timer_and_drops_nothing() {
+    let image = Image::new(1 << 20);
+    let ops = TokenBucketConfig {
+        size: 2,
+        refill: Duration::from_millis(50),
+    };
+    let limiter = RateLimiter::new(None, Some(ops)).unwrap();
+    let mut rig = Rig::new(open(&image, ""), limiter, |mem, mock| {
+        for i in 0..5 {
+            request(mem, mock, i * 3, types::IN, u64::from(i), (DATA, 512));
+        }
+    });
+    rig.queue.process();
+    assert_eq!(rig.used_count(), 2, "the bucket holds two requests");
+    rig.queue.process();
+    assert_eq!(rig.used_count(), 2, "a kick while blocked does nothing");
+    let mut completed = 2;
+    for _ in 0..100 {
+        // Wait for the timer as the worker would.
+        let mut pfd = libc::pollfd {
+            fd: rig.queue.timer_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the duration of the call.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 5000) }, 1, "timer fired");
+        rig.queue.on_timer();
+        completed = rig.used_count();
+        if completed == 5 {
+            break;
+        }
+    }
+    assert_eq!(completed, 5);
+    for i in 0..5 {
+        assert_eq!(rig.status(i * 3), status::OK);
+    }
+}
+
+#[test]
+fn direct_disks_take_aligned_and_unaligned_guest_buffers() {
+    let image = Image::new(1 << 20);
+    let Ok(mut disk) = Disk::open(&image.config(",direct=on")) else {
+        // The temporary directory's file system has no O_DIRECT (tmpfs).
+        eprintln!("skipped: no O_DIRECT here");
+        return;
+    };
+    let align = DirectAlign {
+        memory: 4096,
+        offset: 4096,
+    };
+    disk.force_direct_align(align);
+    let mut rig = Rig::new(disk, unlimited(), |mem, mock| {
+        let pattern: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+        mem.write_slice(&pattern, GuestAddress(DATA + 3)).unwrap();
+        // Unaligned guest buffer, aligned offset: the bounce buffer.
+        request(mem, mock, 0, types::OUT, 8, (DATA + 3, 8192));
+        // Aligned everything: straight to the file.
+        request(mem, mock, 3, types::IN, 8, (DATA + 0x4000, 8192));
+        // Offset that is not a multiple of the alignment: the buffered fd.
+        request(mem, mock, 6, types::IN, 9, (DATA + 0x8001, 512));
+    });
+    rig.queue.process();
+    assert_eq!(
+        [rig.status(0), rig.status(3), rig.status(6)],
+        [0, 0, 0],
+        "{align:?}"
+    );
+    let expected: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+    let mut back = vec![0u8; 8192];
+    rig.mem
+        .read_slice(&mut back, GuestAddress(DATA + 0x4000))
+        .unwrap();
+    assert_eq!(back, expected);
+    let mut part = vec![0u8; 512];
+    rig.mem
+        .read_slice(&mut part, GuestAddress(DATA + 0x8001))
+        .unwrap();
+    assert_eq!(part, expected[512..1024]);
+    assert_eq!(image.bytes()[4096..4096 + 8192], expected[..]);
+}
+
+#[test]
+fn used_ring_on_top_of_the_available_ring_cannot_keep_the_worker_forever() {
+    // Each completion bumps the used index, which is also the available
+    // index: a driver that never stops submitting.
+    let mem = mem();
+    mem.write_obj(1u16, GuestAddress(0x2002)).unwrap();
+    let state = virtio_queue::QueueState {
+        max_size: 16,
+        size: 16,
+        ready: true,
+        desc_table: 0x1000,
+        avail_ring: 0x2000,
+        used_ring: 0x2000,
+        next_avail: 0,
+        next_used: 1,
+        event_idx_enabled: false,
+    };
+    let queue = Queue::try_from(state).unwrap();
+    let image = Image::new(4096);
+    let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+    let kick = EventFd::new(EFD_NONBLOCK).unwrap();
+    let mut block = BlockQueue::new(queue, mem, irq, Arc::new(open(&image, "")), unlimited())
+        .resume_with(kick.try_clone().unwrap());
+    block.process();
+    assert_eq!(
+        kick.read().unwrap(),
+        1,
+        "the worker comes back for the rest"
+    );
+}
+
+#[test]
+fn an_available_index_out_of_range_ends_the_pass() {
+    // avail.idx - next_avail > queue size: the queue refuses to pop, yet
+    // the index differs from where the device stopped.
+    let mem = mem();
+    mem.write_obj(100u16, GuestAddress(0x2002)).unwrap();
+    let state = virtio_queue::QueueState {
+        max_size: 16,
+        size: 16,
+        ready: true,
+        desc_table: 0x1000,
+        avail_ring: 0x2000,
+        used_ring: 0x3000,
+        next_avail: 0,
+        next_used: 0,
+        event_idx_enabled: true,
+    };
+    let queue = Queue::try_from(state).unwrap();
+    let image = Image::new(4096);
+    let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+    let mut block = BlockQueue::new(queue, mem, irq, Arc::new(open(&image, "")), unlimited());
+    block.process();
+}

@@ -1,0 +1,249 @@
+//! What the device's worker does when it wakes: guest packets from the
+//! transmit queue go to the muxer, the muxer's packets go into the
+//! guest's receive buffers.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
+use vmm_sys_util::eventfd::EventFd;
+
+use super::muxer::{Muxer, Watch};
+use super::packet::{Header, Op, HEADER_SIZE};
+use crate::{GuestMemoryMmap, IrqTrigger, Wake};
+
+/// Queue indexes (virtio 1.2, section 5.10.2).
+pub const RX_QUEUE: usize = 0;
+pub const TX_QUEUE: usize = 1;
+pub const EVENT_QUEUE: usize = 2;
+
+/// Most chains taken from each queue per wake-up. A guest can keep a
+/// queue full forever (rings can even refill themselves through
+/// overlapping used rings); past this the worker kicks itself and
+/// returns, so its other sources and its stop signal get their turn.
+pub const CHAINS_PER_WAKE: u32 = 256;
+
+/// A queue and an eventfd that wakes the worker for it.
+pub struct DeviceQueue {
+    pub queue: Queue,
+    pub kick: EventFd,
+}
+
+/// The queues and the muxer, as the worker owns them. Public for the fuzz
+/// targets: everything in the queues is guest input.
+pub struct QueueHandler {
+    mem: GuestMemoryMmap,
+    irq: Arc<IrqTrigger>,
+    rx: DeviceQueue,
+    tx: DeviceQueue,
+    muxer: Muxer,
+    guest_cid: u64,
+    /// One packet's payload on its way from guest memory to the muxer.
+    payload: Vec<u8>,
+}
+
+impl QueueHandler {
+    pub fn new(
+        muxer: Muxer,
+        guest_cid: u64,
+        mem: GuestMemoryMmap,
+        irq: Arc<IrqTrigger>,
+        rx: DeviceQueue,
+        tx: DeviceQueue,
+    ) -> QueueHandler {
+        QueueHandler {
+            mem,
+            irq,
+            rx,
+            tx,
+            muxer,
+            guest_cid,
+            payload: Vec::new(),
+        }
+    }
+
+    pub fn muxer(&self) -> &Muxer {
+        &self.muxer
+    }
+
+    /// Serves whatever woke the worker, then both queues until neither
+    /// can move or their budgets for this wake-up are spent.
+    pub fn on_wake(&mut self, wake: Wake, w: &dyn Watch) {
+        if let Wake::Source(index) = wake {
+            self.muxer.on_source(index, w);
+        }
+        // Kicks on any queue come down to the same work; the event queue
+        // is never used (no transport resets happen).
+        let mut tx_budget = CHAINS_PER_WAKE;
+        let mut rx_budget = CHAINS_PER_WAKE;
+        loop {
+            let stalled = self.process_tx(w, &mut tx_budget);
+            self.process_rx(w, &mut rx_budget);
+            // A stalled transmit queue waits for room that delivering
+            // RSTs makes.
+            if !(stalled && self.muxer.can_take_tx() && tx_budget > 0) {
+                break;
+            }
+        }
+    }
+
+    /// Hands guest packets to the muxer; true if it stopped because
+    /// answers have no room yet.
+    fn process_tx(&mut self, w: &dyn Watch, budget: &mut u32) -> bool {
+        let mut used = false;
+        let mut stalled = false;
+        let mut idle_passes = 0;
+        'passes: loop {
+            if self.tx.queue.disable_notification(&self.mem).is_err() {
+                break;
+            }
+            let mut popped = false;
+            while self.muxer.can_take_tx() {
+                if *budget == 0 {
+                    // Notifications stay off: the kick brings us back.
+                    let _ = self.tx.kick.write(1);
+                    break 'passes;
+                }
+                let Some(chain) = self.tx.queue.pop_descriptor_chain(&self.mem) else {
+                    break;
+                };
+                *budget -= 1;
+                popped = true;
+                let head = chain.head_index();
+                handle_tx(
+                    &mut self.muxer,
+                    &mut self.payload,
+                    self.guest_cid,
+                    chain,
+                    &self.mem,
+                    w,
+                );
+                used = true;
+                if self.tx.queue.add_used(&self.mem, head, 0).is_err() {
+                    tracing::warn!("virtio-vsock: cannot add to the transmit used ring");
+                    break 'passes;
+                }
+            }
+            if !self.muxer.can_take_tx() {
+                stalled = true;
+                // Kicks meanwhile change nothing; delivering RSTs resumes us.
+                let _ = self.tx.queue.enable_notification(&self.mem);
+                break;
+            }
+            idle_passes = if popped { 0 } else { idle_passes + 1 };
+            if !more_after_enabling(&mut self.tx.queue, &self.mem, idle_passes) {
+                break;
+            }
+        }
+        if used && self.tx.queue.needs_notification(&self.mem).unwrap_or(true) {
+            self.irq.signal_used_queue();
+        }
+        stalled
+    }
+
+    /// Fills receive buffers while the muxer has packets.
+    fn process_rx(&mut self, w: &dyn Watch, budget: &mut u32) {
+        let mut used = false;
+        let mut idle_passes = 0;
+        while self.muxer.has_rx() {
+            if *budget == 0 {
+                let _ = self.rx.kick.write(1);
+                break;
+            }
+            let Some(chain) = self.rx.queue.pop_descriptor_chain(&self.mem) else {
+                // Out of buffers: ask for a kick when the guest adds some.
+                idle_passes += 1;
+                if more_after_enabling(&mut self.rx.queue, &self.mem, idle_passes) {
+                    continue;
+                }
+                break;
+            };
+            *budget -= 1;
+            idle_passes = 0;
+            let head = chain.head_index();
+            let len = match chain.writer(&self.mem) {
+                Ok(mut writer) if writer.available_bytes() >= HEADER_SIZE => {
+                    let room = writer.available_bytes() - HEADER_SIZE;
+                    let Some((header, payload)) = self.muxer.next_rx(room, w) else {
+                        // Nothing after all: the buffer stays the guest's.
+                        self.rx.queue.go_to_previous_position();
+                        break;
+                    };
+                    let ok = writer.write_all(&header.to_bytes()).is_ok()
+                        && writer.write_all(payload).is_ok();
+                    if ok {
+                        u32::try_from(writer.bytes_written()).unwrap_or(0)
+                    } else {
+                        0
+                    }
+                }
+                // Unusable (read-only, outside memory, too small): it is
+                // returned empty, as the guest's own fault.
+                _ => 0,
+            };
+            used = true;
+            if self.rx.queue.add_used(&self.mem, head, len).is_err() {
+                tracing::warn!("virtio-vsock: cannot add to the receive used ring");
+                break;
+            }
+        }
+        if used && self.rx.queue.needs_notification(&self.mem).unwrap_or(true) {
+            self.irq.signal_used_queue();
+        }
+    }
+}
+
+/// Turns the queue's notifications back on after draining it; true if
+/// the driver added buffers meanwhile (the event-index protocol's race).
+/// A ring that claims more but gave nothing twice in a row has a corrupt
+/// index: it is left until the next kick rather than spun on.
+fn more_after_enabling(queue: &mut Queue, mem: &GuestMemoryMmap, idle_passes: u32) -> bool {
+    matches!(queue.enable_notification(mem), Ok(true)) && idle_passes < 2
+}
+
+/// Reads one guest packet and hands it to the muxer, or drops it (with a
+/// RST when its sender can be told).
+fn handle_tx(
+    muxer: &mut Muxer,
+    payload: &mut Vec<u8>,
+    guest_cid: u64,
+    chain: DescriptorChain<&GuestMemoryMmap>,
+    mem: &GuestMemoryMmap,
+    w: &dyn Watch,
+) {
+    let Ok(mut reader) = chain.reader(mem) else {
+        tracing::debug!("virtio-vsock: dropped a packet: unreadable chain");
+        return;
+    };
+    let mut bytes = [0u8; HEADER_SIZE];
+    if reader.read_exact(&mut bytes).is_err() {
+        tracing::debug!("virtio-vsock: dropped a packet shorter than its header");
+        return;
+    }
+    let header = Header::from_bytes(&bytes);
+    let op = match header.check_from_guest(guest_cid, reader.available_bytes()) {
+        Ok(op) => op,
+        Err(e) => {
+            tracing::debug!("virtio-vsock: refused a packet: {e}");
+            if e.deserves_rst() {
+                muxer.reset_peer(&header);
+            }
+            return;
+        }
+    };
+    let len = if op == Op::Rw {
+        usize::try_from(header.len).unwrap_or(usize::MAX)
+    } else {
+        0
+    };
+    // Checked against the chain and MAX_PAYLOAD above.
+    payload.resize(len, 0);
+    if reader.read_exact(payload).is_err() {
+        tracing::debug!("virtio-vsock: dropped a packet whose payload cannot be read");
+        return;
+    }
+    muxer.on_guest_packet(&header, op, payload, w);
+}
+
+#[cfg(test)]
+mod tests;
