@@ -136,7 +136,7 @@ impl VirtioDevice for Net {
             .map_err(|e| {
                 ActivateError::Device(format!("TAP {}: cannot set offloads: {e}", self.tap.name()))
             })?;
-        let mut handler = NetQueues::new(
+        let handler = NetQueues::new(
             self.tap.clone(),
             ctx.mem,
             ctx.interrupt,
@@ -145,6 +145,10 @@ impl VirtioDevice for Net {
             self.acked_features,
             self.limiters().map_err(ActivateError::Worker)?,
         );
+        let kick = ctx.queue_evts[TX_QUEUE]
+            .try_clone()
+            .map_err(ActivateError::Worker)?;
+        let mut handler = handler.with_tx_kick(kick);
         let (rx_timer, tx_timer) = handler.timer_fds();
         let sources = vec![self.tap.as_raw_fd(), rx_timer, tx_timer];
         let mut watching_tap = true;

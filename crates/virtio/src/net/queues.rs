@@ -10,6 +10,7 @@ use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, writ
 use super::{features, Tap, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
 use crate::rate_limiter::RateLimiter;
 use crate::{GuestMemoryMmap, IrqTrigger, Wake};
+use vmm_sys_util::eventfd::EventFd;
 
 /// Extra worker sources, in the order the device registers them.
 pub const TAP_SOURCE: usize = 0;
@@ -20,6 +21,11 @@ pub const TX_TIMER_SOURCE: usize = 2;
 /// frames cannot hold off transmission (the TAP stays readable, so the
 /// worker comes back to it).
 const RX_BATCH: usize = 64;
+
+/// Most transmit chains taken per wake-up. A guest can keep its transmit
+/// ring full for ever (or make it refill itself with overlapping rings);
+/// past this the worker kicks itself and serves its other events first.
+const TX_BATCH: usize = 128;
 
 /// Where frames come from and go: the TAP, or a fake in tests.
 pub trait FrameIo {
@@ -81,6 +87,9 @@ pub struct NetQueues<T: FrameIo> {
     /// A transmit chain read into `tx_buf` (head index, length) that
     /// waits for the rate limiter.
     tx_pending: Option<(u16, usize)>,
+    /// The transmit queue's eventfd, signalled when a pass stops at
+    /// [`TX_BATCH`] so the worker comes back.
+    tx_kick: Option<EventFd>,
     stats: NetStats,
 }
 
@@ -110,8 +119,16 @@ impl<T: FrameIo> NetQueues<T> {
             io_failed: false,
             tx_buf: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
             tx_pending: None,
+            tx_kick: None,
             stats: NetStats::default(),
         }
+    }
+
+    /// Makes a transmit pass that stops at [`TX_BATCH`] signal `kick` (the
+    /// transmit queue's eventfd) to be resumed.
+    pub fn with_tx_kick(mut self, kick: EventFd) -> Self {
+        self.tx_kick = Some(kick);
+        self
     }
 
     /// The frame source and sink (tests feed and inspect it).
@@ -285,6 +302,7 @@ impl<T: FrameIo> NetQueues<T> {
     pub fn process_tx(&mut self) {
         let mut used = false;
         let mut idle_passes = 0;
+        let mut taken = 0;
         let _ = self.tx.disable_notification(&self.mem);
         loop {
             let mut progress = false;
@@ -306,9 +324,18 @@ impl<T: FrameIo> NetQueues<T> {
                     }
                     return_used(&mut self.tx, &self.mem, head, 0, &mut used);
                 }
+                if taken == TX_BATCH {
+                    // Notifications stay off: the kick brings the worker back.
+                    if let Some(kick) = &self.tx_kick {
+                        let _ = kick.write(1);
+                    }
+                    self.notify_tx(used);
+                    return;
+                }
                 let Some(chain) = self.tx.pop_descriptor_chain(&self.mem) else {
                     break;
                 };
+                taken += 1;
                 progress = true;
                 let head = chain.head_index();
                 let checked = read_tx_chain(chain, &self.mem, &mut self.tx_buf)

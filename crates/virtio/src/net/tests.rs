@@ -419,3 +419,33 @@ fn a_failing_tap_is_left_alone_until_the_next_receive_kick() {
     assert!(r.net.wants_io());
     assert_eq!(r.used(&r.rx, 0), (0, 72));
 }
+
+#[test]
+fn a_full_transmit_ring_is_served_in_batches_with_a_self_kick() {
+    let mem = mem();
+    let tx = MockSplitQueue::create(&mem, GuestAddress(TX_RING), 256);
+    let rx = MockSplitQueue::create(&mem, GuestAddress(RX_RING), 16);
+    mem.write_slice(&packet(50), GuestAddress(0x10_0000))
+        .unwrap();
+    let chains: Vec<_> = (0..200).map(|_| d(0x10_0000, 62, 0, 0)).collect();
+    tx.add_desc_chains(&chains, 0).unwrap();
+    let kick = EventFd::new(EFD_NONBLOCK).unwrap();
+    let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+    let mut net = NetQueues::new(
+        FakeTap::default(),
+        mem.clone(),
+        irq,
+        rx.create_queue().unwrap(),
+        tx.create_queue().unwrap(),
+        0,
+        (limiter(None), limiter(None)),
+    )
+    .with_tx_kick(kick.try_clone().unwrap());
+    net.handle(Wake::Queue(TX_QUEUE));
+    let first = net.io_mut().sent.len();
+    assert!(first < 200, "one pass is bounded: {first}");
+    assert_eq!(kick.read().unwrap(), 1, "the worker kicked itself");
+    net.handle(Wake::Queue(TX_QUEUE));
+    assert_eq!(net.io_mut().sent.len(), 200);
+    assert!(kick.read().is_err(), "no kick once the ring is empty");
+}
