@@ -24,13 +24,13 @@ const PINGS: u32 = 20;
 const MAC: &str = "52:54:00:12:34:56";
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 /// What the figures meant when they were first taken (static text).
-const FINDINGS: &str = "On 2026-11-25, over five runs of this benchmark, the virtio-net \
-medians were 57% to 95% of the same run's guest-loopback median, most runs above 80%: the \
-guest's TCP stack (emulated, like everything in the test host) set the pace more than the \
-device. The worker thread's own code (its user time: one copy of each frame between the \
-guest's buffers and the device's, and the queue bookkeeping) cost 3-4 ms per MiB, a fifth \
-or less of its CPU; the rest was the kernel: TAP reads and writes and, for guest → host, \
-the host's TCP receive path. Reading and writing the TAP straight from guest memory \
+const FINDINGS: &str = "On 2026-11-25, over six runs of this benchmark, the virtio-net \
+medians were 57% to 107% of the same run's guest-loopback median, most runs above 80%: \
+the guest's TCP stack (emulated, like everything in the test host) set the pace more than \
+the device. The worker thread's own code (its user time: one copy of each frame between \
+the guest's buffers and the device's, and the queue bookkeeping) cost 2-4 ms per MiB, a \
+fifth or less of its CPU; the rest was the kernel: TAP reads and writes and, for guest → \
+host, the host's TCP receive path. Reading and writing the TAP straight from guest memory \
 (readv/writev) would save at most that user time, so the device keeps its single copy, \
 which also lets it check a whole transmit header before the TAP sees it. Runs vary by up \
 to a half because the measuring machine's two cores are shared.";
