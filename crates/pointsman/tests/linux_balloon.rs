@@ -158,6 +158,11 @@ poweroff -f
 }
 
 #[test]
+// Filling 300 MiB of guest memory through nested TCG took over 300 s on a
+// loaded CI machine once: run it on demand with `cargo test -- --ignored`
+// until the guest's fill is made cheaper. Free page reporting is also
+// covered by the device's unit tests.
+#[ignore = "slow under the nested test host; run with --ignored"]
 fn free_page_reporting_returns_freed_memory() {
     // No target: the driver loads at boot with free page reporting. The
     // guest fills 300 MiB and frees it; the host's RSS must fall back
