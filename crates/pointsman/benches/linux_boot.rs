@@ -310,22 +310,22 @@ fn target(out: &mut String, samples: &[(Step, Sample)]) {
 const WHERE_THE_TIME_GOES: &str = "\
 ### Where the time goes (profiled 2026-11-25; not re-measured by this bench)
 
-- `cmos_init` takes about 2.8 s of the guest kernel's ~4.7 s to init under both VMMs \
-(`initcall_debug`: `initcall cmos_init+0x0/0x78 returned 0 after 2834050 usecs`, the gap \
-between `i8042: PNP: No PS/2 controller found` and `rtc_cmos rtc_cmos: broken or not \
-accessible`). Neither VMM has an RTC here (QEMU's microvm leaves it out under KVM unless \
-`rtc=on`), so port 0x71 reads 0xff, the update-in-progress bit looks stuck, and the kernel's \
-`mc146818_avoid_UIP` polls for its whole 1 s budget: 10000 rounds of `udelay(100)` and four \
-port exits, 40000 exits in all (`kvm_pio` in the test host's trace). With \
-`initcall_blacklist=cmos_init` the guest kernel reaches init after ~2.3 s of its own time under \
-Pointsman; QEMU with `-M microvm,rtc=on` after 1.4-2.0 s, which would make QEMU's column about \
-2.5 s faster.
-- Launch to the guest kernel's time 0 takes 2-3 s under Pointsman on a quiet machine: about \
-0.3 s of VMM set-up, the rest the bzImage decompressing itself. Pointsman's guest RAM is not \
-2 MiB aligned in the test host's address space (its kernel, 6.1, does not align large anonymous \
-mappings), so KVM maps it with 4 KiB nested page table entries only: 29000 NPF exits a boot, \
-21000 of them in the first two seconds, against 1450 for QEMU, which aligns its RAM and gets \
-2 MiB entries (`kvm_mmu_set_spte` levels).
+- The CMOS RTC probe: `cmos_init` took about 2.8 s of the guest kernel's ~4.7 s to init \
+(`initcall_debug`: `initcall cmos_init+0x0/0x78 returned 0 after 2834050 usecs`). With no RTC at \
+ports 0x70/0x71 (neither VMM has one here; QEMU's microvm leaves it out under KVM unless \
+`rtc=on`), port 0x71 reads 0xff, the update-in-progress bit looks stuck, and the kernel's \
+`mc146818_avoid_UIP` polls for its whole budget: 10000 rounds of `udelay(100)` and four port exits each, 40000 exits. Fixed in \
+Pointsman: its FADT says \"no CMOS RTC\" (`IAPC_BOOT_ARCH`), so the guest does not probe. QEMU's \
+microvm still pays it: that is most of the gap in the table.
+- Nested page faults: Pointsman's guest RAM used to land wherever `mmap` put it, not 2 MiB \
+aligned in the test host's address space (its kernel, 6.1, does not align large anonymous \
+mappings), so KVM mapped it with 4 KiB nested page-table entries only: 29000 NPF exits a boot, \
+21000 of them in the first two seconds, against 1450 for QEMU, which aligns its RAM and asks \
+for transparent huge pages. Pointsman now maps RAM on 2 MiB boundaries, and `--memory SIZE,thp=on` \
+asks for huge pages as QEMU does (off by default: it rounds a small guest's footprint up to \
+2 MiB pieces).
+- What is left between launch and the guest kernel's time 0 (2-3 s on a quiet machine) is \
+mostly the bzImage decompressing itself; VMM set-up is about 0.3 s.
 ";
 
 fn method(out: &mut String, host: &HostFacts) {
