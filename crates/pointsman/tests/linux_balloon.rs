@@ -15,12 +15,12 @@ use testhost::{linux_guest_initramfs, TestHost};
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 const MIB: i64 = 1024;
 
-/// A run takes about a minute on an idle machine; the limit leaves room
-/// for one several times slower (a loaded CI machine).
+/// A run takes 20-25 s on an idle machine and about three times that on a
+/// loaded one; the limit leaves room for a machine much slower still.
 fn host() -> TestHost {
     TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman")))
         .expect("set up the test host")
-        .timeout(Duration::from_secs(420))
+        .timeout(Duration::from_secs(300))
 }
 
 /// A guest initramfs running `body` after loading virtio-mmio; the balloon
@@ -122,7 +122,7 @@ echo @@touched
 read go
 insmod /balloon/virtio_balloon.ko
 i=0
-while [ "$(vmstat balloon_inflate)" -lt 32768 ] && [ $i -lt 600 ]; do sleep 0.5; i=$((i + 1)); done
+while [ "$(vmstat balloon_inflate)" -lt 32768 ] && [ $i -lt 400 ]; do sleep 0.5; i=$((i + 1)); done
 echo "@@inflated-pages $(vmstat balloon_inflate)"
 echo @@inflated
 read go
