@@ -113,10 +113,13 @@ fn inflating_returns_memory_and_deflating_on_oom_takes_it_back() {
     // the balloon's pages are mostly ones the host backs; then it loads
     // the driver, which inflates. Then it writes 48 MiB more than it has
     // free: the driver deflates on OOM (1 MiB per OOM call), the other
-    // ~70 MiB stay in the balloon so nothing is killed.
+    // ~70 MiB stay in the balloon so nothing is killed. An 8 MiB file of
+    // random bytes written before inflating must read back the same (the
+    // device dropped no page the guest still used).
     let guest = format!(
         r#"{GUEST_PRELUDE}
 n=$(( $(memfree) - 24 )); fill $n; rm /mnt/fill
+dd if=/dev/urandom of=/mnt/keep bs=1M count=8 2>/dev/null; md5sum /mnt/keep > /keep.md5
 echo "@@touched-mib $n"
 echo @@touched
 read go
@@ -130,6 +133,7 @@ n=$(( $(memfree) + 48 )); echo "@@fill-mib $n"; fill $n
 echo "@@filled-mib $(du -m /mnt/fill | cut -f1)"
 echo "@@deflated-pages $(vmstat balloon_deflate)"
 echo "@@oom-kills $(vmstat oom_kill)"
+md5sum -c -s /keep.md5; echo "@@keep-changed $?"
 echo @@deflated
 read go
 poweroff -f
@@ -177,6 +181,7 @@ poweroff -f
         touched - inflated > 96 * MIB,
         "RSS falls by most of the balloon (128 MiB): {touched} -> {inflated} KiB\n{console}"
     );
+    assert_eq!(value(&console, "keep-changed"), 0, "{console}");
     assert_eq!(
         value(&console, "oom-kills"),
         0,
