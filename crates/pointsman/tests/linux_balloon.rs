@@ -44,9 +44,11 @@ fn guest_initrd(host: &TestHost, dir: &Scratch, load_balloon: bool, body: &str) 
     path
 }
 
-/// Runs `steps` (test-host shell, with `$VM` the pointsman arguments and
-/// `rss` the VMM's VmRSS in KiB) and returns the test host's console.
-/// Fails with the VM's console and status when the VM stopped early.
+/// Runs `steps` (test-host shell, with `rss` the VMM's VmRSS in KiB) and
+/// returns the test host's console. Fails with the VM's console and status
+/// when the VM stopped early. The VM's console is also copied live to the
+/// test host's (lines `vm| ...`), so that the tail a test-host timeout
+/// shows says where the guest was.
 fn run_in_host(load_balloon: bool, guest: &str, vm_args: &str, steps: &str) -> String {
     let host = host();
     let dir = Scratch::new("balloon");
@@ -55,7 +57,9 @@ fn run_in_host(load_balloon: bool, guest: &str, vm_args: &str, steps: &str) -> S
     let script = format!(
         "rss() {{ awk '/^VmRSS/ {{print $2}}' /proc/$VM_PID/status; }}\n\
          start_vm --kernel /guest/vmlinuz --initrd /guest/initrd.cpio --cmdline '{CMDLINE}' --no-reboot {vm_args}\n\
+         tail -f /tmp/vm.out | awk '{{print \"vm| \" $0; fflush()}}' & STREAM=$!\n\
          {steps}\n\
+         kill $STREAM\n\
          finish_vm\n"
     );
     let run = host
