@@ -117,9 +117,11 @@ fn inflating_returns_memory_and_deflating_on_oom_takes_it_back() {
     // the balloon's pages are mostly ones the host backs; then it loads
     // the driver, which inflates. Then it writes 48 MiB more than it has
     // free: the driver deflates on OOM (1 MiB per OOM call), the other
-    // ~70 MiB stay in the balloon so nothing is killed. An 8 MiB file of
-    // random bytes written before inflating must read back the same (the
-    // device dropped no page the guest still used).
+    // ~70 MiB stay in the balloon so nothing is killed (`oom_kill` stays 0;
+    // init, PID 1, is never the OOM killer's choice anyway, and an
+    // oom_score_adj of -1000 there would pass to dd and turn a kill into a
+    // panic). An 8 MiB file of random bytes written before inflating must
+    // read back the same (the device dropped no page the guest still used).
     let guest = format!(
         r#"{GUEST_PRELUDE}
 n=$(( $(memfree) - 24 )); fill $n; rm /mnt/fill
