@@ -6,21 +6,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::linux::{self, test_host, CMDLINE};
 use common::{require_kvm, run, Scratch, EXIT_BAD_INPUT};
 use testhost::{linux_guest_initramfs, TestHost};
 
-const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 const MIB: i64 = 1024;
 
 /// A run takes 20-40 s on an idle machine and up to ~140 s on a very loaded
 /// one (measured); the limit leaves room for one three times slower still.
 fn host() -> TestHost {
-    TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman")))
-        .expect("set up the test host")
-        .timeout(Duration::from_secs(450))
+    test_host().timeout(Duration::from_secs(450))
 }
 
 /// A guest initramfs running `body` after loading virtio-mmio; the balloon
@@ -87,11 +85,8 @@ fn run_in_host(load_balloon: bool, guest: &str, vm_args: &str, steps: &str) -> S
 }
 
 fn value(console: &str, key: &str) -> i64 {
-    let tag = format!("@@{key} ");
-    console
-        .lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix(tag.as_str()))
-        .and_then(|v| v.trim().parse().ok())
+    linux::value(console, key)
+        .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no number for @@{key}\n{console}"))
 }
 
