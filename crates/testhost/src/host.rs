@@ -64,8 +64,8 @@ run_qemu() {
 const READY: &str = "@@testhost-ready";
 /// What `pointsman` prints when its guest triple-faults.
 const GUEST_TRIPLE_FAULT: &str = "the guest triple-faulted";
-/// Where triple faults seen in test hosts are recorded, in the cache.
-const TRIPLE_FAULT_LOG: &str = "triple-faults.log";
+/// Where the runs that were tried again are recorded, in the cache.
+const RETRY_LOG: &str = "retried-runs.log";
 const DONE: &str = "@@testhost-done ";
 
 /// What a test host run printed.
@@ -193,15 +193,13 @@ impl TestHost {
         let initrd = work.join("host.cpio");
         self.host_initramfs(files, script)?.write(&initrd)?;
         let mut result = self.boot(&initrd);
-        if let Ok(run) = &result {
-            if run.console.contains(GUEST_TRIPLE_FAULT) {
-                record_triple_fault(&self.assets.cache, &run.console);
-                eprintln!(
-                    "testhost: a guest triple-faulted (a rare fault of this nested test host, \
-                     see docs/guests.md); running the test host once more"
-                );
-                result = self.boot(&initrd);
-            }
+        if let Some(reason) = emulation_fault(&result) {
+            record_retry(&self.assets.cache, reason, &result);
+            eprintln!(
+                "testhost: {reason} (a rare fault of this nested, emulated test host: see \
+                 docs/guests.md); running the test host once more"
+            );
+            result = self.boot(&initrd);
         }
         let _ = std::fs::remove_file(&initrd);
         let _ = std::fs::remove_dir(&work);
@@ -292,25 +290,41 @@ impl TestHost {
     }
 }
 
-/// Appends the console of a test host run in which a guest triple-faulted
-/// to a log in the cache, so that the rare cases stay on record after the
-/// retry hides them (best effort: a failure to write loses only the log).
-fn record_triple_fault(cache: &Path, console: &str) {
+/// Why a test host run failed in one of the ways seen, rarely and never
+/// twice in a row, in the nested emulated test host (docs/guests.md): a
+/// guest triple fault, the test host stopping before its script ended, or
+/// the test host hanging. `None` for runs that ended as their script said.
+fn emulation_fault(result: &Result<HostRun>) -> Option<&'static str> {
+    match result {
+        Ok(run) if run.console.contains(GUEST_TRIPLE_FAULT) => Some("a guest triple-faulted"),
+        Ok(run) if run.script_status.is_none() => Some("the test host stopped mid-script"),
+        Ok(_) => None,
+        Err(Error::Timeout { .. }) => Some("the test host hung"),
+        Err(_) => None,
+    }
+}
+
+/// Appends a run that is tried again to a log in the cache, so that the
+/// rare faults stay on record after the retry hides them (best effort: a
+/// failure to write loses only the log).
+fn record_retry(cache: &Path, reason: &str, result: &Result<HostRun>) {
     use std::io::Write as _;
-    let path = cache.join(TRIPLE_FAULT_LOG);
-    if let Ok(mut log) = std::fs::OpenOptions::new()
+    let path = cache.join(RETRY_LOG);
+    let Ok(mut log) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-    {
-        let when = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let _ = writeln!(
-            log,
-            "==== test host run at {when} (seconds since the epoch)\n{console}"
-        );
-    }
+    else {
+        return;
+    };
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let what = match result {
+        Ok(run) => run.console.clone(),
+        Err(e) => e.to_string(),
+    };
+    let _ = writeln!(log, "==== {reason}, at {when} s since the epoch\n{what}");
 }
 
 /// The shared libraries a binary needs, from `ldd`.
@@ -354,5 +368,34 @@ mod tests {
             run.vm_runs(),
             vec![("hello\nworld\n".to_owned(), 0), (String::new(), 3)]
         );
+    }
+
+    #[test]
+    fn only_faults_of_the_emulation_are_tried_again() {
+        let run = |console: &str, script_status| {
+            Ok(HostRun {
+                console: console.into(),
+                script_status,
+            })
+        };
+        assert_eq!(emulation_fault(&run("@@vm-status 0\n", Some(0))), None);
+        // A failing script or VM is the test's business.
+        assert_eq!(emulation_fault(&run("@@vm-status 1\n", Some(1))), None);
+        assert!(emulation_fault(&run(
+            "pointsman: the guest triple-faulted on vCPU 0\n@@vm-status 3\n",
+            Some(0)
+        ))
+        .is_some());
+        assert!(emulation_fault(&run("@@testhost-ready\n", None)).is_some());
+        let hung = Err(Error::Timeout {
+            seconds: 1,
+            tail: String::new(),
+        });
+        assert!(emulation_fault(&hung).is_some());
+        let broken = Err(Error::Command {
+            command: "qemu".into(),
+            detail: "missing".into(),
+        });
+        assert_eq!(emulation_fault(&broken), None);
     }
 }
