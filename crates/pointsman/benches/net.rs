@@ -1,41 +1,90 @@
-//! virtio-net throughput and latency: TCP between a Linux guest and its
-//! host over a TAP, inside the test host (QEMU TCG with nested SVM; see
-//! the testhost crate), with busybox `nc`. The same transfer over the
-//! test host's loopback and over the guest's own loopback are the
-//! ceilings the emulated machine allows, with no NIC in the way.
+//! virtio-net throughput and latency, Pointsman against QEMU microvm:
+//! TCP between a Linux guest and its host over a TAP, inside the test host
+//! (QEMU TCG with nested SVM; see the testhost crate), with busybox `nc`.
+//! Both VMMs boot the same guest in the same test host run, one after the
+//! other, on the same TAP. The same transfer over the test host's loopback
+//! and over the guest's own loopback are the ceilings the emulated machine
+//! allows, with no NIC in the way.
 //!
 //! Writes the section between `<!-- net:begin -->` and `<!-- net:end -->`
 //! in `docs/benchmarks.md`. Run with `cargo bench -p pointsman --bench net`.
 
+mod common;
 #[path = "../tests/net_shell/mod.rs"]
 mod net_shell;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Duration;
 
+use common::{median, Markers};
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS, HOST_HELPERS};
-use testhost::{linux_guest_initramfs, TestHost};
+use testhost::{linux_guest_initramfs, qemu_microvm_args, TestHost, QEMU_BINARY};
 
 /// MiB per transfer, and transfers per path.
 const MIB: u32 = 32;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 const PINGS: u32 = 20;
+const MEMORY_MIB: u32 = 512;
 const MAC: &str = "52:54:00:12:34:56";
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
-/// What the figures meant when they were first taken (static text).
-const FINDINGS: &str = "On 2026-11-25, over six runs of this benchmark, the virtio-net \
-medians were 57% to 107% of the same run's guest-loopback median, most runs above 80%: \
-the guest's TCP stack (emulated, like everything in the test host) set the pace more than \
-the device. The worker thread's own code (its user time: one copy of each frame between \
-the guest's buffers and the device's, and the queue bookkeeping) cost 2-4 ms per MiB, a \
-fifth or less of its CPU; the rest was the kernel: TAP reads and writes and, for guest → \
-host, the host's TCP receive path. Reading and writing the TAP straight from guest memory \
-(readv/writev) would save at most that user time, so the device keeps its single copy, \
-which also lets it check a whole transmit header before the TAP sees it. Runs vary by up \
-to a half because the measuring machine's two cores are shared.";
-const BEGIN: &str = "<!-- net:begin -->";
-const END: &str = "<!-- net:end -->";
+const KERNEL: &str = "/guest/vmlinuz";
+const INITRD: &str = "/guest/initrd.cpio";
+const MARKERS: Markers = Markers {
+    begin: "<!-- net:begin -->",
+    end: "<!-- net:end -->",
+};
+
+/// The two VMMs, in the order they run.
+#[derive(Clone, Copy)]
+enum Vmm {
+    Pointsman,
+    Qemu,
+}
+
+impl Vmm {
+    const ALL: [Vmm; 2] = [Vmm::Pointsman, Vmm::Qemu];
+
+    fn name(self) -> &'static str {
+        match self {
+            Vmm::Pointsman => "Pointsman",
+            Vmm::Qemu => "QEMU microvm",
+        }
+    }
+
+    /// The session's tag in the test host's console.
+    fn tag(self) -> &'static str {
+        match self {
+            Vmm::Pointsman => "pointsman",
+            Vmm::Qemu => "qemu",
+        }
+    }
+
+    /// The thread that moves the frames: Pointsman's worker, QEMU's main
+    /// loop (virtio-net without vhost runs there, woken by ioeventfd).
+    fn io_thread(self) -> &'static str {
+        match self {
+            Vmm::Pointsman => "net-tap0",
+            Vmm::Qemu => "qemu-system-x86",
+        }
+    }
+
+    /// The test host helper call that starts the guest on `tap0`.
+    fn start(self) -> String {
+        match self {
+            Vmm::Pointsman => format!(
+                "start_vm --kernel {KERNEL} --initrd {INITRD} --cmdline '{CMDLINE}' \
+                 --memory {MEMORY_MIB}M --cpus 1 --net tap=tap0,mac={MAC}"
+            ),
+            Vmm::Qemu => format!(
+                "start_qemu {} \
+                 -netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
+                 -device virtio-net-device,netdev=net0,mac={MAC}",
+                qemu_microvm_args(KERNEL, INITRD, CMDLINE, MEMORY_MIB)
+            ),
+        }
+    }
+}
 
 fn guest_script() -> String {
     format!(
@@ -69,7 +118,7 @@ poweroff -f
 }
 
 fn host_script() -> String {
-    format!(
+    let mut script = format!(
         r#"{COMMON_HELPERS}{HOST_HELPERS}
 ip link set lo up
 tunctl -t tap0 >/dev/null
@@ -82,34 +131,48 @@ for i in $(seq {RUNS}); do
     wait $NC
     echo "@@host-lo {MIB} $t0 $(uptime_s)"
 done
-# user and system ticks (1/100 s) the NIC's worker thread has used
-worker_ticks() {{
+# user and system ticks (1/100 s) the VMM's thread named $1 has used
+thread_ticks() {{
     for t in /proc/$VM_PID/task/*; do
-        [ "$(cat $t/comm)" = net-tap0 ] && awk '{{print $14, $15}}' $t/stat
+        [ "$(cat $t/comm)" = "$1" ] && awk '{{print $14, $15}}' $t/stat
     done
 }}
-start_vm --kernel /guest/vmlinuz --initrd /guest/initrd.cpio --cmdline '{CMDLINE}' \
-    --memory 512M --net tap=tap0,mac={MAC}
-wait_for @@ready-1 1 300
-echo "@@ticks-start $(worker_ticks)"
-for i in $(seq {RUNS}); do
-    wait_for @@ready-$i 1 300 || {{ fail ready; break; }}
-    t0=$(uptime_s)
-    nc 10.200.0.2 5002 < /tmp/data
-    echo "@@h2g {MIB} $t0 $(uptime_s)"
-done
-echo "@@ticks-h2g $(worker_ticks)"
-for i in $(seq {RUNS}); do
-    receive 5001 /dev/null
-    send go
-    wait_for @@g2h $i 300 || {{ kill $NC; fail g2h; break; }}
-    wait $NC
-done
-echo "@@ticks-g2h $(worker_ticks)"
-send done
-finish_vm
+# session TAG THREAD START...: one VMM's transfers; START starts the guest.
+session() {{
+    tag=$1; thread=$2; shift 2
+    echo "@@session $tag"
+    "$@"
+    wait_for @@ready-1 1 300
+    echo "@@ticks-start $(thread_ticks $thread)"
+    for i in $(seq {RUNS}); do
+        wait_for @@ready-$i 1 300 || {{ fail ready; break; }}
+        t0=$(uptime_s)
+        nc 10.200.0.2 5002 < /tmp/data
+        echo "@@h2g {MIB} $t0 $(uptime_s)"
+    done
+    echo "@@ticks-h2g $(thread_ticks $thread)"
+    for i in $(seq {RUNS}); do
+        receive 5001 /dev/null
+        send go
+        wait_for @@g2h $i 300 || {{ kill $NC; fail g2h; break; }}
+        wait $NC
+    done
+    echo "@@ticks-g2h $(thread_ticks $thread)"
+    send done
+    finish_vm
+}}
 "#
-    )
+    );
+    for vmm in Vmm::ALL {
+        let _ = writeln!(
+            script,
+            "session {} {} {}",
+            vmm.tag(),
+            vmm.io_thread(),
+            vmm.start()
+        );
+    }
+    script
 }
 
 /// Every `@@key` line's value, in order.
@@ -136,59 +199,158 @@ fn rates(console: &str, key: &str) -> Vec<f64> {
         .collect()
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+/// The part of the test host's console from `@@session TAG` to the next
+/// session (the VM's own console is in it: `finish_vm` prints it).
+fn session(console: &str, vmm: Vmm) -> &str {
+    let start = format!("@@session {}", vmm.tag());
+    let Some(at) = console.find(&start) else {
+        return "";
+    };
+    let rest = &console[at + start.len()..];
+    &rest[..rest.find("@@session ").unwrap_or(rest.len())]
 }
 
-fn row(what: &str, rates: &[f64]) -> String {
-    let all: Vec<String> = rates.iter().map(|r| format!("{r:.1}")).collect();
-    format!("| {what} | {:.1} | {} |\n", median(rates), all.join(", "))
+/// One VMM's figures.
+struct Figures {
+    h2g: Vec<f64>,
+    g2h: Vec<f64>,
+    guest_lo: Vec<f64>,
+    /// `round-trip min/avg/max = ...`, as busybox `ping` prints it.
+    ping: String,
+    /// The guest driver's feature bits, as `/sys` shows them.
+    features: String,
+    thread_cpu: String,
 }
 
-fn today() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
+impl Figures {
+    fn of(console: &str, vmm: Vmm) -> Figures {
+        let part = session(console, vmm);
+        Figures {
+            h2g: rates(part, "h2g"),
+            g2h: rates(part, "g2h"),
+            guest_lo: rates(part, "guest-lo"),
+            ping: values(part, "ping").first().unwrap_or(&"none").to_string(),
+            features: values(part, "nic")
+                .first()
+                .and_then(|v| v.split_whitespace().nth(2))
+                .unwrap_or("unknown")
+                .to_owned(),
+            thread_cpu: thread_cpu(part, vmm),
+        }
+    }
+
+    /// The average round trip, in ms.
+    fn ping_avg(&self) -> Option<f64> {
+        let (_, figures) = self.ping.split_once('=')?;
+        figures.trim().split('/').nth(1)?.parse().ok()
+    }
 }
+
+fn mibs(value: Option<f64>) -> String {
+    value.map_or("–".into(), |v| format!("{v:.1}"))
+}
+
+fn runs(values: &[f64]) -> String {
+    let all: Vec<String> = values.iter().map(|r| format!("{r:.1}")).collect();
+    all.join(", ")
+}
+
+/// Pointsman against QEMU; `higher` when more is better.
+fn verdict(ours: Option<f64>, qemu: Option<f64>, higher: bool) -> String {
+    match (ours, qemu) {
+        (Some(o), Some(q)) if (higher && o >= q) || (!higher && o <= q) => {
+            format!("**at or above QEMU** ({:.0}%)", 100.0 * o / q)
+        }
+        (Some(o), Some(q)) => format!("**below QEMU** ({:.0}%)", 100.0 * o / q),
+        _ => "not measured".into(),
+    }
+}
+
+fn row(out: &mut String, what: &str, ours: &[f64], qemu: &[f64]) {
+    let (o, q) = (median(ours), median(qemu));
+    let _ = writeln!(
+        out,
+        "| {what} | **{}** | **{}** | {} | {} / {} |",
+        mibs(o),
+        mibs(q),
+        verdict(o, q, true),
+        runs(ours),
+        runs(qemu)
+    );
+}
+
+/// What the figures meant when they were taken (static text, from the
+/// investigation behind this bench).
+const FINDINGS: &str = "FINDINGS";
 
 fn section(console: &str) -> String {
-    let (h2g, g2h) = (rates(console, "h2g"), rates(console, "g2h"));
-    let (host_lo, guest_lo) = (rates(console, "host-lo"), rates(console, "guest-lo"));
-    let ping = values(console, "ping").first().copied().unwrap_or("none");
-    assert!(
-        h2g.len() == RUNS && g2h.len() == RUNS,
-        "missing transfers:\n{console}"
-    );
+    let [ours, qemu] = Vmm::ALL.map(|vmm| Figures::of(console, vmm));
+    let host_lo = rates(console, "host-lo");
     let mut s = String::new();
-    s.push_str(&format!(
+    let _ = write!(
+        s,
         "## virtio-net\n\n\
-         TCP throughput of busybox `nc` moving {MIB} MiB of random data, {RUNS} times \
-         per path, between a Linux guest (Debian cloud kernel, 1 vCPU, 512 MiB, \
-         `virtio_net` with checksum and TSO offloads and mergeable receive buffers) \
-         and its host over a TAP. Both ends run inside the test host, QEMU TCG with \
-         nested SVM: the host side is emulated, so these figures compare paths on \
-         this set-up, not with bare metal. The loopback rows are the same transfer \
-         with no NIC in the way: the test host's own TCP stack, and the guest's.\n\n\
-         Measured on {} by `cargo bench -p pointsman --bench net` (release build).\n\n\
-         | Path | Median MiB/s | Runs (MiB/s) |\n|---|---|---|\n",
-        today()
-    ));
-    s.push_str(&row("host → guest, virtio-net", &h2g));
-    s.push_str(&row("guest → host, virtio-net", &g2h));
-    s.push_str(&row("test host loopback", &host_lo));
-    s.push_str(&row("guest loopback", &guest_lo));
-    s.push_str(&worker_cpu(console));
-    s.push_str(&format!("\nPing, guest → host ({PINGS} pings): {ping}.\n"));
-    s.push_str(&format!("\n{FINDINGS}\n"));
+         TCP throughput of busybox `nc` moving {MIB} MiB of random data, {RUNS} times per \
+         path, between a Linux guest (Debian cloud kernel, 1 vCPU, {MEMORY_MIB} MiB, \
+         `virtio_net` over virtio-mmio) and its host over a TAP, under Pointsman and under \
+         QEMU microvm, one after the other in the same test host run. Both ends run inside \
+         the test host, QEMU TCG with nested SVM: the host side is emulated, so these \
+         figures compare VMMs and paths on this set-up, not with bare metal. The loopback \
+         rows are the same transfer with no NIC in the way: the guest's own TCP stack \
+         (under each VMM), and the test host's.\n\n\
+         Measured on {} by `cargo bench -p pointsman --bench net` (release build). \
+         Machine: {}; load average after: {}.\n\n\
+         | Path (median MiB/s) | Pointsman | QEMU microvm | Verdict | Runs: Pointsman / QEMU |\n\
+         |---|---:|---:|---|---|\n",
+        common::today(),
+        common::cpu_model(),
+        common::load_average(),
+    );
+    row(&mut s, "host → guest, virtio-net", &ours.h2g, &qemu.h2g);
+    row(&mut s, "guest → host, virtio-net", &ours.g2h, &qemu.g2h);
+    row(
+        &mut s,
+        "guest loopback (no NIC)",
+        &ours.guest_lo,
+        &qemu.guest_lo,
+    );
+    let host = mibs(median(&host_lo));
+    let _ = writeln!(
+        s,
+        "| test host loopback (no VMM) | {host} | {host} | – | {} |",
+        runs(&host_lo)
+    );
+    let (o, q) = (ours.ping_avg(), qemu.ping_avg());
+    let _ = writeln!(
+        s,
+        "| ping guest → host, average round trip ({PINGS} pings, lower is better) | {} ms | \
+         {} ms | {} | {} / {} |",
+        o.map_or("–".into(), |v| format!("{v:.2}")),
+        q.map_or("–".into(), |v| format!("{v:.2}")),
+        verdict(o, q, false),
+        ours.ping,
+        qemu.ping,
+    );
+    let _ = write!(
+        s,
+        "\nFeature bits the guest's driver took (`/sys/class/net/*/device/features`): \
+         Pointsman `{}`, QEMU `{}`. CPU time of the thread that moves the frames, per MiB \
+         (in the test host, `/proc/PID/task/TID/stat`; system time includes the test host \
+         kernel's network stack, which processes each frame written to the TAP in the \
+         writer's context): Pointsman's worker: {}; QEMU's main loop: {}.\n\n\
+         Command lines inside the test host (`start_vm` runs `pointsman run`, `start_qemu` \
+         `{QEMU_BINARY}`, with the console on a FIFO):\n\n```\n",
+        ours.features, qemu.features, ours.thread_cpu, qemu.thread_cpu,
+    );
+    for vmm in Vmm::ALL {
+        let _ = writeln!(s, "{}", vmm.start());
+    }
+    let _ = write!(s, "```\n\n{FINDINGS}\n");
     s
 }
 
-/// The worker thread's user and system CPU per MiB moved, each way.
-fn worker_cpu(console: &str) -> String {
+/// A thread's user and system CPU per MiB moved, each way.
+fn thread_cpu(console: &str, vmm: Vmm) -> String {
     let ticks = |key| -> Option<(f64, f64)> {
         let v: Vec<f64> = values(console, key)
             .first()?
@@ -200,16 +362,14 @@ fn worker_cpu(console: &str) -> String {
     let (Some(t0), Some(t1), Some(t2)) =
         (ticks("ticks-start"), ticks("ticks-h2g"), ticks("ticks-g2h"))
     else {
-        return String::new();
+        return format!("not measured (no {} thread)", vmm.io_thread());
     };
     // Ticks are 10 ms.
-    let per_mib = |a: f64, b: f64| (b - a) * 10.0 / (f64::from(MIB) * RUNS as f64);
+    let moved = f64::from(MIB) * f64::from(u32::try_from(RUNS).unwrap_or(1));
+    let per_mib = |a: f64, b: f64| (b - a) * 10.0 / moved;
     format!(
-        "\nCPU time of the device's worker thread per MiB moved (in the test host, \
-         `/proc/PID/task/TID/stat`): host → guest {:.1} ms user + {:.1} ms system, \
-         guest → host {:.1} ms user + {:.1} ms system. System time includes the host \
-         kernel's network stack, which processes each frame written to the TAP in the \
-         writer's context.\n",
+        "host → guest {:.1} ms user + {:.1} ms system, guest → host {:.1} ms user + {:.1} ms \
+         system",
         per_mib(t0.0, t1.0),
         per_mib(t0.1, t1.1),
         per_mib(t1.0, t2.0),
@@ -217,31 +377,15 @@ fn worker_cpu(console: &str) -> String {
     )
 }
 
-fn write_section(body: &str) {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/benchmarks.md")
-        .components()
-        .collect();
-    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let block = format!("{BEGIN}\n{body}{END}");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
-        _ => format!("{}\n\n{block}\n", old.trim_end()),
-    };
-    std::fs::write(&path, new).expect("write docs/benchmarks.md");
-    println!("wrote the virtio-net section of {}", path.display());
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; a plain `cargo test --benches` run
-    // passes nothing and must stay quick.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !common::bench_requested() {
         return;
     }
     let host = TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman")))
         .expect("set up the test host")
         .with_host_modules(&["tun"])
-        .timeout(Duration::from_secs(600));
+        .with_qemu()
+        .timeout(Duration::from_secs(1200));
     let assets = host.assets();
     let dir = std::env::temp_dir().join(format!("pointsman-net-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch directory");
@@ -262,7 +406,15 @@ fn main() {
         )
         .expect("run the test host");
     let _ = std::fs::remove_dir_all(&dir);
-    let body = section(&run.console);
-    print!("{body}");
-    write_section(&body);
+    for vmm in Vmm::ALL {
+        let figures = Figures::of(&run.console, vmm);
+        if figures.h2g.len() != RUNS || figures.g2h.len() != RUNS {
+            eprintln!(
+                "net bench: {} transfers missing:\n{}",
+                vmm.name(),
+                run.console
+            );
+        }
+    }
+    common::publish("net", MARKERS, &section(&run.console));
 }
