@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{median, Markers};
+use common::{median, Markers, QEMU_MODERN_VIRTIO};
 use testhost::{linux_guest_initramfs, qemu_microvm_args, TestHost};
 
 const MARKERS: Markers = Markers {
@@ -128,7 +128,7 @@ impl Vmm {
                 disk.pointsman_options()
             ),
             Vmm::Qemu => format!(
-                "run_qemu {} -drive file={image},format=raw,if=none,id=disk0,cache={} \
+                "run_qemu {} {QEMU_MODERN_VIRTIO} -drive file={image},format=raw,if=none,id=disk0,cache={} \
                  -device virtio-blk-device,drive=disk0",
                 qemu_microvm_args(KERNEL, INITRD, CMDLINE, MEMORY_MIB),
                 disk.qemu_cache()
@@ -369,7 +369,9 @@ fn section(result: &Result<Figures, String>) -> String {
          unless `direct=on`, which is QEMU's default `cache=writeback`; `direct=on` opens the \
          image with O_DIRECT and passes flushes on, which is QEMU's `cache=none`. The O_DIRECT \
          image sits on ext4 on a RAM block device (`brd`) in the test host, since tmpfs has no \
-         O_DIRECT. QEMU runs its default `aio=threads` and no iothread.\n\n\
+         O_DIRECT. QEMU runs its default `aio=threads` and no iothread, and \
+         its virtio-mmio transport as virtio 1.0 like Pointsman's (QEMU's default is the \
+         legacy interface).\n\n\
          Command lines inside the test host (`run_vm` runs `pointsman run`, `run_qemu` \
          `qemu-system-x86_64`):\n\n```"
     );

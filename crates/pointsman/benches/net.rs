@@ -17,13 +17,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{median, Markers};
+use common::{median, Markers, QEMU_MODERN_VIRTIO};
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS, HOST_HELPERS};
 use testhost::{linux_guest_initramfs, qemu_microvm_args, TestHost, QEMU_BINARY};
 
-/// MiB per transfer, and transfers per path.
+/// MiB per transfer, and transfers per path in each VM session.
 const MIB: u32 = 32;
-const RUNS: usize = 5;
+const RUNS: usize = 3;
+/// VM sessions per VMM, alternating (Pointsman, QEMU, Pointsman, ...) so
+/// drift in the shared machine's load hits both alike.
+const SESSIONS: usize = 2;
 const PINGS: u32 = 20;
 const MEMORY_MIB: u32 = 512;
 const MAC: &str = "52:54:00:12:34:56";
@@ -77,7 +80,7 @@ impl Vmm {
                  --memory {MEMORY_MIB}M --cpus 1 --net tap=tap0,mac={MAC}"
             ),
             Vmm::Qemu => format!(
-                "start_qemu {} \
+                "start_qemu {} {QEMU_MODERN_VIRTIO} \
                  -netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
                  -device virtio-net-device,netdev=net0,mac={MAC}",
                 qemu_microvm_args(KERNEL, INITRD, CMDLINE, MEMORY_MIB)
@@ -140,7 +143,7 @@ thread_ticks() {{
 # session TAG THREAD START...: one VMM's transfers; START starts the guest.
 session() {{
     tag=$1; thread=$2; shift 2
-    echo "@@session $tag"
+    echo "@@session $tag $thread"
     "$@"
     wait_for @@ready-1 1 300
     echo "@@ticks-start $(thread_ticks $thread)"
@@ -163,14 +166,16 @@ session() {{
 }}
 "#
     );
-    for vmm in Vmm::ALL {
-        let _ = writeln!(
-            script,
-            "session {} {} {}",
-            vmm.tag(),
-            vmm.io_thread(),
-            vmm.start()
-        );
+    for _ in 0..SESSIONS {
+        for vmm in Vmm::ALL {
+            let _ = writeln!(
+                script,
+                "session {} {} {}",
+                vmm.tag(),
+                vmm.io_thread(),
+                vmm.start()
+            );
+        }
     }
     script
 }
@@ -199,51 +204,117 @@ fn rates(console: &str, key: &str) -> Vec<f64> {
         .collect()
 }
 
-/// The part of the test host's console from `@@session TAG` to the next
-/// session (the VM's own console is in it: `finish_vm` prints it).
-fn session(console: &str, vmm: Vmm) -> &str {
-    let start = format!("@@session {}", vmm.tag());
-    let Some(at) = console.find(&start) else {
-        return "";
-    };
-    let rest = &console[at + start.len()..];
-    &rest[..rest.find("@@session ").unwrap_or(rest.len())]
+/// The parts of the test host's console from each `@@session TAG` to the
+/// next session (the VM's own console is in it: `finish_vm` prints it).
+fn sessions(console: &str, vmm: Vmm) -> Vec<&str> {
+    console
+        .split("@@session ")
+        .skip(1)
+        .filter(|part| part.split_whitespace().next() == Some(vmm.tag()))
+        .collect()
 }
 
-/// One VMM's figures.
+/// One VMM's figures, over its sessions.
 struct Figures {
     h2g: Vec<f64>,
     g2h: Vec<f64>,
     guest_lo: Vec<f64>,
-    /// `round-trip min/avg/max = ...`, as busybox `ping` prints it.
-    ping: String,
+    /// `round-trip min/avg/max = ...` lines, as busybox `ping` prints them.
+    pings: Vec<String>,
     /// The guest driver's feature bits, as `/sys` shows them.
     features: String,
-    thread_cpu: String,
+    /// The I/O thread's CPU ticks (user, system) host → guest and guest →
+    /// host, summed over the sessions; `None` if one went unmeasured.
+    ticks: Option<[(f64, f64); 2]>,
 }
 
 impl Figures {
     fn of(console: &str, vmm: Vmm) -> Figures {
-        let part = session(console, vmm);
+        let parts = sessions(console, vmm);
+        let all = |key| parts.iter().flat_map(|p| rates(p, key)).collect();
+        let mut ticks = Some([(0.0, 0.0); 2]);
+        for part in &parts {
+            ticks = ticks.zip(session_ticks(part)).map(|(sum, more)| {
+                [
+                    (sum[0].0 + more[0].0, sum[0].1 + more[0].1),
+                    (sum[1].0 + more[1].0, sum[1].1 + more[1].1),
+                ]
+            });
+        }
         Figures {
-            h2g: rates(part, "h2g"),
-            g2h: rates(part, "g2h"),
-            guest_lo: rates(part, "guest-lo"),
-            ping: values(part, "ping").first().unwrap_or(&"none").to_string(),
-            features: values(part, "nic")
-                .first()
-                .and_then(|v| v.split_whitespace().nth(2))
-                .unwrap_or("unknown")
-                .to_owned(),
-            thread_cpu: thread_cpu(part, vmm),
+            h2g: all("h2g"),
+            g2h: all("g2h"),
+            guest_lo: all("guest-lo"),
+            pings: parts
+                .iter()
+                .flat_map(|p| values(p, "ping"))
+                .map(str::to_owned)
+                .collect(),
+            features: parts
+                .iter()
+                .find_map(|p| values(p, "nic").first()?.split_whitespace().nth(2))
+                .map_or("unknown".into(), feature_bits),
+            ticks: ticks.filter(|_| !parts.is_empty()),
         }
     }
 
-    /// The average round trip, in ms.
+    /// The median of the sessions' average round trips, in ms.
     fn ping_avg(&self) -> Option<f64> {
-        let (_, figures) = self.ping.split_once('=')?;
-        figures.trim().split('/').nth(1)?.parse().ok()
+        let averages: Vec<f64> = self
+            .pings
+            .iter()
+            .filter_map(|p| p.split_once('=')?.1.trim().split('/').nth(1)?.parse().ok())
+            .collect();
+        median(&averages)
     }
+}
+
+/// The numbers of the bits set in `/sys`'s string of 0s and 1s.
+fn feature_bits(bits: &str) -> String {
+    let set: Vec<String> = bits
+        .chars()
+        .enumerate()
+        .filter(|(_, c)| *c == '1')
+        .map(|(i, _)| i.to_string())
+        .collect();
+    set.join(" ")
+}
+
+/// A session's I/O thread ticks (user, system), host → guest then guest
+/// → host, from its `@@ticks-*` lines.
+fn session_ticks(part: &str) -> Option<[(f64, f64); 2]> {
+    let ticks = |key| -> Option<(f64, f64)> {
+        let v: Vec<f64> = values(part, key)
+            .first()?
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (v.len() == 2).then(|| (v[0], v[1]))
+    };
+    let (t0, t1, t2) = (
+        ticks("ticks-start")?,
+        ticks("ticks-h2g")?,
+        ticks("ticks-g2h")?,
+    );
+    Some([(t1.0 - t0.0, t1.1 - t0.1), (t2.0 - t1.0, t2.1 - t1.1)])
+}
+
+/// The I/O thread's user and system CPU per MiB moved, each way.
+fn thread_cpu(figures: &Figures, vmm: Vmm) -> String {
+    let Some([h2g, g2h]) = figures.ticks else {
+        return format!("not measured (no {} thread)", vmm.io_thread());
+    };
+    // Ticks are 10 ms.
+    let runs = |rates: &[f64]| f64::from(u32::try_from(rates.len()).unwrap_or(u32::MAX));
+    let per_mib = |ticks: f64, rates: &[f64]| ticks * 10.0 / (f64::from(MIB) * runs(rates));
+    format!(
+        "host → guest {:.1} ms user + {:.1} ms system, guest → host {:.1} ms user + {:.1} ms \
+         system",
+        per_mib(h2g.0, &figures.h2g),
+        per_mib(h2g.1, &figures.h2g),
+        per_mib(g2h.0, &figures.g2h),
+        per_mib(g2h.1, &figures.g2h),
+    )
 }
 
 fn mibs(value: Option<f64>) -> String {
@@ -290,14 +361,15 @@ fn section(console: &str) -> String {
     let _ = write!(
         s,
         "## virtio-net\n\n\
-         TCP throughput of busybox `nc` moving {MIB} MiB of random data, {RUNS} times per \
-         path, between a Linux guest (Debian cloud kernel, 1 vCPU, {MEMORY_MIB} MiB, \
-         `virtio_net` over virtio-mmio) and its host over a TAP, under Pointsman and under \
-         QEMU microvm, one after the other in the same test host run. Both ends run inside \
-         the test host, QEMU TCG with nested SVM: the host side is emulated, so these \
-         figures compare VMMs and paths on this set-up, not with bare metal. The loopback \
-         rows are the same transfer with no NIC in the way: the guest's own TCP stack \
-         (under each VMM), and the test host's.\n\n\
+         TCP throughput of busybox `nc` moving {MIB} MiB of random data between a Linux \
+         guest (Debian cloud kernel, 1 vCPU, {MEMORY_MIB} MiB, `virtio_net` over virtio-mmio, \
+         virtio 1.0 under both VMMs) and its host over a TAP, under Pointsman and under QEMU \
+         microvm (userspace virtio-net, no vhost), in the same test host run: {SESSIONS} VM \
+         sessions per VMM, alternating, {RUNS} transfers per path in each; medians over all \
+         of a VMM's transfers. Both ends run inside the test host, QEMU TCG with nested SVM: \
+         the host side is emulated, so these figures compare VMMs and paths on this set-up, \
+         not with bare metal. The loopback rows are the same transfer with no NIC in the way: \
+         the guest's own TCP stack (under each VMM), and the test host's.\n\n\
          Measured on {} by `cargo bench -p pointsman --bench net` (release build). \
          Machine: {}; load average after: {}.\n\n\
          | Path (median MiB/s) | Pointsman | QEMU microvm | Verdict | Runs: Pointsman / QEMU |\n\
@@ -323,58 +395,33 @@ fn section(console: &str) -> String {
     let (o, q) = (ours.ping_avg(), qemu.ping_avg());
     let _ = writeln!(
         s,
-        "| ping guest → host, average round trip ({PINGS} pings, lower is better) | {} ms | \
-         {} ms | {} | {} / {} |",
-        o.map_or("–".into(), |v| format!("{v:.2}")),
-        q.map_or("–".into(), |v| format!("{v:.2}")),
+        "| ping guest → host, average round trip (ms, {PINGS} pings a session, lower is \
+         better) | {} | {} | {} | {} / {} |",
+        o.map_or("–".into(), |v| format!("**{v:.2}**")),
+        q.map_or("–".into(), |v| format!("**{v:.2}**")),
         verdict(o, q, false),
-        ours.ping,
-        qemu.ping,
+        ours.pings.join("; "),
+        qemu.pings.join("; "),
     );
     let _ = write!(
         s,
-        "\nFeature bits the guest's driver took (`/sys/class/net/*/device/features`): \
-         Pointsman `{}`, QEMU `{}`. CPU time of the thread that moves the frames, per MiB \
+        "\nFeature bits the guest's driver took (set bits of \
+         `/sys/class/net/*/device/features`): Pointsman {}, QEMU {}. CPU time of the thread that moves the frames, per MiB \
          (in the test host, `/proc/PID/task/TID/stat`; system time includes the test host \
          kernel's network stack, which processes each frame written to the TAP in the \
          writer's context): Pointsman's worker: {}; QEMU's main loop: {}.\n\n\
          Command lines inside the test host (`start_vm` runs `pointsman run`, `start_qemu` \
          `{QEMU_BINARY}`, with the console on a FIFO):\n\n```\n",
-        ours.features, qemu.features, ours.thread_cpu, qemu.thread_cpu,
+        ours.features,
+        qemu.features,
+        thread_cpu(&ours, Vmm::Pointsman),
+        thread_cpu(&qemu, Vmm::Qemu),
     );
     for vmm in Vmm::ALL {
         let _ = writeln!(s, "{}", vmm.start());
     }
     let _ = write!(s, "```\n\n{FINDINGS}\n");
     s
-}
-
-/// A thread's user and system CPU per MiB moved, each way.
-fn thread_cpu(console: &str, vmm: Vmm) -> String {
-    let ticks = |key| -> Option<(f64, f64)> {
-        let v: Vec<f64> = values(console, key)
-            .first()?
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        (v.len() == 2).then(|| (v[0], v[1]))
-    };
-    let (Some(t0), Some(t1), Some(t2)) =
-        (ticks("ticks-start"), ticks("ticks-h2g"), ticks("ticks-g2h"))
-    else {
-        return format!("not measured (no {} thread)", vmm.io_thread());
-    };
-    // Ticks are 10 ms.
-    let moved = f64::from(MIB) * f64::from(u32::try_from(RUNS).unwrap_or(1));
-    let per_mib = |a: f64, b: f64| (b - a) * 10.0 / moved;
-    format!(
-        "host → guest {:.1} ms user + {:.1} ms system, guest → host {:.1} ms user + {:.1} ms \
-         system",
-        per_mib(t0.0, t1.0),
-        per_mib(t0.1, t1.1),
-        per_mib(t1.0, t2.0),
-        per_mib(t1.1, t2.1),
-    )
 }
 
 fn main() {
@@ -408,7 +455,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     for vmm in Vmm::ALL {
         let figures = Figures::of(&run.console, vmm);
-        if figures.h2g.len() != RUNS || figures.g2h.len() != RUNS {
+        if figures.h2g.len() != RUNS * SESSIONS || figures.g2h.len() != RUNS * SESSIONS {
             eprintln!(
                 "net bench: {} transfers missing:\n{}",
                 vmm.name(),

@@ -7,6 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// QEMU's option for virtio 1.0 virtio-mmio devices, as Pointsman has:
+/// QEMU's virtio-mmio transport is the legacy interface unless told.
+pub const QEMU_MODERN_VIRTIO: &str = "-global virtio-mmio.force-legacy=false";
+
 /// The markers around one bench's section of `docs/benchmarks.md`.
 #[derive(Clone, Copy)]
 pub struct Markers {
