@@ -334,7 +334,18 @@ fn table(out: &mut String, figures: &Figures) {
 
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
-const FINDINGS: &str = "FINDINGS";
+const FINDINGS: &str = "Why Pointsman is ahead here (from how each VMM serves a request; \
+not profiled): Pointsman's device thread, woken by the queue's ioeventfd, parses the request \
+and calls `preadv`/`pwritev` between the image and guest memory itself, then puts it in the \
+used ring and raises the irqfd if the guest's used-event index asks for it (EVENT_IDX), so \
+one request costs one thread wake-up. QEMU's virtio-blk, woken in its main loop, hands each \
+request to a thread of its `aio=threads` pool and completes it back in the main loop, two \
+more thread hand-offs per request; in the test host, whose context switches and wake-ups \
+are emulated, those cost more than the copy itself. QEMU's pool can run several requests \
+at once, which Pointsman's single thread cannot, but with one guest vCPU and two test host \
+CPUs that did not make up for it: with 8 requests in flight Pointsman stays ahead. On \
+2026-11-25 the load average of the shared machine was 6-8 during the run, so single \
+figures move by a third from run to run; the gaps above were larger than that on every row.";
 
 fn section(result: &Result<Figures, String>) -> String {
     let mut out = String::from("## virtio-blk\n\n");
