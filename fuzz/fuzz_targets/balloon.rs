@@ -9,10 +9,9 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use pointsman_fuzz::{guest_memory, queue, QUEUE_BYTES};
 use virtio::balloon::{Balloon, BalloonConfig, BalloonWork, QueueRole};
-use virtio::{GuestMemoryMmap, IrqTrigger, VirtioDevice};
-use virtio_queue::{Queue, QueueState};
-use vm_memory::{Bytes, GuestAddress};
+use virtio::{IrqTrigger, VirtioDevice};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 const LOW: usize = 0x1_0000;
@@ -21,45 +20,26 @@ const HIGH: u64 = 0x2_0000;
 const HIGH_SIZE: usize = 0x1_0000;
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 20 {
+    // A queue, the queue's role, a config offset and bytes, then memory.
+    if data.len() < QUEUE_BYTES + 7 {
         return;
     }
-    let (header, memory) = data.split_at(20);
-    let mem = GuestMemoryMmap::from_ranges(&[
-        (GuestAddress(0), LOW),
-        (GuestAddress(HIGH), HIGH_SIZE),
-    ])
-    .unwrap();
-    let _ = mem.write_slice(&memory[..memory.len().min(LOW)], GuestAddress(0));
-    if memory.len() > LOW {
-        let rest = &memory[LOW..];
-        let _ = mem.write_slice(&rest[..rest.len().min(HIGH_SIZE)], GuestAddress(HIGH));
-    }
-    let word = |i: usize| u64::from(u16::from_le_bytes([header[i], header[i + 1]]));
-    let state = QueueState {
-        max_size: 256,
-        size: (u16::from(header[0]) % 256).max(1).next_power_of_two().min(256),
-        ready: true,
-        desc_table: word(2) & !0xf,
-        avail_ring: word(4) & !0x1,
-        used_ring: word(6) & !0x3,
-        next_avail: u16::from_le_bytes([header[8], header[9]]),
-        next_used: u16::from_le_bytes([header[10], header[11]]),
-        event_idx_enabled: header[12] & 1 != 0,
-    };
-    let Ok(mut queue) = Queue::try_from(state) else {
+    let (header, memory) = data.split_at(QUEUE_BYTES + 7);
+    let Some(mut queue) = queue(header) else {
         return;
     };
-    let role = match header[13] % 4 {
+    let mem = guest_memory(&[(0, LOW), (HIGH, HIGH_SIZE)], memory);
+    let choices = &header[QUEUE_BYTES..];
+    let role = match choices[0] % 4 {
         0 => QueueRole::Inflate,
         1 => QueueRole::Deflate,
         2 => QueueRole::Stats,
         _ => QueueRole::Reporting,
     };
     let mut balloon = Balloon::new(&BalloonConfig::default(), (LOW + HIGH_SIZE) as u64);
-    balloon.write_config(u64::from(header[14] % 16), &header[15..20]);
+    balloon.write_config(u64::from(choices[1] % 16), &choices[2..7]);
     let mut config = [0u8; 8];
-    balloon.read_config(u64::from(header[14] % 16), &mut config);
+    balloon.read_config(u64::from(choices[1] % 16), &mut config);
 
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
     let mut work = BalloonWork::new(mem.clone(), &balloon.handle(), irq);

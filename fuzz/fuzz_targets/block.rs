@@ -10,11 +10,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
+use pointsman_fuzz::{guest_memory, queue, QUEUE_BYTES};
 use virtio::block::{BlockQueue, Disk};
 use virtio::rate_limiter::{RateLimiter, TokenBucketConfig};
-use virtio::{GuestMemoryMmap, IrqTrigger};
-use virtio_queue::{Queue, QueueState};
-use vm_memory::{Bytes, GuestAddress};
+use virtio::IrqTrigger;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 const MEM_SIZE: usize = 0x1_0000;
@@ -45,41 +44,30 @@ fn image() -> &'static File {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 16 {
+    // A queue, two bytes of choices, then guest memory.
+    if data.len() < QUEUE_BYTES + 2 {
         return;
     }
-    let (header, memory) = data.split_at(16);
-    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap();
-    let _ = mem.write_slice(&memory[..memory.len().min(MEM_SIZE)], GuestAddress(0));
-    let word = |i: usize| u64::from(u16::from_le_bytes([header[i], header[i + 1]]));
-    let state = QueueState {
-        max_size: 256,
-        size: (header[0] as u16 % 256).max(1).next_power_of_two().min(256),
-        ready: true,
-        desc_table: word(2) & !0xf,
-        avail_ring: word(4) & !0x1,
-        used_ring: word(6) & !0x3,
-        next_avail: u16::from_le_bytes([header[8], header[9]]),
-        next_used: u16::from_le_bytes([header[10], header[11]]),
-        event_idx_enabled: header[12] & 1 != 0,
-    };
-    let Ok(queue) = Queue::try_from(state) else {
+    let (header, memory) = data.split_at(QUEUE_BYTES + 2);
+    let Some(queue) = queue(header) else {
         return;
     };
+    let mem = guest_memory(&[(0, MEM_SIZE)], memory);
+    let choices = &header[QUEUE_BYTES..];
     let file = image();
     file.set_len(0).unwrap();
     file.set_len(DISK_SIZE).unwrap();
-    let disk = Disk::from_file(file.try_clone().unwrap(), header[12] & 2 != 0).unwrap();
+    let disk = Disk::from_file(file.try_clone().unwrap(), choices[0] & 2 != 0).unwrap();
     // Sometimes a tiny bucket, so requests get put back for the timer.
-    let ops = (header[12] & 4 != 0).then(|| TokenBucketConfig {
-        size: u64::from(header[13] % 4 + 1),
+    let ops = (choices[0] & 4 != 0).then(|| TokenBucketConfig {
+        size: u64::from(choices[1] % 4 + 1),
         refill: Duration::from_secs(1),
     });
     let limiter = RateLimiter::new(None, ops).unwrap();
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
     let mut block = BlockQueue::new(queue, mem, irq, Arc::new(disk), limiter);
     block.process();
-    if header[12] & 8 != 0 {
+    if choices[0] & 8 != 0 {
         // Go on as the timer would, without waiting for it.
         block.on_timer();
     }

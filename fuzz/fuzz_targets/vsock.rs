@@ -10,12 +10,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
+use pointsman_fuzz::{guest_memory, queue, QUEUE_BYTES};
 use virtio::vsock::{
     DeviceQueue, HostSocket, Muxer, QueueHandler, Unwatched, VsockConfig, RX_QUEUE, TX_QUEUE,
 };
-use virtio::{GuestMemoryMmap, IrqTrigger, Wake};
-use virtio_queue::{Queue, QueueState};
-use vm_memory::{Bytes, GuestAddress};
+use virtio::{IrqTrigger, Wake};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 const MEM_SIZE: usize = 0x1_0000;
@@ -48,30 +47,13 @@ fn host() -> &'static Host {
     })
 }
 
-fn queue(header: &[u8]) -> Option<Queue> {
-    let word = |i: usize| u64::from(u16::from_le_bytes([header[i], header[i + 1]]));
-    let state = QueueState {
-        max_size: 256,
-        size: u16::from(header[0]).max(1).next_power_of_two().min(256),
-        ready: true,
-        desc_table: word(1) & !0xf,
-        avail_ring: word(3) & !0x1,
-        used_ring: word(5) & !0x3,
-        next_avail: u16::from_le_bytes([header[7], header[8]]),
-        next_used: 0,
-        event_idx_enabled: header[9] & 1 != 0,
-    };
-    Queue::try_from(state).ok()
-}
-
 fuzz_target!(|data: &[u8]| {
-    if data.len() < 20 {
+    if data.len() < 2 * QUEUE_BYTES {
         return;
     }
-    let (header, memory) = data.split_at(20);
-    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), MEM_SIZE)]).unwrap();
-    let _ = mem.write_slice(&memory[..memory.len().min(MEM_SIZE)], GuestAddress(0));
-    let (Some(rx), Some(tx)) = (queue(&header[..10]), queue(&header[10..])) else {
+    let (header, memory) = data.split_at(2 * QUEUE_BYTES);
+    let mem = guest_memory(&[(0, MEM_SIZE)], memory);
+    let (Some(rx), Some(tx)) = (queue(header), queue(&header[QUEUE_BYTES..])) else {
         return;
     };
     let host = host();

@@ -71,13 +71,19 @@ show_runs() {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Vmm {
     Pointsman,
+    /// Pointsman with guest RAM on transparent huge pages (`thp=on`), as
+    /// QEMU does by default.
+    PointsmanThp,
     Qemu,
 }
+
+const VMMS: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanThp, Vmm::Qemu];
 
 impl Vmm {
     fn name(self) -> &'static str {
         match self {
             Vmm::Pointsman => "Pointsman",
+            Vmm::PointsmanThp => "Pointsman, `thp=on`",
             Vmm::Qemu => "QEMU microvm",
         }
     }
@@ -88,6 +94,10 @@ impl Vmm {
             Vmm::Pointsman => format!(
                 "pointsman run --kernel {KERNEL} --initrd {INITRD} --cmdline '{cmdline}' \
                  --cpus {CPUS} --memory {MEMORY_MIB}M"
+            ),
+            Vmm::PointsmanThp => format!(
+                "pointsman run --kernel {KERNEL} --initrd {INITRD} --cmdline '{cmdline}' \
+                 --cpus {CPUS} --memory {MEMORY_MIB}M,thp=on"
             ),
             Vmm::Qemu => format!(
                 "{QEMU_BINARY} {}",
@@ -113,7 +123,7 @@ struct Step {
 /// in the machine's load hits both alike.
 fn plan() -> Vec<Step> {
     let mut steps = Vec::new();
-    for vmm in [Vmm::Pointsman, Vmm::Qemu] {
+    for vmm in VMMS {
         steps.push(Step {
             vmm,
             variant: 0,
@@ -122,7 +132,7 @@ fn plan() -> Vec<Step> {
     }
     for _ in 0..RUNS {
         for variant in 0..VARIANTS.len() {
-            for vmm in [Vmm::Pointsman, Vmm::Qemu] {
+            for vmm in VMMS {
                 steps.push(Step {
                     vmm,
                     variant,
@@ -231,7 +241,7 @@ fn table(out: &mut String, samples: &[(Step, Sample)]) {
          Launch → init, range | Runs (failed) |\n|---|---|---:|---:|---:|---:|\n",
     );
     for variant in 0..VARIANTS.len() {
-        for vmm in [Vmm::Pointsman, Vmm::Qemu] {
+        for vmm in VMMS {
             let cell = Cell::of(samples, vmm, variant);
             let _ = writeln!(
                 out,
@@ -248,29 +258,45 @@ fn table(out: &mut String, samples: &[(Step, Sample)]) {
     }
 }
 
-/// The target, on the `quiet` command line (variant 0).
+/// The target, on the `quiet` command line (variant 0), for each
+/// Pointsman configuration; met when one of them meets it.
 fn target(out: &mut String, samples: &[(Step, Sample)]) {
-    let ours = median(&Cell::of(samples, Vmm::Pointsman, 0).to_init());
     let qemu = median(&Cell::of(samples, Vmm::Qemu, 0).to_init());
     let _ = write!(
         out,
         "\n### Target\n\nPointsman's median time from launch to the guest's first init line at \
-         most half of QEMU's, with `{}`: ",
+         most half of QEMU's, with `{}`",
         cmdline(0)
     );
-    match (ours, qemu) {
-        (Some(ours), Some(qemu)) => {
-            let met = ours <= qemu * TARGET_SHARE;
-            let _ = writeln!(
-                out,
-                "Pointsman {ours:.2} s, QEMU {qemu:.2} s, limit {:.2} s ({:.0}% of QEMU's): **{}**.",
-                qemu * TARGET_SHARE,
-                100.0 * ours / qemu,
-                if met { "met" } else { "not met" }
-            );
+    let Some(qemu) = qemu else {
+        out.push_str(": **not measured** (QEMU's runs failed: see the bench's output).\n");
+        return;
+    };
+    let limit = qemu * TARGET_SHARE;
+    let _ = writeln!(out, " (QEMU {qemu:.2} s, so at most {limit:.2} s):\n");
+    let mut met = false;
+    for vmm in [Vmm::Pointsman, Vmm::PointsmanThp] {
+        match median(&Cell::of(samples, vmm, 0).to_init()) {
+            Some(ours) => {
+                met |= ours <= limit;
+                let _ = writeln!(
+                    out,
+                    "- {}: {ours:.2} s, {:.0}% of QEMU's: {}.",
+                    vmm.name(),
+                    100.0 * ours / qemu,
+                    if ours <= limit { "met" } else { "not met" }
+                );
+            }
+            None => {
+                let _ = writeln!(out, "- {}: not measured (its runs failed).", vmm.name());
+            }
         }
-        _ => out.push_str("**not measured** (runs failed: see the bench's output).\n"),
     }
+    let _ = writeln!(
+        out,
+        "\nVerdict: **{}**.",
+        if met { "met" } else { "not met" }
+    );
 }
 
 /// What profiling the guest's boot found (task notes, not measured by
@@ -318,7 +344,7 @@ fn method(out: &mut String, host: &HostFacts) {
     out.push_str(
         "Command lines inside the test host (`CMDLINE` is the guest command line):\n\n```\n",
     );
-    for vmm in [Vmm::Pointsman, Vmm::Qemu] {
+    for vmm in VMMS {
         let _ = writeln!(out, "{}", vmm.command("CMDLINE"));
     }
     let _ = writeln!(

@@ -134,6 +134,14 @@ fn bad_memory_sizes() {
         &run(&["run", "--memory", "1000T"], b""),
         "more than this host can map",
     );
+    assert_refused(
+        &run(&["run", "--memory", "1G,thp=maybe"], b""),
+        "invalid --memory",
+    );
+    assert_refused(
+        &run(&["run", "--memory", "1G,hugetlb=on"], b""),
+        "invalid --memory",
+    );
 }
 
 #[test]

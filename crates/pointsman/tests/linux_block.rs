@@ -5,10 +5,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::linux::{guest_initrd, test_host, value, CMDLINE};
 use common::Scratch;
-use testhost::{linux_guest_initramfs, HostRun, TestHost};
+use testhost::HostRun;
 
-const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 const MODULES: &[&str] = &["virtio_mmio", "virtio_blk"];
 
 /// Guest helpers: `wait_dev DEV` until the disk shows up; `$phase` is the
@@ -32,19 +32,16 @@ VM="--kernel /guest/vmlinuz --initrd /guest/initrd.cpio"
 /// Boots the test host with a guest initramfs running `guest` and the
 /// host script `script` (which calls `run_vm $VM --cmdline ...`).
 fn run(guest: &str, script: &str, extra: &[(&str, &Path)]) -> HostRun {
-    let host = TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman"))).expect("test host");
+    let host = test_host();
     let dir = Scratch::new("block");
-    let assets = host.assets();
-    let initrd = dir.path().join("guest.cpio");
-    linux_guest_initramfs(
-        &assets.busybox,
-        &assets.cloud,
+    let initrd = guest_initrd(
+        &host,
+        &dir,
+        "guest.cpio",
         MODULES,
         &format!("{GUEST_PRELUDE}{guest}"),
-    )
-    .and_then(|i| i.write(&initrd))
-    .expect("build the guest initramfs");
-    let kernel = assets.cloud.vmlinuz.clone();
+    );
+    let kernel = host.assets().cloud.vmlinuz.clone();
     let mut files: Vec<(&str, &Path)> =
         vec![("guest/vmlinuz", &kernel), ("guest/initrd.cpio", &initrd)];
     files.extend_from_slice(extra);
@@ -56,14 +53,6 @@ fn run(guest: &str, script: &str, extra: &[(&str, &Path)]) -> HostRun {
 /// and `args`.
 fn vm(phase: &str, args: &str) -> String {
     format!("run_vm $VM --cmdline '{CMDLINE} phase={phase}' {args}\n")
-}
-
-fn value<'a>(console: &'a str, key: &str) -> Option<&'a str> {
-    let tag = format!("@@{key} ");
-    console
-        .lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix(tag.as_str()))
-        .map(str::trim)
 }
 
 fn number(console: &str, key: &str) -> f64 {
@@ -313,12 +302,7 @@ fn brd_module(host_modules: &Path) -> PathBuf {
 
 #[test]
 fn direct_io_disk_keeps_files_and_tmpfs_refuses_it() {
-    let modules = TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman")))
-        .expect("test host")
-        .assets()
-        .cloud
-        .modules
-        .clone();
+    let modules = test_host().assets().cloud.modules.clone();
     let brd = brd_module(&modules);
     let script = format!(
         "truncate -s 64M /disks/tmpfs.img\n\

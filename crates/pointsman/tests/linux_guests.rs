@@ -3,35 +3,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::linux::{guest_initrd, test_host as host, value, CMDLINE};
 use common::Scratch;
-use testhost::{linux_guest_initramfs, qemu_microvm_args, HostRun, KernelPackage, TestHost};
+use testhost::{qemu_microvm_args, HostRun, KernelPackage, TestHost};
 
-/// The guest command line: serial console, reboot through the keyboard
-/// controller, reboot (and so pvpanic) at once on a panic.
-const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 const EXIT_GUEST_CRASH: i32 = 5;
-
-fn host() -> TestHost {
-    TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman"))).expect("set up the test host")
-}
-
-/// Writes a guest initramfs with `modules` whose init runs `body`.
-fn guest_initrd(
-    host: &TestHost,
-    dir: &Scratch,
-    name: &str,
-    modules: &[&str],
-    body: &str,
-) -> PathBuf {
-    let assets = host.assets();
-    let path = dir.path().join(name);
-    linux_guest_initramfs(&assets.busybox, &assets.cloud, modules, body)
-        .and_then(|i| i.write(&path))
-        .expect("build the guest initramfs");
-    path
-}
 
 fn run(host: &TestHost, files: &[(&str, &Path)], script: &str) -> HostRun {
     let run = host.run(files, script).expect("run the test host");
@@ -45,14 +23,6 @@ fn run(host: &TestHost, files: &[(&str, &Path)], script: &str) -> HostRun {
 }
 
 /// `@@key value` lines a guest printed.
-fn value<'a>(console: &'a str, key: &str) -> Option<&'a str> {
-    let tag = format!("@@{key} ");
-    console
-        .lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix(tag.as_str()))
-        .map(str::trim)
-}
-
 fn number(console: &str, key: &str) -> u64 {
     value(console, key)
         .and_then(|v| v.parse().ok())

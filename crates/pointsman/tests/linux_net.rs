@@ -5,31 +5,20 @@
 mod common;
 mod net_shell;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::linux::{guest_initrd, test_host, value, CMDLINE};
 use common::Scratch;
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS, HOST_HELPERS};
-use testhost::{linux_guest_initramfs, HostRun, TestHost};
+use testhost::{HostRun, TestHost};
 
-const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 const GUEST_MODULES: &[&str] = &["virtio_mmio", "virtio_net"];
 const MAC: &str = "52:54:00:12:34:56";
 
 fn host() -> TestHost {
-    TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman")))
-        .expect("set up the test host")
+    test_host()
         .with_host_modules(&["tun"])
         .timeout(Duration::from_secs(400))
-}
-
-fn guest_initrd(host: &TestHost, dir: &Scratch, body: &str) -> PathBuf {
-    let assets = host.assets();
-    let path = dir.path().join("guest.cpio");
-    linux_guest_initramfs(&assets.busybox, &assets.cloud, GUEST_MODULES, body)
-        .and_then(|i| i.write(&path))
-        .expect("build the guest initramfs");
-    path
 }
 
 /// Runs `script` in the test host with the guest kernel at /guest/vmlinuz
@@ -40,6 +29,8 @@ fn run(guest: &str, script: &str) -> HostRun {
     let initrd = guest_initrd(
         &host,
         &dir,
+        "guest.cpio",
+        GUEST_MODULES,
         &format!("{COMMON_HELPERS}{GUEST_HELPERS}{guest}"),
     );
     let kernel = host.assets().cloud.vmlinuz.clone();
@@ -55,15 +46,6 @@ fn run(guest: &str, script: &str) -> HostRun {
         .expect("run the test host");
     assert_eq!(run.script_status, Some(0), "{}", run.console);
     run
-}
-
-/// `@@key value` lines.
-fn value<'a>(console: &'a str, key: &str) -> Option<&'a str> {
-    let tag = format!("@@{key} ");
-    console
-        .lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix(tag.as_str()))
-        .map(str::trim)
 }
 
 fn expect<'a>(run: &'a HostRun, key: &str) -> &'a str {

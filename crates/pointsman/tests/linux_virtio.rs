@@ -3,32 +3,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
+use common::linux::{guest_initrd, test_host, value, CMDLINE};
 use common::Scratch;
-use testhost::{linux_guest_initramfs, TestHost};
-
-const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
-
-fn host() -> TestHost {
-    TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman"))).expect("set up the test host")
-}
-
-fn guest_initrd(host: &TestHost, dir: &Scratch, modules: &[&str], body: &str) -> PathBuf {
-    let assets = host.assets();
-    let path = dir.path().join("guest.cpio");
-    linux_guest_initramfs(&assets.busybox, &assets.cloud, modules, body)
-        .and_then(|i| i.write(&path))
-        .expect("build the guest initramfs");
-    path
-}
 
 /// Boots the cloud kernel with `args` and an init running `body`; returns
 /// the guest's console and Pointsman's exit status.
 fn boot(modules: &[&str], body: &str, args: &str) -> (String, i32) {
-    let host = host();
+    let host = test_host();
     let dir = Scratch::new("virtio");
-    let initrd = guest_initrd(&host, &dir, modules, body);
+    let initrd = guest_initrd(&host, &dir, "guest.cpio", modules, body);
     let kernel = host.assets().cloud.vmlinuz.clone();
     let script = format!(
         "run_vm --kernel /guest/vmlinuz --initrd /guest/initrd.cpio --cmdline '{CMDLINE}' {args}\n"
@@ -42,14 +25,6 @@ fn boot(modules: &[&str], body: &str, args: &str) -> (String, i32) {
     let mut vms = run.vm_runs();
     assert_eq!(vms.len(), 1, "{}", run.console);
     vms.remove(0)
-}
-
-fn value<'a>(console: &'a str, key: &str) -> Option<&'a str> {
-    let tag = format!("@@{key} ");
-    console
-        .lines()
-        .find_map(|l| l.trim_end_matches('\r').strip_prefix(tag.as_str()))
-        .map(str::trim)
 }
 
 #[test]

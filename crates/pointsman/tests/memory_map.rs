@@ -69,3 +69,10 @@ fn e820_from_bzimage_matches_memory() {
     assert_eq!(ram_total(&e), 3 * GIB - BIOS_HOLE);
     assert_eq!(e.len(), 2);
 }
+
+#[test]
+fn huge_page_backed_memory_has_the_same_map() {
+    let e = memmap(guests::PVH, "pvh-thp", "5G,thp=on");
+    assert_eq!(ram_total(&e), 5 * GIB - BIOS_HOLE);
+    assert_eq!(e.last().copied(), Some((4 * GIB, 2 * GIB, 1)));
+}

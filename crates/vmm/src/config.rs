@@ -36,6 +36,8 @@ pub struct VmConfig {
     pub cpus: u32,
     /// Guest RAM in bytes.
     pub memory: u64,
+    /// Back guest RAM with transparent huge pages.
+    pub huge_pages: bool,
     /// End the run, instead of restarting the guest, when it resets.
     pub no_reboot: bool,
     /// Give the guest a virtio-rng device.
@@ -90,6 +92,28 @@ impl VmConfig {
     }
 }
 
+/// Parses `--memory`: `SIZE[,thp=on|off]` (also `size=SIZE`), returning
+/// the size in bytes and whether to ask for transparent huge pages.
+pub fn parse_memory_option(text: &str) -> Result<(u64, bool)> {
+    let invalid = |why: String| Error::InvalidMemoryOption(text.to_owned(), why);
+    let mut size = None;
+    let mut huge_pages = false;
+    for (i, item) in text.split(',').enumerate() {
+        match item.split_once('=') {
+            None if i == 0 => size = Some(parse_memory_size(item)?),
+            Some(("size", value)) => size = Some(parse_memory_size(value)?),
+            Some(("thp", "on")) => huge_pages = true,
+            Some(("thp", "off")) => huge_pages = false,
+            Some(("thp", other)) => {
+                return Err(invalid(format!("thp={other}: expected on or off")))
+            }
+            _ => return Err(invalid(format!("unknown item {item:?}"))),
+        }
+    }
+    let size = size.ok_or_else(|| invalid("no size".into()))?;
+    Ok((size, huge_pages))
+}
+
 /// Parses a memory size: a whole number with an optional `K`, `M`, `G` or
 /// `T` suffix (powers of 1024; `KiB`/`MB` spellings too). A bare number is
 /// in MiB, as in Firecracker's `mem_size_mib`.
@@ -123,6 +147,30 @@ mod tests {
         assert_eq!(parse_memory_size("1GiB").unwrap(), 1 << 30);
         assert_eq!(parse_memory_size("128").unwrap(), 128 << 20);
         assert_eq!(parse_memory_size("0").unwrap(), 0);
+    }
+
+    #[test]
+    fn memory_options() {
+        assert_eq!(parse_memory_option("256M").unwrap(), (256 << 20, false));
+        assert_eq!(parse_memory_option("1G,thp=on").unwrap(), (1 << 30, true));
+        assert_eq!(
+            parse_memory_option("size=2G,thp=off").unwrap(),
+            (2 << 30, false)
+        );
+        assert_eq!(
+            parse_memory_option("thp=on,size=64").unwrap(),
+            (64 << 20, true)
+        );
+        for bad in [
+            "",
+            "thp=on",
+            "1G,thp=yes",
+            "1G,huge=on",
+            "1G,2G",
+            "12Q,thp=on",
+        ] {
+            assert!(parse_memory_option(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

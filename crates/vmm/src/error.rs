@@ -16,6 +16,9 @@ pub enum Error {
     /// A memory size that does not parse.
     #[error("invalid memory size {0:?}: expected a number with an optional K, M, G or T suffix, such as 256M")]
     InvalidMemorySize(String),
+    /// A `--memory` value whose options do not parse.
+    #[error("invalid --memory {0:?}: {1} (expected SIZE[,thp=on|off])")]
+    InvalidMemoryOption(String, String),
     /// A `--balloon` value that does not parse.
     #[error("invalid --balloon: {0}")]
     InvalidBalloon(#[from] virtio::balloon::ConfigError),
@@ -110,6 +113,7 @@ impl Error {
                 | Error::MemoryTooSmall(..)
                 | Error::MemoryTooLarge { .. }
                 | Error::InvalidMemorySize(_)
+                | Error::InvalidMemoryOption(..)
                 | Error::InvalidBalloon(_)
                 | Error::BalloonTooLarge { .. }
                 | Error::OpenKvm(_)

@@ -12,9 +12,12 @@ mod exit;
 mod machine;
 mod memory;
 mod net;
+mod ram_mapping;
 mod vcpu;
 
-pub use config::{parse_memory_size, KernelSource, VmConfig, DEFAULT_CMDLINE, DEFAULT_MEMORY};
+pub use config::{
+    parse_memory_option, parse_memory_size, KernelSource, VmConfig, DEFAULT_CMDLINE, DEFAULT_MEMORY,
+};
 pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use virtio::balloon::BalloonConfig;

@@ -19,7 +19,7 @@ use crate::config::{KernelSource, VmConfig};
 use crate::console::ConsoleInput;
 use crate::device_manager::{create_devices, Devices};
 use crate::exit::{ExitSignal, GuestExit};
-use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap};
+use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap, GuestRam};
 use crate::net::Taps;
 use crate::vcpu::{self, VcpuSetup};
 use crate::{Error, Result};
@@ -30,14 +30,14 @@ const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
 /// Initrd limit when the kernel states none (ELF and PVH kernels).
 const DEFAULT_INITRD_ADDR_MAX: u64 = u32::MAX as u64;
 
-/// A built, not yet running, machine. Field order is drop order: the VM
-/// goes before the memory it maps.
+/// A built, not yet running, machine. Field order is drop order: devices
+/// (and their clones of guest memory) and the VM go before the RAM.
 pub(crate) struct Machine {
     exit: Arc<ExitSignal>,
     vcpus: Vec<Vcpu>,
     devices: Devices,
     _vm: Vm,
-    _memory: GuestMemoryMmap,
+    _ram: GuestRam,
 }
 
 impl Machine {
@@ -47,16 +47,17 @@ impl Machine {
         hypervisor: &Hypervisor,
         taps: &Taps,
     ) -> Result<Machine> {
-        let memory = create_guest_memory(config.memory)?;
+        let ram = create_guest_memory(config.memory, config.huge_pages)?;
+        let memory = &ram.memory;
         let vm = hypervisor.create_vm()?;
         vm.create_x86_platform(KVM_TSS_ADDRESS)?;
-        map_guest_memory(&vm, &memory)?;
+        map_guest_memory(&vm, memory)?;
 
         let exit = Arc::new(ExitSignal::new()?);
-        let devices = create_devices(&vm, &memory, config, &exit, taps)?;
+        let devices = create_devices(&vm, memory, config, &exit, taps)?;
 
-        let kernel = load_kernel(&memory, &config.kernel)?;
-        let entry = load_boot_files(&memory, config, &kernel, &devices.aml)?;
+        let kernel = load_kernel(memory, &config.kernel)?;
+        let entry = load_boot_files(memory, config, &kernel, &devices.aml)?;
 
         let setup = VcpuSetup {
             supported_cpuid: hypervisor.supported_cpuid()?,
@@ -75,7 +76,7 @@ impl Machine {
             vcpus,
             devices,
             _vm: vm,
-            _memory: memory,
+            _ram: ram,
         })
     }
 

@@ -2,8 +2,9 @@
 
 use arch::x86_64::memory::ram_regions;
 use hypervisor::{Hypervisor, Vm};
-use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
+use vm_memory::{GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 
+use crate::ram_mapping::RamMapping;
 use crate::{Error, Result};
 
 pub(crate) type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;
@@ -27,19 +28,37 @@ pub(crate) fn guest_phys_bits(hypervisor: &Hypervisor) -> u32 {
         .unwrap_or(DEFAULT_PHYS_BITS)
 }
 
-/// Allocates `size` bytes of guest RAM, laid out around the 32-bit hole.
-/// The mappings are lazily backed: untouched guest pages cost nothing.
-pub(crate) fn create_guest_memory(size: u64) -> Result<GuestMemoryMmap> {
+/// Guest RAM: the regions `vm-memory` works with, over host mappings that
+/// this owns. Field order is drop order: every region before its mapping.
+pub(crate) struct GuestRam {
+    pub memory: GuestMemoryMmap,
+    _mappings: Vec<RamMapping>,
+}
+
+/// Allocates `size` bytes of guest RAM, laid out around the 32-bit hole,
+/// each region mapped on a 2 MiB boundary, with transparent huge pages
+/// when `huge_pages`. The mappings are lazily backed: untouched guest
+/// pages cost nothing.
+pub(crate) fn create_guest_memory(size: u64, huge_pages: bool) -> Result<GuestRam> {
     let too_large = |reason: String| Error::GuestMemory { size, reason };
-    let ranges = ram_regions(size)
-        .into_iter()
-        .map(|(addr, len)| {
-            usize::try_from(len)
-                .map(|len| (addr, len))
-                .map_err(|_| too_large("larger than the host address space".into()))
-        })
-        .collect::<Result<Vec<(GuestAddress, usize)>>>()?;
-    GuestMemoryMmap::from_ranges(&ranges).map_err(|e| too_large(e.to_string()))
+    let mut mappings = Vec::new();
+    let mut regions = Vec::new();
+    for (addr, len) in ram_regions(size) {
+        let len = usize::try_from(len)
+            .map_err(|_| too_large("larger than the host address space".into()))?;
+        let mapping = RamMapping::new(len, huge_pages).map_err(|e| too_large(e.to_string()))?;
+        // SAFETY: the region goes into `GuestRam::memory`, which drops
+        // before `GuestRam::_mappings`; clones of the memory handed to
+        // devices and vCPUs go with the machine, which drops before its RAM.
+        let region = unsafe { mapping.region(addr) }.map_err(|e| too_large(e.to_string()))?;
+        mappings.push(mapping);
+        regions.push(region);
+    }
+    let memory = GuestMemoryMmap::from_regions(regions).map_err(|e| too_large(e.to_string()))?;
+    Ok(GuestRam {
+        memory,
+        _mappings: mappings,
+    })
 }
 
 /// Gives every RAM region to the VM as a memory slot.

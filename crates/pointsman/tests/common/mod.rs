@@ -1,6 +1,8 @@
 //! Runs the real `pointsman` binary on test guests, with a time limit.
 #![allow(dead_code)]
 
+pub mod linux;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,0 +1,165 @@
+//! Host mappings for guest RAM that start on a 2 MiB boundary.
+//!
+//! KVM can back a guest 2 MiB page with one large page of its own (one
+//! nested page-table entry instead of 512) only when the guest address and
+//! the host address agree modulo 2 MiB, and the host kernel can only give
+//! transparent huge pages to aligned 2 MiB ranges. `vm-memory` maps RAM
+//! wherever `mmap` puts it, which older kernels do not align, so this
+//! module reserves a little more address space than needed and maps RAM at
+//! the first 2 MiB boundary inside it; `vm-memory` then gets the mapping
+//! as a raw pointer and this type unmaps it.
+
+use std::io;
+use std::ptr::null_mut;
+
+use vm_memory::mmap::MmapRegionBuilder;
+use vm_memory::{GuestAddress, GuestRegionMmap};
+
+/// The huge page size the alignment is for.
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
+/// How RAM is mapped.
+const PROT: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
+/// Private anonymous memory, not charged against overcommit up front: an
+/// untouched guest page costs the host nothing, as with `vm-memory`'s own
+/// mappings.
+const FLAGS: libc::c_int = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+
+/// One 2 MiB-aligned anonymous mapping; unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct RamMapping {
+    addr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain process memory, not tied to the thread that
+// made it; this type only unmaps it.
+unsafe impl Send for RamMapping {}
+// SAFETY: as above; `&RamMapping` gives no access to the memory.
+unsafe impl Sync for RamMapping {}
+
+impl RamMapping {
+    /// Maps `len` bytes (a multiple of the page size) at a 2 MiB boundary,
+    /// and asks for transparent huge pages when `huge_pages`, or for none
+    /// otherwise (so that a host with THP "always" does not grow a small
+    /// guest's footprint in 2 MiB steps).
+    pub(crate) fn new(len: usize, huge_pages: bool) -> io::Result<RamMapping> {
+        let reserve = len
+            .checked_add(HUGE_PAGE)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
+        // SAFETY: a new PROT_NONE mapping at an address of the kernel's
+        // choosing; it touches no existing memory.
+        let base = unsafe { libc::mmap(null_mut(), reserve, libc::PROT_NONE, FLAGS, -1, 0) };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = base.cast::<u8>();
+        let head = (HUGE_PAGE - (base as usize) % HUGE_PAGE) % HUGE_PAGE;
+        // SAFETY: `head < HUGE_PAGE`, so the result stays in the reservation.
+        let start = unsafe { base.add(head) };
+        // SAFETY: [start, start + len) lies inside the reservation made
+        // above, which this function owns; MAP_FIXED replaces only it.
+        let mapped = unsafe { libc::mmap(start.cast(), len, PROT, FLAGS | libc::MAP_FIXED, -1, 0) };
+        let tail = reserve - head - len;
+        // SAFETY: the head and tail are the unused ends of the reservation
+        // (either may be empty, which munmap rejects harmlessly); after a
+        // failed MAP_FIXED the whole reservation goes.
+        unsafe {
+            if mapped == libc::MAP_FAILED {
+                let error = io::Error::last_os_error();
+                libc::munmap(base.cast(), reserve);
+                return Err(error);
+            }
+            if head > 0 {
+                libc::munmap(base.cast(), head);
+            }
+            if tail > 0 {
+                libc::munmap(start.add(len).cast(), tail);
+            }
+        }
+        let advice = if huge_pages {
+            libc::MADV_HUGEPAGE
+        } else {
+            libc::MADV_NOHUGEPAGE
+        };
+        // SAFETY: advice on the mapping made above. It fails only where the
+        // host kernel has no THP, and then changes nothing: ignore it.
+        unsafe { libc::madvise(start.cast(), len, advice) };
+        Ok(RamMapping { addr: start, len })
+    }
+
+    /// A `vm-memory` region for guest address `guest` over this mapping.
+    ///
+    /// # Safety
+    /// The region (and every clone of the guest memory holding it) must be
+    /// dropped before this mapping is.
+    pub(crate) unsafe fn region(&self, guest: GuestAddress) -> io::Result<GuestRegionMmap<()>> {
+        let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+        // SAFETY: `addr` and `len` describe a live mapping owned by `self`,
+        // which the caller keeps until the region is gone.
+        let region = unsafe {
+            MmapRegionBuilder::new(self.len)
+                .with_raw_mmap_pointer(self.addr)
+                .with_mmap_prot(PROT)
+                .with_mmap_flags(FLAGS)
+                .build()
+        }
+        .map_err(|e| invalid(e.to_string()))?;
+        GuestRegionMmap::new(region, guest)
+            .ok_or_else(|| invalid(format!("guest region at {:#x} overflows", guest.0)))
+    }
+
+    #[cfg(test)]
+    fn addr(&self) -> usize {
+        self.addr as usize
+    }
+}
+
+impl Drop for RamMapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `new` and is unmapped only here;
+        // the safety contract of `region` keeps users away from it now.
+        unsafe { libc::munmap(self.addr.cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vm_memory::{Bytes, GuestMemoryRegion, MemoryRegionAddress};
+
+    use super::*;
+
+    #[test]
+    fn mappings_start_on_a_huge_page_boundary() {
+        for len in [4096, HUGE_PAGE, 3 * HUGE_PAGE + 4096] {
+            for huge in [false, true] {
+                let ram = RamMapping::new(len, huge).unwrap();
+                assert_eq!(ram.addr() % HUGE_PAGE, 0, "{len} bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn regions_read_and_write_the_mapping() {
+        let ram = RamMapping::new(HUGE_PAGE, true).unwrap();
+        // SAFETY: the region is dropped at the end of the test, before `ram`.
+        let region = unsafe { ram.region(GuestAddress(0x1_0000_0000)) }.unwrap();
+        assert_eq!(region.len(), HUGE_PAGE as u64);
+        assert_eq!(region.start_addr(), GuestAddress(0x1_0000_0000));
+        region
+            .write_obj(0xfeed_u32, MemoryRegionAddress(HUGE_PAGE as u64 - 4))
+            .unwrap();
+        let value: u32 = region
+            .read_obj(MemoryRegionAddress(HUGE_PAGE as u64 - 4))
+            .unwrap();
+        assert_eq!(value, 0xfeed);
+        assert!(region
+            .write_obj(0u32, MemoryRegionAddress(HUGE_PAGE as u64))
+            .is_err());
+    }
+
+    #[test]
+    fn impossible_sizes_fail_cleanly() {
+        assert!(RamMapping::new(usize::MAX - 4096, false).is_err());
+    }
+}
