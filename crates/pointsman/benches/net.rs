@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{median, Markers, QEMU_MODERN_VIRTIO};
+use common::{median, verdict, Markers, QEMU_MODERN_VIRTIO};
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS, HOST_HELPERS};
 use testhost::{linux_guest_initramfs, qemu_microvm_args, TestHost, QEMU_BINARY};
 
@@ -39,18 +39,21 @@ const MARKERS: Markers = Markers {
 };
 
 /// The two VMMs, in the order they run.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Vmm {
     Pointsman,
+    /// Guest RAM on transparent huge pages, as QEMU backs it by default.
+    PointsmanThp,
     Qemu,
 }
 
 impl Vmm {
-    const ALL: [Vmm; 2] = [Vmm::Pointsman, Vmm::Qemu];
+    const ALL: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanThp, Vmm::Qemu];
 
     fn name(self) -> &'static str {
         match self {
             Vmm::Pointsman => "Pointsman",
+            Vmm::PointsmanThp => "Pointsman `thp=on`",
             Vmm::Qemu => "QEMU microvm",
         }
     }
@@ -59,6 +62,7 @@ impl Vmm {
     fn tag(self) -> &'static str {
         match self {
             Vmm::Pointsman => "pointsman",
+            Vmm::PointsmanThp => "pointsman-thp",
             Vmm::Qemu => "qemu",
         }
     }
@@ -67,7 +71,7 @@ impl Vmm {
     /// loop (virtio-net without vhost runs there, woken by ioeventfd).
     fn io_thread(self) -> &'static str {
         match self {
-            Vmm::Pointsman => "net-tap0",
+            Vmm::Pointsman | Vmm::PointsmanThp => "net-tap0",
             Vmm::Qemu => "qemu-system-x86",
         }
     }
@@ -75,9 +79,14 @@ impl Vmm {
     /// The test host helper call that starts the guest on `tap0`.
     fn start(self) -> String {
         match self {
-            Vmm::Pointsman => format!(
+            Vmm::Pointsman | Vmm::PointsmanThp => format!(
                 "start_vm --kernel {KERNEL} --initrd {INITRD} --cmdline '{CMDLINE}' \
-                 --memory {MEMORY_MIB}M --cpus 1 --net tap=tap0,mac={MAC}"
+                 --memory {MEMORY_MIB}M{} --cpus 1 --net tap=tap0,mac={MAC}",
+                if self == Vmm::PointsmanThp {
+                    ",thp=on"
+                } else {
+                    ""
+                }
             ),
             Vmm::Qemu => format!(
                 "start_qemu {} {QEMU_MODERN_VIRTIO} \
@@ -326,27 +335,26 @@ fn runs(values: &[f64]) -> String {
     all.join(", ")
 }
 
-/// Pointsman against QEMU; `higher` when more is better.
-fn verdict(ours: Option<f64>, qemu: Option<f64>, higher: bool) -> String {
-    match (ours, qemu) {
-        (Some(o), Some(q)) if (higher && o >= q) || (!higher && o <= q) => {
-            format!("**at or above QEMU** ({:.0}%)", 100.0 * o / q)
-        }
-        (Some(o), Some(q)) => format!("**below QEMU** ({:.0}%)", 100.0 * o / q),
-        _ => "not measured".into(),
-    }
+/// Both Pointsman configurations against QEMU; `higher` when more is
+/// better.
+fn verdicts(figures: [Option<f64>; 3], higher: bool) -> String {
+    let [ours, thp, qemu] = figures;
+    format!(
+        "default: {}; `thp=on`: {}",
+        verdict(ours, qemu, higher),
+        verdict(thp, qemu, higher)
+    )
 }
 
-fn row(out: &mut String, what: &str, ours: &[f64], qemu: &[f64]) {
-    let (o, q) = (median(ours), median(qemu));
+fn row(out: &mut String, what: &str, runs_of: [&[f64]; 3]) {
+    let medians = runs_of.map(median);
+    let cells = medians.map(|m| format!("**{}**", mibs(m)));
     let _ = writeln!(
         out,
-        "| {what} | **{}** | **{}** | {} | {} / {} |",
-        mibs(o),
-        mibs(q),
-        verdict(o, q, true),
-        runs(ours),
-        runs(qemu)
+        "| {what} | {} | {} | {} |",
+        cells.join(" | "),
+        verdicts(medians, true),
+        runs_of.map(runs).join(" / ")
     );
 }
 
@@ -355,7 +363,8 @@ fn row(out: &mut String, what: &str, ours: &[f64], qemu: &[f64]) {
 const FINDINGS: &str = "FINDINGS";
 
 fn section(console: &str) -> String {
-    let [ours, qemu] = Vmm::ALL.map(|vmm| Figures::of(console, vmm));
+    let figures = Vmm::ALL.map(|vmm| Figures::of(console, vmm));
+    let [ours, thp, qemu] = &figures;
     let host_lo = rates(console, "host-lo");
     let mut s = String::new();
     let _ = write!(
@@ -363,59 +372,71 @@ fn section(console: &str) -> String {
         "## virtio-net\n\n\
          TCP throughput of busybox `nc` moving {MIB} MiB of random data between a Linux \
          guest (Debian cloud kernel, 1 vCPU, {MEMORY_MIB} MiB, `virtio_net` over virtio-mmio, \
-         virtio 1.0 under both VMMs) and its host over a TAP, under Pointsman and under QEMU \
-         microvm (userspace virtio-net, no vhost), in the same test host run: {SESSIONS} VM \
-         sessions per VMM, alternating, {RUNS} transfers per path in each; medians over all \
+         virtio 1.0 under both VMMs) and its host over a TAP, under Pointsman (with its default \
+         guest RAM and with `thp=on`, transparent huge pages as QEMU uses by default) and \
+         under QEMU microvm (userspace virtio-net, no vhost), in the same test host run: {SESSIONS} VM \
+         sessions per configuration, in turn, {RUNS} transfers per path in each; medians over all \
          of a VMM's transfers. Both ends run inside the test host, QEMU TCG with nested SVM: \
          the host side is emulated, so these figures compare VMMs and paths on this set-up, \
          not with bare metal. The loopback rows are the same transfer with no NIC in the way: \
          the guest's own TCP stack (under each VMM), and the test host's.\n\n\
          Measured on {} by `cargo bench -p pointsman --bench net` (release build). \
          Machine: {}; load average after: {}.\n\n\
-         | Path (median MiB/s) | Pointsman | QEMU microvm | Verdict | Runs: Pointsman / QEMU |\n\
-         |---|---:|---:|---|---|\n",
+         | Path (median MiB/s) | Pointsman | Pointsman `thp=on` | QEMU microvm | Pointsman \
+         against QEMU | Runs: Pointsman / `thp=on` / QEMU |\n\
+         |---|---:|---:|---:|---|---|\n",
         common::today(),
         common::cpu_model(),
         common::load_average(),
     );
-    row(&mut s, "host → guest, virtio-net", &ours.h2g, &qemu.h2g);
-    row(&mut s, "guest → host, virtio-net", &ours.g2h, &qemu.g2h);
+    row(
+        &mut s,
+        "host → guest, virtio-net",
+        [&ours.h2g, &thp.h2g, &qemu.h2g],
+    );
+    row(
+        &mut s,
+        "guest → host, virtio-net",
+        [&ours.g2h, &thp.g2h, &qemu.g2h],
+    );
     row(
         &mut s,
         "guest loopback (no NIC)",
-        &ours.guest_lo,
-        &qemu.guest_lo,
+        [&ours.guest_lo, &thp.guest_lo, &qemu.guest_lo],
     );
     let host = mibs(median(&host_lo));
     let _ = writeln!(
         s,
-        "| test host loopback (no VMM) | {host} | {host} | – | {} |",
+        "| test host loopback (no VMM) | {host} | {host} | {host} | – | {} |",
         runs(&host_lo)
     );
-    let (o, q) = (ours.ping_avg(), qemu.ping_avg());
+    let pings = figures.each_ref().map(Figures::ping_avg);
     let _ = writeln!(
         s,
         "| ping guest → host, average round trip (ms, {PINGS} pings a session, lower is \
-         better) | {} | {} | {} | {} / {} |",
-        o.map_or("–".into(), |v| format!("**{v:.2}**")),
-        q.map_or("–".into(), |v| format!("**{v:.2}**")),
-        verdict(o, q, false),
-        ours.pings.join("; "),
-        qemu.pings.join("; "),
+         better) | {} | {} | {} |",
+        pings
+            .map(|p| p.map_or("–".into(), |v| format!("**{v:.2}**")))
+            .join(" | "),
+        verdicts(pings, false),
+        figures.each_ref().map(|f| f.pings.join("; ")).join(" / "),
     );
     let _ = write!(
         s,
         "\nFeature bits the guest's driver took (set bits of \
-         `/sys/class/net/*/device/features`): Pointsman {}, QEMU {}. CPU time of the thread that moves the frames, per MiB \
+         `/sys/class/net/*/device/features`): Pointsman {}, QEMU {}. CPU time of the thread \
+         that moves the frames, per MiB \
          (in the test host, `/proc/PID/task/TID/stat`; system time includes the test host \
          kernel's network stack, which processes each frame written to the TAP in the \
-         writer's context): Pointsman's worker: {}; QEMU's main loop: {}.\n\n\
+         writer's context): Pointsman's worker: {}; with `thp=on`: {}; QEMU's main loop: \
+         {}.\n\n\
          Command lines inside the test host (`start_vm` runs `pointsman run`, `start_qemu` \
          `{QEMU_BINARY}`, with the console on a FIFO):\n\n```\n",
         ours.features,
         qemu.features,
-        thread_cpu(&ours, Vmm::Pointsman),
-        thread_cpu(&qemu, Vmm::Qemu),
+        thread_cpu(ours, Vmm::Pointsman),
+        thread_cpu(thp, Vmm::PointsmanThp),
+        thread_cpu(qemu, Vmm::Qemu),
     );
     for vmm in Vmm::ALL {
         let _ = writeln!(s, "{}", vmm.start());

@@ -147,3 +147,20 @@ pub fn median(values: &[f64]) -> Option<f64> {
         _ => Some((v[(n - 1) / 2] + v[n / 2]) / 2.0),
     }
 }
+
+/// Whether `ours` is at or above `qemu` (at or below when lower is
+/// better), with `ours` as a share of `qemu`.
+pub fn verdict(ours: Option<f64>, qemu: Option<f64>, higher_is_better: bool) -> String {
+    match (ours, qemu) {
+        (Some(o), Some(q)) => {
+            let good = if higher_is_better { o >= q } else { o <= q };
+            let word = if good {
+                "**at or above QEMU**"
+            } else {
+                "**below QEMU**"
+            };
+            format!("{word} ({:.0}%)", 100.0 * o / q)
+        }
+        _ => "not measured".into(),
+    }
+}
