@@ -23,6 +23,16 @@ start_vm() {
     VM_PID=$!
     exec 3> /tmp/vm.in
 }
+# start_qemu ARGS...: the same as start_vm for qemu-system-x86_64 ARGS (the
+# test host must be built with_qemu).
+start_qemu() {
+    rm -f /tmp/vm.in /tmp/vm.out /tmp/vm.err
+    mkfifo /tmp/vm.in
+    : > /tmp/vm.out
+    /usr/bin/qemu-system-x86_64 "$@" < /tmp/vm.in > /tmp/vm.out 2> /tmp/vm.err &
+    VM_PID=$!
+    exec 3> /tmp/vm.in
+}
 # wait_for TEXT [COUNT] [SECONDS]: until TEXT shows COUNT times on the console.
 wait_for() {
     n=${2:-1}; left=$(( ${3:-300} * 5 ))

@@ -1,0 +1,166 @@
+//! What every bench shares: writing its own section of
+//! `docs/benchmarks.md`, describing the machine, dates, medians.
+//!
+//! Each bench includes this with `mod common;` and uses only part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// QEMU's option for virtio 1.0 virtio-mmio devices, as Pointsman has:
+/// QEMU's virtio-mmio transport is the legacy interface unless told.
+pub const QEMU_MODERN_VIRTIO: &str = "-global virtio-mmio.force-legacy=false";
+
+/// The markers around one bench's section of `docs/benchmarks.md`.
+#[derive(Clone, Copy)]
+pub struct Markers {
+    pub begin: &'static str,
+    pub end: &'static str,
+}
+
+impl Markers {
+    /// `body` between the markers, one line each, ending in a newline.
+    pub fn wrap(&self, body: &str) -> String {
+        format!("{}\n{}\n{}\n", self.begin, body.trim_end(), self.end)
+    }
+}
+
+/// `docs/benchmarks.md` of this checkout.
+pub fn docs_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/benchmarks.md")
+        .components()
+        .collect()
+}
+
+/// Puts `body`, wrapped in `markers`, in place of the text between them
+/// in `text` (markers included), or at its end; the rest stays as it was.
+pub fn splice(text: &str, markers: Markers, body: &str) -> String {
+    let section = markers.wrap(body);
+    let span = text.find(markers.begin).and_then(|start| {
+        let end = text[start..].find(markers.end)? + start + markers.end.len();
+        Some((start, end))
+    });
+    match span {
+        Some((start, end)) => {
+            let rest = text[end..].strip_prefix('\n').unwrap_or(&text[end..]);
+            format!("{}{section}{rest}", &text[..start])
+        }
+        None if text.trim().is_empty() => format!("# Benchmarks\n\n{section}"),
+        None => format!("{}\n\n{section}", text.trim_end()),
+    }
+}
+
+/// Writes `body` into its section of `docs/benchmarks.md`, re-reading the
+/// file just before: other benches own the other sections.
+pub fn write_section(markers: Markers, body: &str) -> std::io::Result<PathBuf> {
+    let path = docs_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, splice(&old, markers, body))?;
+    Ok(path)
+}
+
+/// Prints `body` and writes it to its section, reporting where as `bench`.
+pub fn publish(bench: &str, markers: Markers, body: &str) {
+    print!("{}", markers.wrap(body));
+    match write_section(markers, body) {
+        Ok(path) => eprintln!("{bench}: wrote {}", path.display()),
+        Err(e) => eprintln!("{bench}: cannot write {}: {e}", docs_path().display()),
+    }
+}
+
+/// Whether `cargo bench` started this binary (it passes `--bench`); a
+/// plain `cargo test --benches` passes nothing and must stay quick.
+pub fn bench_requested() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn date(format: &str) -> String {
+    Command::new("date")
+        .args(["-u", format])
+        .output()
+        .map_or("unknown".into(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        })
+}
+
+/// Today, `YYYY-MM-DD` (UTC).
+pub fn today() -> String {
+    date("+%Y-%m-%d")
+}
+
+/// Now, `YYYY-MM-DD HH:MM UTC`.
+pub fn now() -> String {
+    date("+%Y-%m-%d %H:%M UTC")
+}
+
+/// The CPU model and count, as `MODEL (N CPUs)`.
+pub fn cpu_model() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU".into(), |(_, v)| v.trim().to_owned());
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    format!("{model} ({cpus} CPUs)")
+}
+
+/// The running kernel's release.
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".into(), |k| k.trim().to_owned())
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or("unknown".into(), |l| {
+        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    })
+}
+
+/// The first line `program args` prints, or `unknown`.
+pub fn first_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map_or("unknown".into(), |o| {
+            let text = String::from_utf8_lossy(&o.stdout);
+            text.lines().next().unwrap_or("unknown").trim().to_owned()
+        })
+}
+
+/// The median (the mean of the two middle values for an even count), or
+/// `None` for no values.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ => Some((v[(n - 1) / 2] + v[n / 2]) / 2.0),
+    }
+}
+
+/// Whether `ours` is at or above `qemu` (at or below when lower is
+/// better), with `ours` as a share of `qemu`.
+pub fn verdict(ours: Option<f64>, qemu: Option<f64>, higher_is_better: bool) -> String {
+    match (ours, qemu) {
+        (Some(o), Some(q)) => {
+            let good = if higher_is_better { o >= q } else { o <= q };
+            let word = if good {
+                "**at or above QEMU**"
+            } else {
+                "**below QEMU**"
+            };
+            format!("{word} ({:.0}%)", 100.0 * o / q)
+        }
+        _ => "not measured".into(),
+    }
+}
