@@ -365,7 +365,7 @@ fn row(out: &mut String, what: &str, runs_of: [&[f64]; 3]) {
 /// investigation behind this bench).
 const FINDINGS: &str = "Findings (2026-11-25, two runs of this bench with both VMMs on \
 virtio 1.0, the second one above). With `thp=on` Pointsman was at or above QEMU on every \
-row. With its default guest RAM (4 KiB pages: `MADV_NOHUGEPAGE` unless `thp=on`) host → \
+row. With its default guest RAM (no huge pages asked for unless `thp=on`: 4 KiB nested page-table entries) host → \
 guest was 83% of QEMU's in both runs, while guest → host was 129% and 149%. The shortfall \
 is not the device's: the guest loopback row, which no NIC touches, fell short with it (75% \
 and 94%), and went to 125% with `thp=on`. Receiving is the guest-bound direction (its TCP \

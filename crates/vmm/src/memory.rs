@@ -35,18 +35,30 @@ pub(crate) struct GuestRam {
     _mappings: Vec<RamMapping>,
 }
 
-/// Allocates `size` bytes of guest RAM, laid out around the 32-bit hole,
-/// each region mapped on a 2 MiB boundary, with transparent huge pages
-/// when `huge_pages`. The mappings are lazily backed: untouched guest
-/// pages cost nothing.
+/// Allocates `size` bytes of guest RAM, laid out around the 32-bit hole.
+/// The mappings are lazily backed: untouched guest pages cost nothing.
+/// With `huge_pages`, each region is mapped on a 2 MiB boundary with
+/// transparent huge pages asked for; otherwise `vm-memory` maps it where
+/// the kernel likes and the host's THP policy applies as it stands.
 pub(crate) fn create_guest_memory(size: u64, huge_pages: bool) -> Result<GuestRam> {
     let too_large = |reason: String| Error::GuestMemory { size, reason };
-    let mut mappings = Vec::new();
-    let mut regions = Vec::new();
+    let mut ranges = Vec::new();
     for (addr, len) in ram_regions(size) {
         let len = usize::try_from(len)
             .map_err(|_| too_large("larger than the host address space".into()))?;
-        let mapping = RamMapping::new(len, huge_pages).map_err(|e| too_large(e.to_string()))?;
+        ranges.push((addr, len));
+    }
+    if !huge_pages {
+        let memory = GuestMemoryMmap::from_ranges(&ranges).map_err(|e| too_large(e.to_string()))?;
+        return Ok(GuestRam {
+            memory,
+            _mappings: Vec::new(),
+        });
+    }
+    let mut mappings = Vec::new();
+    let mut regions = Vec::new();
+    for (addr, len) in ranges {
+        let mapping = RamMapping::new_huge(len).map_err(|e| too_large(e.to_string()))?;
         // SAFETY: the region goes into `GuestRam::memory`, which drops
         // before `GuestRam::_mappings`; clones of the memory handed to
         // devices and vCPUs go with the machine, which drops before its RAM.

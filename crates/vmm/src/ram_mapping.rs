@@ -39,11 +39,9 @@ unsafe impl Send for RamMapping {}
 unsafe impl Sync for RamMapping {}
 
 impl RamMapping {
-    /// Maps `len` bytes (a multiple of the page size) at a 2 MiB boundary,
-    /// and asks for transparent huge pages when `huge_pages`, or for none
-    /// otherwise (so that a host with THP "always" does not grow a small
-    /// guest's footprint in 2 MiB steps).
-    pub(crate) fn new(len: usize, huge_pages: bool) -> io::Result<RamMapping> {
+    /// Maps `len` bytes (a multiple of the page size) at a 2 MiB boundary
+    /// and asks for transparent huge pages there.
+    pub(crate) fn new_huge(len: usize) -> io::Result<RamMapping> {
         let reserve = len
             .checked_add(HUGE_PAGE)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
@@ -77,14 +75,9 @@ impl RamMapping {
                 libc::munmap(start.add(len).cast(), tail);
             }
         }
-        let advice = if huge_pages {
-            libc::MADV_HUGEPAGE
-        } else {
-            libc::MADV_NOHUGEPAGE
-        };
         // SAFETY: advice on the mapping made above. It fails only where the
         // host kernel has no THP, and then changes nothing: ignore it.
-        unsafe { libc::madvise(start.cast(), len, advice) };
+        unsafe { libc::madvise(start.cast(), len, libc::MADV_HUGEPAGE) };
         Ok(RamMapping { addr: start, len })
     }
 
@@ -132,16 +125,14 @@ mod tests {
     #[test]
     fn mappings_start_on_a_huge_page_boundary() {
         for len in [4096, HUGE_PAGE, 3 * HUGE_PAGE + 4096] {
-            for huge in [false, true] {
-                let ram = RamMapping::new(len, huge).unwrap();
-                assert_eq!(ram.addr() % HUGE_PAGE, 0, "{len} bytes");
-            }
+            let ram = RamMapping::new_huge(len).unwrap();
+            assert_eq!(ram.addr() % HUGE_PAGE, 0, "{len} bytes");
         }
     }
 
     #[test]
     fn regions_read_and_write_the_mapping() {
-        let ram = RamMapping::new(HUGE_PAGE, true).unwrap();
+        let ram = RamMapping::new_huge(HUGE_PAGE).unwrap();
         // SAFETY: the region is dropped at the end of the test, before `ram`.
         let region = unsafe { ram.region(GuestAddress(0x1_0000_0000)) }.unwrap();
         assert_eq!(region.len(), HUGE_PAGE as u64);
@@ -160,6 +151,6 @@ mod tests {
 
     #[test]
     fn impossible_sizes_fail_cleanly() {
-        assert!(RamMapping::new(usize::MAX - 4096, false).is_err());
+        assert!(RamMapping::new_huge(usize::MAX - 4096).is_err());
     }
 }
