@@ -35,7 +35,8 @@ fn cache_dir() -> PathBuf {
         .collect()
 }
 
-fn run(command: &mut Command) -> Result<String> {
+/// Runs `command` to the end; its stdout, or an error with its stderr.
+pub(crate) fn run(command: &mut Command) -> Result<String> {
     let shown = format!("{command:?}");
     let out = command.output().map_err(|e| Error::Command {
         command: shown.clone(),

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::assets::run;
 use crate::{Error, Result};
 
 /// Builds the testhost binary `name` with the same profile as `next_to`
@@ -27,16 +28,6 @@ pub fn build_tool(name: &str, next_to: &Path) -> Result<PathBuf> {
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-    let shown = format!("{command:?}");
-    let out = command.output().map_err(|e| Error::Command {
-        command: shown.clone(),
-        detail: e.to_string(),
-    })?;
-    if !out.status.success() {
-        return Err(Error::Command {
-            command: shown,
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
+    run(&mut command)?;
     Ok(dir.join(name))
 }
