@@ -23,8 +23,15 @@ const MARKERS: Markers = Markers {
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 /// Image size and bytes moved per sequential pass, in MiB.
 const IMAGE_MIB: u32 = 512;
-/// Passes of each measurement; the median is reported.
-const ROUNDS: u32 = 3;
+/// Passes of each measurement in one VM session.
+const ROUNDS: u32 = 2;
+/// VM sessions per VMM and disk, run in the order A B C C B A so that a
+/// machine getting busier or quieter over the run weighs on every VMM
+/// alike; the median over all sessions' passes is reported.
+const SESSIONS: usize = 2;
+/// Longest one VM session may run before the test host shows where its
+/// VMM waits and kills it (seconds; a session takes about a minute).
+const VM_LIMIT_SECONDS: u32 = 600;
 /// Seconds of each random-read run.
 const RANDOM_SECONDS: u32 = 5;
 const MEMORY_MIB: u32 = 512;
@@ -121,6 +128,14 @@ enum Vmm {
 impl Vmm {
     const ALL: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanThp, Vmm::Qemu];
 
+    fn name(self) -> &'static str {
+        match self {
+            Vmm::Pointsman => "Pointsman",
+            Vmm::PointsmanThp => "Pointsman `thp=on`",
+            Vmm::Qemu => "QEMU microvm",
+        }
+    }
+
     /// The test host helper call that boots the guest on `image`.
     fn command(self, disk: Disk, image: &str) -> String {
         match self {
@@ -183,17 +198,26 @@ impl Disk {
     }
 }
 
-/// The VM runs, in order: for each disk, each VMM on a fresh image.
+/// The VM runs, in order: for each disk, [`SESSIONS`] of each VMM, each
+/// on a fresh image, forwards and backwards in turn.
 fn plan() -> Vec<(Disk, Vmm)> {
-    Disk::ALL
-        .into_iter()
-        .flat_map(|disk| Vmm::ALL.map(|vmm| (disk, vmm)))
-        .collect()
+    let mut steps = Vec::new();
+    for disk in Disk::ALL {
+        for session in 0..SESSIONS {
+            let mut order = Vmm::ALL;
+            if session % 2 == 1 {
+                order.reverse();
+            }
+            steps.extend(order.map(|vmm| (disk, vmm)));
+        }
+    }
+    steps
 }
 
 fn host_script() -> String {
     let mut script = format!(
-        "mkdir -p /disks && mount -t tmpfs -o size=1G tmpfs /disks\n\
+        "VM_LIMIT={VM_LIMIT_SECONDS}\n\
+         mkdir -p /disks && mount -t tmpfs -o size=1G tmpfs /disks\n\
          insmod /extra/brd.ko rd_nr=1 rd_size={} || echo '@@insmod-failed'\n\
          mke2fs -F /dev/ram0 >/dev/null 2>&1; mkdir -p /direct\n\
          mount -t ext4 /dev/ram0 /direct || echo '@@mount-failed'\n",
@@ -231,18 +255,17 @@ fn build_randread(dir: &Path) -> Result<PathBuf, String> {
     Ok(binary)
 }
 
-/// The median of each `@@NAME VALUE` in one VM's console.
-fn medians(console: &str) -> Vec<Option<f64>> {
+/// Every `@@NAME VALUE` of each metric in one VM's console.
+fn values(console: &str) -> Vec<Vec<f64>> {
     METRICS
         .iter()
         .map(|(name, _)| {
             let tag = format!("@@{name} ");
-            let values: Vec<f64> = console
+            console
                 .lines()
                 .filter_map(|l| l.trim_end_matches('\r').strip_prefix(tag.as_str()))
                 .filter_map(|v| v.trim().parse().ok())
-                .collect();
-            median(&values)
+                .collect()
         })
         .collect()
 }
@@ -255,8 +278,13 @@ const METRICS: &[(&str, &str)] = &[
     ("rand-read-qd8", "4 KiB random read, 8 in flight (IOPS)"),
 ];
 
-/// Each VM run's medians, in [`plan`] order.
-type Figures = Vec<Vec<Option<f64>>>;
+/// What the VM sessions gave.
+struct Figures {
+    /// Each session's values per metric, in [`plan`] order.
+    runs: Vec<Vec<Vec<f64>>>,
+    /// The sessions that did not end with status 0, as `VMM on disk: why`.
+    failed: Vec<String>,
+}
 
 fn measure(dir: &Path) -> Result<Figures, String> {
     let host = TestHost::new(Path::new(env!("CARGO_BIN_EXE_pointsman")))
@@ -294,7 +322,31 @@ fn measure(dir: &Path) -> Result<Figures, String> {
     if run.console.contains("@@failed") {
         eprintln!("block bench: a measurement failed:\n{}", run.console);
     }
-    Ok(vms.iter().map(|(console, _)| medians(console)).collect())
+    let failed = plan()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (disk, vmm))| {
+            let why = match vms.get(i) {
+                None => "did not run".to_string(),
+                Some((console, _)) if console.contains("@@vm-timeout") => {
+                    format!("killed after {VM_LIMIT_SECONDS} s")
+                }
+                Some((_, 0)) => return None,
+                Some((_, status)) => format!("exit status {status}"),
+            };
+            Some(format!("{} on {}: {why}", vmm.name(), disk.describe()))
+        })
+        .collect();
+    Ok(Figures {
+        runs: vms
+            .iter()
+            .map(|(console, status)| match status {
+                0 => values(console),
+                _ => Vec::new(),
+            })
+            .collect(),
+        failed,
+    })
 }
 
 fn cell(value: Option<f64>) -> String {
@@ -306,16 +358,11 @@ fn table(out: &mut String, figures: &Figures) {
         "| Disk | Measure | Pointsman | Pointsman `thp=on` | QEMU microvm | Pointsman against \
          QEMU |\n|---|---|---:|---:|---:|---|\n",
     );
-    let plan = plan();
-    let find = |disk: Disk, vmm: Vmm| {
-        plan.iter()
-            .position(|step| *step == (disk, vmm))
-            .and_then(|i| figures.get(i))
-    };
+    let mut passes = String::new();
     for disk in Disk::ALL {
         for (m, (_, what)) in METRICS.iter().enumerate() {
-            let [ours, thp, qemu] =
-                Vmm::ALL.map(|vmm| find(disk, vmm).and_then(|v| v.get(m).copied().flatten()));
+            let all = Vmm::ALL.map(|vmm| passes_of(figures, disk, vmm, m));
+            let [ours, thp, qemu] = all.clone().map(|v| median(&v));
             let _ = writeln!(
                 out,
                 "| {} | {what} | **{}** | **{}** | **{}** | default: {}; `thp=on`: {} |",
@@ -326,8 +373,39 @@ fn table(out: &mut String, figures: &Figures) {
                 verdict(ours, qemu, true),
                 verdict(thp, qemu, true)
             );
+            let list = |v: &[f64]| v.iter().map(|x| cell(Some(*x))).collect::<Vec<_>>().join(", ");
+            let _ = writeln!(
+                passes,
+                "| {} | {what} | {} | {} | {} |",
+                disk.describe(),
+                list(&all[0]),
+                list(&all[1]),
+                list(&all[2])
+            );
         }
     }
+    let _ = write!(
+        out,
+        "\nEvery pass, in the order run:\n\n| Disk | Measure | Pointsman | Pointsman `thp=on` | \
+         QEMU microvm |\n|---|---|---|---|---|\n{passes}"
+    );
+    if !figures.failed.is_empty() {
+        let _ = write!(
+            out,
+            "\nSessions that failed (left out above): {}.\n",
+            figures.failed.join("; ")
+        );
+    }
+}
+
+/// Every pass of metric `m` by `vmm` on `disk`, over all its sessions.
+fn passes_of(figures: &Figures, disk: Disk, vmm: Vmm, m: usize) -> Vec<f64> {
+    plan()
+        .iter()
+        .zip(&figures.runs)
+        .filter(|(step, _)| **step == (disk, vmm))
+        .flat_map(|(_, run)| run.get(m).cloned().unwrap_or_default())
+        .collect()
 }
 
 /// What the figures meant when they were taken (static text, from the
@@ -384,8 +462,10 @@ fn section(result: &Result<Figures, String>) -> String {
          raw image. Sequential: busybox `dd` of {IMAGE_MIB} MiB with 1 MiB blocks and O_DIRECT \
          in the guest (`/dev/zero` to `/dev/vda`, then back to `/dev/null`). Random: a small \
          static C program reading 4 KiB at random aligned offsets with O_DIRECT for \
-         {RANDOM_SECONDS} s, one process per request in flight. Each figure is the median of \
-         {ROUNDS} passes. Host caching is the same for both: without `direct=on` Pointsman \
+         {RANDOM_SECONDS} s, one process per request in flight. {SESSIONS} VM sessions per VMM \
+         and disk, run in the order Pointsman, `thp=on`, QEMU, QEMU, `thp=on`, Pointsman, \
+         with {ROUNDS} passes of each measurement in each; each figure is the median of the \
+         {} passes. Host caching is the same for both: without `direct=on` Pointsman \
          does buffered I/O through the host page cache, as QEMU's default `cache=writeback` \
          does; `direct=on` opens the image with O_DIRECT and passes flushes on, as QEMU's \
          `cache=none` does. The O_DIRECT \
@@ -394,10 +474,13 @@ fn section(result: &Result<Figures, String>) -> String {
          its virtio-mmio transport as virtio 1.0 like Pointsman's (QEMU's default is the \
          legacy interface).\n\n\
          Command lines inside the test host (`run_vm` runs `pointsman run`, `run_qemu` \
-         `qemu-system-x86_64`):\n\n```"
+         `qemu-system-x86_64`), each VM session at most {VM_LIMIT_SECONDS} s:\n\n```",
+        SESSIONS * ROUNDS as usize
     );
-    for (disk, vmm) in plan() {
-        let _ = writeln!(out, "{}", vmm.command(disk, disk.image()));
+    for disk in Disk::ALL {
+        for vmm in Vmm::ALL {
+            let _ = writeln!(out, "{}", vmm.command(disk, disk.image()));
+        }
     }
     let _ = write!(out, "```\n\n{FINDINGS}\n");
     out

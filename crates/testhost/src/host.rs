@@ -53,22 +53,41 @@ finish_vm() {
     cat /tmp/vm.err
     echo "@@vm-status $VM_STATUS"
 }
-# run_vm ARGS...: runs pointsman to the end with no input, printing its
-# console between markers and then "@@vm-status N".
-run_vm() {
+# vm_watchdog PID: once PID has run ${VM_LIMIT:-900} s, shows what each of
+# its threads waits on and kills it, so a hung VMM says where it hung and
+# does not hold the test host to the end of its own time limit.
+vm_watchdog() {
+    left=${VM_LIMIT:-900}
+    while kill -0 "$1" 2>/dev/null; do
+        if [ "$left" -le 0 ]; then
+            echo "@@vm-timeout after ${VM_LIMIT:-900} s"
+            for t in /proc/$1/task/*; do
+                echo "@@vm-thread $(cat $t/comm) state=$(cut -d' ' -f3 $t/stat) wchan=$(cat $t/wchan)"
+                sed 's/^/@@vm-stack /' $t/stack 2>/dev/null
+            done
+            kill -9 "$1"
+            return
+        fi
+        sleep 5; left=$((left - 5))
+    done
+}
+# run_limited PROGRAM ARGS...: runs PROGRAM to the end with no input (at
+# most VM_LIMIT seconds), printing its console between markers and then
+# "@@vm-status N".
+run_limited() {
     echo "@@vm-console-begin"
-    pointsman run "$@" < /dev/null; s=$?
+    "$@" < /dev/null &
+    vm_pid=$!
+    vm_watchdog $vm_pid &
+    wait $vm_pid; s=$?
     echo "@@vm-console-end"
     echo "@@vm-status $s"
 }
-# run_qemu ARGS...: the same as run_vm for qemu-system-x86_64 ARGS (the
-# test host must be built with_qemu).
-run_qemu() {
-    echo "@@vm-console-begin"
-    /usr/bin/qemu-system-x86_64 "$@" < /dev/null; s=$?
-    echo "@@vm-console-end"
-    echo "@@vm-status $s"
-}
+# run_vm ARGS...: run_limited pointsman run ARGS.
+run_vm() { run_limited pointsman run "$@"; }
+# run_qemu ARGS...: the same for qemu-system-x86_64 ARGS (the test host
+# must be built with_qemu).
+run_qemu() { run_limited /usr/bin/qemu-system-x86_64 "$@"; }
 "#;
 
 const READY: &str = "@@testhost-ready";

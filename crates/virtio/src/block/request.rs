@@ -13,7 +13,8 @@ pub const SECTOR_SIZE: u64 = 512;
 const HEADER_BYTES: u64 = 16;
 /// Bytes of one discard / write-zeroes range.
 const RANGE_BYTES: u64 = 16;
-/// Longest chain taken: `IOV_MAX`, far above the `seg_max` offered.
+/// Longest chain taken: `IOV_MAX`, the queue size, so `seg_max` data
+/// segments plus header and status.
 pub const MAX_DESCRIPTORS: usize = 1024;
 
 /// Request types (`VIRTIO_BLK_T_*`).
