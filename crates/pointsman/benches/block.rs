@@ -28,7 +28,7 @@ const ROUNDS: u32 = 2;
 /// VM sessions per VMM and disk, run in the order A B C C B A so that a
 /// machine getting busier or quieter over the run weighs on every VMM
 /// alike; the median over all sessions' passes is reported.
-const SESSIONS: usize = 2;
+const SESSIONS: usize = 3;
 /// Longest one VM session may run before the test host shows where its
 /// VMM waits and kills it (seconds; a session takes about a minute).
 const VM_LIMIT_SECONDS: u32 = 600;
@@ -410,28 +410,25 @@ fn passes_of(figures: &Figures, disk: Disk, vmm: Vmm, m: usize) -> Vec<f64> {
 
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
-const FINDINGS: &str = "Findings (2026-11-25, three runs of this bench; not profiled). The \
-verdicts are not stable from run to run: the figures above are the second run, at a load \
-average of 6 to 10 (two other test hosts on the machine's two cores). The first run (load \
-about 7, before `thp=on` existed) had Pointsman at or above QEMU on all eight rows (109% to \
-182%). The third, on a quieter machine (load 2 to 4), had QEMU ahead on three of the four \
-tmpfs rows (Pointsman 83% to 85% on sequential write, sequential read and random reads with \
-1 in flight) and Pointsman ahead with 8 in flight (127%); its O_DIRECT half was not measured: \
-the Pointsman VM printed nothing for 15 minutes and the test host was stopped (not seen in \
-the other runs or in the virtio-blk tests; cause not found). So: random reads with 8 in \
-flight were ahead in all three runs; the other rows are within run-to-run spread and have \
-fallen short at least once: **not shown to be at or above QEMU**. How the two differ per \
-request: Pointsman's device thread, woken by the queue's ioeventfd, parses a request and \
-calls `preadv`/`pwritev` between the image and guest memory itself, one request after the \
-other, then fills the used ring and raises the irqfd only if the guest's used-event index \
-asks for it (EVENT_IDX). QEMU's virtio-blk, woken in its main loop, hands each request to a \
-thread of its `aio=threads` pool and completes it back in the main loop: more thread \
-hand-offs per request, but requests in flight together run in parallel. A 1 MiB O_DIRECT \
-write is more than the 254 segments a request may carry (the same limit under both VMMs), \
-so the guest most likely sends it as two requests at once, which QEMU can serve on both \
-CPUs; serving requests on more than one thread (or with io_uring) is the device change that \
-would address that, not a cheap one, and was not made. `thp=on` (guest RAM on 2 MiB pages, \
-as QEMU has it) mostly helped the O_DIRECT rows.";
+const FINDINGS: &str = "Findings (2026-12-01, two runs of this bench on a quiet machine, \
+load average about 1; the second above). Since the queue grew from 256 to 1024 entries and \
+`seg_max` from 254 to 1022, a 1 MiB transfer of 4 KiB pages is one request instead of two \
+(254 segments, then 2), which halves the guest's exits and interrupts for large I/O: \
+sequential writes, below QEMU in earlier runs (83% to 98%), were 108% to 119% in both runs, \
+and every sequential and 1-in-flight row was ahead in both (random reads with 1 in flight at \
+about twice QEMU's rate: Pointsman serves a request on the thread the guest's kick wakes, \
+QEMU hands it to a thread of its pool and back). Random reads with 8 in flight are QEMU's \
+row: 88% to 94% under Pointsman's default RAM in both runs, 92% to 102% with `thp=on`. The \
+guest's one vCPU is the limit there (Pointsman's rate with 8 in flight is only 10% above its \
+rate with 1), and each interrupt costs that vCPU two exits to the VMM (virtio-mmio's \
+InterruptStatus read and InterruptACK write) besides the interrupt itself. Pointsman answers \
+each request before the guest has sent the next, so every request gets an interrupt of its \
+own; QEMU's slower pool lets completions gather, and one interrupt often covers several. \
+What would close it: virtio-pci with MSI-X, where an interrupt needs no status read or ack, \
+or interrupt moderation that does not slow the 1-in-flight case; neither is built yet. One \
+QEMU session hung in the second run (its vCPU thread running, the guest silent, killed by \
+the 600 s limit); hangs of either VMM in the emulated test host have been seen before and \
+are left out of the figures.";
 
 fn section(result: &Result<Figures, String>) -> String {
     let mut out = String::from("## virtio-blk\n\n");
@@ -463,7 +460,7 @@ fn section(result: &Result<Figures, String>) -> String {
          in the guest (`/dev/zero` to `/dev/vda`, then back to `/dev/null`). Random: a small \
          static C program reading 4 KiB at random aligned offsets with O_DIRECT for \
          {RANDOM_SECONDS} s, one process per request in flight. {SESSIONS} VM sessions per VMM \
-         and disk, run in the order Pointsman, `thp=on`, QEMU, QEMU, `thp=on`, Pointsman, \
+         and disk, run in the order Pointsman, `thp=on`, QEMU, then the reverse, and so on in turn, \
          with {ROUNDS} passes of each measurement in each; each figure is the median of the \
          {} passes. Host caching is the same for both: without `direct=on` Pointsman \
          does buffered I/O through the host page cache, as QEMU's default `cache=writeback` \

@@ -389,6 +389,21 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_as_long_as_the_queue_parses() {
+        // Header, MAX_DESCRIPTORS - 2 data segments (the `seg_max` the
+        // device offers), status: the longest chain a driver may build.
+        let mem = mem();
+        header(&mem, 0x1000, types::IN, 0);
+        let segments = MAX_DESCRIPTORS - 2;
+        let mut chain = vec![d(0x1000, 16, 0)];
+        chain.extend((0..segments as u64).map(|i| d(0x8000 + i * 512, 512, W)));
+        chain.push(d(0x4000, 1, W));
+        let r = parse(&mem, chain).unwrap();
+        assert_eq!(r.data.len(), segments);
+        assert_eq!(r.data_len(), segments as u64 * 512);
+    }
+
+    #[test]
     fn discard_ranges() {
         let mem = mem();
         header(&mem, 0x1000, types::DISCARD, 0);
