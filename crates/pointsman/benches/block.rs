@@ -373,7 +373,12 @@ fn table(out: &mut String, figures: &Figures) {
                 verdict(ours, qemu, true),
                 verdict(thp, qemu, true)
             );
-            let list = |v: &[f64]| v.iter().map(|x| cell(Some(*x))).collect::<Vec<_>>().join(", ");
+            let list = |v: &[f64]| {
+                v.iter()
+                    .map(|x| cell(Some(*x)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             let _ = writeln!(
                 passes,
                 "| {} | {what} | {} | {} | {} |",

@@ -37,8 +37,8 @@ fn run(name: &str, guest: &str, host: &str) -> HostRun {
         .write(&initrd)
         .expect("write the guest initramfs");
     let kernel = assets.cloud.vmlinuz.clone();
-    // `run` copies files without their mode; the tool's libraries are
-    // pointsman's, already in the test host.
+    // `run` copies files without their mode; the tool needs no libraries
+    // it does not share with pointsman (both are linked statically).
     let script = format!(
         "chmod 755 /bin/{TOOL}\n\
          VM_ARGS=\"--kernel /guest/vmlinuz --initrd /guest/initrd.cpio {VSOCK}\"\n\
