@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{median, verdict, Markers, QEMU_MODERN_VIRTIO};
+use common::{median, verdict, Markers, Vmm, QEMU_MODERN_VIRTIO};
 use testhost::{linux_guest_initramfs, qemu_microvm_args, TestHost};
 
 const MARKERS: Markers = Markers {
@@ -117,25 +117,7 @@ poweroff -f
     )
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Vmm {
-    Pointsman,
-    /// Guest RAM on transparent huge pages, as QEMU backs it by default.
-    PointsmanThp,
-    Qemu,
-}
-
 impl Vmm {
-    const ALL: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanThp, Vmm::Qemu];
-
-    fn name(self) -> &'static str {
-        match self {
-            Vmm::Pointsman => "Pointsman",
-            Vmm::PointsmanThp => "Pointsman `thp=on`",
-            Vmm::Qemu => "QEMU microvm",
-        }
-    }
-
     /// The test host helper call that boots the guest on `image`.
     fn command(self, disk: Disk, image: &str) -> String {
         match self {

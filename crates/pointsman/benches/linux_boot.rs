@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{median, Markers};
+use common::{median, Markers, Vmm};
 use testhost::{qemu_microvm_args, Initramfs, TestHost, QEMU_BINARY};
 
 /// Timed runs of each VMM for each command line.
@@ -68,26 +68,7 @@ show_runs() {
 }
 "#;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Vmm {
-    Pointsman,
-    /// Pointsman with guest RAM on transparent huge pages (`thp=on`), as
-    /// QEMU does by default.
-    PointsmanThp,
-    Qemu,
-}
-
-const VMMS: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanThp, Vmm::Qemu];
-
 impl Vmm {
-    fn name(self) -> &'static str {
-        match self {
-            Vmm::Pointsman => "Pointsman",
-            Vmm::PointsmanThp => "Pointsman, `thp=on`",
-            Vmm::Qemu => "QEMU microvm",
-        }
-    }
-
     /// The shell command that boots the guest with `cmdline`.
     fn command(self, cmdline: &str) -> String {
         match self {
@@ -123,7 +104,7 @@ struct Step {
 /// in the machine's load hits both alike.
 fn plan() -> Vec<Step> {
     let mut steps = Vec::new();
-    for vmm in VMMS {
+    for vmm in Vmm::ALL {
         steps.push(Step {
             vmm,
             variant: 0,
@@ -132,7 +113,7 @@ fn plan() -> Vec<Step> {
     }
     for _ in 0..RUNS {
         for variant in 0..VARIANTS.len() {
-            for vmm in VMMS {
+            for vmm in Vmm::ALL {
                 steps.push(Step {
                     vmm,
                     variant,
@@ -241,7 +222,7 @@ fn table(out: &mut String, samples: &[(Step, Sample)]) {
          Launch → init, range | Runs (failed) |\n|---|---|---:|---:|---:|---:|\n",
     );
     for variant in 0..VARIANTS.len() {
-        for vmm in VMMS {
+        for vmm in Vmm::ALL {
             let cell = Cell::of(samples, vmm, variant);
             let _ = writeln!(
                 out,
@@ -344,7 +325,7 @@ fn method(out: &mut String, host: &HostFacts) {
     out.push_str(
         "Command lines inside the test host (`CMDLINE` is the guest command line):\n\n```\n",
     );
-    for vmm in VMMS {
+    for vmm in Vmm::ALL {
         let _ = writeln!(out, "{}", vmm.command("CMDLINE"));
     }
     let _ = writeln!(

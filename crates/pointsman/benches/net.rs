@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{median, verdict, Markers, QEMU_MODERN_VIRTIO};
+use common::{median, verdict, Markers, Vmm, QEMU_MODERN_VIRTIO};
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS, HOST_HELPERS};
 use testhost::{linux_guest_initramfs, qemu_microvm_args, TestHost, QEMU_BINARY};
 
@@ -38,26 +38,7 @@ const MARKERS: Markers = Markers {
     end: "<!-- net:end -->",
 };
 
-/// The two VMMs, in the order they run.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Vmm {
-    Pointsman,
-    /// Guest RAM on transparent huge pages, as QEMU backs it by default.
-    PointsmanThp,
-    Qemu,
-}
-
 impl Vmm {
-    const ALL: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanThp, Vmm::Qemu];
-
-    fn name(self) -> &'static str {
-        match self {
-            Vmm::Pointsman => "Pointsman",
-            Vmm::PointsmanThp => "Pointsman `thp=on`",
-            Vmm::Qemu => "QEMU microvm",
-        }
-    }
-
     /// The session's tag in the test host's console.
     fn tag(self) -> &'static str {
         match self {

@@ -11,6 +11,28 @@ use std::process::Command;
 /// QEMU's virtio-mmio transport is the legacy interface unless told.
 pub const QEMU_MODERN_VIRTIO: &str = "-global virtio-mmio.force-legacy=false";
 
+/// What the test-host benches compare, in the order they run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Vmm {
+    Pointsman,
+    /// Pointsman with guest RAM on transparent huge pages (`thp=on`), as
+    /// QEMU backs it by default.
+    PointsmanThp,
+    Qemu,
+}
+
+impl Vmm {
+    pub const ALL: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanThp, Vmm::Qemu];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Vmm::Pointsman => "Pointsman",
+            Vmm::PointsmanThp => "Pointsman `thp=on`",
+            Vmm::Qemu => "QEMU microvm",
+        }
+    }
+}
+
 /// The markers around one bench's section of `docs/benchmarks.md`.
 #[derive(Clone, Copy)]
 pub struct Markers {
