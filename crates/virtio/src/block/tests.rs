@@ -428,24 +428,35 @@ fn direct_disks_take_aligned_and_unaligned_guest_buffers() {
     assert_eq!(image.bytes()[4096..4096 + 8192], expected[..]);
 }
 
-#[test]
-fn used_ring_on_top_of_the_available_ring_cannot_keep_the_worker_forever() {
-    // Each completion bumps the used index, which is also the available
-    // index: a driver that never stops submitting.
+/// A ready 16-entry queue built from raw state, with the available ring
+/// at 0x2000 showing index `avail_idx`, for drivers that break the rules.
+fn raw_queue(
+    avail_idx: u16,
+    used_ring: u64,
+    next_used: u16,
+    event_idx: bool,
+) -> (GuestMemoryMmap, Queue) {
     let mem = mem();
-    mem.write_obj(1u16, GuestAddress(0x2002)).unwrap();
+    mem.write_obj(avail_idx, GuestAddress(0x2002)).unwrap();
     let state = virtio_queue::QueueState {
         max_size: 16,
         size: 16,
         ready: true,
         desc_table: 0x1000,
         avail_ring: 0x2000,
-        used_ring: 0x2000,
+        used_ring,
         next_avail: 0,
-        next_used: 1,
-        event_idx_enabled: false,
+        next_used,
+        event_idx_enabled: event_idx,
     };
-    let queue = Queue::try_from(state).unwrap();
+    (mem, Queue::try_from(state).unwrap())
+}
+
+#[test]
+fn used_ring_on_top_of_the_available_ring_cannot_keep_the_worker_forever() {
+    // Each completion bumps the used index, which is also the available
+    // index: a driver that never stops submitting.
+    let (mem, queue) = raw_queue(1, 0x2000, 1, false);
     let image = Image::new(4096);
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
     let kick = EventFd::new(EFD_NONBLOCK).unwrap();
@@ -463,20 +474,7 @@ fn used_ring_on_top_of_the_available_ring_cannot_keep_the_worker_forever() {
 fn an_available_index_out_of_range_ends_the_pass() {
     // avail.idx - next_avail > queue size: the queue refuses to pop, yet
     // the index differs from where the device stopped.
-    let mem = mem();
-    mem.write_obj(100u16, GuestAddress(0x2002)).unwrap();
-    let state = virtio_queue::QueueState {
-        max_size: 16,
-        size: 16,
-        ready: true,
-        desc_table: 0x1000,
-        avail_ring: 0x2000,
-        used_ring: 0x3000,
-        next_avail: 0,
-        next_used: 0,
-        event_idx_enabled: true,
-    };
-    let queue = Queue::try_from(state).unwrap();
+    let (mem, queue) = raw_queue(100, 0x3000, 0, true);
     let image = Image::new(4096);
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
     let mut block = BlockQueue::new(queue, mem, irq, Arc::new(open(&image, "")), unlimited());
