@@ -106,11 +106,22 @@ took() {{
     awk -v s=$s '{{print $1 - s}}' /proc/uptime
 }}
 mibs() {{ awk -v t="$1" 'BEGIN {{ printf "%.1f", {IMAGE_MIB} / t }}'; }}
+# The disk's interrupts so far, and its requests completed so far.
+irqs() {{ awk '/virtio/ {{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i }} END {{ print s + 0 }}' /proc/interrupts; }}
+reqs() {{ awk '{{ print $1 + $5 }}' /sys/block/vda/stat; }}
+# rand JOBS: random reads with JOBS in flight, and interrupts per request.
+rand() {{
+    i0=$(irqs); r0=$(reqs)
+    v=$(randread /dev/vda $1 {RANDOM_SECONDS})
+    i1=$(irqs); r1=$(reqs)
+    echo "@@rand-read-qd$1 $v"
+    echo "@@irqs-qd$1 $(awk -v i=$((i1 - i0)) -v r=$((r1 - r0)) 'BEGIN {{ printf "%.2f", r ? i / r : 0 }}')"
+}}
 for round in $(seq 1 {ROUNDS}); do
     echo "@@seq-write $(mibs $(took dd if=/dev/zero of=/dev/vda bs=1M count={IMAGE_MIB} oflag=direct))"
     echo "@@seq-read $(mibs $(took dd if=/dev/vda of=/dev/null bs=1M count={IMAGE_MIB} iflag=direct))"
-    echo "@@rand-read-qd1 $(randread /dev/vda 1 {RANDOM_SECONDS})"
-    echo "@@rand-read-qd8 $(randread /dev/vda 8 {RANDOM_SECONDS})"
+    rand 1
+    rand 8
 done
 poweroff -f
 "#
@@ -241,8 +252,8 @@ fn build_randread(dir: &Path) -> Result<PathBuf, String> {
 fn values(console: &str) -> Vec<Vec<f64>> {
     METRICS
         .iter()
-        .map(|(name, _)| {
-            let tag = format!("@@{name} ");
+        .map(|metric| {
+            let tag = format!("@@{} ", metric.tag);
             console
                 .lines()
                 .filter_map(|l| l.trim_end_matches('\r').strip_prefix(tag.as_str()))
@@ -252,12 +263,45 @@ fn values(console: &str) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Each measurement's tag in the guest's output and its row's name.
-const METRICS: &[(&str, &str)] = &[
-    ("seq-write", "Sequential write, 1 MiB blocks (MiB/s)"),
-    ("seq-read", "Sequential read, 1 MiB blocks (MiB/s)"),
-    ("rand-read-qd1", "4 KiB random read, 1 in flight (IOPS)"),
-    ("rand-read-qd8", "4 KiB random read, 8 in flight (IOPS)"),
+/// One row: its tag in the guest's output, its name, and whether it is a
+/// target (higher is better) or shown for explanation only.
+struct Metric {
+    tag: &'static str,
+    what: &'static str,
+    target: bool,
+}
+
+const METRICS: &[Metric] = &[
+    Metric {
+        tag: "seq-write",
+        what: "Sequential write, 1 MiB blocks (MiB/s)",
+        target: true,
+    },
+    Metric {
+        tag: "seq-read",
+        what: "Sequential read, 1 MiB blocks (MiB/s)",
+        target: true,
+    },
+    Metric {
+        tag: "rand-read-qd1",
+        what: "4 KiB random read, 1 in flight (IOPS)",
+        target: true,
+    },
+    Metric {
+        tag: "rand-read-qd8",
+        what: "4 KiB random read, 8 in flight (IOPS)",
+        target: true,
+    },
+    Metric {
+        tag: "irqs-qd1",
+        what: "Guest interrupts per request, 1 in flight (info)",
+        target: false,
+    },
+    Metric {
+        tag: "irqs-qd8",
+        what: "Guest interrupts per request, 8 in flight (info)",
+        target: false,
+    },
 ];
 
 /// What the VM sessions gave.
@@ -331,8 +375,12 @@ fn measure(dir: &Path) -> Result<Figures, String> {
     })
 }
 
-fn cell(value: Option<f64>) -> String {
-    value.map_or("–".into(), |v| format!("{v:.0}"))
+fn cell(metric: &Metric, value: Option<f64>) -> String {
+    match value {
+        None => "–".into(),
+        Some(v) if metric.target => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+    }
 }
 
 fn table(out: &mut String, figures: &Figures) {
@@ -342,22 +390,30 @@ fn table(out: &mut String, figures: &Figures) {
     );
     let mut passes = String::new();
     for disk in Disk::ALL {
-        for (m, (_, what)) in METRICS.iter().enumerate() {
+        for (m, metric) in METRICS.iter().enumerate() {
+            let what = metric.what;
             let all = Vmm::ALL.map(|vmm| passes_of(figures, disk, vmm, m));
             let [ours, thp, qemu] = all.clone().map(|v| median(&v));
+            let against = if metric.target {
+                format!(
+                    "default: {}; `thp=on`: {}",
+                    verdict(ours, qemu, true),
+                    verdict(thp, qemu, true)
+                )
+            } else {
+                "–".into()
+            };
             let _ = writeln!(
                 out,
-                "| {} | {what} | **{}** | **{}** | **{}** | default: {}; `thp=on`: {} |",
+                "| {} | {what} | **{}** | **{}** | **{}** | {against} |",
                 disk.describe(),
-                cell(ours),
-                cell(thp),
-                cell(qemu),
-                verdict(ours, qemu, true),
-                verdict(thp, qemu, true)
+                cell(metric, ours),
+                cell(metric, thp),
+                cell(metric, qemu),
             );
             let list = |v: &[f64]| {
                 v.iter()
-                    .map(|x| cell(Some(*x)))
+                    .map(|x| cell(metric, Some(*x)))
                     .collect::<Vec<_>>()
                     .join(", ")
             };
