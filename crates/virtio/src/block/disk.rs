@@ -137,15 +137,19 @@ fn id_bytes(text: &str) -> [u8; ID_BYTES] {
 fn direct_align(file: &File) -> DirectAlign {
     // SAFETY: statx is plain old data; all zeros is a valid value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // The system call, not glibc's wrapper: std declares `statx` as a weak
+    // symbol, and in the statically linked, LTO-built binary that
+    // declaration is the one left, unresolved, so the wrapper is null.
     // SAFETY: the path is a NUL-terminated empty string, AT_EMPTY_PATH makes
     // statx look at `file` itself, and `stx` is a valid statx buffer.
     let rc = unsafe {
-        libc::statx(
+        libc::syscall(
+            libc::SYS_statx,
             file.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH,
             libc::STATX_DIOALIGN,
-            &mut stx,
+            &mut stx as *mut libc::statx,
         )
     };
     let known = rc == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0;
