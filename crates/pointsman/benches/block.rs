@@ -453,25 +453,30 @@ fn passes_of(figures: &Figures, disk: Disk, vmm: Vmm, m: usize) -> Vec<f64> {
 
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
-const FINDINGS: &str = "Findings (2026-12-01, two runs of this bench on a quiet machine, \
-load average about 1; the second above). Since the queue grew from 256 to 1024 entries and \
-`seg_max` from 254 to 1022, a 1 MiB transfer of 4 KiB pages is one request instead of two \
-(254 segments, then 2), which halves the guest's exits and interrupts for large I/O: \
-sequential writes, below QEMU in earlier runs (83% to 98%), were 108% to 119% in both runs, \
-and every sequential and 1-in-flight row was ahead in both (random reads with 1 in flight at \
-about twice QEMU's rate: Pointsman serves a request on the thread the guest's kick wakes, \
-QEMU hands it to a thread of its pool and back). Random reads with 8 in flight are QEMU's \
-row: 88% to 94% under Pointsman's default RAM in both runs, 92% to 102% with `thp=on`. The \
-guest's one vCPU is the limit there (Pointsman's rate with 8 in flight is only 10% above its \
-rate with 1), and each interrupt costs that vCPU two exits to the VMM (virtio-mmio's \
-InterruptStatus read and InterruptACK write) besides the interrupt itself. Pointsman answers \
-each request before the guest has sent the next, so every request gets an interrupt of its \
-own; QEMU's slower pool lets completions gather, and one interrupt often covers several. \
-What would close it: virtio-pci with MSI-X, where an interrupt needs no status read or ack, \
-or interrupt moderation that does not slow the 1-in-flight case; neither is built yet. One \
-QEMU session hung in the second run (its vCPU thread running, the guest silent, killed by \
-the 600 s limit); hangs of either VMM in the emulated test host have been seen before and \
-are left out of the figures.";
+const FINDINGS: &str = "Findings (2026-12-01, runs of this bench on a quiet machine, load \
+average about 1; the figures above are the second). Since the queue grew from 256 to 1024 \
+entries and `seg_max` from 254 to 1022, a 1 MiB transfer of 4 KiB pages is one request instead \
+of two (254 segments, then 2), which halves the guest's exits and interrupts for large I/O: \
+sequential writes, below QEMU in earlier runs (83% to 98%), were 108% to 119% in every run \
+since, and every sequential and 1-in-flight row was ahead in every run (random reads with 1 in \
+flight at about twice QEMU's rate: Pointsman serves a request on the thread the guest's kick \
+wakes, QEMU hands it to a thread of its pool and back). Random reads with 8 in flight are QEMU's \
+row: 88% to 108% under Pointsman's default RAM, 92% to 111% with `thp=on`, not reliably at or \
+above. A third run counted the guest's interrupts per request (the \"Guest interrupts per \
+request\" rows the bench now writes; that run's Pointsman O_DIRECT sessions failed on a fault \
+since fixed, so its figures are not the ones above): with 1 in flight, 1.00 under both VMMs; \
+with 8 in flight, 0.92 to 0.98 under Pointsman and 0.39 to 0.73 under QEMU. The guest's one vCPU \
+is the limit with 8 in flight (Pointsman's rate there is only 10% above its rate with 1), and \
+each virtio-mmio interrupt costs that vCPU two exits to the VMM (the InterruptStatus read and \
+the InterruptACK write) besides the interrupt itself. Pointsman answers each request before the \
+guest has sent the next, so every completion gets an interrupt of its own; QEMU's slower pool \
+lets completions gather, and one interrupt covers two on average. What would close it: \
+virtio-pci with MSI-X, where an interrupt needs no status read or ack, or interrupt moderation \
+that holds an interrupt only while the guest is busy, so the 1-in-flight case is not slowed; \
+neither is built yet. One QEMU session hung in the second run (its vCPU thread running, the \
+guest silent, killed by the 600 s limit), and a fourth run did not finish within 45 minutes and \
+was stopped; hangs of either VMM in the emulated test host have been seen before \
+(docs/guests.md), and failed sessions are left out of the figures.";
 
 fn section(result: &Result<Figures, String>) -> String {
     let mut out = String::from("## virtio-blk\n\n");
