@@ -25,9 +25,10 @@ const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 const IMAGE_MIB: u32 = 512;
 /// Passes of each measurement in one VM session.
 const ROUNDS: u32 = 2;
-/// VM sessions per VMM and disk, run in the order A B C C B A so that a
-/// machine getting busier or quieter over the run weighs on every VMM
-/// alike; the median over all sessions' passes is reported.
+/// VM sessions per VMM and disk, run forwards and backwards in turn
+/// (A B C, C B A, A B C) so that a machine getting busier or quieter over
+/// the run weighs on every VMM alike; the median over all sessions'
+/// passes is reported.
 const SESSIONS: usize = 3;
 /// Longest one VM session may run before the test host shows where its
 /// VMM waits and kills it (seconds; a session takes about a minute).

@@ -47,10 +47,11 @@ const MARKERS: Markers = Markers {
 };
 
 /// Why a target is missed, as profiling found on the measurement machine
-/// (a PVM host, 2026-11-25). Static text: shown next to a missed target.
+/// (a PVM host; each text says when). Static text: shown next to a missed
+/// target.
 const WHY_START_CPU: &str = "on this host, CPUID and KVM's own set-up, not Pointsman's \
 code, set the figure (profiled 2026-12-01 with `perf record -e cpu-clock -g` over 200 runs and \
-`strace -T`). Every CPUID instruction traps to the outer hypervisor here (the floor rows below; \
+`strace -T`). Every CPUID instruction traps to the outer hypervisor here (the floor line below; \
 about 0.1 µs on bare metal). glibc's start-up probes the CPU with it (`init_cpu_features`, \
 `intel_check_word`: 13% of the samples), which is what `/bin/true` costs next to a static \
 program with no libc (0.04 ms); KVM_GET_SUPPORTED_CPUID, which the CPUID of every vCPU is \
