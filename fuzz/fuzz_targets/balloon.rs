@@ -42,7 +42,12 @@ fuzz_target!(|data: &[u8]| {
     balloon.read_config(u64::from(choices[1] % 16), &mut config);
 
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
-    let mut work = BalloonWork::new(mem.clone(), &balloon.handle(), irq);
+    let mut work = BalloonWork::new(
+        mem.clone(),
+        &balloon.handle(),
+        irq,
+        vec![QueueRole::Inflate, QueueRole::Deflate, QueueRole::Stats, QueueRole::Reporting],
+    );
     work.serve(role, &mut queue);
     if role == QueueRole::Stats {
         work.request_stats(&mut queue);

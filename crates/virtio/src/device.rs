@@ -3,13 +3,13 @@ use std::sync::Arc;
 use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::{GuestMemoryMmap, IrqTrigger};
+use crate::{GuestMemoryMmap, VirtioInterrupt};
 
 /// What a device gets when the driver sets DRIVER_OK: the guest memory,
 /// its interrupt, and its queues with the eventfds that signal them.
 pub struct ActivateContext {
     pub mem: GuestMemoryMmap,
-    pub interrupt: Arc<IrqTrigger>,
+    pub interrupt: Arc<dyn VirtioInterrupt>,
     pub queues: Vec<Queue>,
     pub queue_evts: Vec<EventFd>,
 }

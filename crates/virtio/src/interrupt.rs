@@ -7,8 +7,20 @@ pub const INT_VRING: u32 = 1 << 0;
 /// InterruptStatus bit: the configuration space changed.
 pub const INT_CONFIG: u32 = 1 << 1;
 
-/// A device's interrupt: the status bits the driver reads and acks through
-/// the transport, and the irqfd that raises the guest interrupt line.
+/// How a device tells its driver about used buffers and configuration
+/// changes. The transport decides what that means: one interrupt line and
+/// a status register for virtio-mmio, an MSI-X vector per queue for
+/// virtio-pci. Device worker threads call it.
+pub trait VirtioInterrupt: Send + Sync {
+    /// Queue `queue` has new used buffers.
+    fn signal_used_queue(&self, queue: usize);
+    /// The configuration space changed.
+    fn signal_config_change(&self);
+}
+
+/// A virtio-mmio device's interrupt: the status bits the driver reads and
+/// acks through the transport, and the irqfd that raises the guest
+/// interrupt line.
 pub struct IrqTrigger {
     status: AtomicU32,
     irq: EventFd,
@@ -31,16 +43,6 @@ impl IrqTrigger {
         }
     }
 
-    /// Tells the driver that a queue has used buffers.
-    pub fn signal_used_queue(&self) {
-        self.raise(INT_VRING);
-    }
-
-    /// Tells the driver that the configuration space changed.
-    pub fn signal_config_change(&self) {
-        self.raise(INT_CONFIG);
-    }
-
     /// The InterruptStatus register.
     pub fn status(&self) -> u32 {
         self.status.load(Ordering::SeqCst)
@@ -57,6 +59,17 @@ impl IrqTrigger {
     }
 }
 
+impl VirtioInterrupt for IrqTrigger {
+    // One line for every queue: the driver scans them all.
+    fn signal_used_queue(&self, _queue: usize) {
+        self.raise(INT_VRING);
+    }
+
+    fn signal_config_change(&self) {
+        self.raise(INT_CONFIG);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,7 +78,7 @@ mod tests {
     #[test]
     fn status_bits_set_and_ack() {
         let irq = IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap());
-        irq.signal_used_queue();
+        irq.signal_used_queue(0);
         irq.signal_config_change();
         assert_eq!(irq.status(), INT_VRING | INT_CONFIG);
         assert_eq!(irq.eventfd().read().unwrap(), 2);

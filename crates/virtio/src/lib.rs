@@ -20,7 +20,7 @@ pub mod vsock;
 mod worker;
 
 pub use device::{ActivateContext, ActivateError, VirtioDevice};
-pub use interrupt::IrqTrigger;
+pub use interrupt::{IrqTrigger, VirtioInterrupt};
 pub use transport::mmio::{MmioTransport, MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
 pub use worker::{Sources, Wake, Worker};
 

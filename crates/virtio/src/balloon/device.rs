@@ -73,7 +73,7 @@ impl Balloon {
         bytes
     }
 
-    fn set_interrupt(&self, irq: Option<Arc<crate::IrqTrigger>>) {
+    fn set_interrupt(&self, irq: Option<Arc<dyn crate::VirtioInterrupt>>) {
         *self
             .handle
             .shared
@@ -150,7 +150,8 @@ impl VirtioDevice for Balloon {
             timer = Some(t);
         }
         let sources = timer.iter().map(AsRawFd::as_raw_fd).collect();
-        let mut work = BalloonWork::new(ctx.mem, &self.handle, ctx.interrupt.clone());
+        let mut work =
+            BalloonWork::new(ctx.mem, &self.handle, ctx.interrupt.clone(), roles.clone());
         let worker = Worker::spawn(
             "virtio-balloon".into(),
             evts,

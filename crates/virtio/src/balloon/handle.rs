@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::config::bytes_to_pages;
 use super::stats::BalloonStats;
 use super::BALLOON_PAGE;
-use crate::IrqTrigger;
+use crate::VirtioInterrupt;
 
 /// Why a new target was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +25,7 @@ pub(crate) struct Shared {
     pub stats: Mutex<Option<BalloonStats>>,
     /// The device's interrupt while a driver runs it, to announce a new
     /// target.
-    pub interrupt: Mutex<Option<Arc<IrqTrigger>>>,
+    pub interrupt: Mutex<Option<Arc<dyn VirtioInterrupt>>>,
     /// Guest RAM in bytes: the largest target.
     pub memory: u64,
 }

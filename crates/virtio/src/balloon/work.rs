@@ -10,7 +10,7 @@ use super::discard::{discard, host_page_size};
 use super::handle::{BalloonHandle, Shared};
 use super::pages::{BalloonPages, GuestRange};
 use super::request::{read_pfns, read_stats, reported_ranges, Chain};
-use crate::{GuestMemoryMmap, IrqTrigger};
+use crate::{GuestMemoryMmap, VirtioInterrupt};
 
 /// Most buffers served per wake-up. A driver never has more than a queue's
 /// worth in flight; one whose used ring overlaps its avail ring makes every
@@ -34,13 +34,21 @@ pub struct BalloonWork {
     mem: GuestMemoryMmap,
     pages: BalloonPages,
     shared: Arc<Shared>,
-    irq: Arc<IrqTrigger>,
+    irq: Arc<dyn VirtioInterrupt>,
+    /// The queues in the order the driver set them up: a role's position
+    /// is the queue index its interrupts name.
+    roles: Vec<QueueRole>,
     held_stats: Option<u16>,
     discard_warned: bool,
 }
 
 impl BalloonWork {
-    pub fn new(mem: GuestMemoryMmap, handle: &BalloonHandle, irq: Arc<IrqTrigger>) -> Self {
+    pub fn new(
+        mem: GuestMemoryMmap,
+        handle: &BalloonHandle,
+        irq: Arc<dyn VirtioInterrupt>,
+        roles: Vec<QueueRole>,
+    ) -> Self {
         let regions = mem.iter().map(|r| (r.start_addr().0, r.len()));
         let pages = BalloonPages::new(regions, host_page_size());
         BalloonWork {
@@ -48,6 +56,7 @@ impl BalloonWork {
             pages,
             shared: handle.shared.clone(),
             irq,
+            roles,
             held_stats: None,
             discard_warned: false,
         }
@@ -98,7 +107,7 @@ impl BalloonWork {
             }
         }
         if used_any && queue.needs_notification(&mem).unwrap_or(true) {
-            self.irq.signal_used_queue();
+            self.signal(role);
         }
         if role == QueueRole::Inflate || role == QueueRole::Deflate {
             tracing::trace!(
@@ -156,7 +165,13 @@ impl BalloonWork {
             return;
         }
         if queue.needs_notification(&self.mem).unwrap_or(true) {
-            self.irq.signal_used_queue();
+            self.signal(QueueRole::Stats);
+        }
+    }
+
+    fn signal(&self, role: QueueRole) {
+        if let Some(index) = self.roles.iter().position(|&r| r == role) {
+            self.irq.signal_used_queue(index);
         }
     }
 }

@@ -7,6 +7,7 @@ use super::*;
 use crate::balloon::{feature, stats, Balloon, BalloonConfig, BALLOON_PAGE};
 use crate::device::{ActivateContext, ActivateError, VirtioDevice};
 use crate::interrupt::{INT_CONFIG, INT_VRING};
+use crate::IrqTrigger;
 use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{Bytes, GuestAddress};
@@ -57,7 +58,17 @@ impl Setup {
     }
 
     fn work(&self) -> BalloonWork {
-        BalloonWork::new(self.mem.clone(), &self.handle, self.irq.clone())
+        BalloonWork::new(
+            self.mem.clone(),
+            &self.handle,
+            self.irq.clone(),
+            vec![
+                QueueRole::Inflate,
+                QueueRole::Deflate,
+                QueueRole::Stats,
+                QueueRole::Reporting,
+            ],
+        )
     }
 
     fn write_pfns(&self, addr: u64, pfns: &[u32]) -> u32 {

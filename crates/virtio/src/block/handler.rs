@@ -11,7 +11,7 @@ use super::disk::Disk;
 use super::request::{self, Malformed, Request, RequestType, RANGE_UNMAP, SECTOR_SIZE};
 use super::MAX_RANGE_SECTORS;
 use crate::rate_limiter::RateLimiter;
-use crate::{GuestMemoryMmap, IrqTrigger};
+use crate::{GuestMemoryMmap, VirtioInterrupt};
 
 /// Status bytes (`VIRTIO_BLK_S_*`).
 pub mod status {
@@ -130,7 +130,7 @@ fn cost(request: &Request) -> u64 {
 pub struct BlockQueue {
     queue: Queue,
     mem: GuestMemoryMmap,
-    irq: Arc<IrqTrigger>,
+    irq: Arc<dyn VirtioInterrupt>,
     disk: Arc<Disk>,
     limiter: RateLimiter,
     /// The queue's own eventfd, to come back after a full batch.
@@ -141,7 +141,7 @@ impl BlockQueue {
     pub fn new(
         queue: Queue,
         mem: GuestMemoryMmap,
-        irq: Arc<IrqTrigger>,
+        irq: Arc<dyn VirtioInterrupt>,
         disk: Arc<Disk>,
         limiter: RateLimiter,
     ) -> Self {
@@ -175,7 +175,7 @@ impl BlockQueue {
 
     fn signal_if_needed(&mut self) {
         if self.queue.needs_notification(&self.mem).unwrap_or(true) {
-            self.irq.signal_used_queue();
+            self.irq.signal_used_queue(0);
         }
     }
 

@@ -9,7 +9,7 @@ use virtio_queue::{Queue, QueueT};
 use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, write_rx_chain};
 use super::{features, Tap, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
 use crate::rate_limiter::RateLimiter;
-use crate::{GuestMemoryMmap, IrqTrigger, Wake};
+use crate::{GuestMemoryMmap, VirtioInterrupt, Wake};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Extra worker sources, in the order the device registers them.
@@ -68,7 +68,7 @@ enum Delivery {
 pub struct NetQueues<T: FrameIo> {
     io: T,
     mem: GuestMemoryMmap,
-    irq: Arc<IrqTrigger>,
+    irq: Arc<dyn VirtioInterrupt>,
     rx: Queue,
     tx: Queue,
     acked: u64,
@@ -98,7 +98,7 @@ impl<T: FrameIo> NetQueues<T> {
     pub fn new(
         io: T,
         mem: GuestMemoryMmap,
-        irq: Arc<IrqTrigger>,
+        irq: Arc<dyn VirtioInterrupt>,
         rx: Queue,
         tx: Queue,
         acked: u64,
@@ -231,7 +231,7 @@ impl<T: FrameIo> NetQueues<T> {
             }
         }
         if used && self.rx.needs_notification(&self.mem).unwrap_or(true) {
-            self.irq.signal_used_queue();
+            self.irq.signal_used_queue(RX_QUEUE);
         }
     }
 
@@ -368,7 +368,7 @@ impl<T: FrameIo> NetQueues<T> {
 
     fn notify_tx(&mut self, used: bool) {
         if used && self.tx.needs_notification(&self.mem).unwrap_or(true) {
-            self.irq.signal_used_queue();
+            self.irq.signal_used_queue(TX_QUEUE);
         }
     }
 }

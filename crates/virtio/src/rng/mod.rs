@@ -6,7 +6,7 @@ use std::sync::Arc;
 use virtio_queue::{Queue, QueueT};
 
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
-use crate::{device_type, features, GuestMemoryMmap, IrqTrigger, Worker};
+use crate::{device_type, features, GuestMemoryMmap, VirtioInterrupt, Worker};
 
 const QUEUE_SIZE: u16 = 256;
 /// Most bytes served per request, so one request cannot keep the worker
@@ -69,7 +69,7 @@ fn serve(chain: virtio_queue::DescriptorChain<&GuestMemoryMmap>, mem: &GuestMemo
 
 /// Serves every pending request, then interrupts the guest if it asked.
 /// Public for the fuzz targets: everything in the queue is guest input.
-pub fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &IrqTrigger) {
+pub fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &dyn VirtioInterrupt) {
     let mut served = 0usize;
     loop {
         // Notifications off while draining; back on, then look again for
@@ -101,7 +101,7 @@ pub fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &IrqTrigger)
         }
     }
     if queue.needs_notification(mem).unwrap_or(true) {
-        irq.signal_used_queue();
+        irq.signal_used_queue(0);
     }
 }
 
@@ -140,9 +140,9 @@ impl VirtioDevice for Rng {
             return Err(ActivateError::QueueCount { expected: 1, got });
         };
         let mem = ctx.mem;
-        let irq: Arc<IrqTrigger> = ctx.interrupt;
+        let irq: Arc<dyn VirtioInterrupt> = ctx.interrupt;
         let worker = Worker::spawn("virtio-rng".into(), vec![evt], vec![], move |_, _| {
-            process_queue(&mut queue, &mem, &irq);
+            process_queue(&mut queue, &mem, irq.as_ref());
         })
         .map_err(ActivateError::Worker)?;
         self.worker = Some(worker);
@@ -159,6 +159,7 @@ impl VirtioDevice for Rng {
 #[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
+    use crate::IrqTrigger;
     use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
     use virtio_queue::mock::MockSplitQueue;
     use vm_memory::{Bytes, GuestAddress};

@@ -7,7 +7,7 @@ use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::device::ActivateContext;
-use crate::{features, GuestMemoryMmap, IrqTrigger, VirtioDevice};
+use crate::{features, GuestMemoryMmap, IrqTrigger, VirtioDevice, VirtioInterrupt};
 
 /// Bytes of MMIO space each device takes.
 pub const MMIO_SIZE: u64 = 0x1000;

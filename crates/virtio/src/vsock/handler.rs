@@ -10,7 +10,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::muxer::{Muxer, Watch};
 use super::packet::{Header, Op, HEADER_SIZE};
-use crate::{GuestMemoryMmap, IrqTrigger, Wake};
+use crate::{GuestMemoryMmap, VirtioInterrupt, Wake};
 
 /// Queue indexes (virtio 1.2, section 5.10.2).
 pub const RX_QUEUE: usize = 0;
@@ -33,7 +33,7 @@ pub struct DeviceQueue {
 /// targets: everything in the queues is guest input.
 pub struct QueueHandler {
     mem: GuestMemoryMmap,
-    irq: Arc<IrqTrigger>,
+    irq: Arc<dyn VirtioInterrupt>,
     rx: DeviceQueue,
     tx: DeviceQueue,
     muxer: Muxer,
@@ -47,7 +47,7 @@ impl QueueHandler {
         muxer: Muxer,
         guest_cid: u64,
         mem: GuestMemoryMmap,
-        irq: Arc<IrqTrigger>,
+        irq: Arc<dyn VirtioInterrupt>,
         rx: DeviceQueue,
         tx: DeviceQueue,
     ) -> QueueHandler {
@@ -136,7 +136,7 @@ impl QueueHandler {
             }
         }
         if used && self.tx.queue.needs_notification(&self.mem).unwrap_or(true) {
-            self.irq.signal_used_queue();
+            self.irq.signal_used_queue(TX_QUEUE);
         }
         stalled
     }
@@ -188,7 +188,7 @@ impl QueueHandler {
             }
         }
         if used && self.rx.queue.needs_notification(&self.mem).unwrap_or(true) {
-            self.irq.signal_used_queue();
+            self.irq.signal_used_queue(RX_QUEUE);
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::vsock::config::VsockConfig;
 use crate::vsock::muxer::{Unwatched, LISTENER_SOURCE};
 use crate::vsock::packet::{HOST_CID, SHUTDOWN_BOTH, TYPE_STREAM};
 use crate::vsock::socket::HostSocket;
+use crate::IrqTrigger;
 
 const GUEST: u64 = 3;
 const WRITE: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
