@@ -15,6 +15,7 @@
 //! 0x000e_0000  ACPI: RSDP then XSDT, FADT, MADT, DSDT
 //! 0x0010_0000  kernel (HIMEM_START)
 //! 0xc000_0000  32-bit device hole up to 4 GiB: virtio-mmio devices, IOAPIC, LAPIC
+//! 0xd000_0000  PCI memory window: the BARs of virtio-pci devices
 //! 0x1_0000_0000 RAM above the hole, when the guest has more than 3 GiB
 //! ```
 
@@ -82,6 +83,15 @@ pub const fn virtio_mmio_base(index: u32) -> u64 {
     VIRTIO_MMIO_START + index as u64 * VIRTIO_MMIO_SIZE
 }
 
+/// The PCI host bridge's memory window, where PCI devices' BARs go; the
+/// ACPI tables tell the guest so.
+pub const PCI_MMIO_START: u64 = 0xd000_0000;
+/// Size of the PCI memory window.
+pub const PCI_MMIO_SIZE: u64 = 0x1000_0000;
+
+/// The first GSI past the IOAPIC's 24 pins: MSI interrupts start here.
+pub const MSI_GSI_START: u32 = 24;
+
 /// Interrupt lines for virtio devices, one each: IOAPIC pins that no legacy
 /// ISA device (timer, keyboard, COM ports, RTC, FPU) uses.
 pub const VIRTIO_GSIS: &[u32] = &[
@@ -129,6 +139,10 @@ pub mod ports {
     /// pvpanic: the guest reports a panic here (QEMU's port, which
     /// guests' ACPI `QEMU0001` drivers expect).
     pub const PVPANIC: u16 = 0x505;
+    /// PCI configuration mechanism #1: CONFIG_ADDRESS, then CONFIG_DATA.
+    pub const PCI_CONFIG: u16 = 0xcf8;
+    /// Ports of PCI configuration mechanism #1.
+    pub const PCI_CONFIG_LEN: u16 = 8;
     /// Sleep type of S5 (soft off), as the DSDT's `_S5_` object gives it.
     pub const ACPI_S5_SLEEP_TYPE: u8 = 5;
 }

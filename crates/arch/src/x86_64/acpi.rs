@@ -13,7 +13,8 @@ use acpi_tables::Aml;
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
 use crate::layout::{
-    ports, virtio_mmio_base, ACPI_END, APIC_START_32, IOAPIC_START_32, RSDP_START, VIRTIO_MMIO_SIZE,
+    ports, virtio_mmio_base, ACPI_END, APIC_START_32, IOAPIC_START_32, PCI_MMIO_SIZE,
+    PCI_MMIO_START, RSDP_START, VIRTIO_MMIO_SIZE,
 };
 use crate::{Error, Result};
 
@@ -81,6 +82,37 @@ pub fn virtio_mmio_aml(index: u32, gsi: u32) -> Vec<u8> {
         vec![
             &aml::Name::new("_HID".into(), &hid),
             &aml::Name::new("_UID".into(), &index),
+            &aml::Name::new("_CRS".into(), &crs),
+        ],
+    )
+    .to_aml_bytes(&mut bytes);
+    bytes
+}
+
+/// The AML describing the PCI host bridge: bus 0, configuration through
+/// ports 0xcf8-0xcff, and the memory window that devices' BARs sit in.
+/// Plain PCI (PNP0A03), not PCIe: the devices need no extended
+/// configuration space, so no MCFG table and no `_OSC` handshake.
+pub fn pci_host_bridge_aml() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let buses = aml::AddressSpace::new_bus_number(0u16, 0u16);
+    let config_ports = aml::IO::new(ports::PCI_CONFIG, ports::PCI_CONFIG, 1, 8);
+    let window_end = u32::try_from(PCI_MMIO_START + PCI_MMIO_SIZE - 1).unwrap_or(u32::MAX);
+    let window = aml::AddressSpace::new_memory(
+        aml::AddressSpaceCacheable::NotCacheable,
+        true,
+        u32::try_from(PCI_MMIO_START).unwrap_or(u32::MAX),
+        window_end,
+        None,
+    );
+    let crs = aml::ResourceTemplate::new(vec![&buses, &config_ports, &window]);
+    aml::Device::new(
+        "_SB_.PCI0".into(),
+        vec![
+            &aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0A03")),
+            &aml::Name::new("_UID".into(), &aml::ZERO),
+            &aml::Name::new("_SEG".into(), &aml::ZERO),
+            &aml::Name::new("_BBN".into(), &aml::ZERO),
             &aml::Name::new("_CRS".into(), &crs),
         ],
     )
@@ -292,6 +324,20 @@ mod tests {
         let aml = pvpanic_aml();
         assert!(aml.windows(8).any(|w| w == b"QEMU0001"));
         assert!(aml.windows(4).any(|w| w == b"PEVT"));
+    }
+
+    #[test]
+    fn pci_host_bridge_is_described_with_its_window() {
+        let aml = pci_host_bridge_aml();
+        assert!(aml.windows(4).any(|w| w == b"PCI0"));
+        // PNP0A03 as a compressed EISA ID.
+        assert!(aml.windows(4).any(|w| w == [0x41, 0xd0, 0x0a, 0x03]));
+        let start = u32::try_from(PCI_MMIO_START).unwrap().to_le_bytes();
+        let end = u32::try_from(PCI_MMIO_START + PCI_MMIO_SIZE - 1)
+            .unwrap()
+            .to_le_bytes();
+        let window: Vec<u8> = start.iter().chain(end.iter()).copied().collect();
+        assert!(aml.windows(8).any(|w| w == window.as_slice()));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use devices::BusDevice;
 use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::device::ActivateContext;
-use crate::{features, GuestMemoryMmap, IrqTrigger, VirtioDevice, VirtioInterrupt};
+use super::core::TransportCore;
+use crate::{GuestMemoryMmap, IrqTrigger, VirtioDevice, VirtioInterrupt};
 
 /// Bytes of MMIO space each device takes.
 pub const MMIO_SIZE: u64 = 0x1000;
@@ -45,32 +45,14 @@ mod reg {
     pub const CONFIG_GENERATION: u64 = 0x0fc;
 }
 
-/// Device status bits (virtio 1.2, section 2.1).
-mod status {
-    #[cfg(test)]
-    pub const ACKNOWLEDGE: u32 = 1;
-    #[cfg(test)]
-    pub const DRIVER: u32 = 2;
-    pub const DRIVER_OK: u32 = 4;
-    pub const FEATURES_OK: u32 = 8;
-    pub const DEVICE_NEEDS_RESET: u32 = 0x40;
-    pub const FAILED: u32 = 0x80;
-}
-
 /// The registers of one virtio-mmio device, in front of the device.
 pub struct MmioTransport {
-    device: Box<dyn VirtioDevice>,
-    mem: GuestMemoryMmap,
+    core: TransportCore,
     interrupt: Arc<IrqTrigger>,
-    queues: Vec<Queue>,
-    queue_evts: Vec<EventFd>,
     queue_select: u32,
     device_features_select: u32,
     driver_features_select: u32,
-    driver_features: u64,
-    status: u32,
     config_generation: u32,
-    activated: bool,
 }
 
 impl MmioTransport {
@@ -82,218 +64,93 @@ impl MmioTransport {
         interrupt: Arc<IrqTrigger>,
         queue_evts: Vec<EventFd>,
     ) -> Self {
-        let queues = device
-            .queue_max_sizes()
-            .iter()
-            .filter_map(|&max| Queue::new(max).ok())
-            .collect();
         MmioTransport {
-            device,
-            mem,
+            core: TransportCore::new(device, mem, queue_evts),
             interrupt,
-            queues,
-            queue_evts,
             queue_select: 0,
             device_features_select: 0,
             driver_features_select: 0,
-            driver_features: 0,
-            status: 0,
             config_generation: 0,
-            activated: false,
         }
     }
 
-    fn selected_queue(&mut self) -> Option<&mut Queue> {
-        let i = usize::try_from(self.queue_select).ok()?;
-        self.queues.get_mut(i)
-    }
-
-    fn device_features(&self) -> u64 {
-        self.device.avail_features() | features::VERSION_1
-    }
-
     fn read_register(&mut self, offset: u64) -> u32 {
-        let half = |value: u64, select: u32| match select {
-            0 => (value & 0xffff_ffff) as u32,
-            1 => (value >> 32) as u32,
-            _ => 0,
-        };
+        let queue = self.core.queue(self.queue_select);
         match offset {
             reg::MAGIC_VALUE => MAGIC_VALUE,
             reg::VERSION => VERSION,
-            reg::DEVICE_ID => self.device.device_type(),
+            reg::DEVICE_ID => self.core.device().device_type(),
             reg::VENDOR_ID => VENDOR_ID,
-            reg::DEVICE_FEATURES => half(self.device_features(), self.device_features_select),
-            reg::QUEUE_NUM_MAX => self.selected_queue().map_or(0, |q| u32::from(q.max_size())),
-            reg::QUEUE_READY => self.selected_queue().map_or(0, |q| u32::from(q.ready())),
+            reg::DEVICE_FEATURES => self.core.device_features_page(self.device_features_select),
+            reg::QUEUE_NUM_MAX => queue.map_or(0, |q| u32::from(q.max_size())),
+            reg::QUEUE_READY => queue.map_or(0, |q| u32::from(q.ready())),
             reg::INTERRUPT_STATUS => self.interrupt.status(),
-            reg::STATUS => self.status,
+            reg::STATUS => self.core.status(),
             reg::CONFIG_GENERATION => self.config_generation,
             _ => 0,
         }
     }
 
     fn write_register(&mut self, offset: u64, value: u32) {
-        let configurable = !self.activated && self.status & status::FEATURES_OK != 0;
+        let queue = self.queue_select;
         match offset {
             reg::DEVICE_FEATURES_SEL => self.device_features_select = value,
             reg::DRIVER_FEATURES_SEL => self.driver_features_select = value,
-            reg::DRIVER_FEATURES if self.status & status::FEATURES_OK == 0 => {
-                match self.driver_features_select {
-                    0 => {
-                        self.driver_features =
-                            (self.driver_features & !0xffff_ffff) | u64::from(value)
-                    }
-                    1 => {
-                        self.driver_features =
-                            (self.driver_features & 0xffff_ffff) | (u64::from(value) << 32)
-                    }
-                    _ => {}
-                }
-            }
+            reg::DRIVER_FEATURES => self
+                .core
+                .set_driver_features_page(self.driver_features_select, value),
             reg::QUEUE_SEL => self.queue_select = value,
-            reg::QUEUE_NUM if configurable => {
-                if let Some(q) = self.selected_queue() {
-                    // `u16::MAX` is over any max size: the queue refuses it.
-                    q.set_size(u16::try_from(value).unwrap_or(u16::MAX));
-                }
-            }
-            reg::QUEUE_READY if configurable => {
-                if let Some(q) = self.selected_queue() {
-                    q.set_ready(value == 1);
-                }
-            }
-            reg::QUEUE_DESC_LOW if configurable => {
-                self.with_queue(|q| q.set_desc_table_address(Some(value), None))
-            }
-            reg::QUEUE_DESC_HIGH if configurable => {
+            reg::QUEUE_NUM => self.with_queue(|q| {
+                // `u16::MAX` is over any max size: the queue refuses it.
+                q.set_size(u16::try_from(value).unwrap_or(u16::MAX))
+            }),
+            reg::QUEUE_READY => self.with_queue(|q| q.set_ready(value == 1)),
+            reg::QUEUE_DESC_LOW => self.with_queue(|q| q.set_desc_table_address(Some(value), None)),
+            reg::QUEUE_DESC_HIGH => {
                 self.with_queue(|q| q.set_desc_table_address(None, Some(value)))
             }
-            reg::QUEUE_DRIVER_LOW if configurable => {
+            reg::QUEUE_DRIVER_LOW => {
                 self.with_queue(|q| q.set_avail_ring_address(Some(value), None))
             }
-            reg::QUEUE_DRIVER_HIGH if configurable => {
+            reg::QUEUE_DRIVER_HIGH => {
                 self.with_queue(|q| q.set_avail_ring_address(None, Some(value)))
             }
-            reg::QUEUE_DEVICE_LOW if configurable => {
+            reg::QUEUE_DEVICE_LOW => {
                 self.with_queue(|q| q.set_used_ring_address(Some(value), None))
             }
-            reg::QUEUE_DEVICE_HIGH if configurable => {
+            reg::QUEUE_DEVICE_HIGH => {
                 self.with_queue(|q| q.set_used_ring_address(None, Some(value)))
             }
-            reg::QUEUE_NOTIFY => self.notify(value),
+            reg::QUEUE_NOTIFY => self.core.notify(value),
             reg::INTERRUPT_ACK => self.interrupt.ack(value),
-            reg::STATUS => self.set_status(value),
+            reg::STATUS => {
+                let interrupt: Arc<dyn VirtioInterrupt> = self.interrupt.clone();
+                if self.core.set_status(value, &interrupt) {
+                    self.interrupt.ack(u32::MAX);
+                    self.queue_select = 0;
+                }
+            }
             _ => tracing::debug!(
                 offset,
+                queue,
                 value,
                 "write to an unknown or read-only virtio-mmio register"
             ),
         }
     }
 
+    /// Changes the selected queue, while the driver may still configure it.
     fn with_queue(&mut self, f: impl FnOnce(&mut Queue)) {
-        if let Some(q) = self.selected_queue() {
+        if let Some(q) = self.core.configurable_queue(self.queue_select) {
             f(q);
         }
-    }
-
-    /// A kick that no ioeventfd caught (or before they were registered).
-    fn notify(&mut self, queue: u32) {
-        let evt = usize::try_from(queue)
-            .ok()
-            .and_then(|i| self.queue_evts.get(i));
-        if let Some(evt) = evt {
-            let _ = evt.write(1);
-        }
-    }
-
-    fn set_status(&mut self, value: u32) {
-        if value == 0 {
-            self.reset();
-            return;
-        }
-        let added = value & !self.status;
-        if added & status::FEATURES_OK != 0 && !self.features_acceptable() {
-            // Leaving FEATURES_OK clear tells the driver we refuse them.
-            self.status = value & !status::FEATURES_OK;
-            return;
-        }
-        if added & status::FEATURES_OK != 0 {
-            self.device.set_acked_features(self.driver_features);
-            let event_idx = self.driver_features & features::RING_EVENT_IDX != 0;
-            for q in &mut self.queues {
-                q.set_event_idx(event_idx);
-            }
-        }
-        self.status = value;
-        if added & status::DRIVER_OK != 0 && value & status::FEATURES_OK != 0 {
-            self.activate();
-        }
-    }
-
-    fn features_acceptable(&self) -> bool {
-        let offered = self.device_features();
-        self.driver_features & !offered == 0 && self.driver_features & features::VERSION_1 != 0
-    }
-
-    fn activate(&mut self) {
-        let ready_and_valid = self
-            .queues
-            .iter()
-            .all(|q| !q.ready() || q.is_valid(&self.mem));
-        let evts: std::io::Result<Vec<EventFd>> =
-            self.queue_evts.iter().map(EventFd::try_clone).collect();
-        // The device gets its own copies of the queues; the transport's stay
-        // as the driver configured them, for the next reset.
-        let queues: Result<Vec<Queue>, _> = self
-            .queues
-            .iter()
-            .map(|q| Queue::try_from(q.state()))
-            .collect();
-        let result = match (ready_and_valid, evts, queues) {
-            (true, Ok(queue_evts), Ok(queues)) => self.device.activate(ActivateContext {
-                mem: self.mem.clone(),
-                interrupt: self.interrupt.clone(),
-                queues,
-                queue_evts,
-            }),
-            (false, _, _) => Err(crate::ActivateError::Device(
-                "a ready queue is outside guest memory".into(),
-            )),
-            (_, Err(e), _) => Err(crate::ActivateError::Worker(e)),
-            (_, _, Err(e)) => Err(crate::ActivateError::Device(format!("invalid queue: {e}"))),
-        };
-        match result {
-            Ok(()) => self.activated = true,
-            Err(e) => {
-                tracing::warn!(
-                    device = self.device.device_type(),
-                    "virtio device failed to start: {e}"
-                );
-                self.status |= status::DEVICE_NEEDS_RESET;
-                self.interrupt.signal_config_change();
-            }
-        }
-    }
-
-    fn reset(&mut self) {
-        self.device.reset();
-        for q in &mut self.queues {
-            q.reset();
-        }
-        self.interrupt.ack(u32::MAX);
-        self.status = 0;
-        self.driver_features = 0;
-        self.queue_select = 0;
-        self.activated = false;
     }
 }
 
 impl BusDevice for MmioTransport {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         if offset >= CONFIG_SPACE {
-            self.device.read_config(offset - CONFIG_SPACE, data);
+            self.core.device().read_config(offset - CONFIG_SPACE, data);
             return;
         }
         match <&mut [u8; 4]>::try_from(&mut *data) {
@@ -306,8 +163,10 @@ impl BusDevice for MmioTransport {
 
     fn write(&mut self, offset: u64, data: &[u8]) {
         if offset >= CONFIG_SPACE {
-            if self.status & status::FAILED == 0 {
-                self.device.write_config(offset - CONFIG_SPACE, data);
+            if !self.core.failed() {
+                self.core
+                    .device_mut()
+                    .write_config(offset - CONFIG_SPACE, data);
                 self.config_generation = self.config_generation.wrapping_add(1);
             }
             return;
@@ -322,7 +181,8 @@ impl BusDevice for MmioTransport {
 #[allow(clippy::cast_possible_truncation)] // small fixed test values
 mod tests {
     use super::*;
-    use crate::ActivateError;
+    use crate::transport::core::status;
+    use crate::{features, ActivateContext, ActivateError};
     use std::sync::Mutex;
     use vm_memory::GuestAddress;
     use vmm_sys_util::eventfd::EFD_NONBLOCK;
@@ -452,7 +312,7 @@ mod tests {
         // Queue registers are frozen once the device runs.
         write(&mut t, reg::QUEUE_SEL, 0);
         write(&mut t, reg::QUEUE_NUM, 4);
-        assert_eq!(t.queues[0].size(), 16);
+        assert_eq!(t.core.queue(0).unwrap().size(), 16);
         write(&mut t, reg::STATUS, 0);
         assert_eq!(seen.lock().unwrap().resets, 1);
         assert_eq!(read(&mut t, reg::STATUS), 0);
@@ -498,9 +358,16 @@ mod tests {
 
     #[test]
     fn notify_signals_the_queue_eventfd() {
-        let (mut t, _) = transport();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+        let evts: Vec<EventFd> = (0..2)
+            .map(|_| EventFd::new(EFD_NONBLOCK).unwrap())
+            .collect();
+        let kick = evts[1].try_clone().unwrap();
+        let mut t = MmioTransport::new(Box::new(FakeDevice(seen)), mem, irq, evts);
         write(&mut t, reg::QUEUE_NOTIFY, 1);
-        assert_eq!(t.queue_evts[1].read().unwrap(), 1);
+        assert_eq!(kick.read().unwrap(), 1);
         write(&mut t, reg::QUEUE_NOTIFY, 99);
     }
 }

@@ -1,3 +1,4 @@
 //! Transports: how a driver reaches a virtio device.
 
+mod core;
 pub mod mmio;
