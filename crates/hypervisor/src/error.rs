@@ -24,6 +24,12 @@ pub enum Error {
     /// KVM refused to set an MSR.
     #[error("KVM refused to set MSR {index:#x}")]
     MsrRejected { index: u32 },
+    /// An MSI route was asked for a GSI that is an irqchip pin or past KVM's limit.
+    #[error("GSI {gsi} cannot carry an MSI route (MSI GSIs are {first}..{end})", first = crate::irq_routing::MSI_GSI_BASE, end = crate::irq_routing::MAX_GSI)]
+    MsiGsiOutOfRange { gsi: u32 },
+    /// Another route would make the GSI routing table larger than KVM takes.
+    #[error("the GSI routing table is full: KVM takes at most {max} routes")]
+    RoutingTableFull { max: usize },
     /// An ioctl failed.
     #[error("KVM {op} failed: {source}")]
     Ioctl {

@@ -6,11 +6,13 @@
 //! errno.
 
 mod error;
+mod irq_routing;
 mod system;
 mod vcpu;
 mod vm;
 
 pub use error::{Error, Result};
+pub use irq_routing::{MAX_GSI, MSI_GSI_BASE};
 pub use kvm_bindings;
 pub use system::Hypervisor;
 pub use vcpu::{Vcpu, VcpuExit};

@@ -2,3 +2,4 @@
 
 mod core;
 pub mod mmio;
+pub mod pci;
