@@ -89,9 +89,6 @@ pub const PCI_MMIO_START: u64 = 0xd000_0000;
 /// Size of the PCI memory window.
 pub const PCI_MMIO_SIZE: u64 = 0x1000_0000;
 
-/// The first GSI past the IOAPIC's 24 pins: MSI interrupts start here.
-pub const MSI_GSI_START: u32 = 24;
-
 /// Interrupt lines for virtio devices, one each: IOAPIC pins that no legacy
 /// ISA device (timer, keyboard, COM ports, RTC, FPU) uses.
 pub const VIRTIO_GSIS: &[u32] = &[

@@ -51,6 +51,9 @@ pub struct VmConfig {
     pub disks: Vec<DiskConfig>,
     /// The guest's NICs (virtio-net over host TAPs), in order.
     pub net: Vec<NetConfig>,
+    /// Put the virtio devices on a PCI bus, with MSI-X interrupts, rather
+    /// than on virtio-mmio.
+    pub pci: bool,
 }
 
 impl VmConfig {

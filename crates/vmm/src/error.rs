@@ -74,6 +74,9 @@ pub enum Error {
     /// More devices than the machine has MMIO slots or interrupt lines for.
     #[error("too many devices: the machine has room for {0} virtio devices")]
     TooManyDevices(usize),
+
+    #[error("cannot put a device on the PCI bus: {0}")]
+    Pci(#[from] devices::pci::PciError),
     /// A host resource (thread, eventfd, epoll) could not be created.
     #[error("cannot {what}: {source}")]
     Host {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use virtio_queue::{Queue, QueueT};
 
-use super::interrupt::{PciInterrupt, NO_VECTOR};
+use super::interrupt::PciInterrupt;
 use crate::transport::core::TransportCore;
 use crate::VirtioInterrupt;
 

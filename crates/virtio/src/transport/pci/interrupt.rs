@@ -6,11 +6,8 @@
 use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use super::msix::Msix;
+use super::msix::{Msix, NO_VECTOR};
 use crate::VirtioInterrupt;
-
-/// `VIRTIO_MSI_NO_VECTOR`: no interrupt for this queue or event.
-pub const NO_VECTOR: u16 = 0xffff;
 
 /// ISR status bits (virtio 1.2, 4.1.4.5): kept for drivers that poll it,
 /// as they would without MSI-X.
