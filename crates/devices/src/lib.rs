@@ -8,6 +8,7 @@
 pub mod acpi_pm;
 pub mod bus;
 pub mod i8042;
+pub mod pci;
 pub mod pvpanic;
 pub mod serial;
 #[cfg(test)]
