@@ -9,6 +9,7 @@ use arch::layout::{ports, virtio_mmio_base, VIRTIO_GSIS, VIRTIO_MMIO_SIZE};
 use arch::x86_64::acpi;
 use devices::acpi_pm::{AcpiPm, ACPI_PM_LEN};
 use devices::i8042::{I8042, I8042_PORT_LEN};
+use devices::pci::PCI_CONFIG_PORT_LEN;
 use devices::pvpanic::{PvPanic, PVPANIC_PORT_LEN};
 use devices::serial::{SerialDevice, SERIAL_PORT_LEN};
 use devices::Bus;
@@ -22,6 +23,7 @@ use crate::config::VmConfig;
 use crate::exit::{DeviceExit, ExitSignal, ExitTrigger};
 use crate::memory::GuestMemoryMmap;
 use crate::net::Taps;
+use crate::pci::PciBus;
 use crate::vcpu::Buses;
 use crate::{Error, Result};
 
@@ -67,7 +69,7 @@ pub(crate) struct Devices {
     pub balloon: Option<virtio::balloon::BalloonHandle>,
 }
 
-fn eventfd(what: &'static str) -> Result<EventFd> {
+pub(crate) fn eventfd(what: &'static str) -> Result<EventFd> {
     EventFd::new(EFD_NONBLOCK).map_err(|source| Error::Host { what, source })
 }
 
@@ -86,7 +88,7 @@ fn host_stdout() -> Result<File> {
 
 /// Creates the devices `config` asks for and places them on the buses.
 pub(crate) fn create_devices(
-    vm: &Vm,
+    vm: &Arc<Vm>,
     memory: &GuestMemoryMmap,
     config: &VmConfig,
     exit: &Arc<ExitSignal>,
@@ -158,8 +160,21 @@ pub(crate) fn create_devices(
     }
     virtio_devices.extend(taps.devices());
     let mut mmio = Bus::new();
-    for (slot, device) in virtio_devices.into_iter().enumerate() {
-        aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);
+    if config.pci {
+        let mut bus = PciBus::new();
+        for device in virtio_devices {
+            bus.attach(vm, memory, &mut mmio, device)?;
+        }
+        pio.insert(
+            u64::from(ports::PCI_CONFIG),
+            PCI_CONFIG_PORT_LEN,
+            Arc::new(Mutex::new(bus.root)),
+        )?;
+        aml.extend(acpi::pci_host_bridge_aml());
+    } else {
+        for (slot, device) in virtio_devices.into_iter().enumerate() {
+            aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);
+        }
     }
 
     Ok(Devices {

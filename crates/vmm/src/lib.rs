@@ -11,7 +11,9 @@ mod error;
 mod exit;
 mod machine;
 mod memory;
+mod msi;
 mod net;
+mod pci;
 mod ram_mapping;
 mod vcpu;
 

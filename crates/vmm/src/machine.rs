@@ -36,7 +36,7 @@ pub(crate) struct Machine {
     exit: Arc<ExitSignal>,
     vcpus: Vec<Vcpu>,
     devices: Devices,
-    _vm: Vm,
+    _vm: Arc<Vm>,
     _ram: GuestRam,
 }
 
@@ -49,7 +49,7 @@ impl Machine {
     ) -> Result<Machine> {
         let ram = create_guest_memory(config.memory, config.huge_pages)?;
         let memory = &ram.memory;
-        let vm = hypervisor.create_vm()?;
+        let vm = Arc::new(hypervisor.create_vm()?);
         vm.create_x86_platform(KVM_TSS_ADDRESS)?;
         map_guest_memory(&vm, memory)?;
 

@@ -9,7 +9,7 @@ use arch::layout::{PCI_MMIO_SIZE, PCI_MMIO_START};
 use devices::pci::PciRoot;
 use devices::Bus;
 use hypervisor::{Vm, MAX_GSI, MSI_GSI_BASE};
-use virtio::transport::pci::layout::{notify_offset, BAR_SIZE, MAX_VECTORS};
+use virtio::transport::pci::layout::{notify_offset, BAR_SIZE, MAX_QUEUES, MAX_VECTORS};
 use virtio::transport::pci::msix::{Msix, MsixVector};
 use virtio::transport::pci::VirtioPciDevice;
 use virtio::VirtioDevice;
@@ -46,14 +46,19 @@ impl PciBus {
     ) -> Result<()> {
         let bar = self.next_bar;
         if bar + BAR_SIZE > PCI_MMIO_START + PCI_MMIO_SIZE {
-            return Err(Error::TooManyDevices(usize::try_from(PCI_MMIO_SIZE / BAR_SIZE).unwrap_or(0)));
+            return Err(Error::TooManyDevices(
+                usize::try_from(PCI_MMIO_SIZE / BAR_SIZE).unwrap_or(0),
+            ));
         }
         let queues = device.queue_max_sizes().len();
         let vector_count = VirtioPciDevice::vectors_needed(queues);
         let first_gsi = self.next_gsi;
         let vector_count_u32 = u32::try_from(vector_count).unwrap_or(u32::MAX);
-        if vector_count > MAX_VECTORS || first_gsi.saturating_add(vector_count_u32) > MAX_GSI {
-            return Err(Error::TooManyDevices(usize::from(self.root.device_count())));
+        if queues > MAX_QUEUES
+            || vector_count > MAX_VECTORS
+            || first_gsi.saturating_add(vector_count_u32) > MAX_GSI
+        {
+            return Err(Error::TooManyDevices(0));
         }
 
         let mut vectors = Vec::with_capacity(vector_count);

@@ -12,7 +12,9 @@ use crate::{features, GuestMemoryMmap, VirtioDevice, VirtioInterrupt};
 
 /// Device status bits (virtio 1.2, section 2.1).
 pub mod status {
+    #[cfg(test)]
     pub const ACKNOWLEDGE: u32 = 1;
+    #[cfg(test)]
     pub const DRIVER: u32 = 2;
     pub const DRIVER_OK: u32 = 4;
     pub const FEATURES_OK: u32 = 8;
@@ -33,7 +35,11 @@ pub struct TransportCore {
 
 impl TransportCore {
     /// `queue_evts[i]` is signalled when the driver kicks queue `i`.
-    pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, queue_evts: Vec<EventFd>) -> Self {
+    pub fn new(
+        device: Box<dyn VirtioDevice>,
+        mem: GuestMemoryMmap,
+        queue_evts: Vec<EventFd>,
+    ) -> Self {
         let queues = device
             .queue_max_sizes()
             .iter()

@@ -113,7 +113,11 @@ impl CommonConfig {
             return;
         }
         if field::width(offset) != Some(data.len()) {
-            tracing::debug!(offset, len = data.len(), "virtio-pci: odd common config write");
+            tracing::debug!(
+                offset,
+                len = data.len(),
+                "virtio-pci: odd common config write"
+            );
             return;
         }
         let mut bytes = [0u8; 4];
@@ -125,7 +129,9 @@ impl CommonConfig {
         match offset {
             field::DEVICE_FEATURE_SELECT => self.device_feature_select = value,
             field::DRIVER_FEATURE_SELECT => self.driver_feature_select = value,
-            field::DRIVER_FEATURE => core.set_driver_features_page(self.driver_feature_select, value),
+            field::DRIVER_FEATURE => {
+                core.set_driver_features_page(self.driver_feature_select, value)
+            }
             field::CONFIG_MSIX_VECTOR => irq.set_config_vector(short),
             field::DEVICE_STATUS => {
                 let interrupt: Arc<dyn VirtioInterrupt> = irq.clone();
@@ -141,18 +147,18 @@ impl CommonConfig {
             }
             // Only 1 enables; a driver may not disable a queue this way.
             field::QUEUE_ENABLE if value == 1 => with_queue(core, select, |q| q.set_ready(true)),
-            field::QUEUE_DESC_LO => {
-                with_queue(core, select, |q| q.set_desc_table_address(Some(value), None))
-            }
-            field::QUEUE_DESC_HI => {
-                with_queue(core, select, |q| q.set_desc_table_address(None, Some(value)))
-            }
-            field::QUEUE_DRIVER_LO => {
-                with_queue(core, select, |q| q.set_avail_ring_address(Some(value), None))
-            }
-            field::QUEUE_DRIVER_HI => {
-                with_queue(core, select, |q| q.set_avail_ring_address(None, Some(value)))
-            }
+            field::QUEUE_DESC_LO => with_queue(core, select, |q| {
+                q.set_desc_table_address(Some(value), None)
+            }),
+            field::QUEUE_DESC_HI => with_queue(core, select, |q| {
+                q.set_desc_table_address(None, Some(value))
+            }),
+            field::QUEUE_DRIVER_LO => with_queue(core, select, |q| {
+                q.set_avail_ring_address(Some(value), None)
+            }),
+            field::QUEUE_DRIVER_HI => with_queue(core, select, |q| {
+                q.set_avail_ring_address(None, Some(value))
+            }),
             field::QUEUE_DEVICE_LO => {
                 with_queue(core, select, |q| q.set_used_ring_address(Some(value), None))
             }
@@ -169,4 +175,3 @@ fn with_queue(core: &mut TransportCore, index: u32, f: impl FnOnce(&mut Queue)) 
         f(q);
     }
 }
-

@@ -72,7 +72,7 @@ impl VirtioPciDevice {
             subsystem_vendor_id: VIRTIO_VENDOR_ID,
             subsystem_id: id,
         });
-        config.add_memory_bar(BAR_INDEX, bar_address, BAR_SIZE)?;
+        config.add_memory_bar(usize::from(BAR_INDEX), bar_address, BAR_SIZE)?;
         let vendor = CAP_ID_VENDOR;
         config.add_capability(
             vendor,
@@ -102,10 +102,8 @@ impl VirtioPciDevice {
         )?;
         // The driver picks a window (bar, offset, length) and moves data
         // through `pci_cfg_data`: BAR access through config space alone.
-        let cfg_cap = config.add_capability(
-            vendor,
-            &virtio_cap_body(cfg_type::PCI_CFG, 0, 0, &[0; 4]),
-        )?;
+        let cfg_cap =
+            config.add_capability(vendor, &virtio_cap_body(cfg_type::PCI_CFG, 0, 0, &[0; 4]))?;
         config.set_writable(cfg_cap + 4, &[0xff])?; // bar
         config.set_writable(cfg_cap + 8, &[0xff; 8])?; // offset, length
         config.set_writable(cfg_cap + 16, &[0xff; 4])?; // pci_cfg_data
@@ -131,9 +129,7 @@ impl VirtioPciDevice {
     fn bar_read(&mut self, offset: u64, data: &mut [u8]) {
         let msix = self.interrupt.msix().clone();
         match region(offset) {
-            Some((Region::Common, at)) => {
-                self.common.read(at, data, &self.core, &self.interrupt)
-            }
+            Some((Region::Common, at)) => self.common.read(at, data, &self.core, &self.interrupt),
             Some((Region::Isr, 0)) if data.len() == 1 => data[0] = self.interrupt.read_isr(),
             Some((Region::DeviceConfig, at)) => self.core.device().read_config(at, data),
             Some((Region::MsixTable, at)) => msix.read_table(at, data),
@@ -146,8 +142,7 @@ impl VirtioPciDevice {
         let msix = self.interrupt.msix().clone();
         match region(offset) {
             Some((Region::Common, at)) => {
-                self.common
-                    .write(at, data, &mut self.core, &self.interrupt)
+                self.common.write(at, data, &mut self.core, &self.interrupt)
             }
             Some((Region::DeviceConfig, at)) if !self.core.failed() => {
                 self.core.device_mut().write_config(at, data);
@@ -166,7 +161,7 @@ impl VirtioPciDevice {
     /// The Message Control word, after the guest wrote configuration space.
     fn update_msix_control(&self) {
         let reg = usize::from(self.msix_cap) / 4;
-        let control = (self.config.read_register(reg) >> 16) as u16;
+        let control = u16::try_from(self.config.read_register(reg) >> 16).unwrap_or(0);
         self.interrupt.msix().set_control(
             control & MSIX_ENABLE != 0,
             control & MSIX_FUNCTION_MASK != 0,
@@ -180,8 +175,10 @@ impl VirtioPciDevice {
         let bar = (self.config.read_register(cap + 1) >> 8) & 0xff;
         let offset = u64::from(self.config.read_register(cap + 2));
         let len = usize::try_from(self.config.read_register(cap + 3)).ok()?;
-        let fits = offset.checked_add(len as u64).is_some_and(|end| end <= BAR_SIZE);
-        (bar == BAR_INDEX as u32 && matches!(len, 1 | 2 | 4) && fits).then_some((offset, len))
+        let fits = offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= BAR_SIZE);
+        (bar == u32::from(BAR_INDEX) && matches!(len, 1 | 2 | 4) && fits).then_some((offset, len))
     }
 
     fn cfg_data_register(&self) -> usize {
@@ -205,7 +202,11 @@ fn region(offset: u64) -> Option<(Region, u64)> {
     let regions = [
         (Region::Common, COMMON_OFFSET, COMMON_LEN),
         (Region::Isr, ISR_OFFSET, ISR_LEN),
-        (Region::DeviceConfig, DEVICE_CONFIG_OFFSET, DEVICE_CONFIG_LEN),
+        (
+            Region::DeviceConfig,
+            DEVICE_CONFIG_OFFSET,
+            DEVICE_CONFIG_LEN,
+        ),
         (Region::Notify, NOTIFY_OFFSET, NOTIFY_LEN),
         (Region::MsixTable, MSIX_TABLE_OFFSET, MSIX_TABLE_LEN),
         (Region::MsixPba, MSIX_PBA_OFFSET, MSIX_PBA_LEN),

@@ -12,7 +12,7 @@
 //! Each structure gets a page of its own so a driver could map them apart.
 
 /// The BAR that holds every structure.
-pub const BAR_INDEX: usize = 0;
+pub const BAR_INDEX: u8 = 0;
 /// Size of that BAR (a power of two, as BARs must be).
 pub const BAR_SIZE: u64 = 0x8000;
 
@@ -34,8 +34,11 @@ pub const MSIX_TABLE_LEN: u64 = 0x2000;
 pub const MSIX_PBA_OFFSET: u64 = 0x6000;
 pub const MSIX_PBA_LEN: u64 = 0x1000;
 
+// Small constants: nothing to truncate.
+#[allow(clippy::cast_possible_truncation)]
 /// Most queues a device may have: their notification addresses must fit.
 pub const MAX_QUEUES: usize = (NOTIFY_LEN / NOTIFY_MULTIPLIER as u64) as usize;
+#[allow(clippy::cast_possible_truncation)]
 /// Most MSI-X vectors: the table must fit (16 bytes an entry).
 pub const MAX_VECTORS: usize = (MSIX_TABLE_LEN / 16) as usize;
 
@@ -65,7 +68,7 @@ pub fn virtio_cap_body(cfg_type: u8, offset: u64, len: u64, extra: &[u8]) -> Vec
     let mut body = vec![
         u8::try_from(cap_len).unwrap_or(u8::MAX),
         cfg_type,
-        BAR_INDEX as u8,
+        BAR_INDEX,
         0, // id: one structure of each type
         0,
         0,
@@ -81,8 +84,11 @@ pub fn virtio_cap_body(cfg_type: u8, offset: u64, len: u64, extra: &[u8]) -> Vec
 pub fn msix_cap_body(vectors: u16) -> Vec<u8> {
     let table_size = vectors.saturating_sub(1) & 0x7ff;
     let mut body = table_size.to_le_bytes().to_vec();
-    body.extend_from_slice(&(MSIX_TABLE_OFFSET as u32 | BAR_INDEX as u32).to_le_bytes());
-    body.extend_from_slice(&(MSIX_PBA_OFFSET as u32 | BAR_INDEX as u32).to_le_bytes());
+    // The offsets are 4 KiB aligned: the low 3 bits name the BAR.
+    for offset in [MSIX_TABLE_OFFSET, MSIX_PBA_OFFSET] {
+        let offset = u32::try_from(offset).unwrap_or(0);
+        body.extend_from_slice(&(offset | u32::from(BAR_INDEX)).to_le_bytes());
+    }
     body
 }
 
@@ -113,7 +119,12 @@ mod tests {
 
     #[test]
     fn capability_bodies() {
-        let body = virtio_cap_body(cfg_type::NOTIFY, NOTIFY_OFFSET, NOTIFY_LEN, &4u32.to_le_bytes());
+        let body = virtio_cap_body(
+            cfg_type::NOTIFY,
+            NOTIFY_OFFSET,
+            NOTIFY_LEN,
+            &4u32.to_le_bytes(),
+        );
         assert_eq!(body.len() + 2, 20);
         assert_eq!(body[0], 20, "cap_len counts the whole capability");
         assert_eq!(body[1], cfg_type::NOTIFY);
@@ -121,7 +132,11 @@ mod tests {
         assert_eq!(&body[14..18], &4u32.to_le_bytes());
         let msix = msix_cap_body(3);
         assert_eq!(msix.len() + 2, 12);
-        assert_eq!(u16::from_le_bytes([msix[0], msix[1]]), 2, "table size is N - 1");
+        assert_eq!(
+            u16::from_le_bytes([msix[0], msix[1]]),
+            2,
+            "table size is N - 1"
+        );
         assert_eq!(notify_offset(2), 0x3008);
     }
 }
