@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{median, verdict, Markers, Vmm, QEMU_MODERN_VIRTIO};
-use testhost::{linux_guest_initramfs, qemu_microvm_args, TestHost};
+use common::{median, verdicts, Markers, Vmm};
+use testhost::{linux_guest_initramfs, TestHost};
 
 const MARKERS: Markers = Markers {
     begin: "<!-- block:begin -->",
@@ -36,6 +36,9 @@ const VM_LIMIT_SECONDS: u32 = 600;
 /// Seconds of each random-read run.
 const RANDOM_SECONDS: u32 = 5;
 const MEMORY_MIB: u32 = 512;
+/// The set-ups compared, in the order a session round runs them: each
+/// VMM with virtio-mmio and with virtio-pci.
+const VMMS: [Vmm; 4] = [Vmm::Pointsman, Vmm::PointsmanPci, Vmm::Qemu, Vmm::QemuPci];
 const KERNEL: &str = "/guest/vmlinuz";
 const INITRD: &str = "/guest/initrd.cpio";
 
@@ -132,19 +135,22 @@ poweroff -f
 impl Vmm {
     /// The test host helper call that boots the guest on `image`.
     fn command(self, disk: Disk, image: &str) -> String {
-        match self {
-            Vmm::Pointsman | Vmm::PointsmanThp => format!(
+        if self.is_qemu() {
+            format!(
+                "run_qemu {} -drive file={image},format=raw,if=none,id=disk0,cache={} \
+                 -device {},drive=disk0",
+                self.qemu_args(KERNEL, INITRD, CMDLINE, MEMORY_MIB),
+                disk.qemu_cache(),
+                self.qemu_device("blk")
+            )
+        } else {
+            format!(
                 "run_vm --kernel {KERNEL} --initrd {INITRD} --cmdline '{CMDLINE}' \
-                 --memory {MEMORY_MIB}M{} --cpus 1 --disk path={image}{}",
-                if self == Vmm::PointsmanThp { ",thp=on" } else { "" },
+                 --memory {MEMORY_MIB}M{} --cpus 1{} --disk path={image}{}",
+                self.memory_options(),
+                self.pointsman_flags(),
                 disk.pointsman_options()
-            ),
-            Vmm::Qemu => format!(
-                "run_qemu {} {QEMU_MODERN_VIRTIO} -drive file={image},format=raw,if=none,id=disk0,cache={} \
-                 -device virtio-blk-device,drive=disk0",
-                qemu_microvm_args(KERNEL, INITRD, CMDLINE, MEMORY_MIB),
-                disk.qemu_cache()
-            ),
+            )
         }
     }
 }
@@ -198,7 +204,7 @@ fn plan() -> Vec<(Disk, Vmm)> {
     let mut steps = Vec::new();
     for disk in Disk::ALL {
         for session in 0..SESSIONS {
-            let mut order = Vmm::ALL;
+            let mut order = VMMS;
             if session % 2 == 1 {
                 order.reverse();
             }
@@ -324,7 +330,7 @@ fn measure(dir: &Path) -> Result<Figures, String> {
     let mut image = linux_guest_initramfs(
         &assets.busybox,
         &assets.cloud,
-        &["virtio_mmio", "virtio_blk"],
+        &["virtio_mmio", "virtio_pci", "virtio_blk"],
         &guest_script(),
     )
     .map_err(|e| e.to_string())?;
@@ -385,53 +391,57 @@ fn cell(metric: &Metric, value: Option<f64>) -> String {
 }
 
 fn table(out: &mut String, figures: &Figures) {
-    out.push_str(
-        "| Disk | Measure | Pointsman | Pointsman `thp=on` | QEMU microvm | Pointsman against \
-         QEMU |\n|---|---|---:|---:|---:|---|\n",
+    let names: Vec<&str> = VMMS.iter().map(|v| v.name()).collect();
+    let _ = writeln!(
+        out,
+        "| Disk | Measure | {} | Pointsman against QEMU, same transport |\n|---|---|{}---|",
+        names.join(" | "),
+        "---:|".repeat(VMMS.len())
     );
     let mut passes = String::new();
     for disk in Disk::ALL {
         for (m, metric) in METRICS.iter().enumerate() {
             let what = metric.what;
-            let all = Vmm::ALL.map(|vmm| passes_of(figures, disk, vmm, m));
-            let [ours, thp, qemu] = all.clone().map(|v| median(&v));
+            let all = VMMS.map(|vmm| passes_of(figures, disk, vmm, m));
+            let medians = all.clone().map(|v| median(&v));
+            let of = |vmm: Vmm| VMMS.iter().position(|&v| v == vmm).and_then(|i| medians[i]);
             let against = if metric.target {
-                format!(
-                    "default: {}; `thp=on`: {}",
-                    verdict(ours, qemu, true),
-                    verdict(thp, qemu, true)
-                )
+                verdicts(&VMMS, of, true)
             } else {
                 "–".into()
             };
+            let cells: Vec<String> = medians
+                .iter()
+                .map(|&v| format!("**{}**", cell(metric, v)))
+                .collect();
             let _ = writeln!(
                 out,
-                "| {} | {what} | **{}** | **{}** | **{}** | {against} |",
+                "| {} | {what} | {} | {against} |",
                 disk.describe(),
-                cell(metric, ours),
-                cell(metric, thp),
-                cell(metric, qemu),
+                cells.join(" | ")
             );
-            let list = |v: &[f64]| {
-                v.iter()
-                    .map(|x| cell(metric, Some(*x)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let lists: Vec<String> = all
+                .iter()
+                .map(|v| {
+                    v.iter()
+                        .map(|x| cell(metric, Some(*x)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect();
             let _ = writeln!(
                 passes,
-                "| {} | {what} | {} | {} | {} |",
+                "| {} | {what} | {} |",
                 disk.describe(),
-                list(&all[0]),
-                list(&all[1]),
-                list(&all[2])
+                lists.join(" | ")
             );
         }
     }
     let _ = write!(
         out,
-        "\nEvery pass, in the order run:\n\n| Disk | Measure | Pointsman | Pointsman `thp=on` | \
-         QEMU microvm |\n|---|---|---|---|---|\n{passes}"
+        "\nEvery pass, in the order run:\n\n| Disk | Measure | {} |\n|---|---|{}\n{passes}",
+        names.join(" | "),
+        "---|".repeat(VMMS.len())
     );
     if !figures.failed.is_empty() {
         let _ = write!(
@@ -500,16 +510,16 @@ fn section(result: &Result<Figures, String>) -> String {
     }
     let _ = writeln!(
         out,
-        "\nHow: Debian's cloud kernel (1 vCPU, {MEMORY_MIB} MiB, `virtio_blk` over virtio-mmio) \
-         under Pointsman (with its default guest RAM and with `thp=on`, transparent \
-         huge pages as QEMU uses by default) and under QEMU, in turn, in one test host run (QEMU TCG with nested SVM: every guest \
+        "\nHow: Debian's cloud kernel (1 vCPU, {MEMORY_MIB} MiB, `virtio_blk`) under Pointsman \
+         and under QEMU microvm, each with virtio-mmio and with virtio-pci (Pointsman `--pci`; \
+         QEMU `-M microvm,pcie=on` with `virtio-blk-pci`), in turn, in one test host run (QEMU TCG with nested SVM: every guest \
          exit and interrupt goes through emulated hardware, so absolute figures are far below \
          bare metal; compare columns, not machines). Each VM gets a fresh sparse {IMAGE_MIB} MiB \
          raw image. Sequential: busybox `dd` of {IMAGE_MIB} MiB with 1 MiB blocks and O_DIRECT \
          in the guest (`/dev/zero` to `/dev/vda`, then back to `/dev/null`). Random: a small \
          static C program reading 4 KiB at random aligned offsets with O_DIRECT for \
          {RANDOM_SECONDS} s, one process per request in flight. {SESSIONS} VM sessions per VMM \
-         and disk, run in the order Pointsman, `thp=on`, QEMU, then the reverse, and so on in turn, \
+         and disk, run in the order of the columns, then the reverse, and so on in turn, \
          with {ROUNDS} passes of each measurement in each; each figure is the median of the \
          {} passes. Host caching is the same for both: without `direct=on` Pointsman \
          does buffered I/O through the host page cache, as QEMU's default `cache=writeback` \
@@ -517,14 +527,15 @@ fn section(result: &Result<Figures, String>) -> String {
          `cache=none` does. The O_DIRECT \
          image sits on ext4 on a RAM block device (`brd`) in the test host, since tmpfs has no \
          O_DIRECT. QEMU runs its default `aio=threads` and no iothread, and \
-         its virtio-mmio transport as virtio 1.0 like Pointsman's (QEMU's default is the \
-         legacy interface).\n\n\
+         virtio 1.0 on both transports like Pointsman (QEMU's default on virtio-mmio is the \
+         legacy interface). Both VMMs use their default guest RAM: QEMU asks for transparent \
+         huge pages, Pointsman does not unless `thp=on`.\n\n\
          Command lines inside the test host (`run_vm` runs `pointsman run`, `run_qemu` \
          `qemu-system-x86_64`), each VM session at most {VM_LIMIT_SECONDS} s:\n\n```",
         SESSIONS * ROUNDS as usize
     );
     for disk in Disk::ALL {
-        for vmm in Vmm::ALL {
+        for vmm in VMMS {
             let _ = writeln!(out, "{}", vmm.command(disk, disk.image()));
         }
     }

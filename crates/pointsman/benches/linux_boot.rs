@@ -68,22 +68,29 @@ show_runs() {
 }
 "#;
 
+/// The set-ups compared, in the order each round runs them.
+const VMMS: [Vmm; 4] = [
+    Vmm::Pointsman,
+    Vmm::PointsmanPci,
+    Vmm::PointsmanThp,
+    Vmm::Qemu,
+];
+
 impl Vmm {
     /// The shell command that boots the guest with `cmdline`.
     fn command(self, cmdline: &str) -> String {
-        match self {
-            Vmm::Pointsman => format!(
-                "pointsman run --kernel {KERNEL} --initrd {INITRD} --cmdline '{cmdline}' \
-                 --cpus {CPUS} --memory {MEMORY_MIB}M"
-            ),
-            Vmm::PointsmanThp => format!(
-                "pointsman run --kernel {KERNEL} --initrd {INITRD} --cmdline '{cmdline}' \
-                 --cpus {CPUS} --memory {MEMORY_MIB}M,thp=on"
-            ),
-            Vmm::Qemu => format!(
+        if self.is_qemu() {
+            format!(
                 "{QEMU_BINARY} {}",
                 qemu_microvm_args(KERNEL, INITRD, cmdline, MEMORY_MIB)
-            ),
+            )
+        } else {
+            format!(
+                "pointsman run --kernel {KERNEL} --initrd {INITRD} --cmdline '{cmdline}' \
+                 --cpus {CPUS} --memory {MEMORY_MIB}M{}{}",
+                self.memory_options(),
+                self.pointsman_flags()
+            )
         }
     }
 }
@@ -104,7 +111,7 @@ struct Step {
 /// in the machine's load hits both alike.
 fn plan() -> Vec<Step> {
     let mut steps = Vec::new();
-    for vmm in Vmm::ALL {
+    for vmm in VMMS {
         steps.push(Step {
             vmm,
             variant: 0,
@@ -113,7 +120,7 @@ fn plan() -> Vec<Step> {
     }
     for _ in 0..RUNS {
         for variant in 0..VARIANTS.len() {
-            for vmm in Vmm::ALL {
+            for vmm in VMMS {
                 steps.push(Step {
                     vmm,
                     variant,
@@ -222,7 +229,7 @@ fn table(out: &mut String, samples: &[(Step, Sample)]) {
          Launch → init, range | Runs (failed) |\n|---|---|---:|---:|---:|---:|\n",
     );
     for variant in 0..VARIANTS.len() {
-        for vmm in Vmm::ALL {
+        for vmm in VMMS {
             let cell = Cell::of(samples, vmm, variant);
             let _ = writeln!(
                 out,
@@ -256,7 +263,7 @@ fn target(out: &mut String, samples: &[(Step, Sample)]) {
     let limit = qemu * TARGET_SHARE;
     let _ = writeln!(out, " (QEMU {qemu:.2} s, so at most {limit:.2} s):\n");
     let mut met = false;
-    for vmm in [Vmm::Pointsman, Vmm::PointsmanThp] {
+    for vmm in VMMS.into_iter().filter(|v| !v.is_qemu()) {
         match median(&Cell::of(samples, vmm, 0).to_init()) {
             Some(ours) => {
                 met |= ours <= limit;
@@ -325,7 +332,7 @@ fn method(out: &mut String, host: &HostFacts) {
     out.push_str(
         "Command lines inside the test host (`CMDLINE` is the guest command line):\n\n```\n",
     );
-    for vmm in Vmm::ALL {
+    for vmm in VMMS {
         let _ = writeln!(out, "{}", vmm.command("CMDLINE"));
     }
     let _ = writeln!(

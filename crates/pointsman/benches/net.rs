@@ -17,9 +17,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{median, verdict, Markers, Vmm, QEMU_MODERN_VIRTIO};
+use common::{median, verdicts, Markers, Vmm};
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS, HOST_HELPERS};
-use testhost::{linux_guest_initramfs, qemu_microvm_args, TestHost, QEMU_BINARY};
+use testhost::{linux_guest_initramfs, TestHost, QEMU_BINARY};
 
 /// MiB per transfer, and transfers per path in each VM session.
 const MIB: u32 = 32;
@@ -33,6 +33,14 @@ const MAC: &str = "52:54:00:12:34:56";
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 quiet";
 const KERNEL: &str = "/guest/vmlinuz";
 const INITRD: &str = "/guest/initrd.cpio";
+/// The set-ups compared, in the order each round runs them.
+const VMMS: [Vmm; 5] = [
+    Vmm::Pointsman,
+    Vmm::PointsmanPci,
+    Vmm::PointsmanThp,
+    Vmm::Qemu,
+    Vmm::QemuPci,
+];
 const MARKERS: Markers = Markers {
     begin: "<!-- net:begin -->",
     end: "<!-- net:end -->",
@@ -43,38 +51,40 @@ impl Vmm {
     fn tag(self) -> &'static str {
         match self {
             Vmm::Pointsman => "pointsman",
+            Vmm::PointsmanPci => "pointsman-pci",
             Vmm::PointsmanThp => "pointsman-thp",
             Vmm::Qemu => "qemu",
+            Vmm::QemuPci => "qemu-pci",
         }
     }
 
     /// The thread that moves the frames: Pointsman's worker, QEMU's main
     /// loop (virtio-net without vhost runs there, woken by ioeventfd).
     fn io_thread(self) -> &'static str {
-        match self {
-            Vmm::Pointsman | Vmm::PointsmanThp => "net-tap0",
-            Vmm::Qemu => "qemu-system-x86",
+        if self.is_qemu() {
+            "qemu-system-x86"
+        } else {
+            "net-tap0"
         }
     }
 
     /// The test host helper call that starts the guest on `tap0`.
     fn start(self) -> String {
-        match self {
-            Vmm::Pointsman | Vmm::PointsmanThp => format!(
-                "start_vm --kernel {KERNEL} --initrd {INITRD} --cmdline '{CMDLINE}' \
-                 --memory {MEMORY_MIB}M{} --cpus 1 --net tap=tap0,mac={MAC}",
-                if self == Vmm::PointsmanThp {
-                    ",thp=on"
-                } else {
-                    ""
-                }
-            ),
-            Vmm::Qemu => format!(
-                "start_qemu {} {QEMU_MODERN_VIRTIO} \
+        if self.is_qemu() {
+            format!(
+                "start_qemu {} \
                  -netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
-                 -device virtio-net-device,netdev=net0,mac={MAC}",
-                qemu_microvm_args(KERNEL, INITRD, CMDLINE, MEMORY_MIB)
-            ),
+                 -device {},netdev=net0,mac={MAC}",
+                self.qemu_args(KERNEL, INITRD, CMDLINE, MEMORY_MIB),
+                self.qemu_device("net")
+            )
+        } else {
+            format!(
+                "start_vm --kernel {KERNEL} --initrd {INITRD} --cmdline '{CMDLINE}' \
+                 --memory {MEMORY_MIB}M{} --cpus 1{} --net tap=tap0,mac={MAC}",
+                self.memory_options(),
+                self.pointsman_flags()
+            )
         }
     }
 }
@@ -160,7 +170,7 @@ session() {{
 "#
     );
     for _ in 0..SESSIONS {
-        for vmm in Vmm::ALL {
+        for vmm in VMMS {
             let _ = writeln!(
                 script,
                 "session {} {} {}",
@@ -319,27 +329,27 @@ fn runs(values: &[f64]) -> String {
     all.join(", ")
 }
 
-/// Both Pointsman configurations against QEMU; `higher` when more is
-/// better.
-fn verdicts(figures: [Option<f64>; 3], higher: bool) -> String {
-    let [ours, thp, qemu] = figures;
-    format!(
-        "default: {}; `thp=on`: {}",
-        verdict(ours, qemu, higher),
-        verdict(thp, qemu, higher)
-    )
-}
-
-fn row(out: &mut String, what: &str, runs_of: [&[f64]; 3]) {
-    let medians = runs_of.map(median);
-    let cells = medians.map(|m| format!("**{}**", mibs(m)));
+fn row(out: &mut String, what: &str, runs_of: &[&[f64]]) {
+    let medians: Vec<Option<f64>> = runs_of.iter().map(|r| median(r)).collect();
+    let cells: Vec<String> = medians
+        .iter()
+        .map(|m| format!("**{}**", mibs(*m)))
+        .collect();
+    let lists: Vec<String> = runs_of.iter().map(|r| runs(r)).collect();
     let _ = writeln!(
         out,
         "| {what} | {} | {} | {} |",
         cells.join(" | "),
-        verdicts(medians, true),
-        runs_of.map(runs).join(" / ")
+        verdicts(&VMMS, |v| figure_of(&medians, v), true),
+        lists.join(" / ")
     );
+}
+
+/// The figure of `vmm` among `values`, which follow [`VMMS`].
+fn figure_of(values: &[Option<f64>], vmm: Vmm) -> Option<f64> {
+    VMMS.iter()
+        .position(|&v| v == vmm)
+        .and_then(|i| values.get(i).copied().flatten())
 }
 
 /// What the figures meant when they were taken (static text, from the
@@ -367,82 +377,87 @@ unused by these transfers. The machine's load average was 5 to 7 during the runs
 test hosts on its two cores): single transfers vary by half, compare medians.";
 
 fn section(console: &str) -> String {
-    let figures = Vmm::ALL.map(|vmm| Figures::of(console, vmm));
-    let [ours, thp, qemu] = &figures;
+    let figures = VMMS.map(|vmm| Figures::of(console, vmm));
+    let names: Vec<&str> = VMMS.iter().map(|v| v.name()).collect();
     let host_lo = rates(console, "host-lo");
     let mut s = String::new();
     let _ = write!(
         s,
         "## virtio-net\n\n\
          TCP throughput of busybox `nc` moving {MIB} MiB of random data between a Linux \
-         guest (Debian cloud kernel, 1 vCPU, {MEMORY_MIB} MiB, `virtio_net` over virtio-mmio, \
-         virtio 1.0 under both VMMs) and its host over a TAP, under Pointsman (with its default \
-         guest RAM and with `thp=on`, transparent huge pages as QEMU uses by default) and \
-         under QEMU microvm (userspace virtio-net, no vhost), in the same test host run: {SESSIONS} VM \
+         guest (Debian cloud kernel, 1 vCPU, {MEMORY_MIB} MiB, `virtio_net`, virtio 1.0 under \
+         both VMMs) and its host over a TAP, under Pointsman (virtio-mmio, virtio-pci with \
+         `--pci`, and virtio-mmio with `thp=on`, transparent huge pages as QEMU uses by \
+         default) and under QEMU microvm (virtio-mmio, and virtio-pci with `pcie=on`; \
+         userspace virtio-net, no vhost), in the same test host run: {SESSIONS} VM \
          sessions per configuration, in turn, {RUNS} transfers per path in each; medians over all \
-         of a VMM's transfers. Both ends run inside the test host, QEMU TCG with nested SVM: \
+         of a configuration's transfers. Both ends run inside the test host, QEMU TCG with nested SVM: \
          the host side is emulated, so these figures compare VMMs and paths on this set-up, \
          not with bare metal. The loopback rows are the same transfer with no NIC in the way: \
          the guest's own TCP stack (under each VMM), and the test host's.\n\n\
          Measured on {} by `cargo bench -p pointsman --bench net` (release build). \
          Machine: {}; load average after: {}.\n\n\
-         | Path (median MiB/s) | Pointsman | Pointsman `thp=on` | QEMU microvm | Pointsman \
-         against QEMU | Runs: Pointsman / `thp=on` / QEMU |\n\
-         |---|---:|---:|---:|---|---|\n",
+         | Path (median MiB/s) | {} | Pointsman against QEMU | Runs: {} |\n\
+         |---|{}---|---|\n",
         common::today(),
         common::cpu_model(),
         common::load_average(),
+        names.join(" | "),
+        names.join(" / "),
+        "---:|".repeat(VMMS.len()),
     );
-    row(
-        &mut s,
-        "host → guest, virtio-net",
-        [&ours.h2g, &thp.h2g, &qemu.h2g],
-    );
-    row(
-        &mut s,
-        "guest → host, virtio-net",
-        [&ours.g2h, &thp.g2h, &qemu.g2h],
-    );
-    row(
-        &mut s,
-        "guest loopback (no NIC)",
-        [&ours.guest_lo, &thp.guest_lo, &qemu.guest_lo],
-    );
+    let each = |f: fn(&Figures) -> &[f64]| figures.iter().map(f).collect::<Vec<_>>();
+    row(&mut s, "host → guest, virtio-net", &each(|f| &f.h2g));
+    row(&mut s, "guest → host, virtio-net", &each(|f| &f.g2h));
+    row(&mut s, "guest loopback (no NIC)", &each(|f| &f.guest_lo));
     let host = mibs(median(&host_lo));
     let _ = writeln!(
         s,
-        "| test host loopback (no VMM) | {host} | {host} | {host} | – | {} |",
+        "| test host loopback (no VMM) | {} – | {} |",
+        format!("{host} | ").repeat(VMMS.len()),
         runs(&host_lo)
     );
-    let pings = figures.each_ref().map(Figures::ping_avg);
+    let pings: Vec<Option<f64>> = figures.iter().map(Figures::ping_avg).collect();
     let _ = writeln!(
         s,
         "| ping guest → host, average round trip (ms, {PINGS} pings a session, lower is \
          better) | {} | {} | {} |",
         pings
+            .iter()
             .map(|p| p.map_or("–".into(), |v| format!("**{v:.2}**")))
+            .collect::<Vec<_>>()
             .join(" | "),
-        verdicts(pings, false),
-        figures.each_ref().map(|f| f.pings.join("; ")).join(" / "),
+        verdicts(&VMMS, |v| figure_of(&pings, v), false),
+        figures
+            .iter()
+            .map(|f| f.pings.join("; "))
+            .collect::<Vec<_>>()
+            .join(" / "),
     );
+    let features: Vec<String> = VMMS
+        .iter()
+        .zip(&figures)
+        .map(|(v, f)| format!("{} {}", v.name(), f.features))
+        .collect();
+    let cpu: Vec<String> = VMMS
+        .iter()
+        .zip(&figures)
+        .map(|(&v, f)| format!("{}: {}", v.name(), thread_cpu(f, v)))
+        .collect();
     let _ = write!(
         s,
         "\nFeature bits the guest's driver took (set bits of \
-         `/sys/class/net/*/device/features`): Pointsman {}, QEMU {}. CPU time of the thread \
-         that moves the frames, per MiB \
+         `/sys/class/net/*/device/features`): {}. CPU time of the thread \
+         that moves the frames (Pointsman's worker, QEMU's main loop), per MiB \
          (in the test host, `/proc/PID/task/TID/stat`; system time includes the test host \
          kernel's network stack, which processes each frame written to the TAP in the \
-         writer's context): Pointsman's worker: {}; with `thp=on`: {}; QEMU's main loop: \
-         {}.\n\n\
+         writer's context): {}.\n\n\
          Command lines inside the test host (`start_vm` runs `pointsman run`, `start_qemu` \
          `{QEMU_BINARY}`, with the console on a FIFO):\n\n```\n",
-        ours.features,
-        qemu.features,
-        thread_cpu(ours, Vmm::Pointsman),
-        thread_cpu(thp, Vmm::PointsmanThp),
-        thread_cpu(qemu, Vmm::Qemu),
+        features.join("; "),
+        cpu.join("; "),
     );
-    for vmm in Vmm::ALL {
+    for vmm in VMMS {
         let _ = writeln!(s, "{}", vmm.start());
     }
     let _ = write!(s, "```\n\n{FINDINGS}\n");
@@ -465,7 +480,7 @@ fn main() {
     linux_guest_initramfs(
         &assets.busybox,
         &assets.cloud,
-        &["virtio_mmio", "virtio_net"],
+        &["virtio_mmio", "virtio_pci", "virtio_net"],
         &format!("{COMMON_HELPERS}{GUEST_HELPERS}{}", guest_script()),
     )
     .and_then(|i| i.write(&initrd))
@@ -478,7 +493,7 @@ fn main() {
         )
         .expect("run the test host");
     let _ = std::fs::remove_dir_all(&dir);
-    for vmm in Vmm::ALL {
+    for vmm in VMMS {
         let figures = Figures::of(&run.console, vmm);
         if figures.h2g.len() != RUNS * SESSIONS || figures.g2h.len() != RUNS * SESSIONS {
             eprintln!(

@@ -209,3 +209,39 @@ fn no_permission_on_kvm() {
     };
     assert_refused(&run, "no permission to open /dev/kvm");
 }
+
+/// `--disk` options for `n` disks over one image in `dir`.
+fn disks(dir: &Scratch, n: usize) -> Vec<String> {
+    let image = dir.file("disk.img", &[0u8; 4096]);
+    (0..n)
+        .flat_map(|_| {
+            [
+                "--disk".to_owned(),
+                format!("path={},readonly=on", image.display()),
+            ]
+        })
+        .collect()
+}
+
+fn run_demo(extra: &[String]) -> Run {
+    let mut args = vec!["run"];
+    args.extend(extra.iter().map(String::as_str));
+    run(&args, b"")
+}
+
+#[test]
+fn more_devices_than_a_transport_has_room_for() {
+    require_kvm();
+    let dir = Scratch::new("manydisks");
+    // virtio-mmio has 17 interrupt lines for devices; PCI bus 0 has 31
+    // slots, so 18 disks fit there.
+    let eighteen = disks(&dir, 18);
+    assert_refused(&run_demo(&eighteen), "room for 17 virtio devices");
+    let mut on_pci = eighteen.clone();
+    on_pci.push("--pci".into());
+    let run = run_demo(&on_pci);
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    let mut too_many = disks(&dir, 32);
+    too_many.push("--pci".into());
+    assert_refused(&run_demo(&too_many), "room for 31 virtio devices");
+}

@@ -12,7 +12,7 @@ use common::Scratch;
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS, HOST_HELPERS};
 use testhost::{HostRun, TestHost};
 
-const GUEST_MODULES: &[&str] = &["virtio_mmio", "virtio_net"];
+const GUEST_MODULES: &[&str] = &["virtio_mmio", "virtio_pci", "virtio_net"];
 const MAC: &str = "52:54:00:12:34:56";
 
 fn host() -> TestHost {
@@ -147,6 +147,17 @@ fn elapsed(run: &HostRun, key: &str) -> f64 {
 /// Pointsman's TAP goes away when it exits.
 #[test]
 fn two_nics_rate_limit_and_reboot() {
+    two_nics_rate_limit_and_reboot_with("");
+}
+
+/// The same on virtio-pci: two functions with MSI-X each, through a
+/// reboot in place.
+#[test]
+fn two_nics_rate_limit_and_reboot_on_pci() {
+    two_nics_rate_limit_and_reboot_with("--pci");
+}
+
+fn two_nics_rate_limit_and_reboot_with(transport: &str) {
     let guest = r#"
 echo "@@boot"
 read mode
@@ -160,6 +171,7 @@ for d in /sys/class/net/eth*; do
     fi
 done
 reach 10.200.0.1 && reach 10.200.0.129 && echo "@@reached-$mode"
+echo "@@msi-$mode $(grep -c 'PCI-MSI.*virtio' /proc/interrupts)"
 [ "$mode" = second ] && poweroff -f
 echo "@@ping1 $(ping -c 2 -W 2 10.200.0.1 | grep -c 'bytes from')"
 echo "@@ping2 $(ping -c 2 -W 2 10.200.0.129 | grep -c 'bytes from')"
@@ -180,7 +192,7 @@ tunctl -t tap0 >/dev/null || echo "@@tunctl failed"
 ip addr add 10.200.0.1/25 dev tap0 && ip link set tap0 up
 dd if=/dev/urandom of=/tmp/h2g bs=64k count=32 2>/dev/null
 echo "@@h2g-md5 $(md5 /tmp/h2g)"
-start_guest --net tap=tap0,mac={MAC} --net tap=ptsm1,bandwidth=256K
+start_guest {transport} --net tap=tap0,mac={MAC} --net tap=ptsm1,bandwidth=256K
 tap_up ptsm1 10.200.0.129/25 || fail tap
 wait_for @@boot 1 120 && send first
 if wait_for @@listening 1 120; then
@@ -226,6 +238,10 @@ tunctl -d tap0 >/dev/null
         run.console
     );
     assert_eq!(expect(&run, "tap-left"), "no");
+    // On PCI each NIC has three MSI-X vectors (receive, transmit, config).
+    let msi = if transport.is_empty() { "0" } else { "6" };
+    assert_eq!(expect(&run, "msi-first"), msi, "{}", run.console);
+    assert_eq!(expect(&run, "msi-second"), msi, "{}", run.console);
     let mac = expect(&run, "mac2-first");
     assert_eq!(
         mac,

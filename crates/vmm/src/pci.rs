@@ -19,6 +19,9 @@ use crate::memory::GuestMemoryMmap;
 use crate::msi::KvmMsiRoutes;
 use crate::{Error, Result};
 
+/// Functions bus 0 has room for besides the host bridge.
+const PCI_DEVICE_SLOTS: usize = 31;
+
 /// Bus 0 as it fills up: where the next BAR and the next GSI go.
 pub(crate) struct PciBus {
     pub root: PciRoot,
@@ -45,20 +48,19 @@ impl PciBus {
         device: Box<dyn VirtioDevice>,
     ) -> Result<()> {
         let bar = self.next_bar;
-        if bar + BAR_SIZE > PCI_MMIO_START + PCI_MMIO_SIZE {
-            return Err(Error::TooManyDevices(
-                usize::try_from(PCI_MMIO_SIZE / BAR_SIZE).unwrap_or(0),
-            ));
-        }
         let queues = device.queue_max_sizes().len();
         let vector_count = VirtioPciDevice::vectors_needed(queues);
         let first_gsi = self.next_gsi;
         let vector_count_u32 = u32::try_from(vector_count).unwrap_or(u32::MAX);
-        if queues > MAX_QUEUES
+        // The bus's 31 slots run out long before the window (8192 BARs)
+        // or the GSIs (thousands); a device with more queues than its BAR
+        // has notification addresses for does not exist here.
+        if bar + BAR_SIZE > PCI_MMIO_START + PCI_MMIO_SIZE
+            || queues > MAX_QUEUES
             || vector_count > MAX_VECTORS
             || first_gsi.saturating_add(vector_count_u32) > MAX_GSI
         {
-            return Err(Error::TooManyDevices(0));
+            return Err(Error::TooManyDevices(PCI_DEVICE_SLOTS));
         }
 
         let mut vectors = Vec::with_capacity(vector_count);
@@ -70,7 +72,7 @@ impl PciBus {
         let mut queue_evts = Vec::with_capacity(queues);
         for queue in 0..queues {
             let evt = eventfd("create a virtio queue eventfd")?;
-            let index = u16::try_from(queue).map_err(|_| Error::TooManyDevices(0))?;
+            let index = u16::try_from(queue).unwrap_or(u16::MAX); // < MAX_QUEUES
             vm.register_mmio_ioevent16(&evt, bar + notify_offset(index), index)?;
             queue_evts.push(evt);
         }
@@ -82,7 +84,9 @@ impl PciBus {
             msix,
             bar,
         )?));
-        self.root.add_device(function.clone())?;
+        self.root
+            .add_device(function.clone())
+            .map_err(|_| Error::TooManyDevices(PCI_DEVICE_SLOTS))?;
         mmio.insert(bar, BAR_SIZE, function)?;
         self.next_bar += BAR_SIZE;
         self.next_gsi += vector_count_u32;

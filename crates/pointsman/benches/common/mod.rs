@@ -11,26 +11,102 @@ use std::process::Command;
 /// QEMU's virtio-mmio transport is the legacy interface unless told.
 pub const QEMU_MODERN_VIRTIO: &str = "-global virtio-mmio.force-legacy=false";
 
-/// What the test-host benches compare, in the order they run.
+/// What the test-host benches compare; each bench picks its list.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Vmm {
+    /// Pointsman as it starts by default: virtio-mmio, guest RAM as
+    /// `vm-memory` maps it.
     Pointsman,
+    /// Pointsman with `--pci`: virtio-pci with MSI-X.
+    PointsmanPci,
     /// Pointsman with guest RAM on transparent huge pages (`thp=on`), as
     /// QEMU backs it by default.
     PointsmanThp,
+    /// QEMU microvm with virtio-mmio devices.
     Qemu,
+    /// QEMU microvm with its PCIe host bridge and virtio-pci devices.
+    QemuPci,
 }
 
 impl Vmm {
-    pub const ALL: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanThp, Vmm::Qemu];
-
     pub fn name(self) -> &'static str {
         match self {
             Vmm::Pointsman => "Pointsman",
+            Vmm::PointsmanPci => "Pointsman `--pci`",
             Vmm::PointsmanThp => "Pointsman `thp=on`",
             Vmm::Qemu => "QEMU microvm",
+            Vmm::QemuPci => "QEMU microvm `pcie=on`",
         }
     }
+
+    pub fn is_qemu(self) -> bool {
+        matches!(self, Vmm::Qemu | Vmm::QemuPci)
+    }
+
+    /// The QEMU set-up a Pointsman one is measured against: the one with
+    /// the same virtio transport.
+    pub fn reference(self) -> Vmm {
+        match self {
+            Vmm::PointsmanPci | Vmm::QemuPci => Vmm::QemuPci,
+            _ => Vmm::Qemu,
+        }
+    }
+
+    /// What follows `--memory SIZE` for Pointsman.
+    pub fn memory_options(self) -> &'static str {
+        match self {
+            Vmm::PointsmanThp => ",thp=on",
+            _ => "",
+        }
+    }
+
+    /// Pointsman's transport flag.
+    pub fn pointsman_flags(self) -> &'static str {
+        match self {
+            Vmm::PointsmanPci => " --pci",
+            _ => "",
+        }
+    }
+
+    /// QEMU's arguments before the devices: the machine, the kernel, and
+    /// virtio 1.0 on virtio-mmio (QEMU's default there is legacy).
+    pub fn qemu_args(self, kernel: &str, initrd: &str, cmdline: &str, memory_mib: u32) -> String {
+        let args = testhost::qemu_microvm_args(kernel, initrd, cmdline, memory_mib);
+        match self {
+            Vmm::QemuPci => args.replacen("-M microvm", "-M microvm,pcie=on", 1),
+            _ => format!("{args} {QEMU_MODERN_VIRTIO}"),
+        }
+    }
+
+    /// QEMU's device for virtio device `kind` (`blk`, `net`, ...) on this
+    /// set-up's transport, virtio 1.0 only either way.
+    pub fn qemu_device(self, kind: &str) -> String {
+        match self {
+            Vmm::QemuPci => format!("virtio-{kind}-pci,disable-legacy=on"),
+            _ => format!("virtio-{kind}-device"),
+        }
+    }
+}
+
+/// "`name`: verdict" for each Pointsman set-up in `vmms` against the QEMU
+/// one with its transport, joined with "; ".
+pub fn verdicts(
+    vmms: &[Vmm],
+    figure: impl Fn(Vmm) -> Option<f64>,
+    higher_is_better: bool,
+) -> String {
+    vmms.iter()
+        .filter(|v| !v.is_qemu() && vmms.contains(&v.reference()))
+        .map(|&v| {
+            format!(
+                "{} against {}: {}",
+                v.name(),
+                v.reference().name(),
+                verdict(figure(v), figure(v.reference()), higher_is_better)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The markers around one bench's section of `docs/benchmarks.md`.

@@ -32,11 +32,14 @@ pub struct Scratch(PathBuf);
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
+        // Unique per process and call, and free of the commas and spaces
+        // that option lists (`--disk path=...`) split on.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
-            "pointsman-test-{}-{}-{:?}",
+            "pointsman-test-{}-{}-{n}",
             name,
             std::process::id(),
-            Instant::now()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         Scratch(dir)

@@ -172,7 +172,8 @@ impl VirtioPciDevice {
     /// and width it names, when it names BAR 0 and 1, 2 or 4 bytes in it.
     fn cfg_window(&self) -> Option<(u64, usize)> {
         let cap = usize::from(self.cfg_cap) / 4;
-        let bar = (self.config.read_register(cap + 1) >> 8) & 0xff;
+        // `bar` is the first byte of the capability's second dword.
+        let bar = self.config.read_register(cap + 1) & 0xff;
         let offset = u64::from(self.config.read_register(cap + 2));
         let len = usize::try_from(self.config.read_register(cap + 3)).ok()?;
         let fits = offset

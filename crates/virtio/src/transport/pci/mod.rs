@@ -10,3 +10,6 @@ pub mod msix;
 
 pub use device::VirtioPciDevice;
 pub use interrupt::PciInterrupt;
+
+#[cfg(test)]
+mod tests;
