@@ -464,30 +464,32 @@ fn passes_of(figures: &Figures, disk: Disk, vmm: Vmm, m: usize) -> Vec<f64> {
 
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
-const FINDINGS: &str = "Findings (2026-12-01, runs of this bench on a quiet machine, load \
-average about 1; the figures above are the second). Since the queue grew from 256 to 1024 \
-entries and `seg_max` from 254 to 1022, a 1 MiB transfer of 4 KiB pages is one request instead \
-of two (254 segments, then 2), which halves the guest's exits and interrupts for large I/O: \
-sequential writes, below QEMU in earlier runs (83% to 98%), were 108% to 119% in every run \
-since, and every sequential and 1-in-flight row was ahead in every run (random reads with 1 in \
-flight at about twice QEMU's rate: Pointsman serves a request on the thread the guest's kick \
-wakes, QEMU hands it to a thread of its pool and back). Random reads with 8 in flight are QEMU's \
-row: 88% to 108% under Pointsman's default RAM, 92% to 111% with `thp=on`, not reliably at or \
-above. A third run counted the guest's interrupts per request (the \"Guest interrupts per \
-request\" rows the bench now writes; that run's Pointsman O_DIRECT sessions failed on a fault \
-since fixed, so its figures are not the ones above): with 1 in flight, 1.00 under both VMMs; \
-with 8 in flight, 0.92 to 0.98 under Pointsman and 0.39 to 0.73 under QEMU. The guest's one vCPU \
-is the limit with 8 in flight (Pointsman's rate there is only 10% above its rate with 1), and \
-each virtio-mmio interrupt costs that vCPU two exits to the VMM (the InterruptStatus read and \
-the InterruptACK write) besides the interrupt itself. Pointsman answers each request before the \
-guest has sent the next, so every completion gets an interrupt of its own; QEMU's slower pool \
-lets completions gather, and one interrupt covers two on average. What would close it: \
-virtio-pci with MSI-X, where an interrupt needs no status read or ack, or interrupt moderation \
-that holds an interrupt only while the guest is busy, so the 1-in-flight case is not slowed; \
-neither is built yet. One QEMU session hung in the second run (its vCPU thread running, the \
-guest silent, killed by the 600 s limit), and a fourth run did not finish within 45 minutes and \
-was stopped; hangs of either VMM in the emulated test host have been seen before \
-(docs/guests.md), and failed sessions are left out of the figures.";
+const FINDINGS: &str = "Findings (2026-12-02, the run above, on a quiet machine, load average \
+about 1; one pass of QEMU `pcie=on` on the O_DIRECT disk gave no figures). virtio-pci is \
+the transport for I/O-heavy guests. With `--pci`, Pointsman's random reads rose by 40 to 45% \
+over its virtio-mmio figures (1090-1144 to 1570-1576 IOPS with 1 in flight, 1160-1266 to \
+1708-1766 with 8) and its sequential reads by 11 to 13%. The guest's one vCPU is the limit in \
+those rows, and on virtio-mmio every interrupt costs it two exits to the VMM (the \
+InterruptStatus read and the InterruptACK write, which KVM cannot serve alone); an MSI-X \
+interrupt costs none, though the guest still takes about one per request (0.97 with 8 in \
+flight). QEMU gains the same way on virtio-pci (8 in flight: 1224-1322 to 1772-1898 IOPS). \
+Against QEMU on the same transport: on virtio-mmio Pointsman is ahead of QEMU on every row \
+but random reads with 8 in flight (95% and 96%; in earlier runs 88% to 108%), where QEMU's \
+slower thread pool lets completions gather (0.39 to 0.49 interrupts per request against \
+Pointsman's 0.96), so two requests share one interrupt and its two exits. On virtio-pci \
+Pointsman is ahead on sequential reads (110%, 129%), O_DIRECT sequential writes and random \
+reads with 1 in flight (168%, 188%), level on cached sequential writes (99%) and O_DIRECT \
+random reads with 8 in flight (100%), and behind on cached random reads with 8 in flight \
+(90%). There neither VMM gathers completions (0.97 interrupts per request under both), the \
+guest is busy all the time, and the row measures the guest's own cost per request: QEMU backs \
+guest RAM with transparent huge pages, Pointsman only with `thp=on` (earlier runs measured \
+`thp=on` 5% to 8% above Pointsman's default on this row, 1246 to 1348 and 1274 to 1338 IOPS, \
+from fewer nested page-table walks). Pointsman's default stays without huge pages: they round \
+a small guest's footprint up to 2 MiB pieces, and 4 KiB pages that the balloon or free page \
+reporting gives back split them. Against QEMU microvm as it starts by default (virtio-mmio), \
+Pointsman with `--pci` is ahead on every row (116% to 296%). A second run with a fifth \
+configuration (`--pci` with `thp=on`) did not finish: the emulated test host hung after 45 \
+minutes (docs/guests.md), so its figures are not here.";
 
 fn section(result: &Result<Figures, String>) -> String {
     let mut out = String::from("## virtio-blk\n\n");

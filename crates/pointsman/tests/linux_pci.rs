@@ -6,6 +6,7 @@ mod common;
 
 use common::linux::{guest_initrd, test_host, value, CMDLINE};
 use common::Scratch;
+use testhost::linux_guest_initramfs;
 
 const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "virtio_rng"];
 
@@ -88,4 +89,58 @@ fn guest_uses_disk_and_rng_over_pci_with_msix() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(requests > 0, "disk interrupts through MSI-X\n{console}");
+}
+
+/// The balloon's queues and configuration space over PCI: the guest reads
+/// its target and inflates to it (MemTotal falls by the balloon's size).
+#[test]
+fn balloon_inflates_over_pci() {
+    let host = test_host();
+    let dir = Scratch::new("pci-balloon");
+    let guest = r#"
+total() { awk '/MemTotal/ { print int($2 / 1024) }' /proc/meminfo; }
+before=$(total)
+insmod /balloon/virtio_balloon.ko
+for i in $(seq 1 200); do [ $(( before - $(total) )) -ge 60 ] && break; sleep 0.1; done
+echo "@@shrunk-by $(( before - $(total) ))"
+echo "@@msi-lines $(grep PCI-MSI /proc/interrupts | grep -c virtio)"
+poweroff -f
+"#;
+    // The balloon driver loads only once the guest has its MemTotal.
+    let assets = host.assets();
+    let ko = assets
+        .cloud
+        .modules
+        .join("drivers/virtio/virtio_balloon.ko");
+    let initrd = dir.path().join("guest.cpio");
+    linux_guest_initramfs(&assets.busybox, &assets.cloud, &["virtio_pci"], guest)
+        .and_then(|mut i| {
+            i.file("balloon/virtio_balloon.ko", &ko, 0o644)
+                .write(&initrd)
+        })
+        .expect("build the guest initramfs");
+    let kernel = assets.cloud.vmlinuz.clone();
+    let script = format!(
+        "run_vm --kernel /guest/vmlinuz --initrd /guest/initrd.cpio --cmdline '{CMDLINE}' \
+         --memory 256M --pci --balloon size=64M,stats=on\n"
+    );
+    let run = host
+        .run(
+            &[("guest/vmlinuz", &kernel), ("guest/initrd.cpio", &initrd)],
+            &script,
+        )
+        .expect("run the test host");
+    let console = &run.console;
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), 1, "{console}");
+    assert_eq!(vms[0].1, 0, "{console}");
+    let shrunk: u32 = value(console, "shrunk-by")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (60..=70).contains(&shrunk),
+        "the balloon took its 64 MiB: {shrunk} MiB\n{console}"
+    );
+    // Inflate, deflate and stats queues and the configuration vector.
+    assert_eq!(value(console, "msi-lines"), Some("4"), "{console}");
 }

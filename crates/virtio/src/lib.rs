@@ -1,12 +1,14 @@
-//! Virtio devices and the virtio-mmio transport that puts them on the
-//! MMIO bus.
+//! Virtio devices and the transports that put them in front of a guest:
+//! virtio-mmio on the MMIO bus, or virtio-pci on the PCI bus.
 //!
 //! A device is a [`VirtioDevice`]: its features, its configuration space,
 //! and what it does with its queues once the driver activates it. The
-//! transport ([`MmioTransport`]) owns the driver-facing registers and hands
-//! the queues over at activation; each device then serves its queues on a
-//! worker thread of its own, woken by ioeventfds, and interrupts the guest
-//! through an irqfd, so no device work runs on a vCPU thread.
+//! transport ([`MmioTransport`] or [`transport::pci::VirtioPciDevice`])
+//! owns the driver-facing registers and hands the queues over at
+//! activation; each device then serves its queues on a worker thread of
+//! its own, woken by ioeventfds, and interrupts the guest through a
+//! [`VirtioInterrupt`] (irqfds underneath), so no device work runs on a
+//! vCPU thread.
 
 pub mod balloon;
 pub mod block;
