@@ -4,9 +4,11 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::linux::{guest_initrd, test_host, value, CMDLINE};
 use common::Scratch;
-use testhost::linux_guest_initramfs;
+use testhost::{linux_guest_initramfs, TestHost};
 
 const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "virtio_rng"];
 
@@ -30,6 +32,22 @@ grep virtio /proc/interrupts | sed 's/^/@@irq /'
 poweroff -f
 "#;
 
+/// Runs `script` (one `run_vm`) in the test host with the guest kernel and
+/// `initrd`; returns the console once that VM ended with status 0.
+fn run_one_vm(host: &TestHost, kernel: &Path, initrd: &Path, script: &str) -> String {
+    let run = host
+        .run(
+            &[("guest/vmlinuz", kernel), ("guest/initrd.cpio", initrd)],
+            script,
+        )
+        .expect("run the test host");
+    let console = run.console.clone();
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), 1, "{console}");
+    assert_eq!(vms[0].1, 0, "{console}");
+    console
+}
+
 #[test]
 fn guest_uses_disk_and_rng_over_pci_with_msix() {
     let host = test_host();
@@ -42,16 +60,7 @@ fn guest_uses_disk_and_rng_over_pci_with_msix() {
          --pci --rng --disk path=/tmp/disk.img\n\
          echo \"@@host-sum $(head -c 4194304 /tmp/disk.img | md5sum | cut -c1-32)\"\n"
     );
-    let run = host
-        .run(
-            &[("guest/vmlinuz", &kernel), ("guest/initrd.cpio", &initrd)],
-            &script,
-        )
-        .expect("run the test host");
-    let console = &run.console;
-    let vms = run.vm_runs();
-    assert_eq!(vms.len(), 1, "{console}");
-    assert_eq!(vms[0].1, 0, "{console}");
+    let console = &run_one_vm(&host, &kernel, &initrd, &script);
 
     let functions: Vec<&str> = console
         .lines()
@@ -124,16 +133,7 @@ poweroff -f
         "run_vm --kernel /guest/vmlinuz --initrd /guest/initrd.cpio --cmdline '{CMDLINE}' \
          --memory 256M --pci --balloon size=64M,stats=on\n"
     );
-    let run = host
-        .run(
-            &[("guest/vmlinuz", &kernel), ("guest/initrd.cpio", &initrd)],
-            &script,
-        )
-        .expect("run the test host");
-    let console = &run.console;
-    let vms = run.vm_runs();
-    assert_eq!(vms.len(), 1, "{console}");
-    assert_eq!(vms[0].1, 0, "{console}");
+    let console = &run_one_vm(&host, &kernel, &initrd, &script);
     let shrunk: u32 = value(console, "shrunk-by")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);

@@ -9,7 +9,7 @@ use arch::layout::{PCI_MMIO_SIZE, PCI_MMIO_START};
 use devices::pci::PciRoot;
 use devices::Bus;
 use hypervisor::{Vm, MAX_GSI, MSI_GSI_BASE};
-use virtio::transport::pci::layout::{notify_offset, BAR_SIZE, MAX_QUEUES, MAX_VECTORS};
+use virtio::transport::pci::layout::{notify_offset, BAR_SIZE, MAX_QUEUES, TABLE_VECTORS};
 use virtio::transport::pci::msix::{Msix, MsixVector};
 use virtio::transport::pci::VirtioPciDevice;
 use virtio::VirtioDevice;
@@ -57,7 +57,7 @@ impl PciBus {
         // has notification addresses for does not exist here.
         if bar + BAR_SIZE > PCI_MMIO_START + PCI_MMIO_SIZE
             || queues > MAX_QUEUES
-            || vector_count > MAX_VECTORS
+            || vector_count > TABLE_VECTORS
             || first_gsi.saturating_add(vector_count_u32) > MAX_GSI
         {
             return Err(Error::TooManyDevices(PCI_DEVICE_SLOTS));

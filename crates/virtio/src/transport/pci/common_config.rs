@@ -36,11 +36,26 @@ mod field {
     /// two 32-bit halves), or `None` between fields.
     pub fn width(offset: u64) -> Option<usize> {
         match offset {
-            0x00 | 0x04 | 0x08 | 0x0c | 0x20 | 0x24 | 0x28 | 0x2c | 0x30 | 0x34 => Some(4),
-            0x10 | 0x12 | 0x16 | 0x18 | 0x1a | 0x1c | 0x1e => Some(2),
-            0x14 | 0x15 => Some(1),
+            DEVICE_FEATURE_SELECT
+            | DEVICE_FEATURE
+            | DRIVER_FEATURE_SELECT
+            | DRIVER_FEATURE
+            | QUEUE_DESC_LO
+            | QUEUE_DESC_HI
+            | QUEUE_DRIVER_LO
+            | QUEUE_DRIVER_HI
+            | QUEUE_DEVICE_LO
+            | QUEUE_DEVICE_HI => Some(4),
+            CONFIG_MSIX_VECTOR | NUM_QUEUES | QUEUE_SELECT | QUEUE_SIZE | QUEUE_MSIX_VECTOR
+            | QUEUE_ENABLE | QUEUE_NOTIFY_OFF => Some(2),
+            DEVICE_STATUS | CONFIG_GENERATION => Some(1),
             _ => None,
         }
+    }
+
+    /// Whether an 8-byte access at `offset` is one whole 64-bit field.
+    pub fn is_whole_u64(offset: u64, len: usize) -> bool {
+        len == 8 && matches!(offset, QUEUE_DESC_LO | QUEUE_DRIVER_LO | QUEUE_DEVICE_LO)
     }
 }
 
@@ -58,7 +73,7 @@ impl CommonConfig {
     /// exactly one field (or a 64-bit field whole) reads as zeros.
     pub fn read(&self, offset: u64, data: &mut [u8], core: &TransportCore, irq: &PciInterrupt) {
         data.fill(0);
-        if data.len() == 8 && matches!(offset, 0x20 | 0x28 | 0x30) {
+        if field::is_whole_u64(offset, data.len()) {
             let (mut lo, mut hi) = ([0u8; 4], [0u8; 4]);
             self.read(offset, &mut lo, core, irq);
             self.read(offset + 4, &mut hi, core, irq);
@@ -107,7 +122,7 @@ impl CommonConfig {
         core: &mut TransportCore,
         irq: &Arc<PciInterrupt>,
     ) {
-        if data.len() == 8 && matches!(offset, 0x20 | 0x28 | 0x30) {
+        if field::is_whole_u64(offset, data.len()) {
             self.write(offset, &data[..4], core, irq);
             self.write(offset + 4, &data[4..], core, irq);
             return;

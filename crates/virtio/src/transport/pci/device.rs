@@ -127,7 +127,7 @@ impl VirtioPciDevice {
     }
 
     fn bar_read(&mut self, offset: u64, data: &mut [u8]) {
-        let msix = self.interrupt.msix().clone();
+        let msix = self.interrupt.msix();
         match region(offset) {
             Some((Region::Common, at)) => self.common.read(at, data, &self.core, &self.interrupt),
             Some((Region::Isr, 0)) if data.len() == 1 => data[0] = self.interrupt.read_isr(),
@@ -139,7 +139,7 @@ impl VirtioPciDevice {
     }
 
     fn bar_write(&mut self, offset: u64, data: &[u8]) {
-        let msix = self.interrupt.msix().clone();
+        let msix = self.interrupt.msix();
         match region(offset) {
             Some((Region::Common, at)) => {
                 self.common.write(at, data, &mut self.core, &self.interrupt)

@@ -39,8 +39,9 @@ pub const MSIX_PBA_LEN: u64 = 0x1000;
 /// Most queues a device may have: their notification addresses must fit.
 pub const MAX_QUEUES: usize = (NOTIFY_LEN / NOTIFY_MULTIPLIER as u64) as usize;
 #[allow(clippy::cast_possible_truncation)]
-/// Most MSI-X vectors: the table must fit (16 bytes an entry).
-pub const MAX_VECTORS: usize = (MSIX_TABLE_LEN / 16) as usize;
+/// Most MSI-X vectors this BAR's table has room for (16 bytes an entry;
+/// PCI itself allows 2048).
+pub const TABLE_VECTORS: usize = (MSIX_TABLE_LEN / 16) as usize;
 
 /// Where a guest write of 2 bytes kicks queue `index` (offset in the BAR).
 pub fn notify_offset(index: u16) -> u64 {
@@ -114,7 +115,7 @@ mod tests {
         assert!(last.0 + last.1 <= BAR_SIZE);
         assert!(BAR_SIZE.is_power_of_two());
         // The PBA holds a bit for every vector the table can.
-        assert!(MSIX_PBA_LEN * 8 >= MAX_VECTORS as u64);
+        assert!(MSIX_PBA_LEN * 8 >= TABLE_VECTORS as u64);
     }
 
     #[test]
