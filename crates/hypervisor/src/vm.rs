@@ -4,7 +4,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_PIT_SPEAKER_DUMMY};
-use kvm_ioctls::{IoEventAddress, VmFd};
+use kvm_ioctls::{IoEventAddress, NoDatamatch, VmFd};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::error::{Error, Result};
@@ -104,7 +104,14 @@ impl Vm {
         self.register_mmio_ioevent_sized(evt, addr, datamatch)
     }
 
-    // KVM matches the write's length against the size of `datamatch`'s type.
+    /// Makes any guest write to MMIO address `addr`, of any value and
+    /// width, signal `evt` inside KVM: the write never leaves the kernel.
+    pub fn register_mmio_ioevent_any(&self, evt: &EventFd, addr: u64) -> Result<()> {
+        self.register_mmio_ioevent_sized(evt, addr, NoDatamatch)
+    }
+
+    // KVM matches the write's length against the size of `datamatch`'s
+    // type (none for `NoDatamatch`: any length).
     fn register_mmio_ioevent_sized<T: Into<u64>>(
         &self,
         evt: &EventFd,
@@ -172,6 +179,7 @@ mod tests {
 
     use super::*;
     use crate::irq_routing::{MAX_GSI, MSI_GSI_BASE};
+    use crate::vcpu::VcpuExit;
     use crate::Hypervisor;
 
     // KVM wants the TSS below 4 GiB; these VMs have no RAM to collide with.
@@ -256,5 +264,57 @@ mod tests {
         vm.register_mmio_ioevent(&evt32, 0xd000_0050, 1).unwrap();
         // The same address and length with the same match is a duplicate.
         assert!(vm.register_mmio_ioevent16(&evt16, 0xe000_3000, 1).is_err());
+    }
+
+    /// A write KVM answers with an ioeventfd never reaches the VMM: a
+    /// real-mode guest writes a word to a watched MMIO address, then to
+    /// port 0x80 (with the in-kernel irqchip a halt would not exit); the
+    /// only exit is the port write.
+    #[test]
+    fn a_watched_write_stays_in_the_kernel() {
+        const CODE_ADDR: u64 = 0x1000;
+        const WATCHED: u64 = 0x2064;
+        let vm = vm_with_irqchip();
+        // SAFETY: an anonymous private mapping of one page, checked below.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                0x1000,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(page, libc::MAP_FAILED);
+        // mov ax, 1; mov [0x2064], ax; out 0x80, al
+        let code = [0xb8, 0x01, 0x00, 0xa3, 0x64, 0x20, 0xe6, 0x80];
+        // SAFETY: the page is ours, writable and larger than the code.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), page.cast::<u8>(), code.len()) };
+        // SAFETY: the mapping is never unmapped: it outlives the VM.
+        unsafe { vm.map_memory(0, CODE_ADDR, 0x1000, page as u64) }.unwrap();
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        vm.register_mmio_ioevent_any(&evt, WATCHED).unwrap();
+
+        let mut vcpu = vm.create_vcpu(0).unwrap();
+        let mut sregs = vcpu.sregs().unwrap();
+        sregs.cs.base = 0;
+        sregs.cs.selector = 0;
+        sregs.ds.base = 0;
+        sregs.ds.selector = 0;
+        vcpu.set_sregs(&sregs).unwrap();
+        let mut regs = vcpu.regs().unwrap();
+        regs.rip = CODE_ADDR;
+        regs.rflags = 2;
+        vcpu.set_regs(&regs).unwrap();
+        loop {
+            match vcpu.run().unwrap() {
+                VcpuExit::IoOut { port: 0x80, .. } => break,
+                VcpuExit::Interrupted => continue,
+                VcpuExit::MmioWrite { addr, .. } => panic!("write to {addr:#x} left KVM"),
+                other => panic!("unexpected exit {other:?}"),
+            }
+        }
+        assert_eq!(evt.read().unwrap(), 1);
     }
 }

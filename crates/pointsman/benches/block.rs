@@ -465,31 +465,33 @@ fn passes_of(figures: &Figures, disk: Disk, vmm: Vmm, m: usize) -> Vec<f64> {
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
 const FINDINGS: &str = "Findings (2026-12-02, the run above, on a quiet machine, load average \
-about 1; one pass of QEMU `pcie=on` on the O_DIRECT disk gave no figures). virtio-pci is \
-the transport for I/O-heavy guests. With `--pci`, Pointsman's random reads rose by 40 to 45% \
-over its virtio-mmio figures (1090-1144 to 1570-1576 IOPS with 1 in flight, 1160-1266 to \
-1708-1766 with 8) and its sequential reads by 11 to 13%. The guest's one vCPU is the limit in \
-those rows, and on virtio-mmio every interrupt costs it two exits to the VMM (the \
-InterruptStatus read and the InterruptACK write, which KVM cannot serve alone); an MSI-X \
-interrupt costs none, though the guest still takes about one per request (0.97 with 8 in \
-flight). QEMU gains the same way on virtio-pci (8 in flight: 1224-1322 to 1772-1898 IOPS). \
-Against QEMU on the same transport: on virtio-mmio Pointsman is ahead of QEMU on every row \
-but random reads with 8 in flight (95% and 96%; in earlier runs 88% to 108%), where QEMU's \
-slower thread pool lets completions gather (0.39 to 0.49 interrupts per request against \
-Pointsman's 0.96), so two requests share one interrupt and its two exits. On virtio-pci \
-Pointsman is ahead on sequential reads (110%, 129%), O_DIRECT sequential writes and random \
-reads with 1 in flight (168%, 188%), level on cached sequential writes (99%) and O_DIRECT \
-random reads with 8 in flight (100%), and behind on cached random reads with 8 in flight \
-(90%). There neither VMM gathers completions (0.97 interrupts per request under both), the \
+about 1, after virtio-mmio's InterruptACK write moved into KVM, which halves the exits each \
+virtio-mmio interrupt costs the guest; the figures moved within run-to-run noise of the \
+morning's run without it: random reads with 1 in flight 1090-1144 then, 1092-1183 now). \
+virtio-pci is the transport for I/O-heavy guests. With `--pci`, Pointsman's random reads are \
+39 to 45% above its virtio-mmio figures (1092-1183 to 1514-1688 IOPS with 1 in flight, \
+1160-1354 to 1677-1836 with 8). The guest's one vCPU is the limit in those rows, and on \
+virtio-mmio every interrupt still costs it an exit to the VMM (the InterruptStatus read, which \
+KVM cannot answer alone); an MSI-X interrupt costs none, though the guest still takes about \
+one per request (0.97 with 8 in flight). QEMU gains the same way on virtio-pci. Against QEMU \
+on the same transport: on virtio-mmio Pointsman is ahead on every row (106% to 223%) but \
+cached random reads with 8 in flight, 98% (earlier runs 88% to 108%), where QEMU's slower \
+thread pool lets completions gather (0.42 to 0.49 interrupts per request against Pointsman's \
+0.95 to 0.97), so two requests share one interrupt and its exit. On virtio-pci Pointsman is \
+ahead on sequential reads (105%, 125%), O_DIRECT sequential writes (153%) and random reads with \
+1 in flight (190%, 187%), level on cached random reads with 8 in flight (100%), and just \
+behind on cached sequential writes (97%) and O_DIRECT random reads with 8 in flight (96%). \
+There neither VMM gathers completions (0.93 to 0.97 interrupts per request under both), the \
 guest is busy all the time, and the row measures the guest's own cost per request: QEMU backs \
 guest RAM with transparent huge pages, Pointsman only with `thp=on` (earlier runs measured \
-`thp=on` 5% to 8% above Pointsman's default on this row, 1246 to 1348 and 1274 to 1338 IOPS, \
-from fewer nested page-table walks). Pointsman's default stays without huge pages: they round \
-a small guest's footprint up to 2 MiB pieces, and 4 KiB pages that the balloon or free page \
-reporting gives back split them. Against QEMU microvm as it starts by default (virtio-mmio), \
-Pointsman with `--pci` is ahead on every row (116% to 296%). A second run with a fifth \
-configuration (`--pci` with `thp=on`) did not finish: the emulated test host hung after 45 \
-minutes (docs/guests.md), so its figures are not here.";
+`thp=on` 5% to 8% above Pointsman's default on this row, from fewer nested page-table walks). \
+Pointsman's default stays without huge pages: they round a small guest's footprint up to 2 MiB \
+pieces, and 4 KiB pages that the balloon or free page reporting gives back split them. Against \
+QEMU microvm as it starts by default (virtio-mmio), Pointsman with `--pci` is ahead on every \
+row (111% to 310%). Completion interrupt moderation like virtio-net's was tried the same day: \
+in a shorter run it raised cached random reads with 8 in flight on virtio-mmio by 9% (to 116% \
+of QEMU's) and cut 1-in-flight reads by 15%; a full run with a gentler version did not finish \
+in twice its usual time and was stopped, so it is not in Pointsman until that is understood.";
 
 fn section(result: &Result<Figures, String>) -> String {
     let mut out = String::from("## virtio-blk\n\n");

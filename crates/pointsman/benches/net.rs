@@ -395,28 +395,30 @@ fn figure_of(values: &[Option<f64>], vmm: Vmm) -> Option<f64> {
 
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
-const FINDINGS: &str = "Findings (2026-12-02, two runs of this bench on a quiet machine; the \
-second is above, one session per configuration, as the test host's kernel panicked in the QEMU \
-`pcie=on` session that followed). Guest → host, Pointsman is ahead by about four times on \
-either transport. Host → guest is the guest-bound direction (its TCP stack copies every byte \
-to `nc`), and there the guest's interrupts decide: QEMU's guest took 9 interrupts per MiB \
-received, Pointsman's 31 on virtio-mmio and 36 on virtio-pci. Pointsman's worker hands each \
-frame to the guest as soon as the TAP has it and interrupts when the TAP is empty, so the \
-guest's NAPI poll drains the ring, turns interrupts back on and takes one for the next frame; \
-QEMU's main loop comes to the TAP later and delivers more frames per pass. On virtio-mmio each \
-interrupt costs the guest two exits to the VMM, and host → guest was 76% to 87% of QEMU's in \
-the two runs; on virtio-pci, where an MSI-X interrupt costs the guest no exit, 95% to 99%. \
-`thp=on` did not help this path here (67% to 71%, unlike the 2026-11-25 runs on a busier \
-machine), and the guest loopback row, which no NIC touches, was within the noise of QEMU's \
-(89% to 100%). What would close it: fewer receive interrupts without delaying a lone frame, \
-through virtio-net notification coalescing (`VIRTIO_NET_F_NOTF_COAL`, which this guest's 6.1 \
-kernel does not drive) or moderation in the device that holds the interrupt while frames keep \
-coming; neither is built. The device thread costs less than QEMU's main loop per MiB guest → \
-host and about twice its system time host → guest (the TAP reads and the guest's ACKs written \
-to the TAP, whose TCP processing runs in the writer). QEMU microvm with `pcie=on` and \
-`virtio-net-pci` panicked the test host's kernel (a kernel stack guard page hit in its thread) \
-in every session tried, so this bench no longer runs it and has no QEMU virtio-pci column; \
-its virtio-blk sessions ran (see above).";
+const FINDINGS: &str = "Findings (2026-12-02, the run above, on a quiet machine). Host → guest \
+is the guest-bound direction (its TCP stack copies every byte to `nc`), and there the guest's \
+interrupts decide. In the day's earlier runs QEMU's guest took 9 interrupts per MiB received and \
+Pointsman's 31 on virtio-mmio and 36 on virtio-pci: Pointsman's worker handed each frame over \
+as soon as the TAP had it, so the guest's NAPI poll drained the ring, turned interrupts back on \
+and took one for the next frame, while QEMU's main loop comes to the TAP later and delivers more \
+frames per pass. Host → guest was then 76% to 87% of QEMU's on virtio-mmio and 95% to 99% on \
+virtio-pci. Two changes followed. On virtio-mmio the driver's InterruptACK write no longer \
+leaves KVM (an ioeventfd takes it, and reading InterruptStatus clears it), so an interrupt costs \
+the guest one exit to the VMM instead of two. And the device moderates its interrupts: a frame \
+delivered within 2 ms of the queue's last interrupt waits up to 300 µs for more, unless 128 \
+buffers wait or the guest has none left, and holds that catch nothing back off (docs/devices.md). \
+In two experiment runs between them, with 3 to 6 transfers a configuration, the ack change alone \
+gave 84% to 98% of QEMU's host → guest rate and both together 95% to 103%. In the run above \
+Pointsman's guest took 16 interrupts per MiB received on virtio-mmio and received at 110% of \
+QEMU's rate; on virtio-pci, where each queue interrupts on its own vector, 30 per MiB and 98% \
+(its transfers spread from 15 to 30 MiB/s). Guest → host, Pointsman is ahead by about four \
+times on either transport. The guest loopback row, which no NIC touches, measures the guest's \
+own CPU under each VMM: 89% to 100% of QEMU's across the day's runs. The device thread costs \
+less than QEMU's main loop per MiB guest → host and somewhat more system time host → guest \
+(the TAP reads, and the guest's ACKs written to the TAP, whose TCP processing runs in the \
+writer). QEMU microvm with `pcie=on` and `virtio-net-pci` panicked the test host's kernel (a \
+kernel stack guard page hit in its thread) in every session tried, so this bench does not run \
+it and has no QEMU virtio-pci column; its virtio-blk sessions ran (see above).";
 
 fn section(console: &str) -> String {
     let figures = VMMS.map(|vmm| Figures::of(console, vmm));

@@ -79,8 +79,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "OPTIONS")]
     pub disk: Vec<String>,
     /// Give the guest a virtio-net NIC on a host TAP (repeatable):
-    /// tap=NAME[,mac=MAC][,bandwidth=N[/TIME]][,ops=N[/TIME]]. The TAP is
-    /// created if it does not exist; limits apply to each direction.
+    /// tap=NAME[,mac=MAC][,bandwidth=N[/TIME]][,ops=N[/TIME]][,moderation=off].
+    /// The TAP is created if it does not exist; limits apply to each
+    /// direction; moderation=off sends every interrupt at once.
     #[arg(long, value_name = "SPEC")]
     pub net: Vec<String>,
     /// Put the virtio devices on a PCI bus with MSI-X interrupts instead

@@ -32,6 +32,7 @@ fn malformed_net_options_are_refused() {
     refused(&["tap=t0,mac=01:00:5e:00:00:01"], "multicast");
     refused(&["tap=t0,bandwidth=fast"], "invalid bandwidth");
     refused(&["tap=t0,ops=0"], "invalid ops");
+    refused(&["tap=t0,moderation=fast"], "expected on or off");
 }
 
 #[test]

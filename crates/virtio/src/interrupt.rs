@@ -18,8 +18,9 @@ pub trait VirtioInterrupt: Send + Sync {
     fn signal_config_change(&self);
 }
 
-/// A virtio-mmio device's interrupt: the status bits the driver reads and
-/// acks through the transport, and the irqfd that raises the guest
+/// A virtio-mmio device's interrupt: the status bits the driver reads
+/// through the transport (its acks stay in KVM, see
+/// [`IrqTrigger::take_status`]), and the irqfd that raises the guest
 /// interrupt line.
 pub struct IrqTrigger {
     status: AtomicU32,
@@ -43,9 +44,18 @@ impl IrqTrigger {
         }
     }
 
-    /// The InterruptStatus register.
+    /// The status bits set now, left as they are.
     pub fn status(&self) -> u32 {
         self.status.load(Ordering::SeqCst)
+    }
+
+    /// A read of the InterruptStatus register: the bits set, which the
+    /// read clears. The driver acks what it read, but that write is caught
+    /// inside KVM (an ioeventfd on InterruptACK) and never reaches the
+    /// transport, which saves the guest one exit to the VMM per interrupt;
+    /// clearing on the read is what the ack would have done.
+    pub fn take_status(&self) -> u32 {
+        self.status.swap(0, Ordering::SeqCst)
     }
 
     /// InterruptACK: clears the bits the driver handled.
@@ -84,5 +94,17 @@ mod tests {
         assert_eq!(irq.eventfd().read().unwrap(), 2);
         irq.ack(INT_VRING);
         assert_eq!(irq.status(), INT_CONFIG);
+    }
+
+    #[test]
+    fn reading_the_status_clears_it() {
+        let irq = IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        irq.signal_used_queue(1);
+        assert_eq!(irq.take_status(), INT_VRING);
+        assert_eq!(irq.take_status(), 0);
+        // Raised after the read: there for the next one.
+        irq.signal_config_change();
+        irq.ack(INT_VRING);
+        assert_eq!(irq.take_status(), INT_CONFIG);
     }
 }

@@ -14,6 +14,7 @@ pub mod balloon;
 pub mod block;
 mod device;
 mod interrupt;
+pub mod moderation;
 pub mod net;
 pub mod rate_limiter;
 pub mod rng;
@@ -23,7 +24,7 @@ mod worker;
 
 pub use device::{ActivateContext, ActivateError, VirtioDevice};
 pub use interrupt::{IrqTrigger, VirtioInterrupt};
-pub use transport::mmio::{MmioTransport, MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
+pub use transport::mmio::{MmioTransport, INTERRUPT_ACK_OFFSET, MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
 pub use worker::{Sources, Wake, Worker};
 
 /// Guest memory as devices see it.

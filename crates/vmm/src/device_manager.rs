@@ -14,7 +14,7 @@ use devices::pvpanic::{PvPanic, PVPANIC_PORT_LEN};
 use devices::serial::{SerialDevice, SERIAL_PORT_LEN};
 use devices::Bus;
 use hypervisor::Vm;
-use virtio::{IrqTrigger, MmioTransport, VirtioDevice, QUEUE_NOTIFY_OFFSET};
+use virtio::{IrqTrigger, MmioTransport, VirtioDevice, INTERRUPT_ACK_OFFSET, QUEUE_NOTIFY_OFFSET};
 use vm_superio::serial::SerialEvents;
 use vm_superio::Trigger;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -211,12 +211,17 @@ fn attach_virtio(
         vm.register_mmio_ioevent(&evt, base + QUEUE_NOTIFY_OFFSET, datamatch)?;
         queue_evts.push(evt);
     }
+    // The driver's ack of each interrupt stays in KVM (see
+    // `IrqTrigger::take_status`): one exit to the VMM fewer per interrupt.
+    let ack = eventfd("create a virtio interrupt ack eventfd")?;
+    vm.register_mmio_ioevent_any(&ack, base + INTERRUPT_ACK_OFFSET)?;
     let transport = MmioTransport::new(
         device,
         memory.clone(),
         Arc::new(IrqTrigger::new(irq)),
         queue_evts,
-    );
+    )
+    .with_ack_eventfd(ack);
     mmio.insert(base, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
     Ok(acpi::virtio_mmio_aml(index, gsi))
 }

@@ -5,10 +5,11 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use super::config::{random_mac, NetConfig};
-use super::queues::{NetQueues, TAP_SOURCE};
+use super::queues::{NetQueues, MODERATION, TAP_SOURCE};
 use super::tap::Tap;
 use super::{features as net, RX_QUEUE, TX_QUEUE};
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
+use crate::moderation::Moderation;
 use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
 use crate::{device_type, features, Worker};
 
@@ -22,6 +23,8 @@ pub struct Net {
     mac: [u8; 6],
     bandwidth: Option<TokenBucketConfig>,
     ops: Option<TokenBucketConfig>,
+    /// Interrupt moderation on (`moderation=off` turns it off).
+    moderation: bool,
     avail_features: u64,
     acked_features: u64,
     worker: Option<Worker>,
@@ -57,6 +60,7 @@ impl Net {
             mac: config.mac.unwrap_or_else(random_mac),
             bandwidth: config.bandwidth.clone(),
             ops: config.ops.clone(),
+            moderation: config.moderation,
             avail_features: avail,
             acked_features: 0,
             worker: None,
@@ -149,8 +153,15 @@ impl VirtioDevice for Net {
             .try_clone()
             .map_err(ActivateError::Worker)?;
         let mut handler = handler.with_tx_kick(kick);
+        if self.moderation {
+            let moderation = || Moderation::new(MODERATION).map_err(ActivateError::Worker);
+            handler.set_moderation(moderation()?, moderation()?);
+        }
         let (rx_timer, tx_timer) = handler.timer_fds();
-        let sources = vec![self.tap.as_raw_fd(), rx_timer, tx_timer];
+        let mut sources = vec![self.tap.as_raw_fd(), rx_timer, tx_timer];
+        if let Some((rx_mod, tx_mod)) = handler.moderation_fds() {
+            sources.extend([rx_mod, tx_mod]);
+        }
         let mut watching_tap = true;
         let worker = Worker::spawn(
             format!("net-{}", self.tap.name()),

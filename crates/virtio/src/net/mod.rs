@@ -11,7 +11,8 @@
 //! - [`tap`]: opening the TAP and its offload ioctls.
 //! - [`frame`]: reading transmit chains and filling receive chains, where
 //!   every guest-supplied descriptor is checked.
-//! - [`queues`]: the receive and transmit loops, with rate limiting.
+//! - [`queues`]: the receive and transmit loops, with rate limiting and
+//!   interrupt moderation.
 //! - [`device`]: the [`Net`] virtio device.
 
 pub mod config;

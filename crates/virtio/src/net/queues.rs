@@ -3,11 +3,13 @@
 
 use std::io::ErrorKind;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use virtio_queue::{Queue, QueueT};
 
 use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, write_rx_chain};
 use super::{features, Tap, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
+use crate::moderation::{Moderation, ModerationConfig};
 use crate::rate_limiter::RateLimiter;
 use crate::{GuestMemoryMmap, VirtioInterrupt, Wake};
 use vmm_sys_util::eventfd::EventFd;
@@ -16,6 +18,8 @@ use vmm_sys_util::eventfd::EventFd;
 pub const TAP_SOURCE: usize = 0;
 pub const RX_TIMER_SOURCE: usize = 1;
 pub const TX_TIMER_SOURCE: usize = 2;
+pub const RX_MODERATION_SOURCE: usize = 3;
+pub const TX_MODERATION_SOURCE: usize = 4;
 
 /// Most frames taken from the TAP per wake-up, so a flood of received
 /// frames cannot hold off transmission (the TAP stays readable, so the
@@ -26,6 +30,19 @@ const RX_BATCH: usize = 64;
 /// ring full for ever (or make it refill itself with overlapping rings);
 /// past this the worker kicks itself and serves its other events first.
 const TX_BATCH: usize = 128;
+
+/// Interrupt moderation ([`crate::moderation`]) of both queues, unless
+/// `moderation=off`: a frame within `window` of the last interrupt waits
+/// up to `hold` for more, unless `max_held` buffers (half the ring, so the
+/// guest never runs dry or keeps a full transmit ring stopped while it
+/// waits) already do. A guest receiving a TCP stream takes fewer
+/// interrupts and receives faster (the net bench in docs/benchmarks.md).
+pub const MODERATION: ModerationConfig = ModerationConfig {
+    hold: Duration::from_micros(300),
+    window: Duration::from_millis(2),
+    max_held: 128,
+    backoff: 8,
+};
 
 /// Where frames come from and go: the TAP, or a fake in tests.
 pub trait FrameIo {
@@ -90,6 +107,9 @@ pub struct NetQueues<T: FrameIo> {
     /// The transmit queue's eventfd, signalled when a pass stops at
     /// [`TX_BATCH`] so the worker comes back.
     tx_kick: Option<EventFd>,
+    /// Receive and transmit interrupt moderation; none: every interrupt
+    /// goes at once.
+    moderation: Option<(Moderation, Moderation)>,
     stats: NetStats,
 }
 
@@ -120,6 +140,7 @@ impl<T: FrameIo> NetQueues<T> {
             tx_buf: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
             tx_pending: None,
             tx_kick: None,
+            moderation: None,
             stats: NetStats::default(),
         }
     }
@@ -129,6 +150,17 @@ impl<T: FrameIo> NetQueues<T> {
     pub fn with_tx_kick(mut self, kick: EventFd) -> Self {
         self.tx_kick = Some(kick);
         self
+    }
+
+    /// Moderates the receive and transmit interrupts.
+    pub fn set_moderation(&mut self, rx: Moderation, tx: Moderation) {
+        self.moderation = Some((rx, tx));
+    }
+
+    /// The moderation timers, to wait on (rx, tx), if moderated.
+    pub fn moderation_fds(&self) -> Option<(std::os::fd::RawFd, std::os::fd::RawFd)> {
+        let (rx, tx) = self.moderation.as_ref()?;
+        Some((rx.timer_fd(), tx.timer_fd()))
     }
 
     /// The frame source and sink (tests feed and inspect it).
@@ -172,7 +204,16 @@ impl<T: FrameIo> NetQueues<T> {
                 self.tx_limiter.on_timer();
                 self.process_tx();
             }
+            Wake::Source(RX_MODERATION_SOURCE) => self.on_moderation_timer(RX_QUEUE),
+            Wake::Source(TX_MODERATION_SOURCE) => self.on_moderation_timer(TX_QUEUE),
             Wake::Queue(_) | Wake::Source(_) => {}
+        }
+    }
+
+    /// A moderation timer fired: the held interrupt goes now.
+    fn on_moderation_timer(&mut self, queue: usize) {
+        if self.moderation_of(queue).is_some_and(Moderation::on_timer) {
+            self.signal(queue);
         }
     }
 
@@ -180,8 +221,9 @@ impl<T: FrameIo> NetQueues<T> {
     /// guest has no buffers, the rate limiter says stop, or a batch is
     /// done; interrupts the guest if it asked.
     pub fn process_rx(&mut self) {
-        let mut used = false;
+        let mut used = 0;
         let mut reads = 0;
+        let mut out_of_buffers = false;
         loop {
             let len = match self.rx_pending {
                 Some(len) => len,
@@ -221,6 +263,7 @@ impl<T: FrameIo> NetQueues<T> {
             }
             let delivery = self.deliver(len, &mut used);
             if matches!(delivery, Delivery::NoBuffers) {
+                out_of_buffers = true;
                 break;
             }
             self.rx_pending = None;
@@ -230,14 +273,48 @@ impl<T: FrameIo> NetQueues<T> {
                 _ => self.stats.rx_dropped += 1,
             }
         }
-        if used && self.rx.needs_notification(&self.mem).unwrap_or(true) {
-            self.irq.signal_used_queue(RX_QUEUE);
+        // A guest out of buffers refills them only after it hears of
+        // the used ones: never keep it waiting then.
+        self.used(RX_QUEUE, used, out_of_buffers);
+    }
+
+    /// A pass put `count` chains of `queue` in its used ring: interrupts
+    /// the guest now, or when moderation says unless `urgent`.
+    fn used(&mut self, queue: usize, count: usize, urgent: bool) {
+        let go = match self.moderation_of(queue) {
+            None => count > 0,
+            Some(m) if urgent => m.flush() || count > 0,
+            Some(m) => m.on_used(count, Instant::now()),
+        };
+        if go {
+            self.signal(queue);
         }
+    }
+
+    /// Interrupts the guest for `queue` if its driver asked.
+    fn signal(&mut self, queue: usize) {
+        let q = if queue == RX_QUEUE {
+            &mut self.rx
+        } else {
+            &mut self.tx
+        };
+        if !q.needs_notification(&self.mem).unwrap_or(true) {
+            return;
+        }
+        self.irq.signal_used_queue(queue);
+        if let Some(m) = self.moderation_of(queue) {
+            m.signalled(Instant::now());
+        }
+    }
+
+    fn moderation_of(&mut self, queue: usize) -> Option<&mut Moderation> {
+        let (rx, tx) = self.moderation.as_mut()?;
+        Some(if queue == RX_QUEUE { rx } else { tx })
     }
 
     /// Puts the frame of `len` bytes in `rx_buf` into receive buffers: one
     /// chain, or as many as it takes with mergeable buffers.
-    fn deliver(&mut self, len: usize, used: &mut bool) -> Delivery {
+    fn deliver(&mut self, len: usize, used: &mut usize) -> Delivery {
         let mergeable = self.acked & features::MRG_RXBUF != 0;
         let start = self.rx.next_avail();
         let mut chains = Vec::new();
@@ -300,7 +377,7 @@ impl<T: FrameIo> NetQueues<T> {
     /// stop (its timer then brings the worker back); interrupts the guest
     /// if it asked.
     pub fn process_tx(&mut self) {
-        let mut used = false;
+        let mut used = 0;
         let mut idle_passes = 0;
         let mut taken = 0;
         let _ = self.tx.disable_notification(&self.mem);
@@ -366,18 +443,16 @@ impl<T: FrameIo> NetQueues<T> {
         self.notify_tx(used);
     }
 
-    fn notify_tx(&mut self, used: bool) {
-        if used && self.tx.needs_notification(&self.mem).unwrap_or(true) {
-            self.irq.signal_used_queue(TX_QUEUE);
-        }
+    fn notify_tx(&mut self, used: usize) {
+        self.used(TX_QUEUE, used, false);
     }
 }
 
 /// Puts a chain in the used ring with `len` bytes written (0 for transmit
 /// chains and for chains refused as malformed).
-fn return_used(queue: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32, used: &mut bool) {
+fn return_used(queue: &mut Queue, mem: &GuestMemoryMmap, head: u16, len: u32, used: &mut usize) {
     match queue.add_used(mem, head, len) {
-        Ok(()) => *used = true,
+        Ok(()) => *used += 1,
         Err(e) => tracing::debug!("virtio-net: cannot return buffer {head}: {e}"),
     }
 }

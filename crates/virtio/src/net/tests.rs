@@ -12,9 +12,13 @@ use virtio_queue::Queue;
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::queues::{FrameIo, NetQueues, NetStats, RX_TIMER_SOURCE, TX_TIMER_SOURCE};
+use super::queues::{
+    FrameIo, NetQueues, NetStats, RX_MODERATION_SOURCE, RX_TIMER_SOURCE, TX_MODERATION_SOURCE,
+    TX_TIMER_SOURCE,
+};
 use super::{features, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
 use crate::interrupt::INT_VRING;
+use crate::moderation::{Moderation, ModerationConfig};
 use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
 use crate::{GuestMemoryMmap, IrqTrigger, Wake};
 
@@ -448,4 +452,82 @@ fn a_full_transmit_ring_is_served_in_batches_with_a_self_kick() {
     net.handle(Wake::Queue(TX_QUEUE));
     assert_eq!(net.io_mut().sent.len(), 200);
     assert!(kick.read().is_err(), "no kick once the ring is empty");
+}
+
+/// Moderation that never ends a hold by itself: the test fires its timer.
+fn moderated(mut r: Rig<'_>) -> Rig<'_> {
+    let config = ModerationConfig {
+        hold: Duration::from_secs(60),
+        window: Duration::from_secs(60),
+        max_held: 3,
+        backoff: 1,
+    };
+    r.net.set_moderation(
+        Moderation::new(config).unwrap(),
+        Moderation::new(config).unwrap(),
+    );
+    r
+}
+
+#[test]
+fn a_receive_stream_shares_interrupts() {
+    let mem = mem();
+    let mut r = moderated(rig(&mem, 0, None, None));
+    let descs: Vec<_> = (0..8)
+        .map(|i| d(0x10_0000 + i * 0x1000, 2048, WRITE, 0))
+        .collect();
+    r.rx.add_desc_chains(&descs, 0).unwrap();
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.process_rx();
+    assert_eq!(r.irq.take_status(), INT_VRING, "the first frame at once");
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.process_rx();
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.process_rx();
+    assert_eq!(r.used_count(&r.rx), 3, "delivered at once");
+    assert_eq!(r.irq.take_status(), 0, "the interrupt waits");
+    r.net.handle(Wake::Source(RX_MODERATION_SOURCE));
+    assert_eq!(r.irq.take_status(), INT_VRING, "one for both");
+    // Three held buffers (`max_held`) go at once.
+    for _ in 0..3 {
+        r.net.io_mut().incoming.push_back(packet(60));
+        r.net.process_rx();
+    }
+    assert_eq!(r.irq.take_status(), INT_VRING);
+}
+
+#[test]
+fn a_guest_out_of_receive_buffers_hears_at_once() {
+    let mem = mem();
+    let mut r = moderated(rig(&mem, 0, None, None));
+    r.rx.add_desc_chains(
+        &[d(0x10_0000, 2048, WRITE, 0), d(0x11_0000, 2048, WRITE, 0)],
+        0,
+    )
+    .unwrap();
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.process_rx();
+    assert_eq!(r.irq.take_status(), INT_VRING);
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.process_rx();
+    assert_eq!(r.used_count(&r.rx), 2);
+    assert_eq!(r.irq.take_status(), INT_VRING, "no buffers left: no wait");
+}
+
+#[test]
+fn transmit_completions_are_moderated_too() {
+    let mem = mem();
+    let mut r = moderated(rig(&mem, 0, None, None));
+    let p = packet(60);
+    mem.write_slice(&p, GuestAddress(0x10_0000)).unwrap();
+    for i in 0..2 {
+        r.tx.add_desc_chains(&[d(0x10_0000, p.len() as u32, 0, 0)], i)
+            .unwrap();
+        r.net.handle(Wake::Queue(TX_QUEUE));
+    }
+    assert_eq!(r.net.io_mut().sent.len(), 2, "sent at once");
+    assert_eq!(r.irq.take_status(), INT_VRING, "the first completion");
+    r.net.handle(Wake::Source(TX_MODERATION_SOURCE));
+    assert_eq!(r.irq.take_status(), INT_VRING, "the second, held");
 }

@@ -13,6 +13,9 @@ use crate::{GuestMemoryMmap, IrqTrigger, VirtioDevice, VirtioInterrupt};
 pub const MMIO_SIZE: u64 = 0x1000;
 /// Offset of QueueNotify, where ioeventfds catch the driver's kicks.
 pub const QUEUE_NOTIFY_OFFSET: u64 = 0x050;
+/// Offset of InterruptACK, where an ioeventfd catches the driver's acks
+/// (reading InterruptStatus clears it, see [`IrqTrigger::take_status`]).
+pub const INTERRUPT_ACK_OFFSET: u64 = 0x064;
 
 const MAGIC_VALUE: u32 = 0x7472_6976; // "virt"
 const VERSION: u32 = 2;
@@ -34,7 +37,7 @@ mod reg {
     pub const QUEUE_READY: u64 = 0x044;
     pub const QUEUE_NOTIFY: u64 = super::QUEUE_NOTIFY_OFFSET;
     pub const INTERRUPT_STATUS: u64 = 0x060;
-    pub const INTERRUPT_ACK: u64 = 0x064;
+    pub const INTERRUPT_ACK: u64 = super::INTERRUPT_ACK_OFFSET;
     pub const STATUS: u64 = 0x070;
     pub const QUEUE_DESC_LOW: u64 = 0x080;
     pub const QUEUE_DESC_HIGH: u64 = 0x084;
@@ -49,6 +52,9 @@ mod reg {
 pub struct MmioTransport {
     core: TransportCore,
     interrupt: Arc<IrqTrigger>,
+    /// The eventfd KVM signals on the driver's acks, kept with the device
+    /// it belongs to (nothing reads it: see [`IrqTrigger::take_status`]).
+    ack_evt: Option<EventFd>,
     queue_select: u32,
     device_features_select: u32,
     driver_features_select: u32,
@@ -67,11 +73,18 @@ impl MmioTransport {
         MmioTransport {
             core: TransportCore::new(device, mem, queue_evts),
             interrupt,
+            ack_evt: None,
             queue_select: 0,
             device_features_select: 0,
             driver_features_select: 0,
             config_generation: 0,
         }
+    }
+
+    /// Keeps `evt`, the ioeventfd the VMM registered on InterruptACK.
+    pub fn with_ack_eventfd(mut self, evt: EventFd) -> Self {
+        self.ack_evt = Some(evt);
+        self
     }
 
     fn read_register(&mut self, offset: u64) -> u32 {
@@ -84,7 +97,7 @@ impl MmioTransport {
             reg::DEVICE_FEATURES => self.core.device_features_page(self.device_features_select),
             reg::QUEUE_NUM_MAX => queue.map_or(0, |q| u32::from(q.max_size())),
             reg::QUEUE_READY => queue.map_or(0, |q| u32::from(q.ready())),
-            reg::INTERRUPT_STATUS => self.interrupt.status(),
+            reg::INTERRUPT_STATUS => self.interrupt.take_status(),
             reg::STATUS => self.core.status(),
             reg::CONFIG_GENERATION => self.config_generation,
             _ => 0,
@@ -369,5 +382,21 @@ mod tests {
         write(&mut t, reg::QUEUE_NOTIFY, 1);
         assert_eq!(kick.read().unwrap(), 1);
         write(&mut t, reg::QUEUE_NOTIFY, 99);
+    }
+
+    #[test]
+    fn interrupt_status_reads_clear_and_acks_still_work() {
+        let (mut t, _) = transport();
+        let irq = t.interrupt.clone();
+        irq.signal_used_queue(0);
+        irq.signal_config_change();
+        // The driver reads, then acks what it read (KVM takes the ack).
+        assert_eq!(read(&mut t, reg::INTERRUPT_STATUS), 3);
+        assert_eq!(read(&mut t, reg::INTERRUPT_STATUS), 0);
+        // An ack that does reach the transport clears only its bits.
+        irq.signal_used_queue(1);
+        irq.signal_config_change();
+        write(&mut t, reg::INTERRUPT_ACK, 1);
+        assert_eq!(read(&mut t, reg::INTERRUPT_STATUS), 2);
     }
 }
