@@ -142,9 +142,9 @@ fn elapsed(run: &HostRun, key: &str) -> f64 {
 
 /// Two NICs: one on a TAP the test host made, with interrupt moderation
 /// off, one on a TAP Pointsman creates and the host configures once it
-/// appears, with a random MAC and rate limited to 256 KiB/s each way. Both work, the limit holds, both
-/// survive a reboot of the guest in place (the random MAC too), and
-/// Pointsman's TAP goes away when it exits.
+/// appears, with a random MAC and rate limited to 256 KiB/s each way.
+/// Both work, the limit holds, both survive a reboot of the guest in place
+/// (the random MAC too), and Pointsman's TAP goes away when it exits.
 #[test]
 fn two_nics_rate_limit_and_reboot() {
     two_nics_rate_limit_and_reboot_with("");
