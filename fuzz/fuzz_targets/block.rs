@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use pointsman_fuzz::{guest_memory, queue, QUEUE_BYTES};
-use virtio::block::{BlockQueue, Disk};
+use virtio::block::{BlockQueue, Disk, MODERATION};
+use virtio::moderation::Moderation;
 use virtio::rate_limiter::{RateLimiter, TokenBucketConfig};
 use virtio::IrqTrigger;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -66,9 +67,13 @@ fuzz_target!(|data: &[u8]| {
     let limiter = RateLimiter::new(None, ops).unwrap();
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
     let mut block = BlockQueue::new(queue, mem, irq, Arc::new(disk), limiter);
+    if choices[0] & 16 != 0 {
+        block = block.with_moderation(Moderation::new(MODERATION).unwrap());
+    }
     block.process();
     if choices[0] & 8 != 0 {
-        // Go on as the timer would, without waiting for it.
+        // Go on as the timers would, without waiting for them.
         block.on_timer();
+        block.on_moderation_timer();
     }
 });

@@ -6,6 +6,12 @@
 //! few interrupts, twice as many after each such hold in a row, so such
 //! traffic is rarely delayed.
 //!
+//! A hold lasts a fixed time ([`Hold::Fixed`]), or while buffers keep
+//! coming ([`Hold::WhileBusy`]): then it ends once none has come for a
+//! little longer than the stream's usual gap between them, so it scales
+//! with how fast the guest and the host's storage are instead of capping
+//! a fast device at a few requests per hold.
+//!
 //! Each interrupt costs the guest an entry to its handler (and on
 //! virtio-mmio an exit to the VMM to read the status); a guest that
 //! receives a stream spends much of its CPU on them when every frame
@@ -16,11 +22,35 @@ use std::time::{Duration, Instant};
 
 use vmm_sys_util::timerfd::TimerFd;
 
+/// How long a held interrupt waits for more used buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Always this long.
+    Fixed(Duration),
+    /// Until no buffer has come for [`QUIET_GAPS`] of the stream's usual
+    /// gap between used buffers (an average), or `max` in all.
+    WhileBusy { max: Duration },
+}
+
+/// A busy hold ends after this many usual gaps without a buffer.
+pub const QUIET_GAPS: f64 = 1.5;
+/// Weight of each new gap in the running average of gaps.
+const GAP_WEIGHT: f64 = 1.0 / 8.0;
+
+impl Hold {
+    /// The longest a hold may last.
+    fn max(self) -> Duration {
+        match self {
+            Hold::Fixed(d) | Hold::WhileBusy { max: d } => d,
+        }
+    }
+}
+
 /// How a queue's interrupts are moderated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModerationConfig {
     /// How long an interrupt may wait for more used buffers.
-    pub hold: Duration,
+    pub hold: Hold,
     /// Buffers used within this time of the last interrupt are a stream.
     pub window: Duration,
     /// Interrupt at once when this many buffers wait.
@@ -38,11 +68,17 @@ pub const MAX_BACKOFF: u32 = 256;
 impl ModerationConfig {
     /// Never holds: every interrupt goes at once.
     pub const OFF: ModerationConfig = ModerationConfig {
-        hold: Duration::ZERO,
+        hold: Hold::Fixed(Duration::ZERO),
         window: Duration::ZERO,
         max_held: 0,
         backoff: 0,
     };
+}
+
+/// How long a busy hold waits for the next buffer, given the usual gap:
+/// never zero (a zero timer is a stopped one), never past `max`.
+fn quiet(gap: Duration, max: Duration) -> Duration {
+    gap.mul_f64(QUIET_GAPS).clamp(Duration::from_micros(1), max)
 }
 
 /// One queue's moderation state and the timer that ends a hold.
@@ -52,6 +88,13 @@ pub struct Moderation {
     last_signal: Option<Instant>,
     /// Buffers used since the hold began (`None`: not holding).
     held: Option<usize>,
+    /// When the hold began, and when its latest buffer came.
+    hold_began: Instant,
+    last_used: Instant,
+    /// The stream's usual gap between used buffers ([`Hold::WhileBusy`]).
+    gap: Option<Duration>,
+    /// The timer waits a quiet gap, not for the hold's end.
+    quiet_armed: bool,
     /// A hold saw more buffers after it began.
     caught: bool,
     /// Interrupts still to send at once.
@@ -67,6 +110,10 @@ impl Moderation {
             timer: TimerFd::new()?,
             last_signal: None,
             held: None,
+            hold_began: Instant::now(),
+            last_used: Instant::now(),
+            gap: None,
+            quiet_armed: false,
             caught: false,
             skip: 0,
             next_backoff: config.backoff,
@@ -93,7 +140,7 @@ impl Moderation {
         if let Some(held) = self.held {
             let held = held.saturating_add(count);
             self.caught = true;
-            if held >= self.config.max_held {
+            if held >= self.config.max_held || !self.extend(now) {
                 self.next_backoff = self.config.backoff;
                 self.end_hold();
                 return true;
@@ -101,27 +148,77 @@ impl Moderation {
             self.held = Some(held);
             return false;
         }
-        if self.config.hold.is_zero() || count >= self.config.max_held {
+        if self.config.hold.max().is_zero() || count >= self.config.max_held {
             return true;
         }
         if self.skip > 0 {
             self.skip -= 1;
             return true;
         }
-        let streaming = self
-            .last_signal
-            .is_some_and(|last| now.saturating_duration_since(last) < self.config.window);
-        if !streaming {
+        let since_signal = match self.last_signal {
+            Some(last) => now.saturating_duration_since(last),
+            None => return true,
+        };
+        if since_signal >= self.config.window {
+            // Not a stream.
             return true;
         }
-        if let Err(e) = self.timer.reset(self.config.hold, None) {
-            // Without the timer the interrupt would never go: send it now.
-            tracing::warn!("interrupt moderation timer failed: {e}");
+        let wait = match self.config.hold {
+            Hold::Fixed(hold) => hold,
+            Hold::WhileBusy { max } => {
+                // The first busy hold learns from the gap since the last
+                // interrupt, the guest's time to answer it.
+                let wait = quiet(*self.gap.get_or_insert(since_signal), max);
+                self.quiet_armed = wait < max;
+                wait
+            }
+        };
+        if !self.arm(wait) {
             return true;
         }
         self.held = Some(count);
+        self.hold_began = now;
+        self.last_used = now;
         self.caught = false;
         false
+    }
+
+    /// A busy hold caught a buffer at `now`: waits a quiet gap more, up to
+    /// the hold's end. False if the hold should end now.
+    fn extend(&mut self, now: Instant) -> bool {
+        let Hold::WhileBusy { max } = self.config.hold else {
+            return true;
+        };
+        self.learn(now.saturating_duration_since(self.last_used));
+        self.last_used = now;
+        let until_end = (self.hold_began + max).saturating_duration_since(now);
+        let wait = quiet(self.gap.unwrap_or(max), max);
+        self.quiet_armed = wait < until_end;
+        self.arm(wait.min(until_end))
+    }
+
+    /// Starts (or restarts) the timer: false if it cannot run.
+    fn arm(&mut self, wait: Duration) -> bool {
+        if wait.is_zero() {
+            return false;
+        }
+        match self.timer.reset(wait, None) {
+            Ok(()) => true,
+            Err(e) => {
+                // Without the timer the interrupt would never go: send it now.
+                tracing::warn!("interrupt moderation timer failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Adds one gap between used buffers to the running average.
+    fn learn(&mut self, gap: Duration) {
+        let gap = gap.min(self.config.window);
+        self.gap = Some(match self.gap {
+            Some(average) => average.mul_f64(1.0 - GAP_WEIGHT) + gap.mul_f64(GAP_WEIGHT),
+            None => gap,
+        });
     }
 
     /// The timer fired: true if a held interrupt should go now.
@@ -129,6 +226,13 @@ impl Moderation {
         if self.held.is_none() {
             let _ = self.timer.clear();
             return false;
+        }
+        if self.quiet_armed {
+            // The guest's next buffer is at least a quiet wait away: count
+            // that much, or a gap too long to catch would never be learnt.
+            if let (Hold::WhileBusy { max }, Some(gap)) = (self.config.hold, self.gap) {
+                self.learn(quiet(gap, max));
+            }
         }
         if self.caught {
             self.next_backoff = self.config.backoff;
@@ -138,6 +242,12 @@ impl Moderation {
         }
         self.end_hold();
         true
+    }
+
+    /// The stream's usual gap between used buffers, once learnt.
+    #[cfg(test)]
+    pub fn usual_gap(&self) -> Option<Duration> {
+        self.gap
     }
 
     /// Ends any hold at once (the guest must see its buffers now, say
@@ -155,6 +265,7 @@ impl Moderation {
 
     fn end_hold(&mut self) {
         self.held = None;
+        self.quiet_armed = false;
         let _ = self.timer.clear();
     }
 }
@@ -164,13 +275,13 @@ mod tests {
     use super::*;
 
     const CONFIG: ModerationConfig = ModerationConfig {
-        hold: Duration::from_millis(50),
+        hold: Hold::Fixed(Duration::from_millis(50)),
         window: Duration::from_millis(2),
         max_held: 8,
         backoff: 2,
     };
 
-    fn ms(n: u64) -> Duration {
+    const fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
@@ -203,7 +314,7 @@ mod tests {
     #[test]
     fn the_timer_fd_fires_after_the_hold() {
         let config = ModerationConfig {
-            hold: ms(1),
+            hold: Hold::Fixed(ms(1)),
             ..CONFIG
         };
         let mut m = Moderation::new(config).unwrap();
@@ -292,5 +403,95 @@ mod tests {
         off.signalled(t0);
         assert!(off.on_used(1, t0));
         assert!(!off.on_used(0, t0), "nothing used: nothing to say");
+    }
+
+    const BUSY: ModerationConfig = ModerationConfig {
+        hold: Hold::WhileBusy { max: ms(3) },
+        ..CONFIG
+    };
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn a_busy_hold_lasts_while_buffers_come_up_to_its_max() {
+        let mut m = Moderation::new(BUSY).unwrap();
+        let t0 = Instant::now();
+        m.signalled(t0);
+        assert!(!m.on_used(1, t0 + us(800)), "a stream: held");
+        assert_eq!(m.usual_gap(), Some(us(800)), "learnt from the answer");
+        // Each buffer that comes extends the hold...
+        assert!(!m.on_used(1, t0 + us(1600)));
+        assert!(!m.on_used(1, t0 + us(2400)));
+        assert!(m.holding());
+        // ...but not past its max, 3 ms after it began.
+        assert!(m.on_used(1, t0 + us(3800)), "the hold's max reached");
+        assert!(!m.holding());
+        assert!(!m.on_timer(), "nothing held any more");
+    }
+
+    #[test]
+    fn a_busy_hold_learns_the_streams_gap() {
+        let mut m = Moderation::new(BUSY).unwrap();
+        let t0 = Instant::now();
+        m.signalled(t0);
+        assert!(!m.on_used(1, t0 + us(1000)));
+        // Buffers every 10 µs: the usual gap falls towards it.
+        let mut t = t0 + us(1000);
+        for _ in 0..6 {
+            t += us(10);
+            assert!(!m.on_used(1, t));
+        }
+        let gap = m.usual_gap().unwrap();
+        assert!(gap < us(1000) && gap > us(10), "{gap:?}");
+        // Ended by the timer, the hold counts a quiet wait as a gap, so
+        // a stream whose gaps grew is learnt too.
+        assert!(m.on_timer());
+        let after = m.usual_gap().unwrap();
+        assert!(after > gap, "{after:?} after {gap:?}");
+        let expected = gap.mul_f64(1.0 - GAP_WEIGHT) + gap.mul_f64(QUIET_GAPS * GAP_WEIGHT);
+        assert!(
+            after.abs_diff(expected) < us(1),
+            "{after:?}, not {expected:?}"
+        );
+    }
+
+    #[test]
+    fn a_fast_stream_gets_short_busy_holds() {
+        let mut m = Moderation::new(ModerationConfig {
+            hold: Hold::WhileBusy {
+                max: Duration::from_secs(60),
+            },
+            window: Duration::from_secs(1),
+            ..CONFIG
+        })
+        .unwrap();
+        let t0 = Instant::now();
+        m.signalled(t0);
+        assert!(!m.on_used(1, t0 + us(20)));
+        // The timer waits 30 µs (1.5 gaps), not the 60 s maximum.
+        let mut fds = [libc::pollfd {
+            fd: m.timer_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd, for the length given.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 10_000) };
+        assert_eq!(ready, 1, "the quiet wait ends the hold");
+        assert!(m.on_timer());
+    }
+
+    #[test]
+    fn a_busy_hold_that_caught_nothing_backs_off() {
+        let mut m = Moderation::new(BUSY).unwrap();
+        let t0 = Instant::now();
+        m.signalled(t0);
+        assert!(!m.on_used(1, t0 + us(500)));
+        assert!(m.on_timer());
+        m.signalled(t0 + us(1000));
+        assert!(m.on_used(1, t0 + us(1500)), "backing off");
+        assert!(m.on_used(1, t0 + us(1500)));
+        assert!(!m.on_used(1, t0 + us(1500)), "then held again");
     }
 }

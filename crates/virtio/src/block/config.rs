@@ -1,5 +1,5 @@
 //! `--disk` options: `path=FILE[,readonly=on][,id=NAME][,direct=on]
-//! [,bandwidth=N[/TIME]][,ops=N[/TIME]]`.
+//! [,bandwidth=N[/TIME]][,ops=N[/TIME]][,moderation=on|off]`.
 
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ pub const ID_BYTES: usize = 20;
 pub enum ConfigError {
     #[error("--disk {0:?}: expected key=value pairs separated by commas")]
     NotKeyValue(String),
-    #[error("--disk: unknown key {0:?} (expected path, readonly, id, direct, bandwidth or ops)")]
+    #[error("--disk: unknown key {0:?} (expected path, readonly, id, direct, bandwidth, ops or moderation)")]
     UnknownKey(String),
     #[error("--disk: {0} is given twice")]
     Duplicate(String),
@@ -43,6 +43,8 @@ pub struct DiskConfig {
     pub bandwidth: Option<TokenBucketConfig>,
     /// Requests per refill time.
     pub ops: Option<TokenBucketConfig>,
+    /// Completion interrupt moderation (off unless `moderation=on`).
+    pub moderation: bool,
 }
 
 fn on_off(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -72,6 +74,7 @@ impl DiskConfig {
         let mut direct = None;
         let mut bandwidth = None;
         let mut ops = None;
+        let mut moderation = None;
         for item in text.split(',') {
             let (key, value) = item
                 .split_once('=')
@@ -90,6 +93,8 @@ impl DiskConfig {
                 "bandwidth" => bandwidth = Some(limit(key, value)?),
                 "ops" if ops.is_some() => return Err(duplicate()),
                 "ops" => ops = Some(limit(key, value)?),
+                "moderation" if moderation.is_some() => return Err(duplicate()),
+                "moderation" => moderation = Some(on_off(key, value)?),
                 _ => return Err(ConfigError::UnknownKey(key.to_owned())),
             }
         }
@@ -102,6 +107,7 @@ impl DiskConfig {
             direct: direct.unwrap_or(false),
             bandwidth,
             ops,
+            moderation: moderation.unwrap_or(false),
         };
         config.validate()?;
         Ok(config)
@@ -135,16 +141,17 @@ mod tests {
         let c = DiskConfig::parse("path=/tmp/disk.img").unwrap();
         assert_eq!(c.path, PathBuf::from("/tmp/disk.img"));
         assert!(!c.readonly && !c.direct);
+        assert!(!c.moderation, "not moderated unless turned on");
         assert_eq!((c.id, c.bandwidth, c.ops), (None, None, None));
     }
 
     #[test]
     fn every_option() {
         let c = DiskConfig::parse(
-            "path=a.img,readonly=on,id=data-1,direct=on,bandwidth=10M/100ms,ops=500",
+            "path=a.img,readonly=on,id=data-1,direct=on,bandwidth=10M/100ms,ops=500,moderation=on",
         )
         .unwrap();
-        assert!(c.readonly && c.direct);
+        assert!(c.readonly && c.direct && c.moderation);
         assert_eq!(c.id.as_deref(), Some("data-1"));
         assert_eq!(
             c.bandwidth,
@@ -162,6 +169,17 @@ mod tests {
             ("readonly=on", ConfigError::MissingPath),
             ("path=", ConfigError::MissingPath),
             ("path=a,path=b", ConfigError::Duplicate("path".into())),
+            (
+                "path=a,moderation=on,moderation=off",
+                ConfigError::Duplicate("moderation".into()),
+            ),
+            (
+                "path=a,moderation=fast",
+                ConfigError::NotOnOff {
+                    key: "moderation".into(),
+                    value: "fast".into(),
+                },
+            ),
             ("path=a,size=3", ConfigError::UnknownKey("size".into())),
             ("a.img", ConfigError::NotKeyValue("a.img".into())),
             (

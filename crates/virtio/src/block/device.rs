@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
+use crate::moderation::Moderation;
 use crate::rate_limiter::RateLimiter;
 use crate::{device_type, features, Wake, Worker};
 
@@ -11,6 +12,7 @@ use super::config::DiskConfig;
 use super::disk::{Disk, DiskError};
 use super::handler::BlockQueue;
 use super::request::SECTOR_SIZE;
+use super::MODERATION;
 use super::{MAX_RANGES, MAX_RANGE_SECTORS};
 
 /// Entries of the request queue. A driver may not build a chain longer
@@ -19,6 +21,9 @@ use super::{MAX_RANGES, MAX_RANGE_SECTORS};
 /// not two, which halves the exits and interrupts of large I/O.
 const QUEUE_SIZE: u16 = 1024;
 const SECTOR_BYTES: u32 = 512;
+/// The worker's event sources: the rate limiter's timer, then the
+/// moderation timer (when moderated).
+const LIMITER_SOURCE: usize = 0;
 /// Data segments per request: a queue's worth, less header and status.
 const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
 // A chain of `SEG_MAX` segments must not be refused as too long.
@@ -152,17 +157,24 @@ impl VirtioDevice for Block {
         let mut handler =
             BlockQueue::new(queue, ctx.mem, ctx.interrupt, self.disk.clone(), limiter)
                 .resume_with(kick);
-        let timer = handler.timer_fd();
-        let worker = Worker::spawn(
-            "virtio-blk".into(),
-            vec![evt],
-            vec![timer],
-            move |wake, _| match wake {
-                Wake::Queue(_) => handler.process(),
-                Wake::Source(_) => handler.on_timer(),
-            },
-        )
-        .map_err(ActivateError::Worker)?;
+        if self.config.moderation {
+            let moderation = Moderation::new(MODERATION).map_err(ActivateError::Worker)?;
+            handler = handler.with_moderation(moderation);
+        }
+        let mut sources = vec![handler.timer_fd()];
+        sources.extend(handler.moderation_fd());
+        let worker =
+            Worker::spawn(
+                "virtio-blk".into(),
+                vec![evt],
+                sources,
+                move |wake, _| match wake {
+                    Wake::Queue(_) => handler.process(),
+                    Wake::Source(LIMITER_SOURCE) => handler.on_timer(),
+                    Wake::Source(_) => handler.on_moderation_timer(),
+                },
+            )
+            .map_err(ActivateError::Worker)?;
         self.worker = Some(worker);
         Ok(())
     }

@@ -2,6 +2,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress};
@@ -10,6 +11,7 @@ use vmm_sys_util::eventfd::EventFd;
 use super::disk::Disk;
 use super::request::{self, Malformed, Request, RequestType, RANGE_UNMAP, SECTOR_SIZE};
 use super::MAX_RANGE_SECTORS;
+use crate::moderation::{Hold, Moderation, ModerationConfig};
 use crate::rate_limiter::RateLimiter;
 use crate::{GuestMemoryMmap, VirtioInterrupt};
 
@@ -27,6 +29,21 @@ const SIGNAL_EVERY: u32 = 64;
 /// events (a reset waits for it): a guest whose used ring overlaps its
 /// available ring could otherwise keep one pass going forever.
 const MAX_BATCH: u32 = 1024;
+
+/// Completion interrupt moderation ([`crate::moderation`]), with
+/// `moderation=on`: a completion within `window` of the last interrupt
+/// waits while more keep coming (a guest with several requests in flight
+/// submits the next ones meanwhile), up to `max`, so one interrupt covers
+/// several. The wait follows the stream's own pace, so a fast disk is not
+/// held back; one request at a time is not held for long (backoff).
+pub const MODERATION: ModerationConfig = ModerationConfig {
+    hold: Hold::WhileBusy {
+        max: Duration::from_millis(1),
+    },
+    window: Duration::from_millis(2),
+    max_held: 32,
+    backoff: 8,
+};
 
 /// The byte offset of `len` bytes at `sector`, if they are on the disk.
 fn on_disk(disk: &Disk, sector: u64, len: u64) -> Option<u64> {
@@ -135,6 +152,8 @@ pub struct BlockQueue {
     limiter: RateLimiter,
     /// The queue's own eventfd, to come back after a full batch.
     kick: Option<EventFd>,
+    /// Completion interrupt moderation; none: every interrupt at once.
+    moderation: Option<Moderation>,
 }
 
 impl BlockQueue {
@@ -152,6 +171,26 @@ impl BlockQueue {
             disk,
             limiter,
             kick: None,
+            moderation: None,
+        }
+    }
+
+    /// Moderates the completion interrupts with `moderation`.
+    pub fn with_moderation(mut self, moderation: Moderation) -> Self {
+        self.moderation = Some(moderation);
+        self
+    }
+
+    /// The moderation timer, if moderated: when readable, call
+    /// [`BlockQueue::on_moderation_timer`].
+    pub fn moderation_fd(&self) -> Option<RawFd> {
+        self.moderation.as_ref().map(Moderation::timer_fd)
+    }
+
+    /// The moderation timer fired: a held interrupt goes now.
+    pub fn on_moderation_timer(&mut self) {
+        if self.moderation.as_mut().is_some_and(Moderation::on_timer) {
+            self.signal_if_needed();
         }
     }
 
@@ -173,9 +212,28 @@ impl BlockQueue {
         self.process();
     }
 
+    /// Interrupts the guest now, if its driver asked, ending any hold.
     fn signal_if_needed(&mut self) {
+        if let Some(m) = &mut self.moderation {
+            m.flush();
+        }
         if self.queue.needs_notification(&self.mem).unwrap_or(true) {
             self.irq.signal_used_queue(0);
+            if let Some(m) = &mut self.moderation {
+                m.signalled(Instant::now());
+            }
+        }
+    }
+
+    /// A pass completed `served` requests: interrupts the guest now, or
+    /// when moderation says.
+    fn completed(&mut self, served: u32) {
+        let go = match &mut self.moderation {
+            None => true,
+            Some(m) => m.on_used(served as usize, Instant::now()),
+        };
+        if go {
+            self.signal_if_needed();
         }
     }
 
@@ -246,6 +304,6 @@ impl BlockQueue {
                 _ => break,
             }
         }
-        self.signal_if_needed();
+        self.completed(served);
     }
 }

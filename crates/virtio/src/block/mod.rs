@@ -13,7 +13,7 @@ pub mod request;
 pub use config::{ConfigError, DiskConfig, ID_BYTES};
 pub use device::{Block, BlockError};
 pub use disk::{DirectAlign, Disk, DiskError};
-pub use handler::{execute, status, BlockQueue};
+pub use handler::{execute, status, BlockQueue, MODERATION};
 
 /// Guest memory as the device reads and writes it.
 pub type GuestSlice<'a> = vm_memory::VolatileSlice<'a, ()>;

@@ -15,6 +15,8 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::request::types;
 use super::*;
+use crate::interrupt::INT_VRING;
+use crate::moderation::{Hold, Moderation, ModerationConfig};
 use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
 use crate::{GuestMemoryMmap, IrqTrigger};
 
@@ -479,4 +481,52 @@ fn an_available_index_out_of_range_ends_the_pass() {
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
     let mut block = BlockQueue::new(queue, mem, irq, Arc::new(open(&image, "")), unlimited());
     block.process();
+}
+
+/// Completion moderation that never ends a hold by itself: the test
+/// fires its timer.
+fn moderated(mut rig: Rig) -> Rig {
+    let config = ModerationConfig {
+        hold: Hold::WhileBusy {
+            max: Duration::from_secs(60),
+        },
+        window: Duration::from_secs(60),
+        max_held: 3,
+        backoff: 1,
+    };
+    rig.queue = rig.queue.with_moderation(Moderation::new(config).unwrap());
+    rig
+}
+
+#[test]
+fn completions_in_a_stream_share_an_interrupt() {
+    let image = Image::new(1 << 20);
+    let mut avail_idx = 0;
+    let rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        for i in 0..6u16 {
+            let data = (DATA + u64::from(i) * 0x1000, 512);
+            request(mem, mock, i * 3, types::IN, u64::from(i), data);
+        }
+        avail_idx = mock.avail_addr().0 + 2;
+    });
+    let mut rig = moderated(rig);
+    assert!(rig.queue.moderation_fd().is_some());
+    // The guest makes its requests visible one at a time.
+    let submit = |rig: &mut Rig, n: u16| {
+        rig.mem.write_obj(n, GuestAddress(avail_idx)).unwrap();
+        rig.queue.process();
+        assert_eq!(rig.used_count(), n, "served at once");
+        rig.irq.take_status()
+    };
+    assert_eq!(submit(&mut rig, 1), INT_VRING, "the first at once");
+    assert_eq!(submit(&mut rig, 2), 0, "the second waits");
+    assert_eq!(submit(&mut rig, 3), 0, "and so does the third");
+    rig.queue.on_moderation_timer();
+    assert_eq!(rig.irq.take_status(), INT_VRING, "one for both");
+    rig.queue.on_moderation_timer();
+    assert_eq!(rig.irq.take_status(), 0, "nothing held: no interrupt");
+    assert_eq!(submit(&mut rig, 4), 0);
+    assert_eq!(submit(&mut rig, 5), 0);
+    assert_eq!(submit(&mut rig, 6), INT_VRING, "three held go at once");
+    assert_eq!((0..6).map(|i| rig.status(i * 3)).max(), Some(0));
 }

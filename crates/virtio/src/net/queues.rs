@@ -9,7 +9,7 @@ use virtio_queue::{Queue, QueueT};
 
 use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, write_rx_chain};
 use super::{features, Tap, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
-use crate::moderation::{Moderation, ModerationConfig};
+use crate::moderation::{Hold, Moderation, ModerationConfig};
 use crate::rate_limiter::RateLimiter;
 use crate::{GuestMemoryMmap, VirtioInterrupt, Wake};
 use vmm_sys_util::eventfd::EventFd;
@@ -38,7 +38,7 @@ const TX_BATCH: usize = 128;
 /// waits) already do. A guest receiving a TCP stream takes fewer
 /// interrupts and receives faster (the net bench in docs/benchmarks.md).
 pub const MODERATION: ModerationConfig = ModerationConfig {
-    hold: Duration::from_micros(300),
+    hold: Hold::Fixed(Duration::from_micros(300)),
     window: Duration::from_millis(2),
     max_held: 128,
     backoff: 8,

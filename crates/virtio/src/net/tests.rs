@@ -18,7 +18,7 @@ use super::queues::{
 };
 use super::{features, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
 use crate::interrupt::INT_VRING;
-use crate::moderation::{Moderation, ModerationConfig};
+use crate::moderation::{Hold, Moderation, ModerationConfig};
 use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
 use crate::{GuestMemoryMmap, IrqTrigger, Wake};
 
@@ -457,7 +457,7 @@ fn a_full_transmit_ring_is_served_in_batches_with_a_self_kick() {
 /// Moderation that never ends a hold by itself: the test fires its timer.
 fn moderated(mut r: Rig<'_>) -> Rig<'_> {
     let config = ModerationConfig {
-        hold: Duration::from_secs(60),
+        hold: Hold::Fixed(Duration::from_secs(60)),
         window: Duration::from_secs(60),
         max_held: 3,
         backoff: 1,
