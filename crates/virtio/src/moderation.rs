@@ -285,6 +285,17 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// Whether the moderation timer becomes readable within `timeout_ms`.
+    fn timer_fires(m: &Moderation, timeout_ms: i32) -> bool {
+        let mut fds = [libc::pollfd {
+            fd: m.timer_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd, for the length given.
+        unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout_ms) == 1 }
+    }
+
     #[test]
     fn a_lone_buffer_interrupts_at_once() {
         let mut m = Moderation::new(CONFIG).unwrap();
@@ -321,18 +332,9 @@ mod tests {
         let t0 = Instant::now();
         m.signalled(t0);
         assert!(!m.on_used(1, t0));
-        let mut fds = [libc::pollfd {
-            fd: m.timer_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // SAFETY: one valid pollfd, for the length given.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 5000) };
-        assert_eq!(ready, 1, "the timer fires");
+        assert!(timer_fires(&m, 5000), "the timer fires");
         assert!(m.on_timer());
-        // SAFETY: as above.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
-        assert_eq!(ready, 0, "and is quiet once handled");
+        assert!(!timer_fires(&m, 0), "and is quiet once handled");
     }
 
     #[test]
@@ -471,14 +473,7 @@ mod tests {
         m.signalled(t0);
         assert!(!m.on_used(1, t0 + us(20)));
         // The timer waits 30 µs (1.5 gaps), not the 60 s maximum.
-        let mut fds = [libc::pollfd {
-            fd: m.timer_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // SAFETY: one valid pollfd, for the length given.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 10_000) };
-        assert_eq!(ready, 1, "the quiet wait ends the hold");
+        assert!(timer_fires(&m, 10_000), "the quiet wait ends the hold");
         assert!(m.on_timer());
     }
 

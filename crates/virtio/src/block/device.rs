@@ -12,8 +12,7 @@ use super::config::DiskConfig;
 use super::disk::{Disk, DiskError};
 use super::handler::BlockQueue;
 use super::request::SECTOR_SIZE;
-use super::MODERATION;
-use super::{MAX_RANGES, MAX_RANGE_SECTORS};
+use super::{MAX_RANGES, MAX_RANGE_SECTORS, MODERATION};
 
 /// Entries of the request queue. A driver may not build a chain longer
 /// than the queue (virtio 1.2, 2.7.5.3.1), so this bounds `seg_max`: at
@@ -21,13 +20,14 @@ use super::{MAX_RANGES, MAX_RANGE_SECTORS};
 /// not two, which halves the exits and interrupts of large I/O.
 const QUEUE_SIZE: u16 = 1024;
 const SECTOR_BYTES: u32 = 512;
-/// The worker's event sources: the rate limiter's timer, then the
-/// moderation timer (when moderated).
-const LIMITER_SOURCE: usize = 0;
 /// Data segments per request: a queue's worth, less header and status.
 const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
 // A chain of `SEG_MAX` segments must not be refused as too long.
 const _: () = assert!(SEG_MAX as usize + 2 <= super::request::MAX_DESCRIPTORS);
+
+/// The worker's event sources: the rate limiter's timer, then the
+/// moderation timer (when moderated).
+const LIMITER_SOURCE: usize = 0;
 
 /// Feature bits (`VIRTIO_BLK_F_*`).
 mod feature {
