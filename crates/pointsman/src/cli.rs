@@ -74,9 +74,9 @@ pub struct RunArgs {
     pub vsock: Option<String>,
     /// Give the guest a virtio-blk disk over a raw image file (repeatable):
     /// path=FILE[,readonly=on][,id=NAME][,direct=on][,bandwidth=N[/TIME]][,ops=N[/TIME]]
-    /// [,moderation=on]. Limits are amounts (K/M/G suffixes) per refill
-    /// time (e.g. 500ms; 1s when left out); moderation=on lets one
-    /// interrupt cover several completions.
+    /// [,moderation=off]. Limits are amounts (K/M/G suffixes) per refill
+    /// time (e.g. 500ms; 1s when left out); moderation=off sends every
+    /// completion's interrupt at once.
     #[arg(long, value_name = "OPTIONS")]
     pub disk: Vec<String>,
     /// Give the guest a virtio-net NIC on a host TAP (repeatable):

@@ -43,7 +43,7 @@ pub struct DiskConfig {
     pub bandwidth: Option<TokenBucketConfig>,
     /// Requests per refill time.
     pub ops: Option<TokenBucketConfig>,
-    /// Completion interrupt moderation (off unless `moderation=on`).
+    /// Completion interrupt moderation (on unless `moderation=off`).
     pub moderation: bool,
 }
 
@@ -107,7 +107,7 @@ impl DiskConfig {
             direct: direct.unwrap_or(false),
             bandwidth,
             ops,
-            moderation: moderation.unwrap_or(false),
+            moderation: moderation.unwrap_or(true),
         };
         config.validate()?;
         Ok(config)
@@ -141,17 +141,17 @@ mod tests {
         let c = DiskConfig::parse("path=/tmp/disk.img").unwrap();
         assert_eq!(c.path, PathBuf::from("/tmp/disk.img"));
         assert!(!c.readonly && !c.direct);
-        assert!(!c.moderation, "not moderated unless turned on");
+        assert!(c.moderation, "moderated unless turned off");
         assert_eq!((c.id, c.bandwidth, c.ops), (None, None, None));
     }
 
     #[test]
     fn every_option() {
         let c = DiskConfig::parse(
-            "path=a.img,readonly=on,id=data-1,direct=on,bandwidth=10M/100ms,ops=500,moderation=on",
+            "path=a.img,readonly=on,id=data-1,direct=on,bandwidth=10M/100ms,ops=500,moderation=off",
         )
         .unwrap();
-        assert!(c.readonly && c.direct && c.moderation);
+        assert!(c.readonly && c.direct && !c.moderation);
         assert_eq!(c.id.as_deref(), Some("data-1"));
         assert_eq!(
             c.bandwidth,

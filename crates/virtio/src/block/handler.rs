@@ -30,8 +30,8 @@ const SIGNAL_EVERY: u32 = 64;
 /// available ring could otherwise keep one pass going forever.
 const MAX_BATCH: u32 = 1024;
 
-/// Completion interrupt moderation ([`crate::moderation`]), with
-/// `moderation=on`: a completion within `window` of the last interrupt
+/// Completion interrupt moderation ([`crate::moderation`]), unless
+/// `moderation=off`: a completion within `window` of the last interrupt
 /// waits while more keep coming (a guest with several requests in flight
 /// submits the next ones meanwhile), up to `max`, so one interrupt covers
 /// several. The wait follows the stream's own pace, so a fast disk is not
