@@ -464,34 +464,32 @@ fn passes_of(figures: &Figures, disk: Disk, vmm: Vmm, m: usize) -> Vec<f64> {
 
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
-const FINDINGS: &str = "Findings (2026-12-02, the run above, on a quiet machine, load average \
-about 1, after virtio-mmio's InterruptACK write moved into KVM, which halves the exits each \
-virtio-mmio interrupt costs the guest; the figures moved within run-to-run noise of the \
-morning's run without it: random reads with 1 in flight 1090-1144 then, 1092-1183 now). \
-virtio-pci is the transport for I/O-heavy guests. With `--pci`, Pointsman's random reads are \
-39 to 45% above its virtio-mmio figures (1092-1183 to 1514-1688 IOPS with 1 in flight, \
-1160-1354 to 1677-1836 with 8). The guest's one vCPU is the limit in those rows, and on \
-virtio-mmio every interrupt still costs it an exit to the VMM (the InterruptStatus read, which \
-KVM cannot answer alone); an MSI-X interrupt costs none, though the guest still takes about \
-one per request (0.97 with 8 in flight). QEMU gains the same way on virtio-pci. Against QEMU \
-on the same transport: on virtio-mmio Pointsman is ahead on every row (106% to 223%) but \
-cached random reads with 8 in flight, 98% (earlier runs 88% to 108%), where QEMU's slower \
-thread pool lets completions gather (0.42 to 0.49 interrupts per request against Pointsman's \
-0.95 to 0.97), so two requests share one interrupt and its exit. On virtio-pci Pointsman is \
-ahead on sequential reads (105%, 125%), O_DIRECT sequential writes (153%) and random reads with \
-1 in flight (190%, 187%), level on cached random reads with 8 in flight (100%), and just \
-behind on cached sequential writes (97%) and O_DIRECT random reads with 8 in flight (96%). \
-There neither VMM gathers completions (0.93 to 0.97 interrupts per request under both), the \
-guest is busy all the time, and the row measures the guest's own cost per request: QEMU backs \
-guest RAM with transparent huge pages, Pointsman only with `thp=on` (earlier runs measured \
-`thp=on` 5% to 8% above Pointsman's default on this row, from fewer nested page-table walks). \
-Pointsman's default stays without huge pages: they round a small guest's footprint up to 2 MiB \
-pieces, and 4 KiB pages that the balloon or free page reporting gives back split them. Against \
-QEMU microvm as it starts by default (virtio-mmio), Pointsman with `--pci` is ahead on every \
-row (111% to 310%). Completion interrupt moderation like virtio-net's was tried the same day: \
-in a shorter run it raised cached random reads with 8 in flight on virtio-mmio by 9% (to 116% \
-of QEMU's) and cut 1-in-flight reads by 15%; a full run with a gentler version did not finish \
-in twice its usual time and was stopped, so it is not in Pointsman until that is understood.";
+const FINDINGS: &str = "Findings (2026-12-03, the run above, on a slower and noisier machine \
+than the day before's: every figure is about half of 2026-12-02's, and one pass can be twice \
+another of the same set-up). Completion interrupt moderation is now on by default: with 8 in \
+flight it cut Pointsman's guest interrupts per request from 0.95-0.97 (2026-12-02) to \
+0.43-0.50 on either transport, about what QEMU's thread pool reaches on virtio-mmio \
+(0.43-0.45) and half of QEMU's on virtio-pci (0.82-0.93). Random reads with 8 in flight are \
+now ahead of QEMU on virtio-mmio (108%, 141%) and level or ahead on virtio-pci (109%, 99%); \
+with 1 in flight, where nothing is held (a hold that catches nothing turns holding off for the \
+next 8 to 256 interrupts), Pointsman stays far ahead (119% to 172%). Counting the holds in a \
+separate run showed that sequential 1 MiB reads, one request at a time, are held 4 to 8 times \
+per 1000 requests, about 1.5 ms each: the 14-18% drop one AMD run showed with moderation on \
+was noise. Below QEMU here: virtio-pci cached sequential writes (85%) and reads (98%). Each VM \
+session's first write fills a fresh sparse image and its second overwrites it, about half as \
+fast and twice as fast as the rest, so the median of those 6 passes falls between the two \
+and moves with whichever side a failed session left short; the day before, on a quiet \
+machine, the same rows were 97% and 105%, and on virtio-mmio Pointsman is ahead on both \
+(105%, 114%). Two sessions hung and were ended after 600 s, one under each VMM (Pointsman \
+virtio-mmio cached, QEMU virtio-pci O_DIRECT), each with its vCPU thread running and its \
+console silent, the test host fault described in docs/guests.md. virtio-pci is the transport \
+for I/O-heavy guests: with `--pci` Pointsman's random reads with 1 in flight are 38 to 87% \
+above its virtio-mmio figures, since on virtio-mmio every interrupt costs the guest an exit to \
+the VMM (the InterruptStatus read, which KVM cannot answer alone) and an MSI-X interrupt none. \
+QEMU backs guest RAM with transparent huge pages, Pointsman only with `thp=on` (earlier runs \
+measured `thp=on` 5% to 8% above Pointsman's default on random reads with 8 in flight, from \
+fewer nested page-table walks); Pointsman's default stays without them, since they round a \
+small guest's footprint up to 2 MiB pieces and the balloon's 4 KiB pages split them.";
 
 fn section(result: &Result<Figures, String>) -> String {
     let mut out = String::from("## virtio-blk\n\n");
