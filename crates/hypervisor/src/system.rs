@@ -10,6 +10,23 @@ use kvm_ioctls::{Cap, Kvm};
 use crate::error::{Error, Result};
 use crate::vm::Vm;
 
+/// Leaf 1 ECX: the LAPIC timer has TSC-deadline mode.
+const LEAF1_ECX_TSC_DEADLINE: u32 = 1 << 24;
+
+/// KVM emulates the LAPIC's TSC-deadline timer wherever it reports
+/// KVM_CAP_TSC_DEADLINE_TIMER, but kernels before 6.14 leave its CPUID bit
+/// out of KVM_GET_SUPPORTED_CPUID (userspace is to add it, as QEMU and
+/// Firecracker do). A Linux guest without it must calibrate the LAPIC
+/// timer against another clock at boot and programs it through the
+/// divide-and-count registers.
+fn add_tsc_deadline(cpuid: &mut CpuId) {
+    for entry in cpuid.as_mut_slice() {
+        if entry.function == 1 {
+            entry.ecx |= LEAF1_ECX_TSC_DEADLINE;
+        }
+    }
+}
+
 /// The KVM system: the open `/dev/kvm`.
 pub struct Hypervisor {
     kvm: Kvm,
@@ -81,10 +98,13 @@ impl Hypervisor {
         if let Some(cpuid) = self.supported_cpuid.get() {
             return Ok(cpuid);
         }
-        let cpuid = self
+        let mut cpuid = self
             .kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(Error::ioctl("KVM_GET_SUPPORTED_CPUID"))?;
+        if self.kvm.check_extension(Cap::TscDeadlineTimer) {
+            add_tsc_deadline(&mut cpuid);
+        }
         Ok(self.supported_cpuid.get_or_init(|| cpuid))
     }
 
@@ -108,5 +128,25 @@ impl Hypervisor {
             .create_vm()
             .map_err(Error::ioctl("KVM_CREATE_VM"))?;
         Ok(Vm::new(fd))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kvm_bindings::kvm_cpuid_entry2;
+
+    use super::*;
+
+    #[test]
+    fn tsc_deadline_is_added_to_leaf_1_only() {
+        let entry = |function, ecx| kvm_cpuid_entry2 {
+            function,
+            ecx,
+            ..Default::default()
+        };
+        let mut cpuid = CpuId::from_entries(&[entry(0, 0), entry(1, 0x8000_0001)]).unwrap();
+        add_tsc_deadline(&mut cpuid);
+        let ecx: Vec<u32> = cpuid.as_slice().iter().map(|e| e.ecx).collect();
+        assert_eq!(ecx, [0, 0x8100_0001]);
     }
 }

@@ -35,6 +35,7 @@ echo "@@cpus $(grep -c ^processor /proc/cpuinfo)"
 echo "@@online $(cat /sys/devices/system/cpu/online)"
 echo "@@memtotal $(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
 echo "@@clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+echo "@@tsc-deadline $(grep -c 'flags.* tsc_deadline_timer' /proc/cpuinfo)"
 echo "@@epoch $(date +%s)"
 t0=$(date +%s); sleep 2; t1=$(date +%s)
 echo "@@slept $((t1 - t0))"
@@ -97,6 +98,11 @@ fn cloud_kernel_boots_with_1_2_4_cpus_and_memory_across_4g() {
             value(console, "clocksource"),
             Some("kvm-clock"),
             "{console}"
+        );
+        assert_eq!(
+            number(console, "tsc-deadline"),
+            *cpus,
+            "every vCPU's LAPIC timer has TSC-deadline mode:\n{console}"
         );
         let slept = number(console, "slept");
         assert!(
