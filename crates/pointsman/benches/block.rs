@@ -121,6 +121,9 @@ rand() {{
     echo "@@rand-read-qd$1 $v"
     echo "@@irqs-qd$1 $(awk -v i=$((i1 - i0)) -v r=$((r1 - r0)) 'BEGIN {{ printf "%.2f", r ? i / r : 0 }}')"
 }}
+# The first write fills the fresh sparse image (the test host allocates
+# it as it goes); the rounds' writes overwrite it.
+echo "@@fresh-write $(mibs $(took dd if=/dev/zero of=/dev/vda bs=1M count={IMAGE_MIB} oflag=direct))"
 for round in $(seq 1 {ROUNDS}); do
     echo "@@seq-write $(mibs $(took dd if=/dev/zero of=/dev/vda bs=1M count={IMAGE_MIB} oflag=direct))"
     echo "@@seq-read $(mibs $(took dd if=/dev/vda of=/dev/null bs=1M count={IMAGE_MIB} iflag=direct))"
@@ -280,8 +283,13 @@ struct Metric {
 
 const METRICS: &[Metric] = &[
     Metric {
+        tag: "fresh-write",
+        what: "Sequential write to the fresh image, 1 MiB blocks (MiB/s)",
+        target: true,
+    },
+    Metric {
         tag: "seq-write",
-        what: "Sequential write, 1 MiB blocks (MiB/s)",
+        what: "Sequential overwrite, 1 MiB blocks (MiB/s)",
         target: true,
     },
     Metric {
@@ -518,12 +526,13 @@ fn section(result: &Result<Figures, String>) -> String {
          exit and interrupt goes through emulated hardware, so absolute figures are far below \
          bare metal; compare columns, not machines). Each VM gets a fresh sparse {IMAGE_MIB} MiB \
          raw image. Sequential: busybox `dd` of {IMAGE_MIB} MiB with 1 MiB blocks and O_DIRECT \
-         in the guest (`/dev/zero` to `/dev/vda`, then back to `/dev/null`). Random: a small \
+         in the guest: `/dev/zero` to `/dev/vda` once on the fresh image (the test host allocates \
+         it as the writes come), then in each pass again (an overwrite) and back to `/dev/null`. Random: a small \
          static C program reading 4 KiB at random aligned offsets with O_DIRECT for \
          {RANDOM_SECONDS} s, one process per request in flight. {SESSIONS} VM sessions per VMM \
          and disk, run in the order of the columns, then the reverse, and so on in turn, \
-         with {ROUNDS} passes of each measurement in each; each figure is the median of the \
-         {} passes. Host caching is the same for both: without `direct=on` Pointsman \
+         with {ROUNDS} passes of each measurement in each (one of the write to the fresh image); \
+         each figure is the median of all of a VMM's passes. Host caching is the same for both: without `direct=on` Pointsman \
          does buffered I/O through the host page cache, as QEMU's default `cache=writeback` \
          does; `direct=on` opens the image with O_DIRECT and passes flushes on, as QEMU's \
          `cache=none` does. The O_DIRECT \
@@ -533,8 +542,7 @@ fn section(result: &Result<Figures, String>) -> String {
          legacy interface). Both VMMs use their default guest RAM: QEMU asks for transparent \
          huge pages, Pointsman does not unless `thp=on`.\n\n\
          Command lines inside the test host (`run_vm` runs `pointsman run`, `run_qemu` \
-         `qemu-system-x86_64`), each VM session at most {VM_LIMIT_SECONDS} s:\n\n```",
-        SESSIONS * ROUNDS as usize
+         `qemu-system-x86_64`), each VM session at most {VM_LIMIT_SECONDS} s:\n\n```"
     );
     for disk in Disk::ALL {
         for vmm in VMMS {
