@@ -36,6 +36,7 @@ echo "@@online $(cat /sys/devices/system/cpu/online)"
 echo "@@memtotal $(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
 echo "@@clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 echo "@@tsc-deadline $(grep -c 'flags.* tsc_deadline_timer' /proc/cpuinfo)"
+echo "@@model $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-)"
 echo "@@epoch $(date +%s)"
 t0=$(date +%s); sleep 2; t1=$(date +%s)
 echo "@@slept $((t1 - t0))"
@@ -50,7 +51,8 @@ fn cloud_kernel_boots_with_1_2_4_cpus_and_memory_across_4g() {
     let initrd = guest_initrd(&host, &dir, "report.cpio", &[], REPORT);
     let kernel = host.assets().cloud.vmlinuz.clone();
     let shapes = [(1u64, 128u64), (2, 3072), (4, 6144)];
-    let mut script = String::new();
+    let mut script =
+        "echo \"@@host-model $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-)\"\n".to_owned();
     for (cpus, mib) in shapes {
         script.push_str(&format!(
             "echo \"@@host-epoch $(date +%s)\"\n\
@@ -70,6 +72,9 @@ fn cloud_kernel_boots_with_1_2_4_cpus_and_memory_across_4g() {
         .filter_map(|l| l.trim_end_matches('\r').strip_prefix("@@host-epoch "))
         .filter_map(|v| v.trim().parse().ok())
         .collect();
+    let host_model = value(&run.console, "host-model")
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| panic!("no CPU model name in the test host:\n{}", run.console));
     for (((cpus, mib), (console, status)), host_epoch) in shapes.iter().zip(&vms).zip(&host_epochs)
     {
         assert_eq!(
@@ -98,6 +103,12 @@ fn cloud_kernel_boots_with_1_2_4_cpus_and_memory_across_4g() {
             value(console, "clocksource"),
             Some("kvm-clock"),
             "{console}"
+        );
+        // KVM leaves the brand string out; Pointsman passes the host's on.
+        assert_eq!(
+            value(console, "model"),
+            Some(host_model),
+            "the guest's CPU has the host's name:\n{console}"
         );
         assert_eq!(
             number(console, "tsc-deadline"),

@@ -1,5 +1,5 @@
-//! The CPUID each vCPU sees: what KVM supports, with this vCPU's topology
-//! and the hypervisor bit.
+//! The CPUID each vCPU sees: what KVM supports, with this vCPU's topology,
+//! the hypervisor bit and the host's brand string.
 
 use kvm_bindings::{kvm_cpuid_entry2, CpuId, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
 
@@ -12,6 +12,47 @@ const EXT1_ECX_CMP_LEGACY: u32 = 1 << 1;
 /// Leaf 0xB/0x1F ECX level types.
 const LEVEL_TYPE_SMT: u32 = 1;
 const LEVEL_TYPE_CORE: u32 = 2;
+
+/// The brand string leaves (48 bytes of text in their EAX..EDX).
+const BRAND_LEAVES: [u32; 3] = [0x8000_0002, 0x8000_0003, 0x8000_0004];
+
+/// The host CPU's brand string leaves, EAX..EDX of each, or zeros where
+/// the host has none. Read once: a CPUID instruction traps to the outer
+/// hypervisor where the host is itself a guest (6 µs each under PVM).
+pub fn host_brand() -> [[u32; 4]; 3] {
+    static BRAND: std::sync::OnceLock<[[u32; 4]; 3]> = std::sync::OnceLock::new();
+    *BRAND.get_or_init(read_host_brand)
+}
+
+fn read_host_brand() -> [[u32; 4]; 3] {
+    use std::arch::x86_64::__cpuid;
+    // SAFETY: CPUID exists on every x86_64 CPU and only reads registers.
+    #[allow(unused_unsafe)]
+    let max = unsafe { __cpuid(0x8000_0000) }.eax;
+    if max < BRAND_LEAVES[2] {
+        return [[0; 4]; 3];
+    }
+    BRAND_LEAVES.map(|leaf| {
+        // SAFETY: as above; the host reports this leaf.
+        #[allow(unused_unsafe)]
+        let r = unsafe { __cpuid(leaf) };
+        [r.eax, r.ebx, r.ecx, r.edx]
+    })
+}
+
+/// Gives brand string leaves that KVM left empty the host's text, as
+/// QEMU's `-cpu host` does: KVM's supported CPUID zeroes them, and a Linux
+/// guest without one names its CPU from a table ("Hammer" on AMD).
+fn fill_brand(entries: &mut [kvm_cpuid_entry2], brand: &[[u32; 4]; 3]) {
+    for entry in entries.iter_mut() {
+        let Some(i) = BRAND_LEAVES.iter().position(|&l| l == entry.function) else {
+            continue;
+        };
+        if [entry.eax, entry.ebx, entry.ecx, entry.edx] == [0; 4] {
+            [entry.eax, entry.ebx, entry.ecx, entry.edx] = brand[i];
+        }
+    }
+}
 
 /// Bits needed to number `count` items (at least 0).
 fn id_bits(count: u32) -> u32 {
@@ -92,6 +133,7 @@ pub fn vcpu_cpuid(supported: &CpuId, apic_id: u32, cpus: u32) -> CpuId {
         }
     }
 
+    fill_brand(&mut entries, &host_brand());
     entries.extend(topology_entries(0xb, apic_id, cpus));
     if max_basic >= 0x1f {
         entries.extend(topology_entries(0x1f, apic_id, cpus));
@@ -130,6 +172,40 @@ mod tests {
             },
         ];
         CpuId::from_entries(&entries).unwrap()
+    }
+
+    #[test]
+    fn empty_brand_leaves_get_the_host_text_and_others_stay() {
+        let mut entries: Vec<kvm_cpuid_entry2> = BRAND_LEAVES
+            .iter()
+            .map(|&function| kvm_cpuid_entry2 {
+                function,
+                ..Default::default()
+            })
+            .collect();
+        entries[1].eax = 7;
+        let brand = [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]];
+        fill_brand(&mut entries, &brand);
+        let regs: Vec<[u32; 4]> = entries
+            .iter()
+            .map(|e| [e.eax, e.ebx, e.ecx, e.edx])
+            .collect();
+        assert_eq!(regs, [[1, 2, 3, 4], [7, 0, 0, 0], [9, 10, 11, 12]]);
+    }
+
+    #[test]
+    fn vcpu_sees_the_host_brand_string() {
+        let mut entries = host_like().as_slice().to_vec();
+        entries.extend(BRAND_LEAVES.map(|function| kvm_cpuid_entry2 {
+            function,
+            ..Default::default()
+        }));
+        let cpuid = vcpu_cpuid(&CpuId::from_entries(&entries).unwrap(), 0, 1);
+        let host = host_brand();
+        for (i, function) in BRAND_LEAVES.into_iter().enumerate() {
+            let e = leaf(&cpuid, function, 0);
+            assert_eq!([e.eax, e.ebx, e.ecx, e.edx], host[i]);
+        }
     }
 
     fn leaf(cpuid: &CpuId, function: u32, index: u32) -> kvm_cpuid_entry2 {
