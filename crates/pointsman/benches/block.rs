@@ -391,11 +391,8 @@ fn session(
 ) -> Result<Vec<Vec<f64>>, String> {
     let run = host
         .run(files, &host_script(disk, vmm))
-        .map_err(|e| e.to_string().lines().next().unwrap_or("").to_owned())?;
-    let tail = || {
-        let lines: Vec<&str> = run.console.lines().rev().take(40).collect();
-        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
-    };
+        .map_err(|e| common::headline(&e))?;
+    let tail = || run.console_tail(40);
     let (console, status) = match run.vm_runs().pop() {
         Some(vm) => vm,
         None => {

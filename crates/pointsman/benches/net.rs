@@ -208,19 +208,17 @@ fn measure(host: &TestHost, files: &[(&str, &Path)]) -> (String, Vec<String>) {
                 Ok(run) => {
                     let figures = Figures::of(&run.console, vmm);
                     if figures.h2g.len() != RUNS || figures.g2h.len() != RUNS {
-                        let lines: Vec<&str> = run.console.lines().rev().take(60).collect();
-                        let tail: Vec<&str> = lines.into_iter().rev().collect();
                         eprintln!(
                             "net bench: {} transfers missing:\n{}",
                             vmm.name(),
-                            tail.join("\n")
+                            run.console_tail(60)
                         );
                         failed.push(format!("{}: transfers missing", vmm.name()));
                     }
                     console.push_str(&run.console);
                 }
                 Err(e) => {
-                    let why = e.to_string().lines().next().unwrap_or("").to_owned();
+                    let why = common::headline(&e);
                     eprintln!("net bench: {}: {why}", vmm.name());
                     failed.push(format!("{}: {why}", vmm.name()));
                 }

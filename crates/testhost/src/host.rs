@@ -106,7 +106,18 @@ pub struct HostRun {
     pub script_status: Option<i32>,
 }
 
+/// The last `count` lines of `text`.
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().rev().take(count).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
 impl HostRun {
+    /// The last `count` lines of the console: where a failed run stopped.
+    pub fn console_tail(&self, count: usize) -> String {
+        last_lines(&self.console, count)
+    }
+
     /// Each VM run's console output (between the helpers' markers) and
     /// exit status, in order.
     pub fn vm_runs(&self) -> Vec<(String, i32)> {
@@ -291,11 +302,9 @@ impl TestHost {
         let _ = reader.join();
         let console = console.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if status.is_none() {
-            let tail: Vec<&str> = console.lines().rev().take(30).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
             return Err(Error::Timeout {
                 seconds: self.timeout.as_secs(),
-                tail: tail.join("\n"),
+                tail: last_lines(&console, 30),
             });
         }
         let script_status = console
@@ -379,6 +388,16 @@ pub(crate) fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_tail_keeps_the_last_lines_in_order() {
+        let run = HostRun {
+            console: "a\nb\nc\nd".into(),
+            script_status: Some(0),
+        };
+        assert_eq!(run.console_tail(2), "c\nd");
+        assert_eq!(run.console_tail(9), "a\nb\nc\nd");
+    }
 
     #[test]
     fn run_qemu_starts_the_qemu_that_with_qemu_installs() {

@@ -19,7 +19,7 @@ const BRAND_LEAVES: [u32; 3] = [0x8000_0002, 0x8000_0003, 0x8000_0004];
 /// The host CPU's brand string leaves, EAX..EDX of each, or zeros where
 /// the host has none. Read once: a CPUID instruction traps to the outer
 /// hypervisor where the host is itself a guest (6 µs each under PVM).
-pub fn host_brand() -> [[u32; 4]; 3] {
+fn host_brand() -> [[u32; 4]; 3] {
     static BRAND: std::sync::OnceLock<[[u32; 4]; 3]> = std::sync::OnceLock::new();
     *BRAND.get_or_init(read_host_brand)
 }

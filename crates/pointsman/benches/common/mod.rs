@@ -240,6 +240,12 @@ pub fn first_line(program: &str, args: &[&str]) -> String {
         })
 }
 
+/// The first line of an error's message: a test host error carries the
+/// console's tail after it, which the caller prints apart or not at all.
+pub fn headline(error: &impl std::fmt::Display) -> String {
+    error.to_string().lines().next().unwrap_or("").to_owned()
+}
+
 /// The median (the mean of the two middle values for an even count), or
 /// `None` for no values.
 pub fn median(values: &[f64]) -> Option<f64> {
