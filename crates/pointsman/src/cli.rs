@@ -50,9 +50,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub cpus: u32,
     /// Guest RAM, with a K, M, G or T suffix (a bare number is MiB);
-    /// thp=on backs it with transparent huge pages (faster for large,
-    /// busy guests; a small guest then grows in 2 MiB steps).
-    #[arg(long, value_name = "SIZE[,thp=on]", default_value = "128M")]
+    /// thp=on asks for transparent huge pages (faster for large, busy
+    /// guests; a small guest then grows in 2 MiB steps), thp=off refuses
+    /// them, and with neither the host's THP policy decides.
+    #[arg(long, value_name = "SIZE[,thp=on|off]", default_value = "128M")]
     pub memory: String,
     /// End the run when the guest resets instead of restarting it.
     #[arg(long)]

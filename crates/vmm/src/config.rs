@@ -27,6 +27,22 @@ pub enum KernelSource {
     Embedded(&'static [u8]),
 }
 
+/// The transparent huge page advice for guest RAM (`--memory SIZE,thp=`).
+/// RAM is mapped on 2 MiB boundaries whichever it is, so that KVM can map
+/// a huge page the host kernel hands out with one nested page-table entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HugePages {
+    /// No advice: the host's policy decides (`always` gives huge pages,
+    /// `madvise`, the usual default, does not).
+    #[default]
+    HostPolicy,
+    /// `thp=on`: ask for huge pages (`MADV_HUGEPAGE`).
+    On,
+    /// `thp=off`: refuse them (`MADV_NOHUGEPAGE`), which keeps a small
+    /// guest's footprint in 4 KiB steps on any host.
+    Off,
+}
+
 /// One guest.
 #[derive(Clone, Debug)]
 pub struct VmConfig {
@@ -36,8 +52,8 @@ pub struct VmConfig {
     pub cpus: u32,
     /// Guest RAM in bytes.
     pub memory: u64,
-    /// Back guest RAM with transparent huge pages.
-    pub huge_pages: bool,
+    /// Whether guest RAM asks for transparent huge pages.
+    pub huge_pages: HugePages,
     /// End the run, instead of restarting the guest, when it resets.
     pub no_reboot: bool,
     /// Give the guest a virtio-rng device.
@@ -96,17 +112,17 @@ impl VmConfig {
 }
 
 /// Parses `--memory`: `SIZE[,thp=on|off]` (also `size=SIZE`), returning
-/// the size in bytes and whether to ask for transparent huge pages.
-pub fn parse_memory_option(text: &str) -> Result<(u64, bool)> {
+/// the size in bytes and the transparent huge page advice.
+pub fn parse_memory_option(text: &str) -> Result<(u64, HugePages)> {
     let invalid = |why: String| Error::InvalidMemoryOption(text.to_owned(), why);
     let mut size = None;
-    let mut huge_pages = false;
+    let mut huge_pages = HugePages::HostPolicy;
     for (i, item) in text.split(',').enumerate() {
         match item.split_once('=') {
             None if i == 0 => size = Some(parse_memory_size(item)?),
             Some(("size", value)) => size = Some(parse_memory_size(value)?),
-            Some(("thp", "on")) => huge_pages = true,
-            Some(("thp", "off")) => huge_pages = false,
+            Some(("thp", "on")) => huge_pages = HugePages::On,
+            Some(("thp", "off")) => huge_pages = HugePages::Off,
             Some(("thp", other)) => {
                 return Err(invalid(format!("thp={other}: expected on or off")))
             }
@@ -154,15 +170,21 @@ mod tests {
 
     #[test]
     fn memory_options() {
-        assert_eq!(parse_memory_option("256M").unwrap(), (256 << 20, false));
-        assert_eq!(parse_memory_option("1G,thp=on").unwrap(), (1 << 30, true));
+        assert_eq!(
+            parse_memory_option("256M").unwrap(),
+            (256 << 20, HugePages::HostPolicy)
+        );
+        assert_eq!(
+            parse_memory_option("1G,thp=on").unwrap(),
+            (1 << 30, HugePages::On)
+        );
         assert_eq!(
             parse_memory_option("size=2G,thp=off").unwrap(),
-            (2 << 30, false)
+            (2 << 30, HugePages::Off)
         );
         assert_eq!(
             parse_memory_option("thp=on,size=64").unwrap(),
-            (64 << 20, true)
+            (64 << 20, HugePages::On)
         );
         for bad in [
             "",

@@ -18,7 +18,8 @@ mod ram_mapping;
 mod vcpu;
 
 pub use config::{
-    parse_memory_option, parse_memory_size, KernelSource, VmConfig, DEFAULT_CMDLINE, DEFAULT_MEMORY,
+    parse_memory_option, parse_memory_size, HugePages, KernelSource, VmConfig, DEFAULT_CMDLINE,
+    DEFAULT_MEMORY,
 };
 pub use error::{Error, Result};
 pub use exit::GuestExit;

@@ -5,7 +5,7 @@ use hypervisor::{Hypervisor, Vm};
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 
 use crate::ram_mapping::RamMapping;
-use crate::{Error, Result};
+use crate::{Error, HugePages, Result};
 
 pub(crate) type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;
 
@@ -35,30 +35,22 @@ pub(crate) struct GuestRam {
     _mappings: Vec<RamMapping>,
 }
 
-/// Allocates `size` bytes of guest RAM, laid out around the 32-bit hole.
-/// The mappings are lazily backed: untouched guest pages cost nothing.
-/// With `huge_pages`, each region is mapped on a 2 MiB boundary with
-/// transparent huge pages asked for; otherwise `vm-memory` maps it where
-/// the kernel likes and the host's THP policy applies as it stands.
-pub(crate) fn create_guest_memory(size: u64, huge_pages: bool) -> Result<GuestRam> {
+/// Allocates `size` bytes of guest RAM, laid out around the 32-bit hole,
+/// each region on a 2 MiB boundary with `huge_pages`' advice. The mappings
+/// are lazily backed: untouched guest pages cost nothing.
+pub(crate) fn create_guest_memory(size: u64, huge_pages: HugePages) -> Result<GuestRam> {
     let too_large = |reason: String| Error::GuestMemory { size, reason };
-    let mut ranges = Vec::new();
+    let advice = match huge_pages {
+        HugePages::HostPolicy => None,
+        HugePages::On => Some(libc::MADV_HUGEPAGE),
+        HugePages::Off => Some(libc::MADV_NOHUGEPAGE),
+    };
+    let mut mappings = Vec::new();
+    let mut regions = Vec::new();
     for (addr, len) in ram_regions(size) {
         let len = usize::try_from(len)
             .map_err(|_| too_large("larger than the host address space".into()))?;
-        ranges.push((addr, len));
-    }
-    if !huge_pages {
-        let memory = GuestMemoryMmap::from_ranges(&ranges).map_err(|e| too_large(e.to_string()))?;
-        return Ok(GuestRam {
-            memory,
-            _mappings: Vec::new(),
-        });
-    }
-    let mut mappings = Vec::new();
-    let mut regions = Vec::new();
-    for (addr, len) in ranges {
-        let mapping = RamMapping::new_huge(len).map_err(|e| too_large(e.to_string()))?;
+        let mapping = RamMapping::new(len, advice).map_err(|e| too_large(e.to_string()))?;
         // SAFETY: the region goes into `GuestRam::memory`, which drops
         // before `GuestRam::_mappings`; clones of the memory handed to
         // devices and vCPUs go with the machine, which drops before its RAM.
@@ -87,4 +79,24 @@ pub(crate) fn map_guest_memory(vm: &Vm, memory: &GuestMemoryMmap) -> Result<()> 
         unsafe { vm.map_memory(slot, region.start_addr().0, region.len(), host as u64)? };
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ram_mapping::HUGE_PAGE;
+
+    #[test]
+    fn every_region_starts_on_a_huge_page_boundary() {
+        // 5 GiB: RAM below the 32-bit hole and above 4 GiB, two regions.
+        for advice in [HugePages::HostPolicy, HugePages::On, HugePages::Off] {
+            let ram = create_guest_memory(5 << 30, advice).unwrap();
+            assert_eq!(ram.memory.num_regions(), 2);
+            for region in ram.memory.iter() {
+                let host = region.get_host_address(MemoryRegionAddress(0)).unwrap();
+                assert_eq!(host as usize % HUGE_PAGE, 0, "{advice:?}");
+                assert_eq!(region.start_addr().0 % HUGE_PAGE as u64, 0);
+            }
+        }
+    }
 }

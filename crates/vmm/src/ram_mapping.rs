@@ -7,7 +7,8 @@
 //! wherever `mmap` puts it, which older kernels do not align, so this
 //! module reserves a little more address space than needed and maps RAM at
 //! the first 2 MiB boundary inside it; `vm-memory` then gets the mapping
-//! as a raw pointer and this type unmaps it.
+//! as a raw pointer and this type unmaps it. Alignment costs nothing when
+//! no huge page comes (the host's THP policy and `--memory ...,thp=` say).
 
 use std::io;
 use std::ptr::null_mut;
@@ -39,9 +40,9 @@ unsafe impl Send for RamMapping {}
 unsafe impl Sync for RamMapping {}
 
 impl RamMapping {
-    /// Maps `len` bytes (a multiple of the page size) at a 2 MiB boundary
-    /// and asks for transparent huge pages there.
-    pub(crate) fn new_huge(len: usize) -> io::Result<RamMapping> {
+    /// Maps `len` bytes (a multiple of the page size) at a 2 MiB boundary,
+    /// with `advice` (`MADV_HUGEPAGE` or `MADV_NOHUGEPAGE`) if given.
+    pub(crate) fn new(len: usize, advice: Option<libc::c_int>) -> io::Result<RamMapping> {
         let reserve = len
             .checked_add(HUGE_PAGE)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
@@ -75,9 +76,11 @@ impl RamMapping {
                 libc::munmap(start.add(len).cast(), tail);
             }
         }
-        // SAFETY: advice on the mapping made above. It fails only where the
-        // host kernel has no THP, and then changes nothing: ignore it.
-        unsafe { libc::madvise(start.cast(), len, libc::MADV_HUGEPAGE) };
+        if let Some(advice) = advice {
+            // SAFETY: advice on the mapping made above. It fails only where
+            // the host kernel has no THP, and then changes nothing: ignore it.
+            unsafe { libc::madvise(start.cast(), len, advice) };
+        }
         Ok(RamMapping { addr: start, len })
     }
 
@@ -125,14 +128,14 @@ mod tests {
     #[test]
     fn mappings_start_on_a_huge_page_boundary() {
         for len in [4096, HUGE_PAGE, 3 * HUGE_PAGE + 4096] {
-            let ram = RamMapping::new_huge(len).unwrap();
+            let ram = RamMapping::new(len, None).unwrap();
             assert_eq!(ram.addr() % HUGE_PAGE, 0, "{len} bytes");
         }
     }
 
     #[test]
     fn regions_read_and_write_the_mapping() {
-        let ram = RamMapping::new_huge(HUGE_PAGE).unwrap();
+        let ram = RamMapping::new(HUGE_PAGE, Some(libc::MADV_HUGEPAGE)).unwrap();
         // SAFETY: the region is dropped at the end of the test, before `ram`.
         let region = unsafe { ram.region(GuestAddress(0x1_0000_0000)) }.unwrap();
         assert_eq!(region.len(), HUGE_PAGE as u64);
@@ -149,8 +152,48 @@ mod tests {
             .is_err());
     }
 
+    /// The `VmFlags` of the host mapping holding `addr`, from
+    /// /proc/self/smaps (a neighbour with the same flags may have merged
+    /// with it, so the range need not start at `addr`).
+    fn vm_flags(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let holds = |line: &str| {
+            let range = line.split_whitespace().next().unwrap_or("");
+            let Some((start, end)) = range.split_once('-') else {
+                return false;
+            };
+            match (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) {
+                (Ok(start), Ok(end)) => (start..end).contains(&addr),
+                _ => false,
+            }
+        };
+        let mut lines = smaps.lines().skip_while(|l| !holds(l));
+        lines
+            .find_map(|l| l.strip_prefix("VmFlags:"))
+            .unwrap_or_else(|| panic!("no mapping holds {addr:#x}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn advice_reaches_the_host_kernel() {
+        let flags = |advice| {
+            let ram = RamMapping::new(HUGE_PAGE, advice).unwrap();
+            let flags: Vec<String> = vm_flags(ram.addr())
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            (flags.contains(&"hg".into()), flags.contains(&"nh".into()))
+        };
+        assert_eq!(flags(None), (false, false));
+        assert_eq!(flags(Some(libc::MADV_HUGEPAGE)), (true, false));
+        assert_eq!(flags(Some(libc::MADV_NOHUGEPAGE)), (false, true));
+    }
+
     #[test]
     fn impossible_sizes_fail_cleanly() {
-        assert!(RamMapping::new_huge(usize::MAX - 4096).is_err());
+        assert!(RamMapping::new(usize::MAX - 4096, None).is_err());
     }
 }
