@@ -303,9 +303,10 @@ microvm still pays it: that is most of the gap in the table.
 aligned in the test host's address space (its kernel, 6.1, does not align large anonymous \
 mappings), so KVM mapped it with 4 KiB nested page-table entries only: 29000 NPF exits a boot, \
 21000 of them in the first two seconds, against 1450 for QEMU, which aligns its RAM and asks \
-for transparent huge pages. With `--memory SIZE,thp=on` Pointsman now maps RAM on 2 MiB boundaries \
-and asks for huge pages as QEMU does (off by default: it rounds a small guest's footprint up to \
-2 MiB pieces).
+for transparent huge pages. Pointsman now maps RAM on 2 MiB boundaries always (since \
+2026-12-04), so huge pages the host's THP policy gives (`always` in the test host) are 2 MiB \
+pages for KVM too; `--memory SIZE,thp=on` asks for them as QEMU does, on hosts whose policy is \
+`madvise`.
 - What is left between launch and the guest kernel's time 0 (2-3 s on a quiet machine) is \
 mostly the bzImage decompressing itself; VMM set-up is about 0.3 s.
 ";

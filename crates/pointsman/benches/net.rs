@@ -24,9 +24,20 @@ use testhost::{linux_guest_initramfs, TestHost, QEMU_BINARY};
 /// MiB per transfer, and transfers per path in each VM session.
 const MIB: u32 = 32;
 const RUNS: usize = 3;
+/// Transfers over the guest's own loopback in each VM session: more than
+/// over the NIC, since one of them varies by a third between transfers of
+/// the same set-up and takes only about 2 s.
+const LOOPBACK_RUNS: usize = 6;
 /// VM sessions per VMM, alternating (Pointsman, QEMU, Pointsman, ...) so
 /// drift in the shared machine's load hits both alike.
-const SESSIONS: usize = 2;
+const SESSIONS: usize = 3;
+/// Rounds of the paired loopback run: one test host in which each VMM in
+/// turn boots a guest with no NIC for its loopback transfers alone, so
+/// that every VMM meets the same state of the shared machine.
+const PAIRED_ROUNDS: usize = 3;
+/// The guest command-line word that makes the guest run only its
+/// loopback transfers and power off.
+const LOOPBACK_ONLY: &str = "loopback_only";
 /// Longest one test host boot, with its one VM session, may take
 /// (seconds; one takes about two minutes).
 const SESSION_LIMIT_SECONDS: u64 = 600;
@@ -39,13 +50,10 @@ const INITRD: &str = "/guest/initrd.cpio";
 /// The set-ups compared, in the order each round runs them. Not QEMU
 /// microvm `pcie=on`: with `virtio-net-pci` it overflowed a kernel stack
 /// of the test host (a guard-page panic in its thread) in every session
-/// tried, which ends the whole test host run.
-const VMMS: [Vmm; 4] = [
-    Vmm::Pointsman,
-    Vmm::PointsmanPci,
-    Vmm::PointsmanThp,
-    Vmm::Qemu,
-];
+/// tried, which ends the whole test host run. Not Pointsman `thp=on`:
+/// the test host's THP policy is `always`, so Pointsman's 2 MiB-aligned
+/// RAM gets the same huge pages without it.
+const VMMS: [Vmm; 3] = [Vmm::Pointsman, Vmm::PointsmanPci, Vmm::Qemu];
 const MARKERS: Markers = Markers {
     begin: "<!-- net:begin -->",
     end: "<!-- net:end -->",
@@ -94,19 +102,71 @@ impl Vmm {
     }
 }
 
+impl Vmm {
+    /// The test host helper call that starts a guest with no NIC, which
+    /// only runs its loopback transfers.
+    fn start_plain(self) -> String {
+        let cmdline = format!("{CMDLINE} {LOOPBACK_ONLY}");
+        if self.is_qemu() {
+            format!(
+                "start_qemu {}",
+                self.qemu_args(KERNEL, INITRD, &cmdline, MEMORY_MIB)
+            )
+        } else {
+            format!(
+                "start_vm --kernel {KERNEL} --initrd {INITRD} --cmdline '{cmdline}' \
+                 --memory {MEMORY_MIB}M{} --cpus 1{}",
+                self.memory_options(),
+                self.pointsman_flags()
+            )
+        }
+    }
+}
+
+/// The test host's script for the paired loopback run.
+fn paired_script() -> String {
+    let mut script = format!("{COMMON_HELPERS}{HOST_HELPERS}\n");
+    for round in 0..PAIRED_ROUNDS {
+        let mut order = VMMS;
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for vmm in order {
+            let _ = writeln!(
+                script,
+                "echo '@@paired-session {}'\n{}\n\
+                 wait_for @@paired-done 1 300 || kill $VM_PID\nfinish_vm",
+                vmm.tag(),
+                vmm.start_plain()
+            );
+        }
+    }
+    script
+}
+
 fn guest_script() -> String {
     format!(
         r#"
+dd if=/dev/urandom of=/tmp/data bs=1M count={MIB} 2>/dev/null
+# loopback KEY: the transfers over 127.0.0.1, one "@@KEY MiB start end"
+# line each.
+loopback() {{
+    for i in $(seq {LOOPBACK_RUNS}); do
+        receive 6000 /dev/null
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        nc 127.0.0.1 6000 < /tmp/data || kill $NC
+        wait $NC
+        echo "@@$1 {MIB} $t0 $(cut -d' ' -f1 /proc/uptime)"
+    done
+}}
+if grep -q {LOOPBACK_ONLY} /proc/cmdline; then
+    loopback paired-lo
+    echo "@@paired-done"
+    poweroff -f
+fi
 nic {MAC} 10.200.0.2/24
 reach 10.200.0.1
-dd if=/dev/urandom of=/tmp/data bs=1M count={MIB} 2>/dev/null
-for i in $(seq {RUNS}); do
-    receive 6000 /dev/null
-    t0=$(cut -d' ' -f1 /proc/uptime)
-    nc 127.0.0.1 6000 < /tmp/data || kill $NC
-    wait $NC
-    echo "@@guest-lo {MIB} $t0 $(cut -d' ' -f1 /proc/uptime)"
-done
+loopback guest-lo
 echo "@@ping $(ping -c {PINGS} -i 0.2 10.200.0.1 | tail -n 1)"
 # The NIC's interrupts so far (every queue's, on either transport).
 irqs() {{ awk '/virtio/ {{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i }} END {{ print s + 0 }}' /proc/interrupts; }}
@@ -143,7 +203,7 @@ ip link set lo up
 tunctl -t tap0 >/dev/null
 ip addr add 10.200.0.1/24 dev tap0 && ip link set tap0 up
 dd if=/dev/urandom of=/tmp/data bs=1M count={MIB} 2>/dev/null
-for i in $(seq {RUNS}); do
+for i in $(seq {LOOPBACK_RUNS}); do
     receive 6000 /dev/null
     t0=$(uptime_s)
     nc 127.0.0.1 6000 < /tmp/data || kill $NC
@@ -255,8 +315,14 @@ fn rates(console: &str, key: &str) -> Vec<f64> {
 /// The parts of the test host's console from each `@@session TAG` to the
 /// next session (the VM's own console is in it: `finish_vm` prints it).
 fn sessions(console: &str, vmm: Vmm) -> Vec<&str> {
+    parts(console, "@@session ", vmm)
+}
+
+/// The parts of `console` from each `MARKER TAG` of `vmm` to the next
+/// marker.
+fn parts<'a>(console: &'a str, marker: &str, vmm: Vmm) -> Vec<&'a str> {
     console
-        .split("@@session ")
+        .split(marker)
         .skip(1)
         .filter(|part| part.split_whitespace().next() == Some(vmm.tag()))
         .collect()
@@ -385,6 +451,11 @@ fn runs(values: &[f64]) -> String {
 }
 
 fn row(out: &mut String, what: &str, runs_of: &[&[f64]]) {
+    row_with(out, what, runs_of, true);
+}
+
+/// A row of MiB/s, with verdicts against QEMU if `judged`.
+fn row_with(out: &mut String, what: &str, runs_of: &[&[f64]], judged: bool) {
     let medians: Vec<Option<f64>> = runs_of.iter().map(|r| median(r)).collect();
     let cells: Vec<String> = medians
         .iter()
@@ -395,7 +466,11 @@ fn row(out: &mut String, what: &str, runs_of: &[&[f64]]) {
         out,
         "| {what} | {} | {} | {} |",
         cells.join(" | "),
-        verdicts(&VMMS, |v| figure_of(&medians, v), true),
+        if judged {
+            verdicts(&VMMS, |v| figure_of(&medians, v), true)
+        } else {
+            "– (info)".into()
+        },
         lists.join(" / ")
     );
 }
@@ -433,38 +508,47 @@ fn figure_of(values: &[Option<f64>], vmm: Vmm) -> Option<f64> {
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
 const FINDINGS: &str =
-    "Findings (2026-12-03 evening, the run above, on an AMD EPYC machine with 2 CPUs, each VM \
-session in a test host booted for it alone). Host → guest is the guest-bound direction (its \
-TCP stack copies every byte to `nc`), and there the guest's interrupts decide. On 2026-12-02 \
-Pointsman's guest first took 31 to 36 interrupts per MiB received to QEMU's 9, since its \
-worker handed each frame over as soon as the TAP had it, and received at 76% to 99% of \
-QEMU's rate. Two changes followed: on virtio-mmio the driver's InterruptACK write no longer \
-leaves KVM (an ioeventfd takes it, and reading InterruptStatus clears it), so an interrupt \
-costs the guest one exit to the VMM instead of two; and the device moderates its interrupts \
-(a frame delivered within 2 ms of the queue's last interrupt waits up to 300 µs for more, \
-unless 128 buffers wait or the guest has none left, and holds that catch nothing back off: \
-docs/devices.md). In the run above Pointsman's guest took 20 to 25 interrupts per MiB \
-received and Pointsman is ahead of QEMU host → guest in every configuration (105% to 119%). \
-Guest → host it is ahead by 1.8 to 3.5 times. The ping row is level (5.19 against 5.16 ms on \
-virtio-mmio, 4.77 and 4.86 ms with `--pci` and `thp=on`), each session's average carried by \
-a few slow round trips. The device thread costs less CPU per MiB than QEMU's main loop both \
-ways but in system time host → guest with `--pci` or `thp=on` (13.4 and 15.5 ms against \
-12.3: the TAP reads, and the guest's ACKs written to the TAP, whose TCP processing runs in \
-the writer). Below QEMU: the guest loopback row, a transfer inside the guest that no NIC \
-touches (98% on virtio-mmio, 77% with `--pci`, 73% with `thp=on`; 89% to 100% across the \
-runs of 2026-12-02). QEMU's transfers there rose from 11-15 MiB/s in the first round of \
-sessions to 17-19 in the second, while the Pointsman configurations stayed at 10-17 in both. \
-The guest sees the same CPU under both VMMs (the same /proc/cpuinfo flags but for QEMU's \
-`cmp_legacy`, the same mitigations, kvm-clock), and in a separate run a CPU-bound shell loop \
-and a fork loop in the guest took the same time under both (5.9 and 5.1 s against 10.0 and \
-5.3 s; 3.7 and 4.7 s against 3.1 and 4.7 s): whether this row's shortfall is more than this \
-machine's noise, and what in the VMM would cause it, is not found yet. QEMU microvm with \
-`pcie=on` and `virtio-net-pci` panicked the test host's kernel (a kernel stack guard page \
-hit in its thread) in every session tried, so this bench does not run it and has no QEMU \
-virtio-pci column; its virtio-blk sessions ran (see above).";
+    "Findings (2026-12-04, the run above, on an AMD EPYC machine with 2 CPUs, each VM session \
+in a test host booted for it alone; 4 test hosts hung and were run again, 3 of them in \
+Pointsman sessions and 1 in a QEMU session: the fault of docs/guests.md). Host → guest is \
+the guest-bound direction (its TCP stack copies every byte to `nc`), and there the guest's \
+interrupts decide. On 2026-12-02 Pointsman's guest first took 31 to 36 interrupts per MiB \
+received to QEMU's 9 and received at 76% to 99% of QEMU's rate; since then, on virtio-mmio \
+the driver's InterruptACK write no longer leaves KVM (an ioeventfd takes it, and reading \
+InterruptStatus clears it), and the device moderates its interrupts (a frame delivered \
+within 2 ms of the queue's last interrupt waits up to 300 µs for more, unless 128 buffers \
+wait or the guest has none left: docs/devices.md); Pointsman's guest now takes 20 to 24 per \
+MiB. With `--pci` (MSI-X: no exit to the VMM per interrupt) Pointsman receives at 139% of \
+QEMU's rate. On virtio-mmio it is below QEMU in this run (90%: 17.0 against 18.9 MiB/s) and \
+in the run before it that day (88%), after 117% on 2026-12-03. Between those runs guest RAM \
+changed: Pointsman's default RAM was not 2 MiB aligned in the test host (Linux 6.1 does not \
+align large anonymous mappings), so KVM mapped it with 4 KiB nested pages only (its \
+`pages_2m` count was 0, QEMU's 66, for a 512 MiB guest); now it is aligned and, with the \
+test host's THP policy `always`, both VMMs' guests run on 2 MiB nested pages. Whether 2 MiB \
+pages cost this emulated test host something on virtio-mmio (QEMU's TCG emulates nested \
+paging, and flushes its whole TLB when a flushed address falls in a large page) or the row \
+is noise (Pointsman's transfers there: 12.1 to 20.5 MiB/s; QEMU's: 17.6 to 24.6) is not \
+settled. Guest → host Pointsman is ahead by 3.3 and 3.9 times, ping at 92% and 72% of QEMU's \
+round trip. Guest loopback, the control row with no NIC: in the paired run, where every \
+VMM's guests meet the same state of the machine, Pointsman is level with QEMU (105% and \
+103%); in the NIC sessions, each in a test host of its own, the same transfers swing with \
+the machine (the test host's own loopback ran at 30 to 62 MiB/s from session to session) \
+and their medians are 72% to 89% of QEMU's. Scratch runs that day agree: 60 transfers per \
+VMM in four test hosts, VMMs in turn, took 1.75 s on average under Pointsman and 1.77 s \
+under QEMU, and the L1 KVM's exit counts per transfer were alike (about 5000 to 6300 exits \
+for three transfers under either). QEMU microvm with `pcie=on` and `virtio-net-pci` \
+panicked the test host's kernel (a kernel stack guard page hit in its thread) in every \
+session tried, so this bench does not run it and has no QEMU virtio-pci column; its \
+virtio-blk sessions ran (see above).";
 
-fn section(console: &str, failed: &[String]) -> String {
+fn section(console: &str, paired: &str, failed: &[String]) -> String {
     let figures = VMMS.map(|vmm| Figures::of(console, vmm));
+    let paired_lo = VMMS.map(|vmm| {
+        parts(paired, "@@paired-session ", vmm)
+            .iter()
+            .flat_map(|p| rates(p, "paired-lo"))
+            .collect::<Vec<f64>>()
+    });
     let names: Vec<&str> = VMMS.iter().map(|v| v.name()).collect();
     let host_lo = rates(console, "host-lo");
     let mut s = String::new();
@@ -473,15 +557,22 @@ fn section(console: &str, failed: &[String]) -> String {
         "## virtio-net\n\n\
          TCP throughput of busybox `nc` moving {MIB} MiB of random data between a Linux \
          guest (Debian cloud kernel, 1 vCPU, {MEMORY_MIB} MiB, `virtio_net`, virtio 1.0 under \
-         both VMMs) and its host over a TAP, under Pointsman (virtio-mmio, virtio-pci with \
-         `--pci`, and virtio-mmio with `thp=on`, transparent huge pages as QEMU uses by \
-         default) and under QEMU microvm (virtio-mmio; userspace virtio-net, no vhost), \
+         both VMMs) and its host over a TAP, under Pointsman (virtio-mmio, and virtio-pci \
+         with `--pci`) and under QEMU microvm (virtio-mmio; userspace virtio-net, no vhost), \
          each VM session in a test host booted for it alone: {SESSIONS} VM sessions per \
          configuration, in turn (the second round in reverse), {RUNS} transfers per path in \
-         each; medians over all of a configuration's transfers. Both ends run inside the test host, QEMU TCG with nested SVM: \
+         each ({LOOPBACK_RUNS} over each loopback); medians over all of a \
+         configuration's transfers. Both VMMs' guest RAM is on transparent huge pages (the \
+         test host's policy is `always`; both map RAM on 2 MiB boundaries), so KVM maps it \
+         with 2 MiB pages under both. Both ends run inside the test host, QEMU TCG with nested SVM: \
          the host side is emulated, so these figures compare VMMs and paths on this set-up, \
          not with bare metal. The loopback rows are the same transfer with no NIC in the way: \
-         the guest's own TCP stack (under each VMM), and the test host's.\n\n\
+         the guest's own TCP stack (under each VMM), and the test host's. The first guest \
+         loopback row comes from one more test host, in which each configuration in turn \
+         boots a guest with no NIC for {LOOPBACK_RUNS} loopback transfers ({PAIRED_ROUNDS} \
+         rounds, every other one in reverse), so that every VMM meets the same state of the \
+         shared machine: that state sets the loopback's speed (compare the test host's own \
+         loopback from session to session).\n\n\
          Measured on {} by `cargo bench -p pointsman --bench net` (release build). \
          Machine: {}; load average after: {}.\n\n\
          | Path (median MiB/s) | {} | Pointsman against QEMU | Runs: {} |\n\
@@ -496,7 +587,17 @@ fn section(console: &str, failed: &[String]) -> String {
     let each = |f: fn(&Figures) -> &[f64]| figures.iter().map(f).collect::<Vec<_>>();
     row(&mut s, "host → guest, virtio-net", &each(|f| &f.h2g));
     row(&mut s, "guest → host, virtio-net", &each(|f| &f.g2h));
-    row(&mut s, "guest loopback (no NIC)", &each(|f| &f.guest_lo));
+    row(
+        &mut s,
+        "guest loopback, no NIC, VMMs in turn in one test host",
+        &paired_lo.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    );
+    row_with(
+        &mut s,
+        "guest loopback in the NIC sessions above",
+        &each(|f| &f.guest_lo),
+        false,
+    );
     let host = mibs(median(&host_lo));
     let _ = writeln!(
         s,
@@ -591,10 +692,20 @@ fn main() {
     .and_then(|i| i.write(&initrd))
     .expect("build the guest initramfs");
     let kernel = assets.cloud.vmlinuz.clone();
-    let (console, failed) = measure(
-        &host,
-        &[("guest/vmlinuz", &kernel), ("guest/initrd.cpio", &initrd)],
-    );
+    let files = [
+        ("guest/vmlinuz", kernel.as_path()),
+        ("guest/initrd.cpio", &initrd),
+    ];
+    let (console, mut failed) = measure(&host, &files);
+    let paired = match host.run(&files, &paired_script()) {
+        Ok(run) => run.console,
+        Err(e) => {
+            let why = common::headline(&e);
+            eprintln!("net bench: paired loopback run: {why}");
+            failed.push(format!("paired loopback run: {why}"));
+            String::new()
+        }
+    };
     let _ = std::fs::remove_dir_all(&dir);
-    common::publish("net", MARKERS, &section(&console, &failed));
+    common::publish("net", MARKERS, &section(&console, &paired, &failed));
 }
