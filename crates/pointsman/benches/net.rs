@@ -524,11 +524,14 @@ in the run before it that day (88%), after 117% on 2026-12-03. Between those run
 changed: Pointsman's default RAM was not 2 MiB aligned in the test host (Linux 6.1 does not \
 align large anonymous mappings), so KVM mapped it with 4 KiB nested pages only (its \
 `pages_2m` count was 0, QEMU's 66, for a 512 MiB guest); now it is aligned and, with the \
-test host's THP policy `always`, both VMMs' guests run on 2 MiB nested pages. Whether 2 MiB \
-pages cost this emulated test host something on virtio-mmio (QEMU's TCG emulates nested \
-paging, and flushes its whole TLB when a flushed address falls in a large page) or the row \
-is noise (Pointsman's transfers there: 12.1 to 20.5 MiB/s; QEMU's: 17.6 to 24.6) is not \
-settled. Guest → host Pointsman is ahead by 3.3 and 3.9 times, ping at 92% and 72% of QEMU's \
+test host's THP policy `always`, both VMMs' guests run on 2 MiB nested pages. The change is \
+not what lowered the row: in a scratch run that day with the VMMs in turn in one test host \
+(release build, 8 transfers each over virtio-mmio), Pointsman received at 19.2 MiB/s on \
+average with the default RAM, 16.3 with `thp=off` (4 KiB nested pages) and QEMU at 20.6. So \
+Pointsman's virtio-mmio receive path is about 7% to 10% behind QEMU's here, and the 117% of \
+2026-12-03 was that run's noise (Pointsman's transfers in this run: 12.1 to 20.5 MiB/s, QEMU's \
+17.6 to 24.6); the open lead is the interrupt rate, since each virtio-mmio interrupt costs \
+the guest an exit to the VMM and Pointsman's guest takes 24 per MiB to QEMU's 9. Guest → host Pointsman is ahead by 3.3 and 3.9 times, ping at 92% and 72% of QEMU's \
 round trip. Guest loopback, the control row with no NIC: in the paired run, where every \
 VMM's guests meet the same state of the machine, Pointsman is level with QEMU (105% and \
 103%); in the NIC sessions, each in a test host of its own, the same transfers swing with \
