@@ -218,11 +218,7 @@ fn plan() -> Vec<(Disk, Vmm)> {
     let mut steps = Vec::new();
     for disk in Disk::ALL {
         for session in 0..SESSIONS {
-            let mut order = VMMS;
-            if session % 2 == 1 {
-                order.reverse();
-            }
-            steps.extend(order.map(|vmm| (disk, vmm)));
+            steps.extend(common::round_order(VMMS, session).map(|vmm| (disk, vmm)));
         }
     }
     steps

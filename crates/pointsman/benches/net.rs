@@ -83,39 +83,36 @@ impl Vmm {
 
     /// The test host helper call that starts the guest on `tap0`.
     fn start(self) -> String {
-        if self.is_qemu() {
+        let nic = if self.is_qemu() {
             format!(
-                "start_qemu {} \
-                 -netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
+                " -netdev tap,id=net0,ifname=tap0,script=no,downscript=no \
                  -device {},netdev=net0,mac={MAC}",
-                self.qemu_args(KERNEL, INITRD, CMDLINE, MEMORY_MIB),
                 self.qemu_device("net")
             )
         } else {
-            format!(
-                "start_vm --kernel {KERNEL} --initrd {INITRD} --cmdline '{CMDLINE}' \
-                 --memory {MEMORY_MIB}M{} --cpus 1{} --net tap=tap0,mac={MAC}",
-                self.memory_options(),
-                self.pointsman_flags()
-            )
-        }
+            format!(" --net tap=tap0,mac={MAC}")
+        };
+        self.launch(CMDLINE, &nic)
     }
-}
 
-impl Vmm {
     /// The test host helper call that starts a guest with no NIC, which
     /// only runs its loopback transfers.
     fn start_plain(self) -> String {
-        let cmdline = format!("{CMDLINE} {LOOPBACK_ONLY}");
+        self.launch(&format!("{CMDLINE} {LOOPBACK_ONLY}"), "")
+    }
+
+    /// The test host helper call that starts the guest with `cmdline`,
+    /// the VMM's arguments followed by `devices`.
+    fn launch(self, cmdline: &str, devices: &str) -> String {
         if self.is_qemu() {
             format!(
-                "start_qemu {}",
-                self.qemu_args(KERNEL, INITRD, &cmdline, MEMORY_MIB)
+                "start_qemu {}{devices}",
+                self.qemu_args(KERNEL, INITRD, cmdline, MEMORY_MIB)
             )
         } else {
             format!(
                 "start_vm --kernel {KERNEL} --initrd {INITRD} --cmdline '{cmdline}' \
-                 --memory {MEMORY_MIB}M{} --cpus 1{}",
+                 --memory {MEMORY_MIB}M{} --cpus 1{}{devices}",
                 self.memory_options(),
                 self.pointsman_flags()
             )
@@ -127,11 +124,7 @@ impl Vmm {
 fn paired_script() -> String {
     let mut script = format!("{COMMON_HELPERS}{HOST_HELPERS}\n");
     for round in 0..PAIRED_ROUNDS {
-        let mut order = VMMS;
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for vmm in order {
+        for vmm in common::round_order(VMMS, round) {
             let _ = writeln!(
                 script,
                 "echo '@@paired-session {}'\n{}\n\
@@ -144,12 +137,13 @@ fn paired_script() -> String {
     script
 }
 
-fn guest_script() -> String {
+/// Shell for both the guest and the test host: the data to send, and
+/// `loopback KEY`, the transfers over 127.0.0.1, one "@@KEY MiB start end"
+/// line (uptime seconds) each.
+fn loopback_helper() -> String {
     format!(
         r#"
 dd if=/dev/urandom of=/tmp/data bs=1M count={MIB} 2>/dev/null
-# loopback KEY: the transfers over 127.0.0.1, one "@@KEY MiB start end"
-# line each.
 loopback() {{
     for i in $(seq {LOOPBACK_RUNS}); do
         receive 6000 /dev/null
@@ -159,6 +153,13 @@ loopback() {{
         echo "@@$1 {MIB} $t0 $(cut -d' ' -f1 /proc/uptime)"
     done
 }}
+"#
+    )
+}
+
+fn guest_script() -> String {
+    format!(
+        r#"{}
 if grep -q {LOOPBACK_ONLY} /proc/cmdline; then
     loopback paired-lo
     echo "@@paired-done"
@@ -187,7 +188,8 @@ done
 echo "@@irqs-g2h $(( $(irqs) - i0 ))"
 read done
 poweroff -f
-"#
+"#,
+        loopback_helper()
     )
 }
 
@@ -202,14 +204,8 @@ trap '' PIPE
 ip link set lo up
 tunctl -t tap0 >/dev/null
 ip addr add 10.200.0.1/24 dev tap0 && ip link set tap0 up
-dd if=/dev/urandom of=/tmp/data bs=1M count={MIB} 2>/dev/null
-for i in $(seq {LOOPBACK_RUNS}); do
-    receive 6000 /dev/null
-    t0=$(uptime_s)
-    nc 127.0.0.1 6000 < /tmp/data || kill $NC
-    wait $NC
-    echo "@@host-lo {MIB} $t0 $(uptime_s)"
-done
+{}
+loopback host-lo
 # user and system ticks (1/100 s) the VMM's thread named $1 has used
 thread_ticks() {{
     for t in /proc/$VM_PID/task/*; do
@@ -240,7 +236,8 @@ session() {{
     send done
     finish_vm
 }}
-"#
+"#,
+        loopback_helper()
     );
     let _ = writeln!(
         script,
@@ -259,11 +256,7 @@ fn measure(host: &TestHost, files: &[(&str, &Path)]) -> (String, Vec<String>) {
     let mut console = String::new();
     let mut failed = Vec::new();
     for session in 0..SESSIONS {
-        let mut order = VMMS;
-        if session % 2 == 1 {
-            order.reverse();
-        }
-        for vmm in order {
+        for vmm in common::round_order(VMMS, session) {
             match host.run(files, &host_script(vmm)) {
                 Ok(run) => {
                     let figures = Figures::of(&run.console, vmm);

@@ -246,6 +246,16 @@ pub fn headline(error: &impl std::fmt::Display) -> String {
     error.to_string().lines().next().unwrap_or("").to_owned()
 }
 
+/// `vmms` in the order round `round` runs them: as given, then reversed
+/// every other round, so drift in the shared machine's load hits all alike.
+pub fn round_order<const N: usize>(vmms: [Vmm; N], round: usize) -> [Vmm; N] {
+    let mut order = vmms;
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
 /// The median (the mean of the two middle values for an even count), or
 /// `None` for no values.
 pub fn median(values: &[f64]) -> Option<f64> {
