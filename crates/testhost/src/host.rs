@@ -273,11 +273,24 @@ impl TestHost {
                 command: "qemu-system-x86_64".into(),
                 detail: "no stdout".into(),
             })?;
+            // TESTHOST_CONSOLE=FILE: also appends the console to FILE as it
+            // comes, to follow a long run (the result has it only at the end).
+            let mut tee = std::env::var_os("TESTHOST_CONSOLE").and_then(|path| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .ok()
+            });
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = stdout.read(&mut buf) {
                     if n == 0 {
                         break;
+                    }
+                    if let Some(file) = tee.as_mut() {
+                        use std::io::Write as _;
+                        let _ = file.write_all(&buf[..n]);
                     }
                     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                     console

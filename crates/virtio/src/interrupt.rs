@@ -1,4 +1,5 @@
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use vmm_sys_util::eventfd::EventFd;
 
@@ -18,13 +19,29 @@ pub trait VirtioInterrupt: Send + Sync {
     fn signal_config_change(&self);
 }
 
+/// A raise while the status bits of an earlier interrupt wait unread adds
+/// its bit to that interrupt, unless it went longer ago than this: then
+/// the line is pulsed again, in case the guest missed the first (its
+/// handler not yet there, the line masked). Each interrupt costs the guest
+/// an exit to read InterruptStatus, so raises that come while the guest is
+/// still on its way to that read (a receive and a transmit completion in a
+/// row, say) are worth folding into one.
+pub const COALESCE_WINDOW: Duration = Duration::from_millis(1);
+
 /// A virtio-mmio device's interrupt: the status bits the driver reads
 /// through the transport (its acks stay in KVM, see
 /// [`IrqTrigger::take_status`]), and the irqfd that raises the guest
 /// interrupt line.
+///
+/// The line is an edge (an irqfd pulse), so unlike a level-triggered line
+/// it does not fold raises into one interrupt by itself; [`COALESCE_WINDOW`]
+/// does that here.
 pub struct IrqTrigger {
     status: AtomicU32,
     irq: EventFd,
+    /// When the line was last pulsed, in nanoseconds after `epoch`.
+    pulsed_at: AtomicU64,
+    epoch: Instant,
 }
 
 impl IrqTrigger {
@@ -32,11 +49,21 @@ impl IrqTrigger {
         IrqTrigger {
             status: AtomicU32::new(0),
             irq,
+            pulsed_at: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
     fn raise(&self, bit: u32) {
-        self.status.fetch_or(bit, Ordering::SeqCst);
+        // SeqCst with the read in `take_status`: either that read sees this
+        // bit, or this sees the status it left (zero) and pulses the line.
+        let unread = self.status.fetch_or(bit, Ordering::SeqCst);
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let since_pulse = now.saturating_sub(self.pulsed_at.load(Ordering::SeqCst));
+        if unread != 0 && u128::from(since_pulse) < COALESCE_WINDOW.as_nanos() {
+            return;
+        }
+        self.pulsed_at.store(now, Ordering::SeqCst);
         // A failed eventfd write cannot be reported to the guest; it will
         // see the status bit at its next interrupt or poll.
         if let Err(e) = self.irq.write(1) {
@@ -91,9 +118,34 @@ mod tests {
         irq.signal_used_queue(0);
         irq.signal_config_change();
         assert_eq!(irq.status(), INT_VRING | INT_CONFIG);
-        assert_eq!(irq.eventfd().read().unwrap(), 2);
         irq.ack(INT_VRING);
         assert_eq!(irq.status(), INT_CONFIG);
+    }
+
+    #[test]
+    fn a_raise_before_the_status_is_read_joins_the_pending_interrupt() {
+        let irq = IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        irq.signal_used_queue(0);
+        irq.signal_used_queue(1);
+        irq.signal_config_change();
+        assert_eq!(irq.eventfd().read().unwrap(), 1, "one pulse for all three");
+        assert_eq!(irq.take_status(), INT_VRING | INT_CONFIG);
+        // Read: the next raise is a new interrupt.
+        irq.signal_used_queue(0);
+        assert_eq!(irq.eventfd().read().unwrap(), 1);
+    }
+
+    #[test]
+    fn an_unread_status_is_pulsed_again_after_the_window() {
+        let irq = IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        irq.signal_used_queue(0);
+        assert_eq!(irq.eventfd().read().unwrap(), 1);
+        // The guest never read it (it missed the pulse): a raise past the
+        // window pulses the line again.
+        std::thread::sleep(COALESCE_WINDOW * 2);
+        irq.signal_used_queue(0);
+        assert_eq!(irq.eventfd().read().unwrap(), 1);
+        assert_eq!(irq.status(), INT_VRING);
     }
 
     #[test]
