@@ -258,6 +258,39 @@ impl Moderation {
         was
     }
 
+    /// True if the last interrupt went within the stream window of `now`:
+    /// another is likely soon.
+    pub fn in_stream(&self, now: Instant) -> bool {
+        self.last_signal
+            .is_some_and(|last| now.saturating_duration_since(last) < self.config.window)
+    }
+
+    /// Holds `count` more buffers for another interrupt to carry (see
+    /// [`Moderation::flush`]), for at most `max` from the first: true if
+    /// the interrupt should go now instead.
+    pub fn ride(&mut self, count: usize, max: Duration, now: Instant) -> bool {
+        if count == 0 {
+            return false;
+        }
+        let held = self.held.unwrap_or(0).saturating_add(count);
+        if held >= self.config.max_held {
+            self.end_hold();
+            return true;
+        }
+        if self.held.is_none() {
+            if !self.arm(max) {
+                return true;
+            }
+            self.hold_began = now;
+            self.last_used = now;
+            self.quiet_armed = false;
+        }
+        // Not a hold that caught nothing: the backoff stays as it is.
+        self.caught = true;
+        self.held = Some(held);
+        false
+    }
+
     /// The interrupt was sent at `now`.
     pub fn signalled(&mut self, now: Instant) {
         self.last_signal = Some(now);
@@ -488,5 +521,59 @@ mod tests {
         assert!(m.on_used(1, t0 + us(1500)), "backing off");
         assert!(m.on_used(1, t0 + us(1500)));
         assert!(!m.on_used(1, t0 + us(1500)), "then held again");
+    }
+
+    #[test]
+    fn a_queue_is_in_a_stream_for_a_window_after_its_interrupt() {
+        let mut m = Moderation::new(CONFIG).unwrap();
+        let t0 = Instant::now();
+        assert!(!m.in_stream(t0), "never interrupted");
+        m.signalled(t0);
+        assert!(m.in_stream(t0 + ms(1)));
+        assert!(!m.in_stream(t0 + ms(2)), "the window is over");
+    }
+
+    #[test]
+    fn riding_buffers_wait_for_a_flush_or_the_timer() {
+        let config = ModerationConfig {
+            hold: Hold::Fixed(ms(1)),
+            ..CONFIG
+        };
+        let mut m = Moderation::new(config).unwrap();
+        let t0 = Instant::now();
+        assert!(!m.ride(0, ms(50), t0), "nothing to hold");
+        assert!(!m.holding());
+        // No interrupt yet and no stream: riding holds all the same.
+        assert!(!m.ride(2, ms(50), t0));
+        assert!(!m.ride(3, ms(50), t0));
+        assert!(m.holding());
+        assert!(m.flush(), "another interrupt carries them");
+        assert!(!m.holding());
+        assert!(!m.ride(1, ms(1), t0));
+        assert!(timer_fires(&m, 5000), "the ride's own timer");
+        assert!(m.on_timer(), "then the interrupt goes");
+    }
+
+    #[test]
+    fn riding_buffers_go_at_once_when_enough_wait() {
+        let mut m = Moderation::new(CONFIG).unwrap();
+        let t0 = Instant::now();
+        assert!(!m.ride(7, ms(50), t0));
+        assert!(m.ride(1, ms(50), t0), "max_held reached");
+        assert!(!m.holding());
+        assert!(!m.on_timer(), "nothing left for the timer");
+    }
+
+    #[test]
+    fn a_ride_leaves_the_backoff_alone() {
+        let mut m = Moderation::new(CONFIG).unwrap();
+        let t0 = Instant::now();
+        m.signalled(t0);
+        assert!(!m.ride(1, ms(50), t0));
+        assert!(m.on_timer());
+        m.signalled(t0);
+        // A ride that ends on its timer is no failed hold: the next buffer
+        // in the stream is held as before, not sent at once.
+        assert!(!m.on_used(1, t0));
     }
 }

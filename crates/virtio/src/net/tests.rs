@@ -531,3 +531,55 @@ fn transmit_completions_are_moderated_too() {
     r.net.handle(Wake::Source(TX_MODERATION_SOURCE));
     assert_eq!(r.irq.take_status(), INT_VRING, "the second, held");
 }
+
+/// Puts one 60-byte frame on the transmit ring at `index` and kicks it.
+fn transmit_one(r: &mut Rig<'_>, mem: &GuestMemoryMmap, index: u16) {
+    let p = packet(60);
+    mem.write_slice(&p, GuestAddress(0x20_0000)).unwrap();
+    r.tx.add_desc_chains(&[d(0x20_0000, p.len() as u32, 0, 0)], index)
+        .unwrap();
+    r.net.handle(Wake::Queue(TX_QUEUE));
+}
+
+#[test]
+fn transmit_completions_ride_on_the_next_receive_interrupt() {
+    let mem = mem();
+    let mut r = moderated(rig(&mem, 0, None, None));
+    let descs: Vec<_> = (0..4)
+        .map(|i| d(0x10_0000 + i * 0x1000, 2048, WRITE, 0))
+        .collect();
+    r.rx.add_desc_chains(&descs, 0).unwrap();
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.process_rx();
+    assert_eq!(r.irq.take_status(), INT_VRING, "a receive stream begins");
+    transmit_one(&mut r, &mem, 0);
+    assert_eq!(r.net.io_mut().sent.len(), 1, "sent at once");
+    assert_eq!(r.used_count(&r.tx), 1, "and completed");
+    assert_eq!(
+        r.irq.take_status(),
+        0,
+        "its interrupt waits for a receive one"
+    );
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.process_rx();
+    assert_eq!(r.irq.take_status(), 0, "the receive interrupt is held");
+    r.net.handle(Wake::Source(RX_MODERATION_SOURCE));
+    assert_eq!(r.irq.take_status(), INT_VRING, "one interrupt for both");
+    r.net.handle(Wake::Source(TX_MODERATION_SOURCE));
+    assert_eq!(r.irq.take_status(), 0, "the completion went with it");
+}
+
+#[test]
+fn a_riding_completion_goes_on_its_own_timer_when_nothing_is_received() {
+    let mem = mem();
+    let mut r = moderated(rig(&mem, 0, None, None));
+    r.rx.add_desc_chains(&[d(0x10_0000, 2048, WRITE, 0)], 0)
+        .unwrap();
+    r.net.io_mut().incoming.push_back(packet(60));
+    r.net.process_rx();
+    assert_eq!(r.irq.take_status(), INT_VRING);
+    transmit_one(&mut r, &mem, 0);
+    assert_eq!(r.irq.take_status(), 0, "riding");
+    r.net.handle(Wake::Source(TX_MODERATION_SOURCE));
+    assert_eq!(r.irq.take_status(), INT_VRING, "its own timer sends it");
+}
