@@ -501,41 +501,39 @@ fn figure_of(values: &[Option<f64>], vmm: Vmm) -> Option<f64> {
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
 const FINDINGS: &str =
-    "Findings (2026-12-04, the run above, on an AMD EPYC machine with 2 CPUs, each VM session \
-in a test host booted for it alone; 4 test hosts hung and were run again, 3 of them in \
-Pointsman sessions and 1 in a QEMU session: the fault of docs/guests.md). Host → guest is \
-the guest-bound direction (its TCP stack copies every byte to `nc`), and there the guest's \
-interrupts decide. On 2026-12-02 Pointsman's guest first took 31 to 36 interrupts per MiB \
-received to QEMU's 9 and received at 76% to 99% of QEMU's rate; since then, on virtio-mmio \
-the driver's InterruptACK write no longer leaves KVM (an ioeventfd takes it, and reading \
-InterruptStatus clears it), and the device moderates its interrupts (a frame delivered \
-within 2 ms of the queue's last interrupt waits up to 300 µs for more, unless 128 buffers \
-wait or the guest has none left: docs/devices.md); Pointsman's guest now takes 20 to 24 per \
-MiB. With `--pci` (MSI-X: no exit to the VMM per interrupt) Pointsman receives at 139% of \
-QEMU's rate. On virtio-mmio it is below QEMU in this run (90%: 17.0 against 18.9 MiB/s) and \
-in the run before it that day (88%), after 117% on 2026-12-03. Between those runs guest RAM \
-changed: Pointsman's default RAM was not 2 MiB aligned in the test host (Linux 6.1 does not \
-align large anonymous mappings), so KVM mapped it with 4 KiB nested pages only (its \
-`pages_2m` count was 0, QEMU's 66, for a 512 MiB guest); now it is aligned and, with the \
-test host's THP policy `always`, both VMMs' guests run on 2 MiB nested pages. The change is \
-not what lowered the row: in a scratch run that day with the VMMs in turn in one test host \
-(release build, 8 transfers each over virtio-mmio), Pointsman received at 19.2 MiB/s on \
-average with the default RAM, 16.3 with `thp=off` (4 KiB nested pages) and QEMU at 20.6. So \
-Pointsman's virtio-mmio receive path is about 7% to 10% behind QEMU's here, and the 117% of \
-2026-12-03 was that run's noise (Pointsman's transfers in this run: 12.1 to 20.5 MiB/s, QEMU's \
-17.6 to 24.6); the open lead is the interrupt rate, since each virtio-mmio interrupt costs \
-the guest an exit to the VMM and Pointsman's guest takes 24 per MiB to QEMU's 9. Guest → host Pointsman is ahead by 3.3 and 3.9 times, ping at 92% and 72% of QEMU's \
-round trip. Guest loopback, the control row with no NIC: in the paired run, where every \
-VMM's guests meet the same state of the machine, Pointsman is level with QEMU (105% and \
-103%); in the NIC sessions, each in a test host of its own, the same transfers swing with \
-the machine (the test host's own loopback ran at 30 to 62 MiB/s from session to session) \
-and their medians are 72% to 89% of QEMU's. Scratch runs that day agree: 60 transfers per \
-VMM in four test hosts, VMMs in turn, took 1.75 s on average under Pointsman and 1.77 s \
-under QEMU, and the L1 KVM's exit counts per transfer were alike (about 5000 to 6300 exits \
-for three transfers under either). QEMU microvm with `pcie=on` and `virtio-net-pci` \
-panicked the test host's kernel (a kernel stack guard page hit in its thread) in every \
-session tried, so this bench does not run it and has no QEMU virtio-pci column; its \
-virtio-blk sessions ran (see above).";
+    "Findings (2026-12-04, the run above, on an Intel Xeon machine with 2 CPUs, each VM session \
+in a test host booted for it alone; one QEMU guest reset itself during its boot, before its \
+first transfer, a fault of docs/guests.md, so QEMU's transfers come from two sessions). \
+Host → guest is the guest-bound direction (its TCP stack copies every byte to `nc`), and \
+there the guest's interrupts decide. On 2026-12-02 Pointsman's guest took 31 to 36 \
+interrupts per MiB received to QEMU's 9 and received at 76% to 99% of QEMU's rate. Three \
+changes since: on virtio-mmio the driver's InterruptACK write no longer leaves KVM (an \
+ioeventfd takes it, and reading InterruptStatus clears it); the device moderates its \
+interrupts (a frame delivered within 2 ms of the queue's last interrupt waits up to 300 µs \
+for more, unless 128 buffers wait or the guest has none left); and, the largest, transmit \
+completions ride on receive interrupts while the guest receives a stream (docs/devices.md). \
+The last came from counting each queue's interrupts in the device: a receiving guest sends \
+an acknowledgement every few frames, and each one's completion took an interrupt of its \
+own, more than half of all (1325 transmit and 1175 receive interrupts raised for 128 MiB \
+received, in a scratch run). Its guest sent about 2300 frames per 128 MiB received to \
+QEMU's guest's 1250, since fewer interrupts mean longer polls and fewer acknowledgements. \
+Before it, the receiving guest took 24 interrupts per MiB on virtio-mmio (AMD run of the \
+same day) and received at 88% to 94% of QEMU's rate; in a paired scratch run (one test \
+host, the VMMs in turn, 8 transfers each, two test hosts) Pointsman without the ride \
+received at 87% and 94% of QEMU's rate and with it at 110% and 98%, with 30% to 45% fewer \
+interrupts, guest → host and ping unchanged. In this run virtio-mmio host → guest is at 101% \
+of QEMU's rate with 10 interrupts per MiB to QEMU's 8, and `--pci` at 108% (MSI-X: no exit \
+to the VMM per interrupt). The 2 MiB nested pages (guest RAM now 2 MiB aligned; before, \
+Linux 6.1 in the test host left it unaligned and KVM mapped it with 4 KiB pages only) do not \
+decide this row: in a paired scratch run Pointsman received at 19.2 MiB/s with them and 16.3 \
+with `thp=off`. Guest → host Pointsman is ahead by 4.4 and 4.3 times, and its ping round \
+trip is 96% and 81% of QEMU's. Guest loopback, the control row with no NIC: in the paired \
+run, where every VMM's guests meet the same state of the machine, Pointsman is level with \
+QEMU (103%, and 98% for `--pci`, which with no NIC changes nothing the guest's loopback \
+uses; the row's transfers run from 17.0 to 22.1 MiB/s under each). QEMU microvm with \
+`pcie=on` and `virtio-net-pci` panicked the test host's kernel (a kernel stack guard page \
+hit in its thread) in every session tried, so this bench does not run it and has no QEMU \
+virtio-pci column; its virtio-blk sessions ran (see above).";
 
 fn section(console: &str, paired: &str, failed: &[String]) -> String {
     let figures = VMMS.map(|vmm| Figures::of(console, vmm));
