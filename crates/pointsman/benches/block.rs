@@ -497,36 +497,28 @@ fn passes_of(figures: &Figures, disk: Disk, vmm: Vmm, m: usize) -> Vec<f64> {
 /// What the figures meant when they were taken (static text, from the
 /// investigation behind this bench).
 const FINDINGS: &str =
-    "Findings (2026-12-03 evening, the run above, on an AMD EPYC machine with 2 CPUs). Each VM \
-session now has a test host booted for it alone: two runs earlier that day with all sessions \
-in one test host lost most of them, one to a test host that hung until the bench's hour ran \
-out, one to the test host's kernel panicking in QEMU's TCG thread. One pass can be several \
-times another of the same set-up (4 KiB random reads with 1 in flight under Pointsman \
-`--pci` on O_DIRECT: 203 to 1078 IOPS), and passes tend to rise through a run, so read each \
-median with its passes. On virtio-mmio Pointsman is at or above QEMU microvm on every row \
-(101% to 227%), furthest ahead on random reads (119% to 227%). On virtio-pci it is ahead on \
-every row with the host page cache (104% to 152%) but the write to the fresh image (99%: 53 \
-against 53 MiB/s), and below QEMU on the O_DIRECT rows (79% to 98%). A follow-up run of only \
-those two set-ups on O_DIRECT, 4 VM sessions each in the same way, put Pointsman `--pci` at \
-or above QEMU `pcie=on` on all five rows (fresh write 101%, overwrite 112%, read 110%, \
-random reads 167% with 1 in flight and 115% with 8), its 8 passes of each above the ones of \
-this run: the shortfall above is this run's noise, not the transport. Completion interrupt \
-moderation holds Pointsman's guest interrupts per request with 8 in flight to 0.43-0.47 on \
-virtio-mmio (QEMU's thread pool: 0.33-0.37) and 0.33-0.35 on virtio-pci (QEMU: 0.88-0.90); \
-with 1 in flight nothing is held (a hold that catches nothing turns holding off for the next \
-8 to 256 interrupts). Every Pointsman session of both runs finished (16); 5 of QEMU's 16 did \
-not, all on 1 vCPU in the 4 KiB random-read phase: two hung and were killed after 400 s with \
-a vCPU thread running and the console silent (the test host fault described in \
-docs/guests.md), three ended with QEMU exiting with status 0 and nothing on the console (a \
-guest reset, which `-no-reboot` turns into an exit). virtio-pci is the transport for \
-I/O-heavy guests: with `--pci` Pointsman's random reads with 1 in flight are 40% above its \
-virtio-mmio figure with the host page cache (38% to 87% in earlier runs), since on \
-virtio-mmio every interrupt costs the guest an exit to the VMM (the InterruptStatus read, \
-which KVM cannot answer alone) and an MSI-X interrupt none. Guest RAM: until 2026-12-04 \
-Pointsman's default RAM was not 2 MiB aligned in the test host, so KVM mapped it with 4 KiB \
-nested pages only (earlier runs measured `thp=on`, which aligned it, 5% to 8% above that \
-default on random reads with 8 in flight); it is now aligned always, and with the test \
-host's THP policy (`always`) both VMMs' guests run on 2 MiB pages.";
+    "Findings (2026-12-04, the run above, on an Intel Xeon machine with 2 CPUs). Each VM \
+session has a test host booted for it alone (two runs on 2026-12-03 with all sessions in one \
+test host lost most of them, to a test host that hung and to the test host's kernel \
+panicking in QEMU's TCG thread); in this run one test host hung in a QEMU `pcie=on` session \
+and was run again (docs/guests.md), and every session finished. Pointsman is at or above \
+QEMU on every row, on both transports: 106% to 214% on virtio-mmio and 103% to 187% on \
+virtio-pci, furthest ahead on random reads. The run of 2026-12-03 (AMD) had Pointsman `--pci` \
+below QEMU `pcie=on` on the O_DIRECT rows (79% to 98%), and a follow-up run of only those two \
+set-ups put it above on all five (101% to 167%): one pass can be several times another of \
+the same set-up on a busy machine (203 to 1078 IOPS that day), so read each median with its \
+passes. This machine was quieter (passes within about 20% of each other) and faster. \
+Between the two runs Pointsman's default guest RAM became 2 MiB aligned: before, Linux 6.1 in \
+the test host left the mapping unaligned and KVM mapped it with 4 KiB nested pages only, \
+while QEMU aligns its RAM; now both VMMs' guests run on 2 MiB nested pages (the test host's \
+THP policy is `always`). Completion interrupt moderation holds Pointsman's guest interrupts \
+per request with 8 in flight to 0.39 on virtio-mmio (QEMU's thread pool: 0.40-0.54) and \
+0.29-0.33 on virtio-pci (QEMU: 0.94-0.96); with 1 in flight nothing is held (a hold that \
+catches nothing turns holding off for the next 8 to 256 interrupts). virtio-pci is the \
+transport for I/O-heavy guests: with `--pci` Pointsman's random reads with 1 in flight are \
+31% to 38% above its virtio-mmio figure, since on virtio-mmio every interrupt costs the guest \
+an exit to the VMM (the InterruptStatus read, which KVM cannot answer alone) and an MSI-X \
+interrupt none.";
 
 fn section(result: &Result<Figures, String>) -> String {
     let mut out = String::from("## virtio-blk\n\n");
