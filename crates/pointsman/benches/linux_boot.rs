@@ -34,9 +34,12 @@ const INIT_LINE: &str = "@@init";
 const KERNEL: &str = "/guest/vmlinuz";
 const INITRD: &str = "/guest/init.cpio";
 /// A run that hangs is killed after this long; the whole test host after
-/// `HOST_LIMIT`.
+/// `HOST_LIMIT`, several times a whole bench's usual 5 to 10 minutes, so
+/// that a hung test host (docs/guests.md) is run again soon (on
+/// 2026-12-04 one stopped after 43 boots and would have held the bench
+/// for its 3 hours).
 const RUN_LIMIT_S: u32 = 180;
-const HOST_LIMIT: Duration = Duration::from_secs(3 * 3600);
+const HOST_LIMIT: Duration = Duration::from_secs(40 * 60);
 /// Pointsman's median time to init must be at most this share of QEMU's.
 const TARGET_SHARE: f64 = 0.5;
 
