@@ -292,10 +292,10 @@ impl<T: FrameIo> NetQueues<T> {
     /// guest receives a stream, transmit completions ride on its next
     /// receive interrupt ([`TX_RIDE_MAX`]).
     fn used(&mut self, queue: usize, count: usize, urgent: bool) {
-        let now = Instant::now();
         let go = match self.moderation.as_mut() {
             None => count > 0,
             Some((rx, tx)) => {
+                let now = Instant::now();
                 let rides = queue == TX_QUEUE && !urgent && rx.in_stream(now);
                 let m = if queue == RX_QUEUE { rx } else { tx };
                 if urgent {

@@ -469,17 +469,23 @@ fn moderated(mut r: Rig<'_>) -> Rig<'_> {
     r
 }
 
-#[test]
-fn a_receive_stream_shares_interrupts() {
-    let mem = mem();
-    let mut r = moderated(rig(&mem, 0, None, None));
-    let descs: Vec<_> = (0..8)
+/// Gives the guest `buffers` receive buffers and delivers one frame, whose
+/// interrupt goes at once: the receive queue's stream begins.
+fn begin_receive_stream(r: &mut Rig<'_>, buffers: u64) {
+    let descs: Vec<_> = (0..buffers)
         .map(|i| d(0x10_0000 + i * 0x1000, 2048, WRITE, 0))
         .collect();
     r.rx.add_desc_chains(&descs, 0).unwrap();
     r.net.io_mut().incoming.push_back(packet(60));
     r.net.process_rx();
     assert_eq!(r.irq.take_status(), INT_VRING, "the first frame at once");
+}
+
+#[test]
+fn a_receive_stream_shares_interrupts() {
+    let mem = mem();
+    let mut r = moderated(rig(&mem, 0, None, None));
+    begin_receive_stream(&mut r, 8);
     r.net.io_mut().incoming.push_back(packet(60));
     r.net.process_rx();
     r.net.io_mut().incoming.push_back(packet(60));
@@ -519,12 +525,8 @@ fn a_guest_out_of_receive_buffers_hears_at_once() {
 fn transmit_completions_are_moderated_too() {
     let mem = mem();
     let mut r = moderated(rig(&mem, 0, None, None));
-    let p = packet(60);
-    mem.write_slice(&p, GuestAddress(0x10_0000)).unwrap();
     for i in 0..2 {
-        r.tx.add_desc_chains(&[d(0x10_0000, p.len() as u32, 0, 0)], i)
-            .unwrap();
-        r.net.handle(Wake::Queue(TX_QUEUE));
+        transmit_one(&mut r, &mem, i);
     }
     assert_eq!(r.net.io_mut().sent.len(), 2, "sent at once");
     assert_eq!(r.irq.take_status(), INT_VRING, "the first completion");
@@ -545,13 +547,7 @@ fn transmit_one(r: &mut Rig<'_>, mem: &GuestMemoryMmap, index: u16) {
 fn transmit_completions_ride_on_the_next_receive_interrupt() {
     let mem = mem();
     let mut r = moderated(rig(&mem, 0, None, None));
-    let descs: Vec<_> = (0..4)
-        .map(|i| d(0x10_0000 + i * 0x1000, 2048, WRITE, 0))
-        .collect();
-    r.rx.add_desc_chains(&descs, 0).unwrap();
-    r.net.io_mut().incoming.push_back(packet(60));
-    r.net.process_rx();
-    assert_eq!(r.irq.take_status(), INT_VRING, "a receive stream begins");
+    begin_receive_stream(&mut r, 4);
     transmit_one(&mut r, &mem, 0);
     assert_eq!(r.net.io_mut().sent.len(), 1, "sent at once");
     assert_eq!(r.used_count(&r.tx), 1, "and completed");
@@ -573,11 +569,7 @@ fn transmit_completions_ride_on_the_next_receive_interrupt() {
 fn a_riding_completion_goes_on_its_own_timer_when_nothing_is_received() {
     let mem = mem();
     let mut r = moderated(rig(&mem, 0, None, None));
-    r.rx.add_desc_chains(&[d(0x10_0000, 2048, WRITE, 0)], 0)
-        .unwrap();
-    r.net.io_mut().incoming.push_back(packet(60));
-    r.net.process_rx();
-    assert_eq!(r.irq.take_status(), INT_VRING);
+    begin_receive_stream(&mut r, 1);
     transmit_one(&mut r, &mem, 0);
     assert_eq!(r.irq.take_status(), 0, "riding");
     r.net.handle(Wake::Source(TX_MODERATION_SOURCE));
