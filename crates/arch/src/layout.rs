@@ -13,6 +13,7 @@
 //! 0x0002_0000  kernel command line
 //! 0x0009_fc00  EBDA: the MP table (floating pointer + configuration table)
 //! 0x000e_0000  ACPI: RSDP then XSDT, FADT, MADT, DSDT
+//! 0x000f_fff0  reset vector (f000:fff0): code that resets the machine
 //! 0x0010_0000  kernel (HIMEM_START)
 //! 0xc000_0000  32-bit device hole up to 4 GiB: virtio-mmio devices, IOAPIC, LAPIC
 //! 0xd000_0000  PCI memory window: the BARs of virtio-pci devices
@@ -62,7 +63,11 @@ pub const MPTABLE_START: u64 = EBDA_START;
 /// tables follow it.
 pub const RSDP_START: u64 = 0xe_0000;
 /// End of the area reserved for ACPI tables (exclusive).
-pub const ACPI_END: u64 = 0x10_0000;
+pub const ACPI_END: u64 = RESET_VECTOR;
+
+/// The x86 reset vector, `f000:fff0` in real mode, where a BIOS would
+/// start the machine over; see `x86_64::reset_vector`.
+pub const RESET_VECTOR: u64 = 0xf_fff0;
 
 /// First byte of high memory, where kernels are loaded.
 pub const HIMEM_START: u64 = 0x10_0000;
@@ -120,6 +125,8 @@ pub mod ports {
     pub const COM1_IRQ: u32 = 4;
     /// i8042 data port; the command/status port is `I8042_DATA + 4`.
     pub const I8042_DATA: u16 = 0x60;
+    /// The i8042 command that pulses the CPU reset line.
+    pub const I8042_RESET_COMMAND: u8 = 0xfe;
     /// The ACPI power-management block: sleep control (offset 0), sleep
     /// status (offset 1) and reset register (offset 2), one byte each.
     pub const ACPI_PM: u16 = 0x600;

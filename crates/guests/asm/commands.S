@@ -23,6 +23,7 @@ commands:
 	COMMAND	echo
 	COMMAND	reset
 	COMMAND	acpireset
+	COMMAND	biosreset
 	COMMAND	triplefault
 	COMMAND	wildjump
 	COMMAND	poke
@@ -162,6 +163,8 @@ cmd_echo:
 	je	reset_i8042
 	cmp	$'A', %al
 	je	reset_acpi
+	cmp	$'B', %al
+	je	reset_bios
 	cmp	$'T', %al
 	je	triple_fault
 	call	putc
@@ -174,6 +177,10 @@ cmd_reset:
 cmd_acpireset:
 	PRINT	"resetting\n"
 	jmp	reset_acpi
+
+cmd_biosreset:
+	PRINT	"resetting\n"
+	jmp	reset_bios
 
 cmd_triplefault:
 	PRINT	"triple fault\n"

@@ -44,6 +44,10 @@
 #define SIPI_VECTOR		(TRAMPOLINE >> 12)
 #define TRAMPOLINE_STACK	0x1000		/* offset in the segment: top of the page */
 
+/* Selectors of reset_bios's GDT: 16-bit code and data based at TRAMPOLINE. */
+#define REAL_CODE16		0x08
+#define REAL_DATA16		0x10
+
 /* PVH hvm_start_info. */
 #define PVH_MAGIC		0x336ec578
 #define PVH_START_MAGIC		0

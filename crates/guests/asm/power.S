@@ -1,7 +1,7 @@
 /*
  * Leaving the machine: ACPI power off and reset through the registers the
- * FADT names, the i8042 reset line, a triple fault, or halting for good.
- * None of them returns.
+ * FADT names, the i8042 reset line, a jump to the BIOS reset vector, a
+ * triple fault, or halting for good. None of them returns.
  */
 #include "mode.h"
 #include "layout.h"
@@ -81,6 +81,57 @@ reset_i8042:
 	mov	$I8042_RESET, %al
 	out	%al, $I8042_COMMAND
 	jmp	halt
+
+/*
+ * reset_bios: what Linux's reboot=b (and its default reboot on a machine
+ * with hardware-reduced ACPI and no EFI) does: leave protected mode and
+ * jump to the reset vector, f000:fff0, where a PC's BIOS would start over.
+ * The real-mode step runs from a copy at TRAMPOLINE, reached through a
+ * 16-bit code segment based there. Only the 32-bit body can: long mode
+ * would have to be left first.
+ */
+	.globl	reset_bios
+reset_bios:
+#if BITS == 32
+	cli
+	cld
+	mov	$bios_tramp, %esi
+	mov	$TRAMPOLINE, %edi
+	mov	$(bios_tramp_end - bios_tramp), %ecx
+	rep movsb
+	lgdt	real_gdt_ptr
+	ljmp	$REAL_CODE16, $0
+
+	.code16
+bios_tramp:
+	mov	$REAL_DATA16, %ax	/* real-mode limits (64 KiB) in every segment */
+	mov	%ax, %ds
+	mov	%ax, %es
+	mov	%ax, %ss
+	mov	%ax, %fs
+	mov	%ax, %gs
+	mov	%cr0, %eax
+	and	$~1, %eax		/* PE off: real mode */
+	mov	%eax, %cr0
+	ljmp	$0xf000, $0xfff0
+bios_tramp_end:
+	MODE_CODE
+
+	.section .rodata
+	.balign	8
+/* null, then 16-bit code and data segments based at TRAMPOLINE, 64 KiB. */
+real_gdt:
+	.quad	0
+	.quad	0x00009a000000ffff | (TRAMPOLINE << 16)
+	.quad	0x000092000000ffff | (TRAMPOLINE << 16)
+real_gdt_ptr:
+	.word	real_gdt_ptr - real_gdt - 1
+	.long	real_gdt
+	.text
+#else
+	PRINT	"biosreset: the 64-bit guests cannot leave long mode\n"
+	jmp	poweroff
+#endif
 
 /*
  * triple_fault: with an empty IDT, the #UD cannot be delivered, nor the

@@ -70,6 +70,46 @@ fn acpi_reset_ends_the_run_under_no_reboot() {
     assert_eq!(run.lines(), vec!["resetting"]);
 }
 
+/// A jump to the reset vector from real mode, as Linux's BIOS reboot
+/// makes: the code there resets the machine (before it, the vCPU ran
+/// zeros for ever).
+#[test]
+fn reset_vector_ends_the_run_under_no_reboot() {
+    require_kvm();
+    let dir = Scratch::new("biosreset");
+    let k = kernel(&dir, guests::PVH);
+    let run = run(
+        &[
+            "run",
+            "--kernel",
+            &k,
+            "--cmdline",
+            "biosreset",
+            "--no-reboot",
+        ],
+        b"",
+    );
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert_eq!(run.lines(), vec!["resetting"]);
+}
+
+#[test]
+fn reset_vector_restarts_the_guest_in_place() {
+    require_kvm();
+    let dir = Scratch::new("biosreset-again");
+    let k = kernel(&dir, guests::PVH);
+    let mut session = Session::start(&["run", "--kernel", &k, "--cmdline", "echo"]);
+    session.wait_for("ready");
+    session.type_text("B");
+    session.wait_for("ready");
+    session.type_text("B");
+    session.wait_for("ready");
+    session.type_text("P");
+    let run = session.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert_eq!(run.stdout.matches("ready").count(), 3, "{run:?}");
+}
+
 #[test]
 fn triple_fault_is_an_error_with_its_own_status() {
     require_kvm();

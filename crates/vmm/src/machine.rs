@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arch::layout::RSDP_START;
 use arch::x86_64::regs::EntryMode;
-use arch::x86_64::{acpi, memory::memory_map, mptable, paging, regs};
+use arch::x86_64::{acpi, memory::memory_map, mptable, paging, regs, reset_vector};
 use boot::{BootInfo, KernelEntry, LoadedKernel};
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use hypervisor::{Hypervisor, Vcpu, Vm};
@@ -192,6 +192,7 @@ fn load_boot_files(
     let cmdline = boot::write_cmdline(memory, &config.cmdline)?;
 
     regs::write_descriptor_tables(memory)?;
+    reset_vector::write_reset_vector(memory)?;
     mptable::write_mptable(memory, config.cpus)?;
     let rsdp = acpi::write_acpi_tables(memory, config.cpus, device_aml)?;
     debug_assert_eq!(rsdp, RSDP_START);
