@@ -13,7 +13,7 @@
 
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
-use crate::layout::{ports, RESET_VECTOR};
+use crate::layout::{ports, ACPI_END, HIMEM_START, RESET_VECTOR};
 use crate::{Error, Result};
 
 /// The instructions at the reset vector. Each encodes the same in 16-, 32-
@@ -30,6 +30,11 @@ pub const RESET_VECTOR_CODE: [u8; 8] = [
     0xfd, // jmp 1b
 ];
 
+// The code lies between the ACPI tables and the kernel.
+const _: () = assert!(
+    ACPI_END <= RESET_VECTOR && RESET_VECTOR + RESET_VECTOR_CODE.len() as u64 <= HIMEM_START
+);
+
 /// Writes [`RESET_VECTOR_CODE`] at [`RESET_VECTOR`].
 pub fn write_reset_vector<M: GuestMemory>(mem: &M) -> Result<()> {
     mem.write_slice(&RESET_VECTOR_CODE, GuestAddress(RESET_VECTOR))
@@ -42,7 +47,6 @@ pub fn write_reset_vector<M: GuestMemory>(mem: &M) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::{ACPI_END, HIMEM_START};
     use vm_memory::GuestMemoryMmap;
 
     #[test]
@@ -54,12 +58,5 @@ mod tests {
         assert_eq!(code[..4], [0xb0, 0xfe, 0xe6, 0x64], "out 0xfe to port 0x64");
         assert_eq!(code[4..6], [0xfa, 0xf4], "cli; hlt");
         assert_eq!(code[6..], [0xeb, 0xfd], "back to the hlt");
-    }
-
-    #[test]
-    fn reset_vector_lies_below_the_kernel_and_above_the_acpi_tables() {
-        let end = RESET_VECTOR + RESET_VECTOR_CODE.len() as u64;
-        assert!(end <= HIMEM_START);
-        assert!(ACPI_END <= RESET_VECTOR);
     }
 }
