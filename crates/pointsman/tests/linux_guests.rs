@@ -9,8 +9,6 @@ use common::linux::{guest_initrd, test_host as host, value, CMDLINE};
 use common::Scratch;
 use testhost::{qemu_microvm_args, HostRun, KernelPackage, TestHost};
 
-const EXIT_GUEST_CRASH: i32 = 5;
-
 fn run(host: &TestHost, files: &[(&str, &Path)], script: &str) -> HostRun {
     let run = host.run(files, script).expect("run the test host");
     assert_eq!(
@@ -165,71 +163,6 @@ fn interactive_shell_through_stdin() {
         console.contains("answer-42"),
         "the shell ran the command:\n{console}"
     );
-}
-
-/// An init that says it booted and runs whatever line it is sent.
-const OBEY: &str = "echo @@booted\nread -r command\n$command";
-
-#[test]
-fn reboot_restarts_in_place_or_ends_under_no_reboot() {
-    let host = host();
-    let dir = Scratch::new("linux-reboot");
-    let initrd = guest_initrd(&host, &dir, "obey.cpio", &[], OBEY);
-    let kernel = host.assets().cloud.vmlinuz.clone();
-    let vm = format!("--kernel /guest/vmlinuz --initrd /guest/obey.cpio --cmdline '{CMDLINE}'");
-    let script = format!(
-        "start_vm {vm}\n\
-         wait_for @@booted 1\n send 'reboot -f'\n\
-         wait_for @@booted 2\n send 'poweroff -f'\n\
-         finish_vm\n\
-         start_vm {vm} --no-reboot\n\
-         wait_for @@booted 1\n send 'reboot -f'\n\
-         finish_vm\n"
-    );
-    let run = run(
-        &host,
-        &[("guest/vmlinuz", &kernel), ("guest/obey.cpio", &initrd)],
-        &script,
-    );
-    let vms = run.vm_runs();
-    assert_eq!(vms.len(), 2, "{}", run.console);
-    assert_eq!(vms[0].1, 0, "{}", vms[0].0);
-    assert_eq!(
-        vms[0].0.matches("@@booted").count(),
-        2,
-        "rebooted in place:\n{}",
-        vms[0].0
-    );
-    assert_eq!(vms[1].1, 0, "{}", vms[1].0);
-    assert_eq!(
-        vms[1].0.matches("@@booted").count(),
-        1,
-        "no reboot:\n{}",
-        vms[1].0
-    );
-}
-
-#[test]
-fn kernel_panic_ends_the_run_with_a_crash_status() {
-    let host = host();
-    let dir = Scratch::new("linux-panic");
-    let body = "echo @@panicking\necho c > /proc/sysrq-trigger\nsleep 60\necho @@still-alive";
-    let initrd = guest_initrd(&host, &dir, "panic.cpio", &["pvpanic-mmio"], body);
-    let kernel = host.assets().cloud.vmlinuz.clone();
-    let script = format!(
-        "run_vm --kernel /guest/vmlinuz --initrd /guest/panic.cpio --cmdline '{CMDLINE}'\n"
-    );
-    let run = run(
-        &host,
-        &[("guest/vmlinuz", &kernel), ("guest/panic.cpio", &initrd)],
-        &script,
-    );
-    let vms = run.vm_runs();
-    assert_eq!(vms.len(), 1, "{}", run.console);
-    let (console, status) = &vms[0];
-    assert!(console.contains("@@panicking"), "{console}");
-    assert!(!console.contains("@@still-alive"), "{console}");
-    assert_eq!(*status, EXIT_GUEST_CRASH, "{}", run.console);
 }
 
 /// An init that says which kernel it runs on and powers off.
