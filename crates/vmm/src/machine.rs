@@ -12,7 +12,7 @@ use arch::x86_64::{acpi, memory::memory_map, mptable, paging, regs};
 use boot::{BootInfo, KernelEntry, LoadedKernel};
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use hypervisor::{Hypervisor, Vcpu, Vm};
-use tracing::debug;
+use tracing::{debug, error};
 use vmm_sys_util::epoll::EventSet;
 
 use crate::config::{KernelSource, VmConfig};
@@ -34,6 +34,8 @@ const DEFAULT_INITRD_ADDR_MAX: u64 = u32::MAX as u64;
 /// (and their clones of guest memory) and the VM go before the RAM.
 pub(crate) struct Machine {
     exit: Arc<ExitSignal>,
+    /// [`virtio::abandoned_workers`] when the machine was built.
+    workers_abandoned_before: usize,
     vcpus: Vec<Vcpu>,
     devices: Devices,
     _vm: Arc<Vm>,
@@ -73,6 +75,7 @@ impl Machine {
 
         Ok(Machine {
             exit,
+            workers_abandoned_before: virtio::abandoned_workers(),
             vcpus,
             devices,
             _vm: vm,
@@ -120,10 +123,32 @@ impl Machine {
                 }));
             }
         }
-        vcpu::stop_all(threads);
+        let vcpus_stopped = vcpu::stop_all(threads);
         let outcome = self.exit.take();
         debug!(?outcome, "machine stopped");
+        self.tear_down(vcpus_stopped);
         outcome
+    }
+
+    /// Drops the devices (stopping their workers, each within
+    /// [`virtio::STOP_DEADLINE`]), then the VM and the RAM. A vCPU or a
+    /// worker left running past its deadline may still touch guest
+    /// memory: then the RAM stays mapped until the process ends.
+    fn tear_down(self, vcpus_stopped: bool) {
+        let Machine {
+            workers_abandoned_before,
+            devices,
+            _vm,
+            _ram,
+            ..
+        } = self;
+        drop(devices);
+        drop(_vm);
+        let workers_stopped = virtio::abandoned_workers() == workers_abandoned_before;
+        if !(vcpus_stopped && workers_stopped) {
+            error!("threads of the stopped machine are still running: its guest memory stays mapped until the process ends");
+            std::mem::forget(_ram);
+        }
     }
 }
 
