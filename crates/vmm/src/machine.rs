@@ -21,6 +21,7 @@ use crate::device_manager::{create_devices, Devices};
 use crate::exit::{ExitSignal, GuestExit};
 use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap, GuestRam};
 use crate::net::Taps;
+use crate::signals;
 use crate::vcpu::{self, VcpuSetup};
 use crate::{Error, Result};
 
@@ -91,6 +92,7 @@ impl Machine {
                 source: std::io::Error::other(e.to_string()),
             })?;
         events.add_subscriber(Box::new(ExitWatcher(self.exit.clone())));
+        events.add_subscriber(Box::new(StopSignalWatcher(self.exit.clone())));
         let drained = self
             .devices
             .com1_input_drained
@@ -167,6 +169,39 @@ impl MutEventSubscriber for ExitWatcher {
 
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         let _ = self.0.eventfd().read();
+    }
+}
+
+/// Stops the machine when SIGTERM or SIGINT came, as a power-off would.
+struct StopSignalWatcher(Arc<ExitSignal>);
+
+impl StopSignalWatcher {
+    fn check(&self) {
+        if let Some(signal) = signals::received() {
+            self.0.stop(Err(Error::Stopped { signal }));
+        }
+    }
+}
+
+impl MutEventSubscriber for StopSignalWatcher {
+    fn init(&mut self, ops: &mut EventOps) {
+        let added = match signals::wake_fd() {
+            Some(fd) => ops.add(Events::new_raw(fd, EventSet::IN)),
+            None => Ok(()),
+        };
+        if let Err(e) = added {
+            self.0.stop(Err(Error::Host {
+                what: "watch the stop-signal eventfd",
+                source: std::io::Error::other(e.to_string()),
+            }));
+        }
+        // A signal that came while the machine was built.
+        self.check();
+    }
+
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        signals::clear_wake();
+        self.check();
     }
 }
 
