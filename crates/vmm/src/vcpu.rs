@@ -231,3 +231,36 @@ pub(crate) fn stop_all(threads: Vec<JoinHandle<()>>) -> bool {
     }
     all_stopped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    #[test]
+    fn stop_all_gives_up_on_a_stuck_thread_at_its_deadline() {
+        install_kick_handler().unwrap();
+        // Stuck as a vCPU inside a device would be: kicks do not end it.
+        let (release, wait) = channel::<()>();
+        let stuck = std::thread::spawn(move || {
+            let _ = wait.recv();
+        });
+        let quick = std::thread::spawn(|| {});
+        let (done, stopped) = channel();
+        std::thread::spawn(move || {
+            let _ = done.send(stop_all(vec![quick, stuck]));
+        });
+        let all_stopped = stopped
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stop_all waited past its deadline");
+        assert!(!all_stopped);
+        drop(release);
+    }
+
+    #[test]
+    fn stop_all_joins_threads_that_end() {
+        install_kick_handler().unwrap();
+        let threads = (0..2).map(|_| std::thread::spawn(|| {})).collect();
+        assert!(stop_all(threads));
+    }
+}
