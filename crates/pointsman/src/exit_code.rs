@@ -14,6 +14,9 @@ pub const TRIPLE_FAULT: u8 = 3;
 pub const EMULATION_FAILURE: u8 = 4;
 /// The guest reported a crash (panic) through a paravirtual channel.
 pub const GUEST_CRASH: u8 = 5;
+/// Stopped by a signal: 128 plus its number, as a shell reports a
+/// process a signal ended (143 for SIGTERM, 130 for SIGINT).
+pub const SIGNALED_BASE: u8 = 128;
 
 /// The status for a run that ended with `outcome`.
 pub fn for_outcome(outcome: &Result<GuestExit, Error>) -> u8 {
@@ -23,6 +26,10 @@ pub fn for_outcome(outcome: &Result<GuestExit, Error>) -> u8 {
         Err(Error::TripleFault { .. }) => TRIPLE_FAULT,
         Err(Error::EmulationFailure { .. }) => EMULATION_FAILURE,
         Err(Error::GuestCrash) => GUEST_CRASH,
+        Err(Error::Stopped { signal }) => u8::try_from(*signal)
+            .ok()
+            .and_then(|n| SIGNALED_BASE.checked_add(n))
+            .unwrap_or(VMM_FAILURE),
         Err(_) => VMM_FAILURE,
     }
 }
@@ -54,6 +61,8 @@ mod tests {
                 vcpu: 0,
                 reason: String::new(),
             })),
+            for_outcome(&Err(Error::Stopped { signal: 15 })),
+            for_outcome(&Err(Error::Stopped { signal: 2 })),
         ];
         assert_eq!(
             statuses,
@@ -63,7 +72,9 @@ mod tests {
                 TRIPLE_FAULT,
                 EMULATION_FAILURE,
                 GUEST_CRASH,
-                VMM_FAILURE
+                VMM_FAILURE,
+                143,
+                130
             ]
         );
     }

@@ -2,7 +2,11 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -104,11 +108,34 @@ impl Sources {
     }
 }
 
+/// How long stopping a worker waits for its thread. A device reset runs on
+/// a vCPU thread that holds the transport's bus lock, so the wait must be
+/// short; a healthy worker ends within one handler call, which the
+/// per-wake budgets keep far below this.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Workers abandoned since the process started (see [`abandoned_workers`]).
+static ABANDONED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many worker threads overran [`STOP_DEADLINE`] and were left running
+/// detached. Such a thread still holds its device's clone of guest memory:
+/// whoever owns that memory must not unmap it while any are left.
+pub fn abandoned_workers() -> usize {
+    ABANDONED.load(Ordering::SeqCst)
+}
+
 /// A device worker: a thread that waits on the queues' eventfds and on
 /// extra sources and calls the device's handler for each. It stops when
-/// dropped.
+/// dropped, waiting at most [`STOP_DEADLINE`] for the thread.
 pub struct Worker {
+    name: String,
     kill: EventFd,
+    /// Set on stop: no handler call starts after it, even for events
+    /// already returned with the kill event.
+    stopping: Arc<AtomicBool>,
+    /// Disconnected once the thread has ended (its sender is dropped on
+    /// return and on panic alike): a join with a deadline.
+    ended: Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -149,57 +176,92 @@ impl Worker {
         for i in 0..count {
             sources.resume(i);
         }
-        let thread = std::thread::Builder::new().name(name).spawn(move || {
-            // Sources added later share these slots: events beyond them
-            // wait for the next round (epoll is level-triggered).
-            let mut events = vec![EpollEvent::default(); queue_evts.len() + count.max(32) + 1];
-            loop {
-                let n = match sources.epoll.wait(-1, &mut events) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        tracing::error!("device worker cannot wait for events: {e}");
-                        return;
-                    }
-                };
-                for event in &events[..n] {
-                    let token = event.data();
-                    if token == kill_token {
-                        return;
-                    }
-                    let Ok(index) = usize::try_from(token) else {
-                        continue;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop_seen = stopping.clone();
+        let (ended_tx, ended) = channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let _ended = ended_tx;
+                // Sources added later share these slots: events beyond them
+                // wait for the next round (epoll is level-triggered).
+                let mut events = vec![EpollEvent::default(); queue_evts.len() + count.max(32) + 1];
+                loop {
+                    let n = match sources.epoll.wait(-1, &mut events) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            tracing::error!("device worker cannot wait for events: {e}");
+                            return;
+                        }
                     };
-                    if let Some(evt) = queue_evts.get(index) {
-                        // Reading clears the count: one pass serves all kicks.
-                        let _ = evt.read();
-                        on_wake(Wake::Queue(index), &sources);
-                    } else {
-                        // A source removed earlier in this round is skipped.
-                        let source = index - queue_evts.len();
-                        if sources.fd(source).is_some() {
-                            on_wake(Wake::Source(source), &sources);
+                    for event in &events[..n] {
+                        let token = event.data();
+                        if token == kill_token || stop_seen.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let Ok(index) = usize::try_from(token) else {
+                            continue;
+                        };
+                        if let Some(evt) = queue_evts.get(index) {
+                            // Reading clears the count: one pass serves all kicks.
+                            let _ = evt.read();
+                            on_wake(Wake::Queue(index), &sources);
+                        } else {
+                            // A source removed earlier in this round is skipped.
+                            let source = index - queue_evts.len();
+                            if sources.fd(source).is_some() {
+                                on_wake(Wake::Source(source), &sources);
+                            }
                         }
                     }
                 }
-            }
-        })?;
+            })?;
         Ok(Worker {
+            name,
             kill,
+            stopping,
+            ended,
             thread: Some(thread),
         })
+    }
+
+    /// Tells the thread to stop and waits up to `deadline` for it; true if
+    /// it ended. A thread that overruns (a handler stuck in a loop or a
+    /// slow system call) is left running detached, with an error line: it
+    /// stops by itself once its handler returns, and cannot keep the
+    /// process alive.
+    pub fn stop(&mut self, deadline: Duration) -> bool {
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        self.stopping.store(true, Ordering::SeqCst);
+        // A failed write (a full counter) still leaves the flag, which the
+        // thread sees at its next event.
+        let _ = self.kill.write(1);
+        match self.ended.recv_timeout(deadline) {
+            Err(RecvTimeoutError::Disconnected) => {
+                // Ended: the join returns at once.
+                let _ = thread.join();
+                true
+            }
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {
+                ABANDONED.fetch_add(1, Ordering::SeqCst);
+                tracing::error!(
+                    "device worker {} did not stop within {} ms: left running detached",
+                    self.name,
+                    deadline.as_millis()
+                );
+                drop(thread);
+                false
+            }
+        }
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // If the kill write fails the thread is already gone or stuck;
-        // joining would hang, so only join after a successful signal.
-        if self.kill.write(1).is_ok() {
-            if let Some(thread) = self.thread.take() {
-                let _ = thread.join();
-            }
-        }
+        self.stop(STOP_DEADLINE);
     }
 }
 
@@ -299,5 +361,59 @@ mod tests {
             "removed"
         );
         drop(added);
+    }
+
+    /// A worker whose handler blocks until `release` is dropped or sent
+    /// to, woken once so that it is inside the handler.
+    fn stuck_worker(name: &str) -> (Worker, std::sync::mpsc::Sender<()>) {
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        let poke = evt.try_clone().unwrap();
+        let (release, wait) = channel::<()>();
+        let (entered_tx, entered) = channel();
+        let worker = Worker::spawn(name.into(), vec![evt], vec![], move |_, _| {
+            let _ = entered_tx.send(());
+            // Stuck, as in a loop without progress or a slow system call.
+            let _ = wait.recv();
+        })
+        .unwrap();
+        poke.write(1).unwrap();
+        entered.recv_timeout(Duration::from_secs(5)).unwrap();
+        (worker, release)
+    }
+
+    #[test]
+    fn a_stuck_handler_does_not_keep_drop_from_returning() {
+        let (worker, release) = stuck_worker("test-stuck-drop");
+        let before = abandoned_workers();
+        let (done, dropped) = channel();
+        std::thread::spawn(move || {
+            drop(worker);
+            let _ = done.send(());
+        });
+        dropped
+            .recv_timeout(STOP_DEADLINE + Duration::from_secs(2))
+            .expect("dropping a stuck worker waited past its deadline");
+        assert!(abandoned_workers() > before);
+        drop(release);
+    }
+
+    #[test]
+    fn stop_gives_up_on_a_stuck_handler_at_its_deadline() {
+        let (mut worker, release) = stuck_worker("test-stuck-stop");
+        let start = std::time::Instant::now();
+        assert!(!worker.stop(Duration::from_millis(100)), "abandoned");
+        assert!(start.elapsed() < Duration::from_secs(1));
+        // Once its handler returns the detached thread ends by itself.
+        release.send(()).unwrap();
+        // Stopping again has nothing left to wait for.
+        assert!(worker.stop(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn an_idle_worker_stops_at_once() {
+        let mut worker = Worker::spawn("test-idle".into(), vec![], vec![], |_, _| {}).unwrap();
+        let start = std::time::Instant::now();
+        assert!(worker.stop(STOP_DEADLINE));
+        assert!(start.elapsed() < STOP_DEADLINE);
     }
 }

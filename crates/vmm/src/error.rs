@@ -105,6 +105,10 @@ pub enum Error {
     /// A vCPU stopped for a reason the VMM cannot handle.
     #[error("vCPU {vcpu} stopped: {reason}")]
     VcpuFailed { vcpu: u32, reason: String },
+    /// The host asked the VMM to end (SIGTERM, SIGINT): the guest was
+    /// stopped as at a power-off.
+    #[error("stopped by {}", crate::signals::signal_name(*signal))]
+    Stopped { signal: i32 },
 }
 
 impl Error {

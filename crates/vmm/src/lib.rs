@@ -15,6 +15,7 @@ mod msi;
 mod net;
 mod pci;
 mod ram_mapping;
+mod signals;
 mod vcpu;
 
 pub use config::{
@@ -38,14 +39,19 @@ use tracing::info;
 pub const KVM_PATH: &str = "/dev/kvm";
 
 /// Boots the guest described by `config` and runs it until it powers off,
-/// resets under `no_reboot`, or fails.
+/// resets under `no_reboot`, fails, or SIGTERM or SIGINT ends it
+/// ([`Error::Stopped`]; this installs handlers for both).
 pub fn run(config: &VmConfig) -> Result<GuestExit> {
+    signals::install()?;
     let hypervisor = Hypervisor::open(Path::new(KVM_PATH)).map_err(Error::OpenKvm)?;
     config.validate(&hypervisor)?;
     let taps = net::Taps::open(config)?;
     let _terminal = console::TerminalGuard::new();
     let mut boots = 0u32;
     loop {
+        if let Some(signal) = signals::received() {
+            return Err(Error::Stopped { signal });
+        }
         boots += 1;
         let machine = machine::Machine::build(config, &hypervisor, &taps)?;
         info!(boot = boots, "guest started");

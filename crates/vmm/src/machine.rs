@@ -12,7 +12,7 @@ use arch::x86_64::{acpi, memory::memory_map, mptable, paging, regs, reset_vector
 use boot::{BootInfo, KernelEntry, LoadedKernel};
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use hypervisor::{Hypervisor, Vcpu, Vm};
-use tracing::debug;
+use tracing::{debug, error};
 use vmm_sys_util::epoll::EventSet;
 
 use crate::config::{KernelSource, VmConfig};
@@ -21,6 +21,7 @@ use crate::device_manager::{create_devices, Devices};
 use crate::exit::{ExitSignal, GuestExit};
 use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap, GuestRam};
 use crate::net::Taps;
+use crate::signals;
 use crate::vcpu::{self, VcpuSetup};
 use crate::{Error, Result};
 
@@ -34,6 +35,8 @@ const DEFAULT_INITRD_ADDR_MAX: u64 = u32::MAX as u64;
 /// (and their clones of guest memory) and the VM go before the RAM.
 pub(crate) struct Machine {
     exit: Arc<ExitSignal>,
+    /// [`virtio::abandoned_workers`] when the machine was built.
+    workers_abandoned_before: usize,
     vcpus: Vec<Vcpu>,
     devices: Devices,
     _vm: Arc<Vm>,
@@ -73,6 +76,7 @@ impl Machine {
 
         Ok(Machine {
             exit,
+            workers_abandoned_before: virtio::abandoned_workers(),
             vcpus,
             devices,
             _vm: vm,
@@ -88,6 +92,7 @@ impl Machine {
                 source: std::io::Error::other(e.to_string()),
             })?;
         events.add_subscriber(Box::new(ExitWatcher(self.exit.clone())));
+        events.add_subscriber(Box::new(StopSignalWatcher(self.exit.clone())));
         let drained = self
             .devices
             .com1_input_drained
@@ -120,10 +125,32 @@ impl Machine {
                 }));
             }
         }
-        vcpu::stop_all(threads);
+        let vcpus_stopped = vcpu::stop_all(threads);
         let outcome = self.exit.take();
         debug!(?outcome, "machine stopped");
+        self.tear_down(vcpus_stopped);
         outcome
+    }
+
+    /// Drops the devices (stopping their workers, each within
+    /// [`virtio::STOP_DEADLINE`]), then the VM and the RAM. A vCPU or a
+    /// worker left running past its deadline may still touch guest
+    /// memory: then the RAM stays mapped until the process ends.
+    fn tear_down(self, vcpus_stopped: bool) {
+        let Machine {
+            workers_abandoned_before,
+            devices,
+            _vm,
+            _ram,
+            ..
+        } = self;
+        drop(devices);
+        drop(_vm);
+        let workers_stopped = virtio::abandoned_workers() == workers_abandoned_before;
+        if !(vcpus_stopped && workers_stopped) {
+            error!("threads of the stopped machine are still running: its guest memory stays mapped until the process ends");
+            std::mem::forget(_ram);
+        }
     }
 }
 
@@ -142,6 +169,39 @@ impl MutEventSubscriber for ExitWatcher {
 
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         let _ = self.0.eventfd().read();
+    }
+}
+
+/// Stops the machine when SIGTERM or SIGINT came, as a power-off would.
+struct StopSignalWatcher(Arc<ExitSignal>);
+
+impl StopSignalWatcher {
+    fn check(&self) {
+        if let Some(signal) = signals::received() {
+            self.0.stop(Err(Error::Stopped { signal }));
+        }
+    }
+}
+
+impl MutEventSubscriber for StopSignalWatcher {
+    fn init(&mut self, ops: &mut EventOps) {
+        let added = match signals::wake_fd() {
+            Some(fd) => ops.add(Events::new_raw(fd, EventSet::IN)),
+            None => Ok(()),
+        };
+        if let Err(e) = added {
+            self.0.stop(Err(Error::Host {
+                what: "watch the stop-signal eventfd",
+                source: std::io::Error::other(e.to_string()),
+            }));
+        }
+        // A signal that came while the machine was built.
+        self.check();
+    }
+
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        signals::clear_wake();
+        self.check();
     }
 }
 

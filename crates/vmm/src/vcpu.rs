@@ -2,13 +2,13 @@
 
 use std::sync::{Arc, Once};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arch::x86_64::{cpuid, lapic, msr, regs};
 use devices::Bus;
 use hypervisor::kvm_bindings::CpuId;
 use hypervisor::{Vcpu, VcpuExit};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::exit::{ExitSignal, GuestExit};
@@ -192,20 +192,75 @@ fn describe_registers(vcpu: &Vcpu) -> String {
     )
 }
 
+/// How long stopping the vCPUs waits for their threads: longer than a
+/// device reset a vCPU may be in the middle of, which waits up to
+/// [`virtio::STOP_DEADLINE`] for the device's worker.
+pub(crate) const STOP_DEADLINE: Duration = Duration::from_secs(3);
+
 /// Stops every vCPU thread: they see the exit signal as soon as `KVM_RUN`
 /// returns, and the kick signal makes it return. A kick that lands just
 /// before a thread enters `KVM_RUN` is lost, so kick until each is gone.
-pub(crate) fn stop_all(threads: Vec<JoinHandle<()>>) {
+/// A thread still running at [`STOP_DEADLINE`] (stuck in a device) is left
+/// detached with an error line; false if any was.
+pub(crate) fn stop_all(threads: Vec<JoinHandle<()>>) -> bool {
+    let deadline = Instant::now() + STOP_DEADLINE;
+    let mut all_stopped = true;
     for thread in threads {
-        while !thread.is_finished() {
-            if let Err(e) = thread.kill(kick_signal()) {
-                warn!("cannot signal a vCPU thread: {e}");
-                break;
+        let mut kick = true;
+        while !thread.is_finished() && Instant::now() < deadline {
+            if kick {
+                if let Err(e) = thread.kill(kick_signal()) {
+                    warn!("cannot signal a vCPU thread: {e}");
+                    kick = false;
+                }
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        // A vCPU thread that panicked has already recorded nothing more
-        // useful than what the exit signal holds.
-        let _ = thread.join();
+        if thread.is_finished() {
+            // A vCPU thread that panicked has already recorded nothing
+            // more useful than what the exit signal holds.
+            let _ = thread.join();
+        } else {
+            let name = thread.thread().name().unwrap_or("vcpu").to_owned();
+            error!(
+                "{name} did not stop within {} s: left running detached",
+                STOP_DEADLINE.as_secs()
+            );
+            all_stopped = false;
+        }
+    }
+    all_stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    #[test]
+    fn stop_all_gives_up_on_a_stuck_thread_at_its_deadline() {
+        install_kick_handler().unwrap();
+        // Stuck as a vCPU inside a device would be: kicks do not end it.
+        let (release, wait) = channel::<()>();
+        let stuck = std::thread::spawn(move || {
+            let _ = wait.recv();
+        });
+        let quick = std::thread::spawn(|| {});
+        let (done, stopped) = channel();
+        std::thread::spawn(move || {
+            let _ = done.send(stop_all(vec![quick, stuck]));
+        });
+        let all_stopped = stopped
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stop_all waited past its deadline");
+        assert!(!all_stopped);
+        drop(release);
+    }
+
+    #[test]
+    fn stop_all_joins_threads_that_end() {
+        install_kick_handler().unwrap();
+        let threads = (0..2).map(|_| std::thread::spawn(|| {})).collect();
+        assert!(stop_all(threads));
     }
 }

@@ -218,9 +218,23 @@ impl Session {
         stdin.flush().unwrap();
     }
 
+    /// Sends `signal` to the VMM process.
+    pub fn send_signal(&self, signal: i32) {
+        let pid = self.child.as_ref().unwrap().id();
+        let pid = libc::pid_t::try_from(pid).unwrap();
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
     /// Waits for the VMM to exit; returns its status, the whole console
     /// output and stderr.
-    pub fn finish(mut self) -> Run {
+    pub fn finish(self) -> Run {
+        self.finish_with_status().0
+    }
+
+    /// [`Session::finish`], with the process's own exit status (which
+    /// tells an exit from a death by signal).
+    pub fn finish_with_status(mut self) -> (Run, ExitStatus) {
         let child = self.child.take().unwrap();
         let status = wait_with_limit(child, "interactive pointsman run");
         // The reader ends at EOF once the process is gone.
@@ -228,11 +242,12 @@ impl Session {
         while !self._reader.is_finished() && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        Run {
+        let run = Run {
             status: code(status),
             stdout: self.output.lock().unwrap().clone(),
             stderr: self.stderr.take().unwrap().join().unwrap(),
-        }
+        };
+        (run, status)
     }
 }
 

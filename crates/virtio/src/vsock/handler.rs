@@ -165,6 +165,17 @@ impl QueueHandler {
                 Ok(mut writer) if writer.available_bytes() >= HEADER_SIZE => {
                     let room = writer.available_bytes() - HEADER_SIZE;
                     let Some((header, payload)) = self.muxer.next_rx(room, w) else {
+                        if room == 0 && self.muxer.has_rx() {
+                            // Data waits and a header-only buffer has no
+                            // room for it: returned empty, so the buffers
+                            // behind it get the data.
+                            used = true;
+                            if self.rx.queue.add_used(&self.mem, head, 0).is_err() {
+                                tracing::warn!("virtio-vsock: cannot add to the receive used ring");
+                                break;
+                            }
+                            continue;
+                        }
                         // Nothing after all: the buffer stays the guest's.
                         self.rx.queue.go_to_previous_position();
                         break;

@@ -19,6 +19,8 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Most RSTs waiting for receive buffers; past that the transmit queue
 /// waits, so a guest flooding unknown ports cannot grow this.
 const MAX_QUEUED_RSTS: usize = 64;
+/// Most host connections accepted per wake-up of the listener.
+const ACCEPTS_PER_WAKE: usize = 64;
 /// Longest handshake line: `CONNECT 4294967295\n` with some slack.
 const MAX_HANDSHAKE: usize = 32;
 /// Host ports handed to host-initiated connections start here, away
@@ -150,7 +152,9 @@ impl Muxer {
     }
 
     fn accept(&mut self, w: &dyn Watch) {
-        loop {
+        // Host programs connecting without pause would keep this loop
+        // going; the listener stays readable and wakes us for the rest.
+        for _ in 0..ACCEPTS_PER_WAKE {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     // Over the limit the host program sees EOF at once.
@@ -327,12 +331,21 @@ impl Muxer {
     }
 
     /// The next packet for the guest, whose receive buffer takes `room`
-    /// payload bytes: a header and its payload.
+    /// payload bytes: a header and its payload. `None` with [`has_rx`]
+    /// still true means what waits is data this buffer has no room for.
+    ///
+    /// [`has_rx`]: Muxer::has_rx
     pub fn next_rx(&mut self, room: usize, w: &dyn Watch) -> Option<(Header, &[u8])> {
         if let Some(h) = self.rsts.pop_front() {
             return Some((h, &[]));
         }
-        while let Some(key) = self.rx_queue.pop_front() {
+        // Each connection in line gets one try: one whose data does not
+        // fit (a header-only buffer) goes back in line for a bigger
+        // buffer, and must not be tried again in this call.
+        for _ in 0..self.rx_queue.len() {
+            let Some(key) = self.rx_queue.pop_front() else {
+                break;
+            };
             let Some(e) = self.conns.get_mut(&key) else {
                 continue;
             };

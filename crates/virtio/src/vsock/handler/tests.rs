@@ -462,6 +462,41 @@ fn without_receive_buffers_host_data_stays_in_the_socket() {
 }
 
 #[test]
+fn header_only_receive_buffer_while_data_waits_comes_back_empty() {
+    let s = Setup::new("room0");
+    let mut d = Driver::new(&s.mem);
+    let mut h = s.handler(&d);
+    let w = Unwatched::default();
+    let server = UnixListener::bind(s.path("_5000")).unwrap();
+    d.give_rx(1, 4096);
+    d.packet(Op::Request, 1234, 5000, &[]);
+    h.on_wake(Wake::Queue(TX_QUEUE), &w);
+    assert_eq!(d.received()[0].0.op, Op::Response as u16);
+    let (mut host, _) = server.accept().unwrap();
+    host.write_all(b"reply").unwrap();
+    poke(&mut h, &w);
+    // The reply waits; the guest offers a buffer of exactly one header
+    // (no room for data), then a good one.
+    let hdr = d.alloc(HEADER_SIZE);
+    let head = d.rx_desc;
+    d.rx.add_desc_chains(&[desc(hdr, HEADER_SIZE as u32, WRITE, 0)], head)
+        .unwrap();
+    d.rx_desc += 1;
+    d.give_rx(1, 4096);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        h.on_wake(Wake::Queue(RX_QUEUE), &Unwatched::default());
+        let _ = done.send(h);
+    });
+    let _h = finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the worker spun on a header-only receive buffer");
+    let used = d.used(&d.rx, d.rx_seen);
+    assert_eq!(used[0], (head, 0), "the header-only buffer, empty");
+    assert_eq!(used[1], (head + 1, (HEADER_SIZE + 5) as u32), "the reply");
+}
+
+#[test]
 fn corrupt_ring_indexes_do_not_hang_the_worker() {
     let s = Setup::new("corrupt");
     let mut d = Driver::new(&s.mem);

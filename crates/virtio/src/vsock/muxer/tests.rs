@@ -356,3 +356,66 @@ fn writable_watch_follows_the_buffer() {
         .iter()
         .any(|(h, _)| h.op == Op::CreditUpdate as u16 && h.fwd_cnt as usize == total));
 }
+
+/// A guest-initiated connection with host data waiting to be read.
+fn connection_with_host_data(s: &mut Setup, data: &[u8]) -> UnixStream {
+    let server = UnixListener::bind(s.dir.join("v.sock_5000")).unwrap();
+    s.guest(Op::Request, 1234, 5000, 0, &[]);
+    assert_eq!(s.rx()[0].0.op, Op::Response as u16);
+    let (mut host, _) = server.accept().unwrap();
+    host.write_all(data).unwrap();
+    s.poke();
+    host
+}
+
+/// Runs `f` on another thread; fails the test if it does not end soon
+/// (a loop without progress would keep the test runner waiting forever).
+fn ends_soon<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the muxer spun without progress")
+}
+
+#[test]
+fn data_waits_for_a_buffer_with_room_instead_of_spinning() {
+    let mut s = Setup::new("room0");
+    let _host = connection_with_host_data(&mut s, b"reply");
+    // A header-only buffer: the data does not fit, and the call ends.
+    let (none, mut s) = ends_soon(move || (s.muxer.next_rx(0, &s.w).is_none(), s));
+    assert!(none, "no packet fits a header-only buffer");
+    assert!(s.muxer.has_rx(), "the data still waits");
+    // A buffer with room gets it.
+    let out = s.rx();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].1, b"reply");
+    assert!(!s.muxer.has_rx());
+}
+
+#[test]
+fn a_connection_waiting_for_room_does_not_hold_back_control_packets() {
+    let mut s = Setup::new("room0-rst");
+    let _host = connection_with_host_data(&mut s, b"reply");
+    // A packet for nobody: its RST needs no room.
+    s.guest(Op::Request, 99, 77, 0, &[]);
+    let (h, payload) = s.muxer.next_rx(0, &s.w).unwrap();
+    assert_eq!((h.op, payload.len()), (Op::Rst as u16, 0));
+    let (none, mut s) = ends_soon(move || (s.muxer.next_rx(0, &s.w).is_none(), s));
+    assert!(none);
+    assert_eq!(s.rx()[0].1, b"reply");
+}
+
+#[test]
+fn a_connection_flood_is_accepted_in_bounded_turns() {
+    let mut s = Setup::new("accept-flood");
+    let hosts: Vec<UnixStream> = (0..ACCEPTS_PER_WAKE + 10)
+        .map(|_| UnixStream::connect(s.path()).unwrap())
+        .collect();
+    s.muxer.on_source(LISTENER_SOURCE, &s.w);
+    assert_eq!(s.muxer.connections(), ACCEPTS_PER_WAKE);
+    s.muxer.on_source(LISTENER_SOURCE, &s.w);
+    assert_eq!(s.muxer.connections(), hosts.len());
+}
