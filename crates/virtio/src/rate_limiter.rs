@@ -168,6 +168,29 @@ impl RateLimiter {
         true
     }
 
+    /// Asks to move `bytes` more for an operation already counted (a long
+    /// request done a piece at a time). On false, as for
+    /// [`RateLimiter::consume`].
+    pub fn consume_bytes(&mut self, bytes: u64) -> bool {
+        if self.blocked {
+            return false;
+        }
+        let Some(bandwidth) = self.bandwidth.as_mut() else {
+            return true;
+        };
+        if bandwidth.try_take(bytes, Instant::now()) {
+            return true;
+        }
+        let wait = bandwidth.wait_for(bytes);
+        self.block(wait)
+    }
+
+    /// The bandwidth bucket's size: the most bytes one charge should ask
+    /// for, since a larger one passes whenever the bucket is full.
+    pub fn bandwidth_burst(&self) -> Option<u64> {
+        self.bandwidth.as_ref().map(|b| b.config.size)
+    }
+
     fn block(&mut self, wait: Duration) -> bool {
         self.blocked = true;
         if let Err(e) = self.timer.reset(wait, None) {
@@ -265,6 +288,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         l.on_timer();
         assert!(l.consume(4096));
+    }
+
+    #[test]
+    fn bytes_alone_spend_bandwidth_and_no_operation() {
+        let bucket = |size| TokenBucketConfig {
+            size,
+            refill: Duration::from_secs(10),
+        };
+        let mut l = RateLimiter::new(Some(bucket(1000)), Some(bucket(1))).unwrap();
+        assert_eq!(l.bandwidth_burst(), Some(1000));
+        assert!(l.consume_bytes(600));
+        assert!(!l.consume_bytes(600), "bandwidth spent");
+        assert!(l.is_blocked());
+        l.on_timer();
+        assert!(l.consume(0), "the one operation is still there");
+        let mut ops_only = RateLimiter::new(None, Some(bucket(1))).unwrap();
+        assert!(ops_only.consume_bytes(u64::MAX));
+        assert_eq!(ops_only.bandwidth_burst(), None);
     }
 
     #[test]
