@@ -81,8 +81,8 @@ impl TokenBucket {
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last_refill);
         let per_ns = self.config.refill.as_nanos().max(1);
-        let new =
-            (u128::from(self.config.size) * elapsed.as_nanos() / per_ns).min(u128::from(u64::MAX));
+        let new = (u128::from(self.config.size).saturating_mul(elapsed.as_nanos()) / per_ns)
+            .min(u128::from(u64::MAX));
         let new = u64::try_from(new).unwrap_or(u64::MAX);
         if new > 0 {
             self.tokens = self.tokens.saturating_add(new).min(self.config.size);
@@ -109,7 +109,8 @@ impl TokenBucket {
     /// How long until `tokens` (capped at the bucket size) are available.
     fn wait_for(&self, tokens: u64) -> Duration {
         let missing = tokens.min(self.config.size).saturating_sub(self.tokens);
-        let ns = u128::from(missing) * self.config.refill.as_nanos()
+        // The refill time is the user's: up to u64::MAX seconds.
+        let ns = u128::from(missing).saturating_mul(self.config.refill.as_nanos())
             / u128::from(self.config.size.max(1));
         Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)).max(Duration::from_millis(1))
     }
@@ -256,6 +257,16 @@ mod tests {
         // Never more than the bucket holds.
         b.refill(t0 + Duration::from_secs(100));
         assert_eq!(b.tokens, 1000);
+    }
+
+    #[test]
+    fn the_longest_refill_time_waits_without_overflow() {
+        let config = TokenBucketConfig::parse(&format!("{}/{}s", u64::MAX, u64::MAX)).unwrap();
+        let mut b = TokenBucket::new(config);
+        let t0 = b.last_refill;
+        assert!(b.try_take(u64::MAX, t0));
+        assert!(b.wait_for(u64::MAX) > Duration::from_secs(1 << 30));
+        b.refill(t0 + Duration::from_secs(1 << 40));
     }
 
     #[test]
