@@ -196,7 +196,7 @@ impl RateLimiter {
         self.blocked = true;
         if let Err(e) = self.timer.reset(wait, None) {
             // Without a timer nothing would unblock the device: let it run.
-            tracing::warn!("rate limiter timer failed, not limiting: {e}");
+            crate::log_limit::warn_limited!("rate limiter timer failed, not limiting: {e}");
             self.blocked = false;
             return true;
         }

@@ -247,7 +247,7 @@ impl BlockQueue {
             _ => 0,
         };
         if let Err(e) = self.queue.add_used(&self.mem, head, len) {
-            tracing::warn!("virtio-blk: cannot add to the used ring: {e}");
+            crate::log_limit::warn_limited!("virtio-blk: cannot add to the used ring: {e}");
         }
     }
 

@@ -473,6 +473,22 @@ fn used_ring_on_top_of_the_available_ring_cannot_keep_the_worker_forever() {
 }
 
 #[test]
+fn a_ring_of_bad_heads_logs_a_few_lines_not_one_per_entry() {
+    // Every entry names descriptor 0xffff, past the 16-entry table: each
+    // gets a used entry the queue refuses, once a warning apiece.
+    let (mem, queue) = raw_queue(16, 0x3000, 0, false);
+    for i in 0..16 {
+        mem.write_obj(0xffffu16, GuestAddress(0x2004 + 2 * i))
+            .unwrap();
+    }
+    let image = Image::new(4096);
+    let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+    let mut block = BlockQueue::new(queue, mem, irq, Arc::new(open(&image, "")), unlimited());
+    let lines = crate::log_limit::test_support::warnings_of(|| block.process());
+    assert!(lines <= crate::log_limit::BURST as usize, "{lines} lines");
+}
+
+#[test]
 fn an_available_index_out_of_range_ends_the_pass() {
     // avail.idx - next_avail > queue size: the queue refuses to pop, yet
     // the index differs from where the device stopped.
