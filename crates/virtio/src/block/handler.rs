@@ -311,7 +311,8 @@ impl BlockQueue {
             // Notifications off while draining; back on, then look again
             // for requests that slipped in between (event-index protocol).
             if self.queue.disable_notification(&self.mem).is_err() {
-                return;
+                // What was served still gets its interrupt.
+                break;
             }
             while let Some(chain) = self.queue.pop_descriptor_chain(&self.mem) {
                 let head = chain.head_index();
