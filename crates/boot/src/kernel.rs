@@ -104,7 +104,14 @@ fn check_elf<R: Read + Seek>(image: &mut R, ram_end: u64) -> Result<()> {
     let mut loads = 0;
     for i in 0..u64::from(phnum) {
         let mut phdr = [0u8; ELF_PHDR_LEN];
-        read_at(image, phoff + i * ELF_PHDR_LEN as u64, &mut phdr)
+        // `phoff` is the file's word: the table may claim to run past the
+        // largest offset there is.
+        let at = phoff
+            .checked_add(i * ELF_PHDR_LEN as u64)
+            .ok_or(Error::ElfInvalid(
+                "program headers past the largest file offset",
+            ))?;
+        read_at(image, at, &mut phdr)
             .map_err(|_| Error::ElfInvalid("truncated program headers"))?;
         if u32_at(&phdr, 0) == PT_LOAD {
             check_fits(u64_at(&phdr, 24), u64_at(&phdr, 40), ram_end)?;
@@ -299,6 +306,52 @@ mod tests {
         assert!(matches!(
             load_kernel(&mem, &mut Cursor::new(image)),
             Err(Error::KernelTooLarge { .. })
+        ));
+    }
+
+    /// A file that reads as `head` and then zeros at every offset, as a
+    /// crafted image on a file system with sparse files could.
+    struct ZerosAfter {
+        head: Vec<u8>,
+        pos: u64,
+    }
+
+    impl Read for ZerosAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            for (i, b) in buf.iter_mut().enumerate() {
+                let at = usize::try_from(self.pos.saturating_add(i as u64)).unwrap_or(usize::MAX);
+                *b = self.head.get(at).copied().unwrap_or(0);
+            }
+            self.pos = self.pos.saturating_add(buf.len() as u64);
+            Ok(buf.len())
+        }
+    }
+
+    impl Seek for ZerosAfter {
+        fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+            match to {
+                SeekFrom::Start(at) => self.pos = at,
+                _ => return Err(std::io::Error::other("only absolute seeks")),
+            }
+            Ok(self.pos)
+        }
+    }
+
+    #[test]
+    fn program_headers_past_the_largest_offset_are_refused() {
+        let mut image = elf(ELFCLASS64, EM_X86_64, 0x200000, &[0xf4]);
+        // Two program headers, the second beyond u64::MAX.
+        image[32..40].copy_from_slice(&(u64::MAX - 40).to_le_bytes());
+        image[56..58].copy_from_slice(&2u16.to_le_bytes());
+        let mut file = ZerosAfter {
+            head: image,
+            pos: 0,
+        };
+        assert!(matches!(
+            check_elf(&mut file, 4 * MIB),
+            Err(Error::ElfInvalid(
+                "program headers past the largest file offset"
+            ))
         ));
     }
 

@@ -67,7 +67,7 @@ impl IrqTrigger {
         // A failed eventfd write cannot be reported to the guest; it will
         // see the status bit at its next interrupt or poll.
         if let Err(e) = self.irq.write(1) {
-            tracing::warn!("cannot raise a virtio interrupt: {e}");
+            crate::log_limit::warn_limited!("cannot raise a virtio interrupt: {e}");
         }
     }
 

@@ -14,6 +14,7 @@ pub mod balloon;
 pub mod block;
 mod device;
 mod interrupt;
+mod log_limit;
 pub mod moderation;
 pub mod net;
 pub mod rate_limiter;

@@ -206,7 +206,7 @@ impl Moderation {
             Ok(()) => true,
             Err(e) => {
                 // Without the timer the interrupt would never go: send it now.
-                tracing::warn!("interrupt moderation timer failed: {e}");
+                crate::log_limit::warn_limited!("interrupt moderation timer failed: {e}");
                 false
             }
         }

@@ -81,8 +81,8 @@ impl TokenBucket {
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last_refill);
         let per_ns = self.config.refill.as_nanos().max(1);
-        let new =
-            (u128::from(self.config.size) * elapsed.as_nanos() / per_ns).min(u128::from(u64::MAX));
+        let new = (u128::from(self.config.size).saturating_mul(elapsed.as_nanos()) / per_ns)
+            .min(u128::from(u64::MAX));
         let new = u64::try_from(new).unwrap_or(u64::MAX);
         if new > 0 {
             self.tokens = self.tokens.saturating_add(new).min(self.config.size);
@@ -109,7 +109,8 @@ impl TokenBucket {
     /// How long until `tokens` (capped at the bucket size) are available.
     fn wait_for(&self, tokens: u64) -> Duration {
         let missing = tokens.min(self.config.size).saturating_sub(self.tokens);
-        let ns = u128::from(missing) * self.config.refill.as_nanos()
+        // The refill time is the user's: up to u64::MAX seconds.
+        let ns = u128::from(missing).saturating_mul(self.config.refill.as_nanos())
             / u128::from(self.config.size.max(1));
         Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)).max(Duration::from_millis(1))
     }
@@ -168,11 +169,34 @@ impl RateLimiter {
         true
     }
 
+    /// Asks to move `bytes` more for an operation already counted (a long
+    /// request done a piece at a time). On false, as for
+    /// [`RateLimiter::consume`].
+    pub fn consume_bytes(&mut self, bytes: u64) -> bool {
+        if self.blocked {
+            return false;
+        }
+        let Some(bandwidth) = self.bandwidth.as_mut() else {
+            return true;
+        };
+        if bandwidth.try_take(bytes, Instant::now()) {
+            return true;
+        }
+        let wait = bandwidth.wait_for(bytes);
+        self.block(wait)
+    }
+
+    /// The bandwidth bucket's size: the most bytes one charge should ask
+    /// for, since a larger one passes whenever the bucket is full.
+    pub fn bandwidth_burst(&self) -> Option<u64> {
+        self.bandwidth.as_ref().map(|b| b.config.size)
+    }
+
     fn block(&mut self, wait: Duration) -> bool {
         self.blocked = true;
         if let Err(e) = self.timer.reset(wait, None) {
             // Without a timer nothing would unblock the device: let it run.
-            tracing::warn!("rate limiter timer failed, not limiting: {e}");
+            crate::log_limit::warn_limited!("rate limiter timer failed, not limiting: {e}");
             self.blocked = false;
             return true;
         }
@@ -236,6 +260,16 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_refill_time_waits_without_overflow() {
+        let config = TokenBucketConfig::parse(&format!("{}/{}s", u64::MAX, u64::MAX)).unwrap();
+        let mut b = TokenBucket::new(config);
+        let t0 = b.last_refill;
+        assert!(b.try_take(u64::MAX, t0));
+        assert!(b.wait_for(u64::MAX) > Duration::from_secs(1 << 30));
+        b.refill(t0 + Duration::from_secs(1 << 40));
+    }
+
+    #[test]
     fn oversized_request_passes_only_on_a_full_bucket() {
         let mut b = TokenBucket::new(TokenBucketConfig {
             size: 100,
@@ -265,6 +299,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         l.on_timer();
         assert!(l.consume(4096));
+    }
+
+    #[test]
+    fn bytes_alone_spend_bandwidth_and_no_operation() {
+        let bucket = |size| TokenBucketConfig {
+            size,
+            refill: Duration::from_secs(10),
+        };
+        let mut l = RateLimiter::new(Some(bucket(1000)), Some(bucket(1))).unwrap();
+        assert_eq!(l.bandwidth_burst(), Some(1000));
+        assert!(l.consume_bytes(600));
+        assert!(!l.consume_bytes(600), "bandwidth spent");
+        assert!(l.is_blocked());
+        l.on_timer();
+        assert!(l.consume(0), "the one operation is still there");
+        let mut ops_only = RateLimiter::new(None, Some(bucket(1))).unwrap();
+        assert!(ops_only.consume_bytes(u64::MAX));
+        assert_eq!(ops_only.bandwidth_burst(), None);
     }
 
     #[test]

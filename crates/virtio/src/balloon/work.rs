@@ -88,7 +88,9 @@ impl BalloonWork {
                 budget -= 1;
                 if let Some(head) = self.handle(role, chain, &mem) {
                     if queue.add_used(&mem, head, 0).is_err() {
-                        tracing::warn!("virtio-balloon: cannot add to the used ring");
+                        crate::log_limit::warn_limited!(
+                            "virtio-balloon: cannot add to the used ring"
+                        );
                         return;
                     }
                     used_any = true;
@@ -161,7 +163,7 @@ impl BalloonWork {
             return;
         };
         if queue.add_used(&self.mem, head, 0).is_err() {
-            tracing::warn!("virtio-balloon: cannot add to the stats used ring");
+            crate::log_limit::warn_limited!("virtio-balloon: cannot add to the stats used ring");
             return;
         }
         if queue.needs_notification(&self.mem).unwrap_or(true) {
@@ -181,7 +183,9 @@ impl BalloonWork {
 fn give_back(mem: &GuestMemoryMmap, range: GuestRange, warned: &mut bool) {
     if let Err(e) = discard(mem, range) {
         if !*warned {
-            tracing::warn!("virtio-balloon: cannot give guest memory back to the host: {e}");
+            crate::log_limit::warn_limited!(
+                "virtio-balloon: cannot give guest memory back to the host: {e}"
+            );
             *warned = true;
         }
     }

@@ -110,6 +110,8 @@ pub struct Disk {
     size: u64,
     readonly: bool,
     id: [u8; ID_BYTES],
+    /// False only in tests that force the written-zeros path.
+    fallocate_zeroing: bool,
 }
 
 fn is_errno(e: &std::io::Error, errno: i32) -> bool {
@@ -226,6 +228,7 @@ impl Disk {
             size,
             readonly: config.readonly,
             id,
+            fallocate_zeroing: true,
         })
     }
 
@@ -238,6 +241,7 @@ impl Disk {
             direct: None,
             size,
             readonly,
+            fallocate_zeroing: true,
         })
     }
 
@@ -356,9 +360,15 @@ impl Disk {
         }
     }
 
-    /// Zeroes a range: by punching a hole when `unmap` allows it, by
-    /// zeroing it in place otherwise, by writing zeros as a last resort.
-    pub fn write_zeroes(&self, offset: u64, len: u64, unmap: bool) -> std::io::Result<()> {
+    /// Zeroes a range without writing data: by punching a hole when
+    /// `unmap` allows it, by zeroing it in place otherwise. False when the
+    /// file system can do neither (tmpfs, NFS): the caller then writes
+    /// zeros with [`Disk::write_zeros`], a step at a time, since that is
+    /// as much I/O as a write of the whole range.
+    pub fn zero_in_place(&self, offset: u64, len: u64, unmap: bool) -> std::io::Result<bool> {
+        if !self.fallocate_zeroing {
+            return Ok(false);
+        }
         let modes: &[i32] = if unmap {
             &[PUNCH_HOLE, ZERO_RANGE]
         } else {
@@ -367,19 +377,34 @@ impl Disk {
         for &mode in modes {
             match fallocate(&self.file, mode, offset, len) {
                 Err(e) if is_errno(&e, libc::EOPNOTSUPP) => continue,
-                other => return other,
+                other => return other.map(|()| true),
             }
         }
+        Ok(false)
+    }
+
+    /// Writes `len` bytes of zeros at `offset`.
+    pub fn write_zeros(&self, offset: u64, len: u64) -> std::io::Result<()> {
         let file = self.buffered();
         let mut done = 0u64;
         while done < len {
             let n = usize::try_from(len - done)
                 .unwrap_or(usize::MAX)
                 .min(ZEROS.len());
-            file.write_all_at(&ZEROS[..n], offset + done)?;
+            let at = offset
+                .checked_add(done)
+                .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EFBIG))?;
+            file.write_all_at(&ZEROS[..n], at)?;
             done += n as u64;
         }
         Ok(())
+    }
+
+    /// Pretends the file system can neither punch holes nor zero ranges
+    /// (tests of the written-zeros path on any file system).
+    #[cfg(test)]
+    pub(crate) fn forbid_fallocate_zeroing(&mut self) {
+        self.fallocate_zeroing = false;
     }
 }
 

@@ -9,8 +9,8 @@ use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::disk::Disk;
-use super::request::{self, Malformed, Request, RequestType, RANGE_UNMAP, SECTOR_SIZE};
-use super::MAX_RANGE_SECTORS;
+use super::ranges::{RangeWork, Step, ZERO_STEP};
+use super::request::{self, Malformed, Request, RequestType, SECTOR_SIZE};
 use crate::moderation::{Hold, Moderation, ModerationConfig};
 use crate::rate_limiter::RateLimiter;
 use crate::{GuestMemoryMmap, VirtioInterrupt};
@@ -46,7 +46,7 @@ pub const MODERATION: ModerationConfig = ModerationConfig {
 };
 
 /// The byte offset of `len` bytes at `sector`, if they are on the disk.
-fn on_disk(disk: &Disk, sector: u64, len: u64) -> Option<u64> {
+pub(super) fn on_disk(disk: &Disk, sector: u64, len: u64) -> Option<u64> {
     let offset = sector.checked_mul(SECTOR_SIZE)?;
     let end = offset.checked_add(len)?;
     // A trailing partial sector is not part of the disk the guest sees.
@@ -63,21 +63,32 @@ fn io_status(what: &str, result: std::io::Result<()>) -> u8 {
     }
 }
 
-/// Carries out a request; returns its status and how many data bytes the
-/// device wrote into the guest's buffers.
-pub fn execute(disk: &Disk, request: &Request) -> (u8, u32) {
+/// What [`execute`] did with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done: the status, and how many data bytes the device wrote into
+    /// the guest's buffers.
+    Done(u8, u32),
+    /// A discard or write-zeroes request, checked, to be carried out with
+    /// [`RangeWork::run`].
+    Ranges(RangeWork),
+}
+
+/// Carries out a request, or readies a discard or write-zeroes request to
+/// be carried out a step at a time.
+pub fn execute(disk: &Disk, request: &Request) -> Outcome {
     let writes = matches!(
         request.kind,
         RequestType::Out | RequestType::Discard | RequestType::WriteZeroes
     );
     if writes && disk.readonly() {
-        return (status::IOERR, 0);
+        return Outcome::Done(status::IOERR, 0);
     }
-    match request.kind {
+    let (status, len) = match request.kind {
         RequestType::In => {
             let len = request.data_len();
             let Some(offset) = on_disk(disk, request.sector, len) else {
-                return (status::IOERR, 0);
+                return Outcome::Done(status::IOERR, 0);
             };
             match io_status("read", disk.read(offset, &request.data)) {
                 status::OK => (status::OK, u32::try_from(len).unwrap_or(u32::MAX)),
@@ -102,45 +113,35 @@ pub fn execute(disk: &Disk, request: &Request) -> (u8, u32) {
             }
             (status::OK, written)
         }
-        RequestType::Discard | RequestType::WriteZeroes => (ranges(disk, request), 0),
+        RequestType::Discard | RequestType::WriteZeroes => {
+            return match RangeWork::new(disk, request) {
+                Ok(work) => Outcome::Ranges(work),
+                Err(status) => Outcome::Done(status, 0),
+            }
+        }
         RequestType::Unsupported(kind) => {
             tracing::debug!(kind, "virtio-blk: unsupported request type");
             (status::UNSUPP, 0)
         }
-    }
+    };
+    Outcome::Done(status, len)
 }
 
-fn ranges(disk: &Disk, request: &Request) -> u8 {
-    let zeroes = request.kind == RequestType::WriteZeroes;
-    let allowed = if zeroes { RANGE_UNMAP } else { 0 };
-    for range in &request.ranges {
-        if range.flags & !allowed != 0 {
-            return status::UNSUPP;
-        }
-        let len = u64::from(range.sectors) * SECTOR_SIZE;
-        let Some(offset) =
-            on_disk(disk, range.sector, len).filter(|_| range.sectors <= MAX_RANGE_SECTORS)
-        else {
-            return status::IOERR;
-        };
-        let result = if zeroes {
-            disk.write_zeroes(offset, len, range.flags & RANGE_UNMAP != 0)
-        } else {
-            disk.discard(offset, len)
-        };
-        if let s @ (status::IOERR | status::UNSUPP) = io_status("discard or write-zeroes", result) {
-            return s;
-        }
-    }
-    status::OK
-}
-
-/// What a request costs the rate limiter, in bytes.
+/// What a request costs the rate limiter's bandwidth when it starts, in
+/// bytes. Every request is also one operation; zeros written for a
+/// write-zeroes request are charged as they are written.
 fn cost(request: &Request) -> u64 {
     match request.kind {
         RequestType::In | RequestType::Out => request.data_len(),
         _ => 0,
     }
+}
+
+/// A discard or write-zeroes request carried out over several wakes.
+struct InProgress {
+    head: u16,
+    status: GuestAddress,
+    work: RangeWork,
 }
 
 /// The device side of the request queue, run on the device's worker.
@@ -154,6 +155,8 @@ pub struct BlockQueue {
     kick: Option<EventFd>,
     /// Completion interrupt moderation; none: every interrupt at once.
     moderation: Option<Moderation>,
+    /// A request that writes zeros a step per wake; the queue waits for it.
+    in_progress: Option<InProgress>,
 }
 
 impl BlockQueue {
@@ -172,6 +175,7 @@ impl BlockQueue {
             limiter,
             kick: None,
             moderation: None,
+            in_progress: None,
         }
     }
 
@@ -243,52 +247,106 @@ impl BlockQueue {
             _ => 0,
         };
         if let Err(e) = self.queue.add_used(&self.mem, head, len) {
-            tracing::warn!("virtio-blk: cannot add to the used ring: {e}");
+            crate::log_limit::warn_limited!("virtio-blk: cannot add to the used ring: {e}");
+        }
+    }
+
+    /// Comes back for more on the next wake, if there is a kick to do so.
+    fn kick(&self) {
+        if let Some(kick) = &self.kick {
+            // A lost kick leaves the rest for the guest's next one.
+            let _ = kick.write(1);
+        }
+    }
+
+    /// How many bytes of zeros one step writes: a step never asks for
+    /// more than the bandwidth bucket holds, so it is charged in full.
+    fn zero_step(&self) -> u64 {
+        self.limiter
+            .bandwidth_burst()
+            .map_or(ZERO_STEP, |burst| burst.clamp(SECTOR_SIZE, ZERO_STEP))
+    }
+
+    /// Goes on with the request in progress, if any; true once there is
+    /// none (it completed), false while it waits for the next wake.
+    fn resume(&mut self) -> bool {
+        let Some(mut p) = self.in_progress.take() else {
+            return true;
+        };
+        let step = self.zero_step();
+        let limiter = &mut self.limiter;
+        match p.work.run(&self.disk, step, |n| limiter.consume_bytes(n)) {
+            Step::Finished(byte) => {
+                self.complete(p.head, Some(p.status), byte, 0);
+                true
+            }
+            Step::Pending => {
+                self.in_progress = Some(p);
+                // A blocked limiter comes back through its timer.
+                if !self.limiter.is_blocked() {
+                    self.kick();
+                }
+                false
+            }
         }
     }
 
     /// Serves requests until the queue is empty or the rate limiter says
     /// stop; a request the limiter refuses stays in the queue, untouched,
-    /// for when the timer fires.
+    /// for when the timer fires. A request that writes zeros holds the
+    /// rest of the queue until it is done, a step per wake.
     pub fn process(&mut self) {
         if self.limiter.is_blocked() {
             return;
         }
         let mut served = 0u32;
-        let mut before = 0u32;
+        if self.in_progress.is_some() {
+            if !self.resume() {
+                return;
+            }
+            served = 1;
+        }
+        let mut before = served;
         'passes: loop {
             // Notifications off while draining; back on, then look again
             // for requests that slipped in between (event-index protocol).
             if self.queue.disable_notification(&self.mem).is_err() {
-                return;
+                // What was served still gets its interrupt.
+                break;
             }
             while let Some(chain) = self.queue.pop_descriptor_chain(&self.mem) {
                 let head = chain.head_index();
-                let (status, byte, len) = match request::parse(&self.mem, chain) {
+                match request::parse(&self.mem, chain) {
                     Ok(request) => {
                         if !self.limiter.consume(cost(&request)) {
                             self.queue.go_to_previous_position();
                             self.signal_if_needed();
                             return;
                         }
-                        let (byte, len) = execute(&self.disk, &request);
-                        (Some(request.status), byte, len)
+                        let status = request.status;
+                        match execute(&self.disk, &request) {
+                            Outcome::Done(byte, len) => {
+                                self.complete(head, Some(status), byte, len)
+                            }
+                            Outcome::Ranges(work) => {
+                                self.in_progress = Some(InProgress { head, status, work });
+                                if !self.resume() {
+                                    break 'passes;
+                                }
+                            }
+                        }
                     }
                     Err(Malformed { error, status }) => {
                         tracing::debug!("virtio-blk: malformed request: {error}");
-                        (status, status::IOERR, 0)
+                        self.complete(head, status, status::IOERR, 0);
                     }
-                };
-                self.complete(head, status, byte, len);
+                }
                 served += 1;
                 if served.is_multiple_of(SIGNAL_EVERY) {
                     self.signal_if_needed();
                 }
                 if served >= MAX_BATCH {
-                    if let Some(kick) = &self.kick {
-                        // A lost kick leaves the rest for the guest's next one.
-                        let _ = kick.write(1);
-                    }
+                    self.kick();
                     break 'passes;
                 }
             }

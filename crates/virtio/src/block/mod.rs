@@ -8,12 +8,13 @@ mod config;
 mod device;
 mod disk;
 mod handler;
+mod ranges;
 pub mod request;
 
 pub use config::{ConfigError, DiskConfig, ID_BYTES};
 pub use device::{Block, BlockError};
 pub use disk::{DirectAlign, Disk, DiskError};
-pub use handler::{execute, status, BlockQueue, MODERATION};
+pub use handler::{status, BlockQueue, MODERATION};
 
 /// Guest memory as the device reads and writes it.
 pub type GuestSlice<'a> = vm_memory::VolatileSlice<'a, ()>;

@@ -118,8 +118,9 @@ fn total(regions: &[Region]) -> u64 {
     regions.iter().map(|r| r.1).sum()
 }
 
-/// Splits `regions` `at` bytes in.
-fn split(regions: &[Region], mut at: u64) -> (Vec<Region>, Vec<Region>) {
+/// Splits `regions` `at` bytes in. A region the split falls inside must
+/// not run past the end of the address space.
+fn split(regions: &[Region], mut at: u64) -> Result<(Vec<Region>, Vec<Region>), RequestError> {
     let mut head = Vec::new();
     let mut tail = Vec::new();
     for &(addr, len) in regions {
@@ -130,13 +131,14 @@ fn split(regions: &[Region], mut at: u64) -> (Vec<Region>, Vec<Region>) {
             tail.push((addr, len));
         } else {
             head.push((addr, at));
-            // `at < len`, so addr + at is inside a range that the
-            // descriptor itself spans.
-            tail.push((addr.unchecked_add(at), len - at));
+            // The guest chose `addr`: near the top of the address space,
+            // `addr + at` does not exist.
+            let rest = addr.checked_add(at).ok_or(outside(addr, len))?;
+            tail.push((rest, len - at));
             at = 0;
         }
     }
-    (head, tail)
+    Ok((head, tail))
 }
 
 fn outside(addr: GuestAddress, len: u64) -> RequestError {
@@ -248,12 +250,12 @@ pub fn parse<'a>(
     if misordered {
         return Err(fail(RequestError::ReadableAfterWritable));
     }
-    let (writable_data, _) = split(&writable, total(&writable) - 1);
+    let (writable_data, _) = split(&writable, total(&writable) - 1).map_err(fail)?;
 
     if total(&readable) < HEADER_BYTES {
         return Err(fail(RequestError::ShortHeader(total(&readable))));
     }
-    let (header_regions, after_header) = split(&readable, HEADER_BYTES);
+    let (header_regions, after_header) = split(&readable, HEADER_BYTES).map_err(fail)?;
     let mut header = [0u8; 16];
     read_regions(mem, &header_regions, &mut header).map_err(fail)?;
     let kind = RequestType::from(u32::from_le_bytes([
@@ -384,6 +386,16 @@ mod tests {
         assert!(matches!(m.error, RequestError::OutsideMemory { .. }));
         let m = err(&[d(u64::MAX - 4, 16, 0), d(0x4000, 1, W)]);
         assert!(matches!(m.error, RequestError::OutsideMemory { .. }));
+        // The header ends inside a descriptor that runs past the top of
+        // the address space: the data would start beyond it.
+        let m = err(&[d(u64::MAX - 4, 32, 0), d(0x4000, 1, W)]);
+        assert_eq!(
+            m.error,
+            RequestError::OutsideMemory {
+                addr: u64::MAX - 4,
+                len: 32
+            }
+        );
         let long: Vec<Descriptor> = (0..MAX_DESCRIPTORS + 1).map(|_| d(0x4000, 1, W)).collect();
         assert_eq!(err(&long).error, RequestError::TooManyDescriptors);
     }

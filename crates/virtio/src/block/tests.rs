@@ -473,6 +473,22 @@ fn used_ring_on_top_of_the_available_ring_cannot_keep_the_worker_forever() {
 }
 
 #[test]
+fn a_ring_of_bad_heads_logs_a_few_lines_not_one_per_entry() {
+    // Every entry names descriptor 0xffff, past the 16-entry table: each
+    // gets a used entry the queue refuses, once a warning apiece.
+    let (mem, queue) = raw_queue(16, 0x3000, 0, false);
+    for i in 0..16 {
+        mem.write_obj(0xffffu16, GuestAddress(0x2004 + 2 * i))
+            .unwrap();
+    }
+    let image = Image::new(4096);
+    let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
+    let mut block = BlockQueue::new(queue, mem, irq, Arc::new(open(&image, "")), unlimited());
+    let lines = crate::log_limit::test_support::warnings_of(|| block.process());
+    assert!(lines <= crate::log_limit::BURST as usize, "{lines} lines");
+}
+
+#[test]
 fn an_available_index_out_of_range_ends_the_pass() {
     // avail.idx - next_avail > queue size: the queue refuses to pop, yet
     // the index differs from where the device stopped.
@@ -529,4 +545,143 @@ fn completions_in_a_stream_share_an_interrupt() {
     assert_eq!(submit(&mut rig, 5), 0);
     assert_eq!(submit(&mut rig, 6), INT_VRING, "three held go at once");
     assert_eq!((0..6).map(|i| rig.status(i * 3)).max(), Some(0));
+}
+
+/// An image of `size` bytes of ones whose file system (as far as the disk
+/// knows) can neither punch holes nor zero ranges: zeros must be written.
+fn ones_without_fallocate(size: usize) -> (Image, Disk) {
+    let image = Image::new(0);
+    std::fs::write(&image.0, vec![1u8; size]).unwrap();
+    let mut disk = open(&image, "");
+    disk.forbid_fallocate_zeroing();
+    (image, disk)
+}
+
+fn zeroed_bytes(image: &Image) -> usize {
+    image.bytes().iter().filter(|&&b| b == 0).count()
+}
+
+/// The rig's queue signals `kick` when it wants to come back.
+fn with_kick(mut rig: Rig) -> (Rig, EventFd) {
+    let kick = EventFd::new(EFD_NONBLOCK).unwrap();
+    rig.queue = rig.queue.resume_with(kick.try_clone().unwrap());
+    (rig, kick)
+}
+
+#[test]
+fn written_zeros_go_a_step_per_wake_and_hold_the_queue() {
+    let size = 16 << 20;
+    let (image, disk) = ones_without_fallocate(size);
+    let rig = Rig::new(disk, unlimited(), |mem, mock| {
+        range(mem, 0, (size / 512) as u32, 0);
+        request(mem, mock, 0, types::WRITE_ZEROES, 0, (DATA, 16));
+        request(mem, mock, 3, types::IN, 0, (DATA + 0x1000, 512));
+    });
+    let (mut rig, kick) = with_kick(rig);
+    let step = ranges::ZERO_STEP as usize;
+    let steps = size / step;
+    for done in 1..steps {
+        rig.queue.process();
+        assert_eq!(rig.used_count(), 0, "step {done}: not done yet");
+        assert_eq!(zeroed_bytes(&image), done * step);
+        assert_eq!(kick.read().unwrap(), 1, "the worker comes back");
+    }
+    rig.queue.process();
+    assert_eq!(zeroed_bytes(&image), size);
+    assert_eq!(rig.used_count(), 2, "then the queue goes on");
+    assert_eq!([rig.status(0), rig.status(3)], [status::OK, status::OK]);
+    assert!(kick.read().is_err(), "nothing left to come back for");
+}
+
+#[test]
+fn written_zeros_are_charged_as_writes() {
+    let (image, disk) = ones_without_fallocate(4 << 20);
+    let bandwidth = TokenBucketConfig {
+        size: 1 << 20,
+        refill: Duration::from_secs(60),
+    };
+    let limiter = RateLimiter::new(Some(bandwidth), None).unwrap();
+    let rig = Rig::new(disk, limiter, |mem, mock| {
+        range(mem, 0, (4 << 20) / 512, 0);
+        request(mem, mock, 0, types::WRITE_ZEROES, 0, (DATA, 16));
+    });
+    let (mut rig, kick) = with_kick(rig);
+    rig.queue.process();
+    assert_eq!(zeroed_bytes(&image), 1 << 20, "a bucket's worth");
+    assert_eq!(kick.read().unwrap(), 1);
+    rig.queue.process();
+    rig.queue.process();
+    assert_eq!(zeroed_bytes(&image), 1 << 20, "then the bucket is empty");
+    assert!(kick.read().is_err(), "the limiter's timer brings it back");
+    assert_eq!(rig.used_count(), 0);
+}
+
+#[test]
+fn a_reset_drops_the_zeros_left_to_write() {
+    let (image, disk) = ones_without_fallocate(16 << 20);
+    let rig = Rig::new(disk, unlimited(), |mem, mock| {
+        range(mem, 0, (16 << 20) / 512, 0);
+        request(mem, mock, 0, types::WRITE_ZEROES, 0, (DATA, 16));
+    });
+    let (mut rig, _kick) = with_kick(rig);
+    rig.queue.process();
+    // A reset drops the worker, and the queue with it.
+    drop(rig.queue);
+    assert_eq!(zeroed_bytes(&image), ranges::ZERO_STEP as usize);
+}
+
+#[test]
+fn tmpfs_writes_zeros_when_it_cannot_zero_a_range() {
+    // tmpfs punches holes but has no FALLOC_FL_ZERO_RANGE.
+    let path = std::path::Path::new("/dev/shm").join(format!("blk-{}.img", std::process::id()));
+    if std::fs::write(&path, vec![1u8; 8 << 20]).is_err() {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    }
+    let image = Image(path);
+    let rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        range(mem, 0, (8 << 20) / 512, 0);
+        request(mem, mock, 0, types::WRITE_ZEROES, 0, (DATA, 16));
+    });
+    let (mut rig, kick) = with_kick(rig);
+    rig.queue.process();
+    assert_eq!(rig.used_count(), 0, "one step at a time");
+    assert_eq!(kick.read().unwrap(), 1);
+    rig.queue.process();
+    assert_eq!(rig.used_count(), 1);
+    assert_eq!(image.bytes(), vec![0u8; 8 << 20]);
+}
+
+#[test]
+fn discard_and_write_zeroes_are_operations() {
+    let image = Image::new(1 << 20);
+    let ops = TokenBucketConfig {
+        size: 2,
+        refill: Duration::from_secs(60),
+    };
+    let limiter = RateLimiter::new(None, Some(ops)).unwrap();
+    let mut rig = Rig::new(open(&image, ""), limiter, |mem, mock| {
+        range(mem, 0, 8, 0);
+        request(mem, mock, 0, types::DISCARD, 0, (DATA, 16));
+        request(mem, mock, 3, types::WRITE_ZEROES, 0, (DATA, 16));
+        request(mem, mock, 6, types::DISCARD, 0, (DATA, 16));
+    });
+    rig.queue.process();
+    assert_eq!(rig.used_count(), 2, "two operations in the bucket");
+}
+
+#[test]
+fn a_bad_range_fails_the_request_before_any_range_is_done() {
+    let image = Image::new(0);
+    std::fs::write(&image.0, vec![1u8; 1 << 20]).unwrap();
+    let mut rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        range(mem, 0, 8, 0);
+        mem.write_obj(0u64, GuestAddress(DATA + 16)).unwrap();
+        mem.write_obj(8u32, GuestAddress(DATA + 24)).unwrap();
+        mem.write_obj(0x80u32, GuestAddress(DATA + 28)).unwrap();
+        request(mem, mock, 0, types::WRITE_ZEROES, 0, (DATA, 32));
+    });
+    rig.queue.process();
+    assert_eq!(rig.status(0), status::UNSUPP);
+    assert_eq!(zeroed_bytes(&image), 0);
 }

@@ -194,7 +194,10 @@ impl VirtioDevice for Net {
         self.worker = None;
         self.acked_features = 0;
         if let Err(e) = self.tap.set_offload(0) {
-            tracing::warn!("TAP {}: cannot turn offloads off: {e}", self.tap.name());
+            crate::log_limit::warn_limited!(
+                "TAP {}: cannot turn offloads off: {e}",
+                self.tap.name()
+            );
         }
     }
 }

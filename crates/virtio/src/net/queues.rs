@@ -256,7 +256,7 @@ impl<T: FrameIo> NetQueues<T> {
                             // Stop watching a TAP that fails (it would wake
                             // the worker in a loop); the guest's next
                             // receive kick, asked for here, tries again.
-                            tracing::warn!("virtio-net: cannot read the TAP: {e}");
+                            crate::log_limit::warn_limited!("virtio-net: cannot read the TAP: {e}");
                             self.io_failed = true;
                             let _ = self.rx.enable_notification(&self.mem);
                             break;

@@ -83,7 +83,7 @@ pub fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &dyn VirtioI
             let head = chain.head_index();
             let len = serve(chain, mem);
             if queue.add_used(mem, head, len).is_err() {
-                tracing::warn!("virtio-rng: cannot add to the used ring");
+                crate::log_limit::warn_limited!("virtio-rng: cannot add to the used ring");
                 return;
             }
             served += 1;

@@ -185,7 +185,7 @@ impl TransportCore {
         match result {
             Ok(()) => self.activated = true,
             Err(e) => {
-                tracing::warn!(
+                crate::log_limit::warn_limited!(
                     device = self.device.device_type(),
                     "virtio device failed to start: {e}"
                 );

@@ -120,7 +120,9 @@ impl QueueHandler {
                 );
                 used = true;
                 if self.tx.queue.add_used(&self.mem, head, 0).is_err() {
-                    tracing::warn!("virtio-vsock: cannot add to the transmit used ring");
+                    crate::log_limit::warn_limited!(
+                        "virtio-vsock: cannot add to the transmit used ring"
+                    );
                     break 'passes;
                 }
             }
@@ -194,7 +196,9 @@ impl QueueHandler {
             };
             used = true;
             if self.rx.queue.add_used(&self.mem, head, len).is_err() {
-                tracing::warn!("virtio-vsock: cannot add to the receive used ring");
+                crate::log_limit::warn_limited!(
+                    "virtio-vsock: cannot add to the receive used ring"
+                );
                 break;
             }
         }

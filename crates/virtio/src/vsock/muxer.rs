@@ -173,7 +173,9 @@ impl Muxer {
                                 },
                             );
                         }
-                        Err(e) => tracing::warn!("vsock: cannot watch a host connection: {e}"),
+                        Err(e) => crate::log_limit::warn_limited!(
+                            "vsock: cannot watch a host connection: {e}"
+                        ),
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -181,7 +183,7 @@ impl Muxer {
                 Err(e) => {
                     // Out of fds, say: stop listening until one closes,
                     // instead of waking for the same error forever.
-                    tracing::warn!("vsock: cannot accept a host connection: {e}");
+                    crate::log_limit::warn_limited!("vsock: cannot accept a host connection: {e}");
                     w.watch(LISTENER_SOURCE, false, false);
                     self.listener_paused = true;
                     return;

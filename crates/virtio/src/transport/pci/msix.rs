@@ -359,7 +359,7 @@ impl Msix {
                     // Keep the vector undeliverable: an irqfd write would
                     // go to a stale message. The pending bit keeps the
                     // interrupt until a later write retries the route.
-                    tracing::warn!(
+                    crate::log_limit::warn_limited!(
                         "cannot route MSI-X vector {vector} (GSI {}) to {message:x?}: {e}",
                         v.gsi
                     );
@@ -385,7 +385,10 @@ impl Msix {
         // A failed eventfd write cannot be reported to the guest; the
         // driver finds the work at its next interrupt or poll.
         if let Err(e) = v.irqfd.write(1) {
-            tracing::warn!("cannot raise MSI-X vector {vector} (GSI {}): {e}", v.gsi);
+            crate::log_limit::warn_limited!(
+                "cannot raise MSI-X vector {vector} (GSI {}): {e}",
+                v.gsi
+            );
         }
     }
 
