@@ -16,6 +16,8 @@ const BODY: &[&str] = &[
     "acpi.S",
     "power.S",
     "smp.S",
+    "virtio.S",
+    "hostile.S",
 ];
 
 /// Every file in `asm/`, for `rerun-if-changed`.
@@ -28,6 +30,9 @@ const SOURCES: &[&str] = &[
     "acpi.S",
     "power.S",
     "smp.S",
+    "virtio.h",
+    "virtio.S",
+    "hostile.S",
     "entry_pvh.S",
     "entry_linux.S",
     "bzimage.S",

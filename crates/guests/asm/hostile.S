@@ -1,0 +1,1004 @@
+/*
+ * Hostile commands: a guest that drives the virtio devices (rng, blk,
+ * vsock, and balloon for its configuration space) the way no honest
+ * driver would, on either transport, then checks that each device still
+ * works after a reset, prints "<device> ok" or "<device> FAILED", and
+ * powers off. A device that is absent is skipped. The VMM must neither
+ * hang, nor spin, nor die, whatever happens here.
+ *
+ * The macros (virtio.h) clobber %eax, %ebx, %ecx, %edx, %esi and %edi:
+ * loop counters live in %ebp.
+ */
+#include "mode.h"
+#include "layout.h"
+#include "virtio.h"
+
+/* CALLR bp: call the address in a register (zero-extended in long mode). */
+	.macro CALLR reg
+#if BITS == 64
+	call	*%r\reg
+#else
+	call	*%e\reg
+#endif
+	.endm
+
+	.data
+	.balign	4
+vs_cid:		.long 0		/* the guest's vsock CID (low half) */
+msix_cap:	.long 0		/* the current PCI function's MSI-X capability */
+
+	.text
+
+/* ---------------------------------------------------------------- checks */
+
+/* rng_check: a 16-byte request on queue 0 must come back full. */
+rng_check:
+	DESC	0, 0, BUF, 16, DESC_F_WRITE
+	mov	$0, %ebx
+	mov	$0, %ecx
+	call	vq_push
+	call	vt_kick
+	call	vq_wait_long
+	jc	1f
+	cmp	$16, %eax
+	jne	1f
+	PRINT	"rng ok\n"
+	ret
+1:	PRINT	"rng FAILED\n"
+	ret
+
+/* blk_header: an IN request for sector 0 at BLK_HEADER, status 0xff. */
+blk_header:
+	movl	$BLK_T_IN, BLK_HEADER
+	movl	$0, (BLK_HEADER + 4)
+	movl	$0, (BLK_HEADER + 8)
+	movl	$0, (BLK_HEADER + 12)
+	movb	$0xff, BLK_STATUS
+	ret
+
+/* blk_check: reading sector 0 must succeed. */
+blk_check:
+	call	blk_header
+	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
+	DESC	0, 1, BLK_DATA, 512, DESC_F_WRITE|DESC_F_NEXT, 2
+	DESC	0, 2, BLK_STATUS, 1, DESC_F_WRITE
+	mov	$0, %ebx
+	mov	$0, %ecx
+	call	vq_push
+	call	vt_kick
+	call	vq_wait_long
+	jc	1f
+	cmpb	$0, BLK_STATUS
+	jne	1f
+	PRINT	"blk ok\n"
+	ret
+1:	PRINT	"blk FAILED\n"
+	ret
+
+/* vsock_up: UP the vsock device (three queues) and read its CID. */
+vsock_up:
+	UP	VIRTIO_ID_VSOCK, 3
+	jc	1f
+	call	vt_config
+	mov	(%esi), %eax
+	mov	%eax, vs_cid
+	clc
+1:	ret
+
+/*
+ * vs_header: a packet header at %edi from the guest's port to host port
+ * %edx, operation %eax (shifted left 16: it shares a dword with the
+ * type), payload length %ecx.
+ */
+vs_header:
+	movl	$0, (VS_SRC_CID + 4)(%edi)
+	movl	$0, (VS_DST_CID + 4)(%edi)
+	movl	$0, 32(%edi)			/* flags */
+	movl	$0, 40(%edi)			/* fwd_cnt */
+	mov	%eax, VS_TYPE(%edi)		/* the op, then the type below */
+	movw	$VSOCK_TYPE_STREAM, VS_TYPE(%edi)
+	SAVE	ax
+	mov	vs_cid, %eax
+	mov	%eax, VS_SRC_CID(%edi)
+	RESTORE	ax
+	movl	$VSOCK_HOST_CID, VS_DST_CID(%edi)
+	movl	$VSOCK_GUEST_PORT, VS_SRC_PORT(%edi)
+	mov	%edx, VS_DST_PORT(%edi)
+	mov	%ecx, VS_LEN(%edi)
+	movl	$0x10000, VS_BUF_ALLOC(%edi)
+	ret
+
+/* vs_request_dead: a REQUEST to a port nothing listens on: a RST comes back. */
+vs_request_dead:
+	mov	$(VSOCK_OP_REQUEST << 16), %eax
+	mov	$VSOCK_DEAD_PORT, %edx
+	xor	%ecx, %ecx
+	mov	$VS_TX, %edi
+	jmp	vs_header
+
+/* vsock_check: a REQUEST to a dead port must be answered with a RST. */
+vsock_check:
+	DESC	0, 0, VS_RX, VS_RX_LEN, DESC_F_WRITE
+	OFFER	0, 0
+	call	vs_request_dead
+	DESC	1, 0, VS_TX, VSOCK_HEADER
+	SUBMIT	1, 0
+	mov	$0, %ebx
+	call	vq_wait_long
+	jc	1f
+	cmp	$VSOCK_HEADER, %eax
+	jne	1f
+	cmpw	$VSOCK_OP_RST, (VS_RX + VS_OP)
+	jne	1f
+	PRINT	"vsock ok\n"
+	ret
+1:	PRINT	"vsock FAILED\n"
+	ret
+
+/* ------------------------------------------------------ shared mischief */
+
+/*
+ * rings_outside: start the current device with every descriptor table at
+ * 0xffffffff_000xxxxx, where no RAM is, and kick it; %ecx queues.
+ */
+rings_outside:
+	SAVE	bx
+	movl	$0xffffffff, vq_desc_hi
+	call	vt_init
+	xor	%ebx, %ebx
+1:	call	vt_queue
+	inc	%ebx
+	cmp	%ecx, %ebx
+	jb	1b
+	call	vt_driver_ok
+	xor	%ebx, %ebx
+2:	call	vt_kick
+	inc	%ebx
+	cmp	%ecx, %ebx
+	jb	2b
+	movl	$0, vq_desc_hi
+	RESTORE	bx
+	ret
+
+/*
+ * loops: chains on queue %ebx that never end, each descriptor %eax, %edx
+ * bytes, flags %ebp (NEXT added): two descriptors pointing at each other,
+ * one pointing at itself, one whose next is out of range, a ring of QSIZE,
+ * and heads out of range.
+ */
+loops:
+	SAVE	ax, cx, dx, si, di
+	mov	%ebp, %esi
+	or	$(DESC_F_NEXT | (1 << 16)), %esi
+	xor	%ecx, %ecx
+	call	vq_set				/* 0 -> 1 */
+	mov	%ebp, %esi
+	or	$DESC_F_NEXT, %esi
+	inc	%ecx
+	call	vq_set				/* 1 -> 0 */
+	xor	%ecx, %ecx
+	call	vq_submit
+	call	vq_set				/* 0 -> 0 */
+	call	vq_submit
+	mov	%ebp, %esi
+	or	$(DESC_F_NEXT | (0xffff << 16)), %esi
+	call	vq_set				/* 0 -> 0xffff */
+	call	vq_submit
+	mov	$1, %ecx			/* i -> i + 1, the last -> 0 */
+1:	mov	%ecx, %esi
+	and	$(QSIZE - 1), %esi
+	shl	$16, %esi
+	or	%ebp, %esi
+	or	$DESC_F_NEXT, %esi
+	SAVE	cx
+	dec	%ecx
+	call	vq_set
+	RESTORE	cx
+	inc	%ecx
+	cmp	$QSIZE, %ecx
+	jbe	1b
+	xor	%ecx, %ecx
+	call	vq_submit
+	mov	$0xffff, %ecx
+	call	vq_submit
+	mov	$QSIZE, %ecx
+	call	vq_submit
+	RESTORE	ax, cx, dx, si, di
+	ret
+
+/*
+ * outside: single-descriptor chains on queue %ebx with flags %ebp, of
+ * %edx bytes at addresses with no RAM: below the hole, in the hole, at
+ * 4 GiB, near 2^64 (wrapping past it), and one running from RAM off its end.
+ */
+outside:
+	SAVE	ax, cx, dx, si, di
+	mov	%ebp, %esi
+	xor	%ecx, %ecx
+	mov	$ADDR_NO_RAM, %eax
+	call	vq_set
+	call	vq_submit
+	mov	$ADDR_HOLE, %eax
+	call	vq_set
+	call	vq_submit
+	xor	%eax, %eax
+	call	vq_set
+	movl	$1, (DESC_ADDR + 4)(%edi)	/* 4 GiB */
+	call	vq_submit
+	mov	$0xfffffff0, %eax
+	call	vq_set
+	movl	$0xffffffff, (DESC_ADDR + 4)(%edi)
+	call	vq_submit
+	mov	$0xffffffff, %eax
+	call	vq_set
+	movl	$0xffffffff, (DESC_ADDR + 4)(%edi)
+	call	vq_submit
+	mov	$BUF, %eax
+	mov	$0xffffffff, %edx
+	call	vq_set
+	call	vq_submit
+	RESTORE	ax, cx, dx, si, di
+	ret
+
+/*
+ * indexes: on queue %ebx, whose descriptor 0 the caller filled, avail
+ * indexes that jump past the queue size (by 0x8000, to 0xffff, by
+ * QSIZE + 1) and ring entries out of range.
+ */
+indexes:
+	SAVE	ax, cx, di
+	call	vq_addr
+	xor	%ecx, %ecx
+	call	vq_push
+	addw	$0x8000, (VQ_AVAIL + 2)(%edi)
+	call	vt_kick
+	call	vq_wait
+	movw	$0xffff, (VQ_AVAIL + 2)(%edi)
+	call	vt_kick
+	call	vq_wait
+	addw	$(QSIZE + 1), (VQ_AVAIL + 2)(%edi)
+	call	vt_kick
+	call	vq_wait
+	mov	$0xffff, %ecx
+	call	vq_push
+	mov	$0x8000, %ecx
+	call	vq_push
+	mov	$QSIZE, %ecx
+	call	vq_submit
+	RESTORE	ax, cx, di
+	ret
+
+/* kick_storm: notify queues 0 to 3, 0xffff and 0xffffffff %ebp times each. */
+kick_storm:
+	SAVE	bx, cx
+	mov	%ebp, %ecx
+1:	xor	%ebx, %ebx
+2:	call	vt_kick
+	inc	%ebx
+	cmp	$3, %ebx
+	jbe	2b
+	mov	$0xffff, %ebx
+	call	vt_kick
+	mov	$0xffffffff, %ebx
+	call	vt_kick
+	dec	%ecx
+	jnz	1b
+	RESTORE	bx, cx
+	ret
+
+/*
+ * sweep: %ecx bytes of MMIO at %esi, written with all ones and read back
+ * at every offset: a byte, a word and a dword at a time (no access
+ * crosses the end).
+ */
+sweep:
+	SAVE	ax, cx, dx
+	xor	%edx, %edx
+1:	movb	$0xff, (%esi,%edx)
+	movb	(%esi,%edx), %al
+	inc	%edx
+	cmp	%ecx, %edx
+	jb	1b
+	dec	%ecx
+	xor	%edx, %edx
+2:	movw	$0xffff, (%esi,%edx)
+	movw	(%esi,%edx), %ax
+	inc	%edx
+	cmp	%ecx, %edx
+	jb	2b
+	sub	$2, %ecx
+	xor	%edx, %edx
+3:	movl	$0xffffffff, (%esi,%edx)
+	movl	(%esi,%edx), %eax
+	inc	%edx
+	cmp	%ecx, %edx
+	jb	3b
+	RESTORE	ax, cx, dx
+	ret
+
+/*
+ * transport_sweep: the transport's own registers, swept the same way:
+ * virtio-mmio's register block, or virtio-pci's common configuration,
+ * ISR and MSI-X pages and every byte of the function's configuration
+ * space (then BAR 0 and the command register are put back).
+ */
+transport_sweep:
+	SAVE	ax, cx, si
+	mov	vt_base, %esi
+	cmpl	$0, vt_pci
+	jne	1f
+	mov	$MMIO_REGISTERS_LEN, %ecx
+	call	sweep
+	jmp	3f
+1:	mov	$SWEEP_LEN, %ecx
+	call	sweep				/* common configuration */
+	add	$PCI_ISR, %esi
+	call	sweep
+	mov	vt_base, %esi
+	add	$PCI_MSIX_TABLE, %esi
+	call	sweep
+	mov	vt_base, %esi
+	add	$PCI_MSIX_PBA, %esi
+	call	sweep
+	xor	%ecx, %ecx
+	mov	$0xff, %al
+2:	call	pci_write8
+	call	pci_read8
+	mov	$0xff, %al
+	inc	%ecx
+	cmp	$PCI_CONFIG_LEN, %ecx
+	jb	2b
+	mov	$PCI_BAR0, %ecx			/* as after sizing the BAR */
+	mov	vt_base, %eax
+	call	pci_write
+	mov	$(PCI_BAR0 + 4), %ecx
+	xor	%eax, %eax
+	call	pci_write
+	mov	$PCI_COMMAND, %ecx
+	mov	$PCI_COMMAND_ENABLE, %eax
+	call	pci_write
+3:	RESTORE	ax, cx, si
+	ret
+
+/* ------------------------------------------------------------- commands */
+
+/* hostile_zero: zero-length and header-only buffers. */
+	.globl	cmd_hostile_zero
+cmd_hostile_zero:
+	UP	VIRTIO_ID_RNG, 1
+	jc	1f
+	DESC	0, 0, BUF, 0, DESC_F_WRITE
+	SUBMIT	0, 0
+	DESC	0, 0, BUF, 0, DESC_F_WRITE|DESC_F_NEXT, 1
+	DESC	0, 1, BUF, 0, DESC_F_WRITE
+	SUBMIT	0, 0
+	DESC	0, 0, BUF, 16			/* nothing writable */
+	SUBMIT	0, 0
+	UP	VIRTIO_ID_RNG, 1
+	call	rng_check
+1:	UP	VIRTIO_ID_BLOCK, 1
+	jc	2f
+	call	blk_header
+	DESC	0, 0, BLK_HEADER, 16		/* a header, no status */
+	SUBMIT	0, 0
+	DESC	0, 0, BLK_HEADER, 0		/* nothing at all */
+	SUBMIT	0, 0
+	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
+	DESC	0, 1, BLK_STATUS, 0, DESC_F_WRITE	/* a status of no bytes */
+	SUBMIT	0, 0
+	DESC	0, 0, BLK_HEADER, 0, DESC_F_NEXT, 1	/* an empty header */
+	DESC	0, 1, BLK_STATUS, 1, DESC_F_WRITE
+	SUBMIT	0, 0
+	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
+	DESC	0, 1, BLK_DATA, 0, DESC_F_WRITE|DESC_F_NEXT, 2	/* no data */
+	DESC	0, 2, BLK_STATUS, 1, DESC_F_WRITE
+	SUBMIT	0, 0
+	movl	$BLK_T_OUT, BLK_HEADER		/* a write of no data */
+	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
+	DESC	0, 1, BLK_DATA, 0, DESC_F_NEXT, 2
+	DESC	0, 2, BLK_STATUS, 1, DESC_F_WRITE
+	SUBMIT	0, 0
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+2:	call	vsock_up
+	jc	3f
+	DESC	1, 0, VS_TX, 0			/* no header */
+	SUBMIT	1, 0
+	call	vs_request_dead
+	DESC	1, 0, VS_TX, VSOCK_HEADER-1	/* a header one byte short */
+	SUBMIT	1, 0
+	DESC	0, 0, VS_RX, 0, DESC_F_WRITE	/* receive buffers too small for the RST */
+	DESC	0, 1, VS_RX, VSOCK_HEADER-1, DESC_F_WRITE
+	OFFER	0, 0
+	OFFER	0, 1
+	DESC	1, 0, VS_TX, VSOCK_HEADER	/* a RST is owed */
+	SUBMIT	1, 0
+	mov	$0, %ebx
+	call	vq_wait
+	DESC	0, 0, VS_RX, VSOCK_HEADER, DESC_F_WRITE	/* exactly a header */
+	OFFER	0, 0
+	call	vq_wait
+	call	vsock_up
+	call	vsock_check
+3:	PRINT	"hostile_zero done\n"
+	jmp	poweroff
+
+/* hostile_loop: descriptor chains that loop, and heads out of range. */
+	.globl	cmd_hostile_loop
+cmd_hostile_loop:
+	UP	VIRTIO_ID_RNG, 1
+	jc	1f
+	xor	%ebx, %ebx
+	mov	$BUF, %eax
+	mov	$16, %edx
+	mov	$DESC_F_WRITE, %ebp
+	call	loops
+	UP	VIRTIO_ID_RNG, 1
+	call	rng_check
+1:	UP	VIRTIO_ID_BLOCK, 1
+	jc	2f
+	call	blk_header
+	xor	%ebx, %ebx
+	mov	$BLK_HEADER, %eax
+	mov	$16, %edx
+	xor	%ebp, %ebp
+	call	loops
+	mov	$BLK_STATUS, %eax		/* all writable: a status, no header */
+	mov	$1, %edx
+	mov	$DESC_F_WRITE, %ebp
+	call	loops
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+2:	call	vsock_up
+	jc	3f
+	call	vs_request_dead
+	mov	$1, %ebx
+	mov	$VS_TX, %eax
+	mov	$VSOCK_HEADER, %edx
+	xor	%ebp, %ebp
+	call	loops
+	DESC	1, 0, VS_TX, VSOCK_HEADER	/* a RST for the receive loops */
+	SUBMIT	1, 0
+	xor	%ebx, %ebx
+	mov	$VS_RX, %eax
+	mov	$VS_RX_LEN, %edx
+	mov	$DESC_F_WRITE, %ebp
+	call	loops
+	call	vsock_up
+	call	vsock_check
+3:	PRINT	"hostile_loop done\n"
+	jmp	poweroff
+
+/* hostile_outside: rings and buffers where no RAM is, lengths that wrap. */
+	.globl	cmd_hostile_outside
+cmd_hostile_outside:
+	mov	$VIRTIO_ID_RNG, %eax
+	call	vt_find
+	jc	1f
+	mov	$1, %ecx
+	call	rings_outside
+	UP	VIRTIO_ID_RNG, 1
+	xor	%ebx, %ebx
+	mov	$16, %edx
+	mov	$DESC_F_WRITE, %ebp
+	call	outside
+	UP	VIRTIO_ID_RNG, 1
+	call	rng_check
+1:	mov	$VIRTIO_ID_BLOCK, %eax
+	call	vt_find
+	jc	2f
+	mov	$1, %ecx
+	call	rings_outside
+	UP	VIRTIO_ID_BLOCK, 1
+	xor	%ebx, %ebx
+	mov	$16, %edx
+	xor	%ebp, %ebp
+	call	outside				/* headers outside, no status */
+	call	blk_outside
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+2:	mov	$VIRTIO_ID_VSOCK, %eax
+	call	vt_find
+	jc	3f
+	mov	$3, %ecx
+	call	rings_outside
+	call	vsock_up
+	mov	$1, %ebx
+	mov	$VSOCK_HEADER, %edx
+	xor	%ebp, %ebp
+	call	outside				/* packet headers outside */
+	call	vs_request_dead			/* a RST for the receive buffers */
+	DESC	1, 0, VS_TX, VSOCK_HEADER
+	SUBMIT	1, 0
+	xor	%ebx, %ebx
+	mov	$VS_RX_LEN, %edx
+	mov	$DESC_F_WRITE, %ebp
+	call	outside
+	call	vsock_up
+	call	vsock_check
+3:	PRINT	"hostile_outside done\n"
+	jmp	poweroff
+
+/*
+ * blk_outside: well-formed block requests whose header, data or status
+ * lie outside RAM or wrap past 2^64.
+ */
+blk_outside:
+	call	blk_header
+	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
+	DESC	0, 1, ADDR_NO_RAM, 512, DESC_F_WRITE|DESC_F_NEXT, 2	/* data */
+	DESC	0, 2, BLK_STATUS, 1, DESC_F_WRITE
+	SUBMIT	0, 0
+	DESC	0, 1, 0xffffff00, 0x200, DESC_F_WRITE|DESC_F_NEXT, 2	/* data wrapping */
+	DESC_HI	0, 1, 0xffffffff
+	SUBMIT	0, 0
+	DESC	0, 1, 0xffffff00, 0x201, DESC_F_WRITE	/* status past 2^64 */
+	DESC_HI	0, 1, 0xffffffff
+	SUBMIT	0, 0
+	DESC	0, 1, 0xffffffff, 1, DESC_F_WRITE	/* status at 2^64 - 1 */
+	DESC_HI	0, 1, 0xffffffff
+	SUBMIT	0, 0
+	movl	$BLK_T_OUT, BLK_HEADER		/* a write from the hole */
+	DESC	0, 1, ADDR_HOLE, 512, DESC_F_NEXT, 2
+	DESC	0, 2, BLK_STATUS, 1, DESC_F_WRITE
+	SUBMIT	0, 0
+	ret
+
+/*
+ * hostile_blkwrap: a block request whose header descriptor runs from
+ * 2^64 - 8 past 2^64 (kept apart from hostile_outside: it panics the
+ * virtio-blk worker of a build with overflow checks).
+ */
+	.globl	cmd_hostile_blkwrap
+cmd_hostile_blkwrap:
+	UP	VIRTIO_ID_BLOCK, 1
+	jc	1f
+	call	blk_header
+	DESC	0, 0, 0xfffffff8, 0x20, DESC_F_NEXT, 1
+	DESC_HI	0, 0, 0xffffffff
+	DESC	0, 1, BLK_STATUS, 1, DESC_F_WRITE
+	SUBMIT	0, 0
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+1:	PRINT	"hostile_blkwrap done\n"
+	jmp	poweroff
+
+/* hostile_index: avail indexes past the queue size, ring entries out of range. */
+	.globl	cmd_hostile_index
+cmd_hostile_index:
+	UP	VIRTIO_ID_RNG, 1
+	jc	1f
+	DESC	0, 0, BUF, 16, DESC_F_WRITE
+	call	indexes
+	UP	VIRTIO_ID_RNG, 1
+	call	rng_check
+1:	UP	VIRTIO_ID_BLOCK, 1
+	jc	2f
+	call	blk_header
+	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
+	DESC	0, 1, BLK_STATUS, 1, DESC_F_WRITE
+	call	indexes
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+2:	call	vsock_up
+	jc	3f
+	call	vs_request_dead
+	DESC	1, 0, VS_TX, VSOCK_HEADER
+	call	indexes
+	DESC	0, 0, VS_RX, VS_RX_LEN, DESC_F_WRITE
+	xor	%ebx, %ebx
+	call	indexes
+	call	vsock_up
+	call	vsock_check
+3:	PRINT	"hostile_index done\n"
+	jmp	poweroff
+
+/*
+ * hostile_reset: a device reset with requests in flight, 16 times over,
+ * then a fresh start that must work.
+ */
+	.globl	cmd_hostile_reset
+cmd_hostile_reset:
+	mov	$16, %ebp
+1:	UP	VIRTIO_ID_RNG, 1
+	jc	2f
+	xor	%ecx, %ecx			/* 8 requests of 4 KiB */
+	xor	%ebx, %ebx
+	mov	$DESC_F_WRITE, %esi
+	mov	$0x1000, %edx
+	mov	$BUF, %eax
+9:	call	vq_set
+	call	vq_push
+	add	$0x1000, %eax
+	inc	%ecx
+	cmp	$8, %ecx
+	jb	9b
+	call	vt_kick
+	dec	%ebp
+	jnz	1b
+	UP	VIRTIO_ID_RNG, 1
+	call	rng_check
+2:	mov	$16, %ebp
+3:	UP	VIRTIO_ID_BLOCK, 1
+	jc	4f
+	call	blk_inflight
+	dec	%ebp
+	jnz	3b
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+4:	mov	$16, %ebp
+5:	call	vsock_up
+	jc	6f
+	xor	%ecx, %ecx			/* 4 receive buffers */
+	xor	%ebx, %ebx
+	mov	$DESC_F_WRITE, %esi
+	mov	$0x100, %edx
+	mov	$VS_RX, %eax
+9:	call	vq_set
+	call	vq_push
+	add	$0x100, %eax
+	inc	%ecx
+	cmp	$4, %ecx
+	jb	9b
+	call	vt_kick
+	call	vs_request_dead			/* 4 RSTs owed, and a connection */
+	DESC	1, 0, VS_TX, VSOCK_HEADER
+	mov	$1, %ebx
+	xor	%ecx, %ecx
+	call	vq_push
+	call	vq_push
+	call	vq_push
+	call	vq_push
+	mov	$(VSOCK_OP_REQUEST << 16), %eax
+	mov	$VSOCK_HOST_PORT, %edx
+	xor	%ecx, %ecx
+	mov	$(VS_TX + 0x100), %edi
+	call	vs_header
+	DESC	1, 1, VS_TX+0x100, VSOCK_HEADER
+	mov	$1, %ebx
+	mov	$1, %ecx
+	call	vq_push
+	call	vt_kick
+	dec	%ebp
+	jnz	5b
+	call	vsock_up
+	call	vsock_check
+6:	PRINT	"hostile_reset done\n"
+	jmp	poweroff
+
+/*
+ * blk_inflight: 4 reads and 4 writes of 4 KiB at sector 0, each its own
+ * chain, made available and notified at once (no wait).
+ */
+blk_inflight:
+	call	blk_header
+	movl	$BLK_T_OUT, (BLK_HEADER + 16)
+	movl	$0, (BLK_HEADER + 20)
+	movl	$0, (BLK_HEADER + 24)
+	movl	$0, (BLK_HEADER + 28)
+	SAVE	bp
+	xor	%ebp, %ebp			/* request number */
+1:	xor	%ebx, %ebx
+	lea	(%ebp,%ebp,2), %ecx		/* descriptors 3n to 3n + 2 */
+	mov	%ebp, %eax
+	and	$1, %eax
+	shl	$4, %eax
+	add	$BLK_HEADER, %eax		/* even: read, odd: write */
+	mov	$16, %edx
+	lea	1(%ecx), %esi
+	shl	$16, %esi
+	or	$DESC_F_NEXT, %esi
+	call	vq_set
+	inc	%ecx
+	mov	%ebp, %eax
+	shl	$12, %eax
+	add	$BUF, %eax
+	mov	$0x1000, %edx
+	lea	1(%ecx), %esi
+	shl	$16, %esi
+	or	$DESC_F_NEXT, %esi
+	test	$1, %ebp
+	jnz	2f
+	or	$DESC_F_WRITE, %esi
+2:	call	vq_set
+	inc	%ecx
+	lea	BLK_STATUS(%ebp), %eax
+	mov	$1, %edx
+	mov	$DESC_F_WRITE, %esi
+	call	vq_set
+	sub	$2, %ecx
+	call	vq_push
+	inc	%ebp
+	cmp	$8, %ebp
+	jb	1b
+	call	vt_kick
+	RESTORE	bp
+	ret
+
+/* hostile_kick: notifications without buffers, before and after the start. */
+	.globl	cmd_hostile_kick
+cmd_hostile_kick:
+	mov	$VIRTIO_ID_RNG, %eax
+	call	vt_find
+	jc	1f
+	call	vt_init
+	mov	$64, %ebp
+	call	kick_storm
+	UP	VIRTIO_ID_RNG, 1
+	mov	$1000, %ebp
+	call	kick_storm
+	call	rng_check			/* in place: nothing was ever queued */
+1:	mov	$VIRTIO_ID_BLOCK, %eax
+	call	vt_find
+	jc	2f
+	call	vt_init
+	mov	$64, %ebp
+	call	kick_storm
+	UP	VIRTIO_ID_BLOCK, 1
+	mov	$1000, %ebp
+	call	kick_storm
+	call	blk_check
+2:	mov	$VIRTIO_ID_VSOCK, %eax
+	call	vt_find
+	jc	3f
+	call	vt_init
+	mov	$64, %ebp
+	call	kick_storm
+	call	vsock_up
+	mov	$1000, %ebp
+	call	kick_storm
+	call	vsock_check
+3:	PRINT	"hostile_kick done\n"
+	jmp	poweroff
+
+/*
+ * config_device: sweep the configuration space of the device of type
+ * %eax before and after it starts, then its transport's registers.
+ * Carry set if the device is absent.
+ */
+config_device:
+	SAVE	ax, cx
+	call	vt_find
+	jc	1f
+	call	vt_init
+	call	vt_config
+	mov	$SWEEP_LEN, %ecx
+	call	sweep
+	mov	$1, %ecx
+	call	dev_up
+	call	vt_config
+	mov	$SWEEP_LEN, %ecx
+	call	sweep
+	call	transport_sweep
+	clc
+1:	RESTORE	ax, cx
+	ret
+
+/* hostile_config: configuration spaces and registers written byte by byte. */
+	.globl	cmd_hostile_config
+cmd_hostile_config:
+	mov	$VIRTIO_ID_RNG, %eax
+	call	config_device
+	jc	1f
+	UP	VIRTIO_ID_RNG, 1
+	call	rng_check
+1:	mov	$VIRTIO_ID_BLOCK, %eax
+	call	config_device
+	jc	2f
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+2:	mov	$VIRTIO_ID_VSOCK, %eax
+	call	config_device
+	jc	3f
+	call	vsock_up
+	call	vsock_check
+3:	mov	$VIRTIO_ID_BALLOON, %eax
+	call	config_device
+	jc	4f
+	UP	VIRTIO_ID_BALLOON, 1
+	jc	4f
+	PRINT	"balloon ok\n"
+4:	PRINT	"hostile_config done\n"
+	jmp	poweroff
+
+/* ---------------------------------------------------------------- MSI-X */
+
+/* find_msix: the MSI-X capability of the current function, in msix_cap. */
+find_msix:
+	SAVE	ax, cx
+	mov	$PCI_CAP_POINTER, %ecx
+	call	pci_read8
+1:	movzbl	%al, %ecx
+	and	$0xfc, %ecx
+	jz	2f
+	call	pci_read8
+	cmp	$PCI_CAP_ID_MSIX, %al
+	je	2f
+	inc	%ecx
+	call	pci_read8
+	jmp	1b
+2:	mov	%ecx, msix_cap
+	RESTORE	ax, cx
+	ret
+
+/* msix_control: MSI-X enable and function mask as %eax gives them. */
+msix_control:
+	SAVE	ax, cx, dx
+	mov	%eax, %edx
+	mov	msix_cap, %ecx
+	call	pci_read
+	and	$0x3fffffff, %eax		/* enable and mask cleared */
+	or	%edx, %eax
+	call	pci_write
+	RESTORE	ax, cx, dx
+	ret
+
+/*
+ * msix_table: every entry the MSI-X table's pages have room for set to
+ * address %edx:%eax, data %esi and vector control %edi.
+ */
+msix_table:
+	SAVE	bx, cx
+	mov	vt_base, %ebx
+	add	$PCI_MSIX_TABLE, %ebx
+	mov	$(PCI_MSIX_TABLE_LEN / 16), %ecx
+1:	mov	%eax, (%ebx)
+	mov	%edx, 4(%ebx)
+	mov	%esi, 8(%ebx)
+	mov	%edi, 12(%ebx)
+	add	$16, %ebx
+	dec	%ecx
+	jnz	1b
+	RESTORE	bx, cx
+	ret
+
+/*
+ * msix_device: on the current function (queues %ecx, check routine
+ * %ebp): vectors out of range, then the table filled with garbage, with
+ * all ones, and with a real destination, a request after each; the PBA
+ * written; MSI-X toggled on and off.
+ */
+msix_device:
+	SAVE	ax, bx, cx, dx, si, di
+	call	find_msix
+	call	vt_init
+	xor	%ebx, %ebx
+1:	call	vt_queue
+	inc	%ebx
+	cmp	%ecx, %ebx
+	jb	1b
+	mov	vt_base, %esi
+	movw	$0x7ff, PCI_CONFIG_MSIX_VECTOR(%esi)	/* past the table */
+	xor	%ebx, %ebx
+2:	movw	%bx, PCI_QUEUE_SELECT(%esi)
+	movw	$0xfffe, PCI_QUEUE_MSIX_VECTOR(%esi)
+	movw	%bx, PCI_QUEUE_MSIX_VECTOR(%esi)	/* vector n for queue n */
+	inc	%ebx
+	cmp	%ecx, %ebx
+	jb	2b
+	call	vt_driver_ok
+	mov	$MSIX_CONTROL_ENABLE, %eax
+	call	msix_control
+	mov	$0xdeadbeef, %eax		/* garbage, unmasked */
+	mov	$0xffffffff, %edx
+	mov	$0xffffffff, %esi
+	xor	%edi, %edi
+	call	msix_table
+	CALLR	bp
+	mov	$0xffffffff, %eax		/* all ones: masked */
+	mov	%eax, %edx
+	mov	%eax, %esi
+	mov	%eax, %edi
+	call	msix_table
+	CALLR	bp
+	mov	$LAPIC_BASE, %eax		/* CPU 0, vector 0x30 (IF is clear) */
+	xor	%edx, %edx
+	mov	$0x30, %esi
+	xor	%edi, %edi
+	call	msix_table
+	CALLR	bp
+	mov	vt_base, %esi
+	add	$PCI_MSIX_PBA, %esi
+	mov	$SWEEP_LEN, %ecx
+	call	sweep
+	mov	$64, %ebx
+3:	mov	$(MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASK), %eax
+	call	msix_control
+	xor	%eax, %eax
+	call	msix_control
+	dec	%ebx
+	jnz	3b
+	mov	$(MSIX_CONTROL_ENABLE | MSIX_CONTROL_MASK), %eax
+	call	msix_control
+	CALLR	bp				/* held pending by the mask */
+	mov	$MSIX_CONTROL_ENABLE, %eax
+	call	msix_control
+	RESTORE	ax, bx, cx, dx, si, di
+	ret
+
+/* hostile_msix: MSI-X tables and PBAs full of garbage (virtio-pci only). */
+	.globl	cmd_hostile_msix
+cmd_hostile_msix:
+	mov	$VIRTIO_ID_RNG, %eax
+	call	vt_find
+	jc	1f
+	cmpl	$0, vt_pci
+	je	9f
+	mov	$1, %ecx
+	mov	$rng_check, %ebp
+	call	msix_device
+	UP	VIRTIO_ID_RNG, 1
+	call	rng_check
+1:	mov	$VIRTIO_ID_BLOCK, %eax
+	call	vt_find
+	jc	2f
+	cmpl	$0, vt_pci
+	je	9f
+	mov	$1, %ecx
+	mov	$blk_check, %ebp
+	call	msix_device
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+2:	mov	$VIRTIO_ID_VSOCK, %eax
+	call	vt_find
+	jc	3f
+	cmpl	$0, vt_pci
+	je	9f
+	call	vt_config
+	mov	(%esi), %eax
+	mov	%eax, vs_cid
+	mov	$3, %ecx
+	mov	$vsock_check, %ebp
+	call	msix_device
+	call	vsock_up
+	call	vsock_check
+3:	PRINT	"hostile_msix done\n"
+	jmp	poweroff
+9:	PRINT	"hostile_msix: no virtio-pci device\n"
+	jmp	poweroff
+
+/* ---------------------------------------------------------------- vsock */
+
+/*
+ * hostile_vsock: connect to the host's port VSOCK_HOST_PORT, send a line,
+ * then offer a receive buffer with room for a packet header and no data
+ * while the host's reply waits; power off once the test says so on COM1.
+ */
+	.globl	cmd_hostile_vsock
+cmd_hostile_vsock:
+	call	vsock_up
+	jc	8f
+	DESC	0, 0, VS_RX, VS_RX_LEN, DESC_F_WRITE
+	OFFER	0, 0
+	mov	$(VSOCK_OP_REQUEST << 16), %eax
+	mov	$VSOCK_HOST_PORT, %edx
+	xor	%ecx, %ecx
+	mov	$VS_TX, %edi
+	call	vs_header
+	DESC	1, 0, VS_TX, VSOCK_HEADER
+	SUBMIT	1, 0
+	mov	$0, %ebx
+	call	vq_wait_long
+	jc	9f
+	cmpw	$VSOCK_OP_RESPONSE, (VS_RX + VS_OP)
+	jne	9f
+	PRINT	"vsock connected\n"
+	mov	$(VSOCK_OP_RW << 16), %eax
+	mov	$VSOCK_HOST_PORT, %edx
+	mov	$6, %ecx
+	mov	$VS_TX, %edi
+	call	vs_header
+	movl	$0x6c6c6568, (VS_TX + VSOCK_HEADER)	/* "hell" */
+	movw	$0x0a6f, (VS_TX + VSOCK_HEADER + 4)	/* "o\n" */
+	DESC	1, 0, VS_TX, VSOCK_HEADER+6
+	SUBMIT	1, 0
+	DESC	0, 0, VS_RX, VSOCK_HEADER, DESC_F_WRITE	/* no room for data */
+	OFFER	0, 0
+	PRINT	"vsock waiting\n"
+	call	getc
+	PRINT	"vsock powering off\n"
+	jmp	poweroff
+8:	PRINT	"hostile_vsock: no vsock device\n"
+	jmp	poweroff
+9:	PRINT	"hostile_vsock: not connected\n"
+	jmp	poweroff
