@@ -962,7 +962,8 @@ cmd_hostile_msix:
 /*
  * hostile_vsock: connect to the host's port VSOCK_HOST_PORT, send a line,
  * then offer a receive buffer with room for a packet header and no data
- * while the host's reply waits; power off once the test says so on COM1.
+ * while the host's reply waits; once the test sends a byte on COM1, reset
+ * the machine if it is 'R', else power off.
  */
 	.globl	cmd_hostile_vsock
 cmd_hostile_vsock:
@@ -996,8 +997,12 @@ cmd_hostile_vsock:
 	OFFER	0, 0
 	PRINT	"vsock waiting\n"
 	call	getc
+	cmp	$'R', %al
+	je	1f
 	PRINT	"vsock powering off\n"
 	jmp	poweroff
+1:	PRINT	"vsock resetting\n"
+	jmp	reset_i8042
 8:	PRINT	"hostile_vsock: no vsock device\n"
 	jmp	poweroff
 9:	PRINT	"hostile_vsock: not connected\n"
