@@ -1,9 +1,8 @@
 /*
  * Hostile commands: a guest that drives the virtio devices (rng, blk,
- * vsock, and balloon for its configuration space) the way no honest
- * driver would, on either transport, then checks that each device still
- * works after a reset, prints "<device> ok" or "<device> FAILED", and
- * powers off. A device that is absent is skipped. The VMM must neither
+ * vsock, net and balloon) the way no honest driver would, on either
+ * transport, then checks that each device still works after a reset,
+ * prints "<device> ok" or "<device> FAILED", and powers off. A device that is absent is skipped. The VMM must neither
  * hang, nor spin, nor die, whatever happens here.
  *
  * The macros (virtio.h) clobber %eax, %ebx, %ecx, %edx, %esi and %edi:
@@ -133,6 +132,65 @@ vsock_check:
 	PRINT	"vsock ok\n"
 	ret
 1:	PRINT	"vsock FAILED\n"
+	ret
+
+/* net_frame: a broadcast frame of an unused EtherType at NET_TX. */
+net_frame:
+	movl	$0, NET_TX			/* the header: no offloads */
+	movl	$0, (NET_TX + 4)
+	movl	$0, (NET_TX + 8)
+	movl	$0xffffffff, (NET_TX + NET_HEADER)	/* to everyone */
+	movw	$0xffff, (NET_TX + NET_HEADER + 4)
+	movl	$0x12005452, (NET_TX + NET_HEADER + 6)	/* from 52:54:00:12:34:56 */
+	movw	$0x5634, (NET_TX + NET_HEADER + 10)
+	movw	$0xb588, (NET_TX + NET_HEADER + 12)	/* 0x88b5: local experimental */
+	ret
+
+/* net_check: a frame sent on the transmit queue must come back. */
+net_check:
+	call	net_frame
+	DESC	1, 0, NET_TX, NET_TX_LEN
+	mov	$1, %ebx
+	xor	%ecx, %ecx
+	call	vq_push
+	call	vt_kick
+	call	vq_wait_long
+	jc	1f
+	PRINT	"net ok\n"
+	ret
+1:	PRINT	"net FAILED\n"
+	ret
+
+/* balloon_pfn: an inflate (or deflate) request for BALLOON_PAGE. */
+balloon_pfn:
+	movl	$(BALLOON_PAGE >> 12), BALLOON_PFNS
+	ret
+
+/* balloon_check: giving up one page must be acknowledged. */
+balloon_check:
+	call	balloon_pfn
+	DESC	0, 0, BALLOON_PFNS, 4
+	xor	%ebx, %ebx
+	xor	%ecx, %ecx
+	call	vq_push
+	call	vt_kick
+	call	vq_wait_long
+	jc	1f
+	PRINT	"balloon ok\n"
+	ret
+1:	PRINT	"balloon FAILED\n"
+	ret
+
+/* balloon_bad_pfns: inflate and deflate pages that are not RAM. */
+balloon_bad_pfns:
+	movl	$0xffffffff, BALLOON_PFNS
+	movl	$(ADDR_HOLE >> 12), (BALLOON_PFNS + 4)
+	movl	$0x100000, (BALLOON_PFNS + 8)	/* 4 GiB */
+	movl	$0x8000, (BALLOON_PFNS + 12)	/* 128 MiB: just past RAM */
+	DESC	0, 0, BALLOON_PFNS, 16
+	SUBMIT	0, 0
+	DESC	1, 0, BALLOON_PFNS, 16
+	SUBMIT	1, 0
 	ret
 
 /* ------------------------------------------------------ shared mischief */
@@ -420,7 +478,34 @@ cmd_hostile_zero:
 	call	vq_wait
 	call	vsock_up
 	call	vsock_check
-3:	PRINT	"hostile_zero done\n"
+3:	UP	VIRTIO_ID_NET, 2
+	jc	4f
+	DESC	1, 0, NET_TX, 0			/* nothing */
+	SUBMIT	1, 0
+	DESC	1, 0, NET_TX, NET_HEADER-1	/* a short header */
+	SUBMIT	1, 0
+	DESC	1, 0, NET_TX, NET_HEADER	/* a header, no frame */
+	SUBMIT	1, 0
+	DESC	1, 0, NET_TX, NET_HEADER, DESC_F_NEXT, 1	/* and an empty one */
+	DESC	1, 1, NET_TX+NET_HEADER, 0
+	SUBMIT	1, 0
+	DESC	0, 0, NET_RX, 0, DESC_F_WRITE	/* receive buffers with no room */
+	DESC	0, 1, NET_RX, NET_HEADER, DESC_F_WRITE
+	OFFER	0, 0
+	OFFER	0, 1
+	UP	VIRTIO_ID_NET, 2
+	call	net_check
+4:	UP	VIRTIO_ID_BALLOON, 2
+	jc	5f
+	DESC	0, 0, BALLOON_PFNS, 0		/* no PFN */
+	SUBMIT	0, 0
+	DESC	0, 0, BALLOON_PFNS, 3		/* most of one */
+	SUBMIT	0, 0
+	DESC	1, 0, BALLOON_PFNS, 0
+	SUBMIT	1, 0
+	UP	VIRTIO_ID_BALLOON, 2
+	call	balloon_check
+5:	PRINT	"hostile_zero done\n"
 	jmp	poweroff
 
 /* hostile_loop: descriptor chains that loop, and heads out of range. */
@@ -466,7 +551,32 @@ cmd_hostile_loop:
 	call	loops
 	call	vsock_up
 	call	vsock_check
-3:	PRINT	"hostile_loop done\n"
+3:	UP	VIRTIO_ID_NET, 2
+	jc	4f
+	call	net_frame
+	mov	$1, %ebx
+	mov	$NET_TX, %eax
+	mov	$NET_TX_LEN, %edx
+	xor	%ebp, %ebp
+	call	loops
+	xor	%ebx, %ebx
+	mov	$NET_RX, %eax
+	mov	$NET_RX_LEN, %edx
+	mov	$DESC_F_WRITE, %ebp
+	call	loops
+	UP	VIRTIO_ID_NET, 2
+	call	net_check
+4:	UP	VIRTIO_ID_BALLOON, 2
+	jc	5f
+	call	balloon_pfn
+	xor	%ebx, %ebx
+	mov	$BALLOON_PFNS, %eax
+	mov	$4, %edx
+	xor	%ebp, %ebp
+	call	loops
+	UP	VIRTIO_ID_BALLOON, 2
+	call	balloon_check
+5:	PRINT	"hostile_loop done\n"
 	jmp	poweroff
 
 /* hostile_outside: rings and buffers where no RAM is, lengths that wrap. */
@@ -516,7 +626,36 @@ cmd_hostile_outside:
 	call	outside
 	call	vsock_up
 	call	vsock_check
-3:	PRINT	"hostile_outside done\n"
+3:	mov	$VIRTIO_ID_NET, %eax
+	call	vt_find
+	jc	4f
+	mov	$2, %ecx
+	call	rings_outside
+	UP	VIRTIO_ID_NET, 2
+	mov	$1, %ebx
+	mov	$NET_TX_LEN, %edx
+	xor	%ebp, %ebp
+	call	outside
+	xor	%ebx, %ebx
+	mov	$NET_RX_LEN, %edx
+	mov	$DESC_F_WRITE, %ebp
+	call	outside
+	UP	VIRTIO_ID_NET, 2
+	call	net_check
+4:	mov	$VIRTIO_ID_BALLOON, %eax
+	call	vt_find
+	jc	5f
+	mov	$2, %ecx
+	call	rings_outside
+	UP	VIRTIO_ID_BALLOON, 2
+	xor	%ebx, %ebx
+	mov	$4, %edx
+	xor	%ebp, %ebp
+	call	outside
+	call	balloon_bad_pfns
+	UP	VIRTIO_ID_BALLOON, 2
+	call	balloon_check
+5:	PRINT	"hostile_outside done\n"
 	jmp	poweroff
 
 /*
@@ -590,7 +729,23 @@ cmd_hostile_index:
 	call	indexes
 	call	vsock_up
 	call	vsock_check
-3:	PRINT	"hostile_index done\n"
+3:	UP	VIRTIO_ID_NET, 2
+	jc	4f
+	call	net_frame
+	DESC	1, 0, NET_TX, NET_TX_LEN
+	call	indexes
+	DESC	0, 0, NET_RX, NET_RX_LEN, DESC_F_WRITE
+	call	indexes
+	UP	VIRTIO_ID_NET, 2
+	call	net_check
+4:	UP	VIRTIO_ID_BALLOON, 2
+	jc	5f
+	call	balloon_pfn
+	DESC	0, 0, BALLOON_PFNS, 4
+	call	indexes
+	UP	VIRTIO_ID_BALLOON, 2
+	call	balloon_check
+5:	PRINT	"hostile_index done\n"
 	jmp	poweroff
 
 /*
@@ -663,7 +818,47 @@ cmd_hostile_reset:
 	jnz	5b
 	call	vsock_up
 	call	vsock_check
-6:	PRINT	"hostile_reset done\n"
+6:	mov	$16, %ebp
+10:	UP	VIRTIO_ID_NET, 2
+	jc	12f
+	call	net_frame
+	DESC	1, 0, NET_TX, NET_TX_LEN	/* 4 frames */
+	call	vq_push
+	call	vq_push
+	call	vq_push
+	call	vq_push
+	call	vt_kick
+	xor	%ecx, %ecx			/* 4 receive buffers */
+	xor	%ebx, %ebx
+	mov	$DESC_F_WRITE, %esi
+	mov	$NET_RX_LEN, %edx
+	mov	$NET_RX, %eax
+11:	call	vq_set
+	call	vq_push
+	add	$NET_RX_LEN, %eax
+	inc	%ecx
+	cmp	$4, %ecx
+	jb	11b
+	call	vt_kick
+	dec	%ebp
+	jnz	10b
+	UP	VIRTIO_ID_NET, 2
+	call	net_check
+12:	mov	$16, %ebp
+13:	UP	VIRTIO_ID_BALLOON, 2
+	jc	14f
+	call	balloon_pfn
+	DESC	0, 0, BALLOON_PFNS, 4
+	call	vq_push
+	call	vq_push
+	call	vq_push
+	call	vq_push
+	call	vt_kick
+	dec	%ebp
+	jnz	13b
+	UP	VIRTIO_ID_BALLOON, 2
+	call	balloon_check
+14:	PRINT	"hostile_reset done\n"
 	jmp	poweroff
 
 /*
@@ -748,7 +943,27 @@ cmd_hostile_kick:
 	mov	$1000, %ebp
 	call	kick_storm
 	call	vsock_check
-3:	PRINT	"hostile_kick done\n"
+3:	mov	$VIRTIO_ID_NET, %eax
+	call	vt_find
+	jc	4f
+	call	vt_init
+	mov	$64, %ebp
+	call	kick_storm
+	UP	VIRTIO_ID_NET, 2
+	mov	$1000, %ebp
+	call	kick_storm
+	call	net_check
+4:	mov	$VIRTIO_ID_BALLOON, %eax
+	call	vt_find
+	jc	5f
+	call	vt_init
+	mov	$64, %ebp
+	call	kick_storm
+	UP	VIRTIO_ID_BALLOON, 2
+	mov	$1000, %ebp
+	call	kick_storm
+	call	balloon_check
+5:	PRINT	"hostile_kick done\n"
 	jmp	poweroff
 
 /*
@@ -795,10 +1010,14 @@ cmd_hostile_config:
 3:	mov	$VIRTIO_ID_BALLOON, %eax
 	call	config_device
 	jc	4f
-	UP	VIRTIO_ID_BALLOON, 1
-	jc	4f
-	PRINT	"balloon ok\n"
-4:	PRINT	"hostile_config done\n"
+	UP	VIRTIO_ID_BALLOON, 2
+	call	balloon_check
+4:	mov	$VIRTIO_ID_NET, %eax
+	call	config_device
+	jc	5f
+	UP	VIRTIO_ID_NET, 2
+	call	net_check
+5:	PRINT	"hostile_config done\n"
 	jmp	poweroff
 
 /* ---------------------------------------------------------------- MSI-X */
@@ -952,7 +1171,27 @@ cmd_hostile_msix:
 	call	msix_device
 	call	vsock_up
 	call	vsock_check
-3:	PRINT	"hostile_msix done\n"
+3:	mov	$VIRTIO_ID_NET, %eax
+	call	vt_find
+	jc	4f
+	cmpl	$0, vt_pci
+	je	9f
+	mov	$2, %ecx
+	mov	$net_check, %ebp
+	call	msix_device
+	UP	VIRTIO_ID_NET, 2
+	call	net_check
+4:	mov	$VIRTIO_ID_BALLOON, %eax
+	call	vt_find
+	jc	5f
+	cmpl	$0, vt_pci
+	je	9f
+	mov	$2, %ecx
+	mov	$balloon_check, %ebp
+	call	msix_device
+	UP	VIRTIO_ID_BALLOON, 2
+	call	balloon_check
+5:	PRINT	"hostile_msix done\n"
 	jmp	poweroff
 9:	PRINT	"hostile_msix: no virtio-pci device\n"
 	jmp	poweroff

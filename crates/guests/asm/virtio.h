@@ -78,6 +78,7 @@
 #define STATUS_FEATURES_OK	8
 
 /* Device types. */
+#define VIRTIO_ID_NET		1
 #define VIRTIO_ID_BLOCK		2
 #define VIRTIO_ID_RNG		4
 #define VIRTIO_ID_BALLOON	5
@@ -114,6 +115,15 @@
 #define VS_TX			0x71000		/* a packet header and its payload */
 #define VS_RX			0x72000
 #define VS_RX_LEN		0x200
+#define NET_TX			0x73000		/* a header and a 60-byte frame */
+#define NET_TX_LEN		(NET_HEADER + 60)
+#define NET_RX			0x74000		/* up to 4 receive buffers */
+#define NET_RX_LEN		0x800
+#define BALLOON_PFNS		0x78000		/* an inflate or deflate request */
+#define BALLOON_PAGE		0x79000		/* the page the check gives up */
+
+/* virtio-net: the header in front of every packet (virtio_net_hdr_v1). */
+#define NET_HEADER		12
 
 /* virtio-blk request types. */
 #define BLK_T_IN		0

@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -28,11 +29,26 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// `VSOCK_HOST_PORT`).
 const HOST_PORT: u32 = 5000;
 
-/// A machine with every device a hostile guest drives (no network: a
-/// TAP needs root).
+/// A machine with every device a hostile guest drives: the network only
+/// where a TAP can be had (root, and `/dev/net/tun`).
 struct Machine {
     dir: Scratch,
     args: Vec<String>,
+    net: bool,
+}
+
+/// Whether this host lets the tests create TAPs.
+fn can_create_taps() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    root && std::path::Path::new("/dev/net/tun").exists()
+}
+
+/// A TAP name of at most 15 bytes that no other test of this run uses.
+fn tap_name() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("hg{}x{n}", std::process::id() % 100_000)
 }
 
 impl Machine {
@@ -62,10 +78,17 @@ impl Machine {
         args.push(format!("path={}", disk.display()));
         args.push("--vsock".into());
         args.push(format!("cid=3,socket={}", socket.display()));
+        let net = can_create_taps();
+        if net {
+            // Pointsman creates the TAP, which goes when it exits; the
+            // link is down, so frames sent go nowhere.
+            args.push("--net".into());
+            args.push(format!("tap={}", tap_name()));
+        }
         if pci {
             args.push("--pci".into());
         }
-        Machine { dir, args }
+        Machine { dir, args, net }
     }
 
     /// The Unix socket guest connections to vsock port `port` reach.
@@ -247,114 +270,118 @@ fn cpu_time(usage: &libc::rusage) -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// Runs hostile command `command` and checks that the VMM coped.
-fn hostile(command: &str, pci: bool, checks: &[&str]) {
+/// Runs hostile command `command` and checks that the VMM coped and
+/// that every device passed its check afterwards.
+fn hostile(command: &str, pci: bool) {
+    hostile_to(
+        command,
+        pci,
+        &["rng ok", "blk ok", "vsock ok", "balloon ok"],
+    );
+}
+
+/// Runs hostile command `command`, which checks the devices `checks`
+/// name (and the network device, when there is one, if `checks` names
+/// them all).
+fn hostile_to(command: &str, pci: bool, checks: &[&str]) {
     require_kvm();
     let machine = Machine::new(command, pci);
     let outcome = Vmm::start(&machine.args).finish();
     let done = format!("{command} done");
     let mut expect = checks.to_vec();
     expect.push(&done);
+    if machine.net && checks.len() > 1 {
+        expect.push("net ok");
+    }
     outcome.assert_clean(&expect);
 }
 
-/// What every command's device checks print.
-const DEVICES: &[&str] = &["rng ok", "blk ok", "vsock ok"];
-
 #[test]
 fn zero_length_and_header_only_buffers_mmio() {
-    hostile("hostile_zero", false, DEVICES);
+    hostile("hostile_zero", false);
 }
 
 #[test]
 fn zero_length_and_header_only_buffers_pci() {
-    hostile("hostile_zero", true, DEVICES);
+    hostile("hostile_zero", true);
 }
 
 #[test]
 fn looping_chains_mmio() {
-    hostile("hostile_loop", false, DEVICES);
+    hostile("hostile_loop", false);
 }
 
 #[test]
 fn looping_chains_pci() {
-    hostile("hostile_loop", true, DEVICES);
+    hostile("hostile_loop", true);
 }
 
 #[test]
 fn buffers_and_rings_outside_ram_mmio() {
-    hostile("hostile_outside", false, DEVICES);
+    hostile("hostile_outside", false);
 }
 
 #[test]
 fn buffers_and_rings_outside_ram_pci() {
-    hostile("hostile_outside", true, DEVICES);
+    hostile("hostile_outside", true);
 }
 
 #[test]
 #[ignore = "issue 25 finding 3: virtio-blk's request::split does unchecked_add on a guest address (panics with overflow checks)"]
 fn block_header_wrapping_past_2_64_mmio() {
-    hostile("hostile_blkwrap", false, &["blk ok"]);
+    hostile_to("hostile_blkwrap", false, &["blk ok"]);
 }
 
 #[test]
 #[ignore = "issue 25 finding 3: virtio-blk's request::split does unchecked_add on a guest address (panics with overflow checks)"]
 fn block_header_wrapping_past_2_64_pci() {
-    hostile("hostile_blkwrap", true, &["blk ok"]);
+    hostile_to("hostile_blkwrap", true, &["blk ok"]);
 }
 
 #[test]
 fn avail_indexes_past_the_queue_size_mmio() {
-    hostile("hostile_index", false, DEVICES);
+    hostile("hostile_index", false);
 }
 
 #[test]
 fn avail_indexes_past_the_queue_size_pci() {
-    hostile("hostile_index", true, DEVICES);
+    hostile("hostile_index", true);
 }
 
 #[test]
 fn reset_with_requests_in_flight_mmio() {
-    hostile("hostile_reset", false, DEVICES);
+    hostile("hostile_reset", false);
 }
 
 #[test]
 fn reset_with_requests_in_flight_pci() {
-    hostile("hostile_reset", true, DEVICES);
+    hostile("hostile_reset", true);
 }
 
 #[test]
 fn notifications_without_buffers_mmio() {
-    hostile("hostile_kick", false, DEVICES);
+    hostile("hostile_kick", false);
 }
 
 #[test]
 fn notifications_without_buffers_pci() {
-    hostile("hostile_kick", true, DEVICES);
+    hostile("hostile_kick", true);
 }
 
 #[test]
 fn config_space_and_registers_byte_by_byte_mmio() {
-    hostile(
-        "hostile_config",
-        false,
-        &["rng ok", "blk ok", "vsock ok", "balloon ok"],
-    );
+    hostile("hostile_config", false);
 }
 
 #[test]
 fn config_space_and_registers_byte_by_byte_pci() {
-    hostile(
-        "hostile_config",
-        true,
-        &["rng ok", "blk ok", "vsock ok", "balloon ok"],
-    );
+    hostile("hostile_config", true);
 }
 
 #[test]
 fn garbage_msix_tables_and_pba_pci() {
     // Each device's check runs four times with garbage in its table.
-    hostile("hostile_msix", true, DEVICES);
+    hostile("hostile_msix", true);
 }
 
 /// How the test ends a hostile vsock run.
