@@ -23,6 +23,7 @@ commands:
 	COMMAND	hostile_outside
 	COMMAND	hostile_blkwrap
 	COMMAND	hostile_index
+	COMMAND	hostile_overlap
 	COMMAND	hostile_reset
 	COMMAND	hostile_kick
 	COMMAND	hostile_config

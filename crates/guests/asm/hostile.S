@@ -702,6 +702,85 @@ cmd_hostile_blkwrap:
 1:	PRINT	"hostile_blkwrap done\n"
 	jmp	poweroff
 
+/*
+ * overlap: start the device of type %eax with %ecx queues, queue %ebx's
+ * used ring laid over its avail ring, so that the device's every used
+ * entry and index rewrites the ring it reads; make descriptor 0 (filled
+ * by the caller) available, kick, and let it run for one wait.
+ */
+overlap:
+	SAVE	ax, cx
+	movl	$VQ_AVAIL, vq_used_off
+	call	dev_up
+	movl	$VQ_USED, vq_used_off
+	jc	1f
+	xor	%ecx, %ecx
+	call	vq_push
+	call	vt_kick
+	call	vq_wait
+1:	RESTORE	ax, cx
+	ret
+
+/* hostile_overlap: used rings laid over avail rings. */
+	.globl	cmd_hostile_overlap
+cmd_hostile_overlap:
+	DESC	0, 0, BUF, 16, DESC_F_WRITE
+	mov	$VIRTIO_ID_RNG, %eax
+	mov	$1, %ecx
+	call	overlap
+	UP	VIRTIO_ID_RNG, 1
+	jc	1f
+	call	rng_check
+1:	call	blk_header
+	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
+	DESC	0, 1, BLK_DATA, 512, DESC_F_WRITE|DESC_F_NEXT, 2
+	DESC	0, 2, BLK_STATUS, 1, DESC_F_WRITE
+	mov	$VIRTIO_ID_BLOCK, %eax
+	mov	$1, %ecx
+	call	overlap
+	UP	VIRTIO_ID_BLOCK, 1
+	jc	2f
+	call	blk_check
+2:	mov	$VIRTIO_ID_VSOCK, %eax
+	call	vt_find
+	jc	3f
+	call	vt_config
+	mov	(%esi), %eax
+	mov	%eax, vs_cid
+	call	vs_request_dead
+	DESC	1, 0, VS_TX, VSOCK_HEADER	/* RSTs without end */
+	mov	$VIRTIO_ID_VSOCK, %eax
+	mov	$3, %ecx
+	call	overlap
+	DESC	0, 0, VS_RX, VS_RX_LEN, DESC_F_WRITE
+	mov	$VIRTIO_ID_VSOCK, %eax		/* the RST answers on the receive side */
+	xor	%ebx, %ebx
+	call	overlap
+	call	vs_request_dead
+	DESC	1, 0, VS_TX, VSOCK_HEADER
+	SUBMIT	1, 0
+	call	vq_wait
+	call	vsock_up
+	call	vsock_check
+3:	call	net_frame
+	DESC	1, 0, NET_TX, NET_TX_LEN
+	mov	$VIRTIO_ID_NET, %eax
+	mov	$2, %ecx
+	call	overlap
+	UP	VIRTIO_ID_NET, 2
+	jc	4f
+	call	net_check
+4:	call	balloon_pfn
+	DESC	0, 0, BALLOON_PFNS, 4
+	mov	$VIRTIO_ID_BALLOON, %eax
+	mov	$2, %ecx
+	call	overlap
+	UP	VIRTIO_ID_BALLOON, 2
+	jc	5f
+	call	balloon_check
+5:	PRINT	"hostile_overlap done\n"
+	jmp	poweroff
+
 /* hostile_index: avail indexes past the queue size, ring entries out of range. */
 	.globl	cmd_hostile_index
 cmd_hostile_index:

@@ -18,6 +18,8 @@ vt_pci:		.long 0		/* 1: the current device is virtio-pci */
 vt_base:	.long 0		/* its virtio-mmio page, or its BAR 0 */
 vt_slot:	.long 0		/* its PCI device number */
 vq_desc_hi:	.long 0		/* high half of the next queue's descriptor table */
+	.globl	vq_used_off
+vq_used_off:	.long VQ_USED	/* where the next queue's used ring is, from its table */
 
 	.text
 
@@ -204,7 +206,8 @@ vq_addr:
 /*
  * vt_queue: set up queue %ebx with QSIZE entries, empty rings, and make it
  * ready. The descriptor table's high half is vq_desc_hi (0 but for tests
- * of rings outside RAM).
+ * of rings outside RAM) and the used ring is vq_used_off past the table
+ * (VQ_USED but for tests of a used ring laid over the avail ring).
  */
 	.globl	vt_queue
 vt_queue:
@@ -223,7 +226,8 @@ vt_queue:
 	lea	VQ_AVAIL(%edi), %eax
 	mov	%eax, MMIO_QUEUE_DRIVER(%esi)
 	movl	$0, (MMIO_QUEUE_DRIVER + 4)(%esi)
-	lea	VQ_USED(%edi), %eax
+	mov	vq_used_off, %eax
+	add	%edi, %eax
 	mov	%eax, MMIO_QUEUE_DEVICE(%esi)
 	movl	$0, (MMIO_QUEUE_DEVICE + 4)(%esi)
 	movl	$1, MMIO_QUEUE_READY(%esi)
@@ -236,7 +240,8 @@ vt_queue:
 	lea	VQ_AVAIL(%edi), %eax
 	mov	%eax, PCI_QUEUE_DRIVER(%esi)
 	movl	$0, (PCI_QUEUE_DRIVER + 4)(%esi)
-	lea	VQ_USED(%edi), %eax
+	mov	vq_used_off, %eax
+	add	%edi, %eax
 	mov	%eax, PCI_QUEUE_DEVICE(%esi)
 	movl	$0, (PCI_QUEUE_DEVICE + 4)(%esi)
 	movw	$1, PCI_QUEUE_ENABLE(%esi)

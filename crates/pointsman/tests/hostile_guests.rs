@@ -349,6 +349,16 @@ fn avail_indexes_past_the_queue_size_pci() {
 }
 
 #[test]
+fn used_rings_over_avail_rings_mmio() {
+    hostile("hostile_overlap", false);
+}
+
+#[test]
+fn used_rings_over_avail_rings_pci() {
+    hostile("hostile_overlap", true);
+}
+
+#[test]
 fn reset_with_requests_in_flight_mmio() {
     hostile("hostile_reset", false);
 }
