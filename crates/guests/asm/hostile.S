@@ -1281,7 +1281,8 @@ cmd_hostile_msix:
  * hostile_vsock: connect to the host's port VSOCK_HOST_PORT, send a line,
  * then offer a receive buffer with room for a packet header and no data
  * while the host's reply waits; once the test sends a byte on COM1, reset
- * the machine if it is 'R', else power off.
+ * the machine if it is 'R', reset the vsock device and then power off if
+ * it is 'D', else power off.
  */
 	.globl	cmd_hostile_vsock
 cmd_hostile_vsock:
@@ -1317,10 +1318,16 @@ cmd_hostile_vsock:
 	call	getc
 	cmp	$'R', %al
 	je	1f
+	cmp	$'D', %al
+	je	2f
 	PRINT	"vsock powering off\n"
 	jmp	poweroff
 1:	PRINT	"vsock resetting\n"
 	jmp	reset_i8042
+2:	xor	%eax, %eax			/* reset the device alone, then power off */
+	call	vt_set_status
+	PRINT	"vsock device reset\n"
+	jmp	poweroff
 8:	PRINT	"hostile_vsock: no vsock device\n"
 	jmp	poweroff
 9:	PRINT	"hostile_vsock: not connected\n"
