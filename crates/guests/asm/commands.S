@@ -24,6 +24,7 @@ commands:
 	COMMAND	hostile_blkwrap
 	COMMAND	hostile_index
 	COMMAND	hostile_overlap
+	COMMAND	hostile_flood
 	COMMAND	hostile_reset
 	COMMAND	hostile_kick
 	COMMAND	hostile_config

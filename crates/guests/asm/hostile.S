@@ -781,6 +781,71 @@ cmd_hostile_overlap:
 5:	PRINT	"hostile_overlap done\n"
 	jmp	poweroff
 
+/*
+ * flood: 64 times over, start the device of type %eax with %ecx queues,
+ * fill queue %ebx's avail ring with heads out of range, all made
+ * available by one index update, and kick: QSIZE malformed requests the
+ * device must refuse, without a log line for each.
+ */
+flood:
+	SAVE	ax, dx, di, bp
+	mov	$64, %ebp
+1:	call	dev_up
+	call	vq_addr
+	xor	%edx, %edx
+2:	movw	$0xffff, (VQ_AVAIL + 4)(%edi,%edx,2)
+	inc	%edx
+	cmp	$QSIZE, %edx
+	jb	2b
+	movw	$QSIZE, (VQ_AVAIL + 2)(%edi)
+	call	vt_kick
+	SAVE	ax
+	mov	$FLOOD_DELAY, %eax
+	call	delay
+	RESTORE	ax
+	dec	%ebp
+	jnz	1b
+	RESTORE	ax, dx, di, bp
+	ret
+
+/* hostile_flood: thousands of malformed avail entries, on every device. */
+	.globl	cmd_hostile_flood
+cmd_hostile_flood:
+	UP	VIRTIO_ID_RNG, 1
+	jc	1f
+	xor	%ebx, %ebx
+	call	flood
+	UP	VIRTIO_ID_RNG, 1
+	call	rng_check
+1:	UP	VIRTIO_ID_BLOCK, 1
+	jc	2f
+	xor	%ebx, %ebx
+	call	flood
+	UP	VIRTIO_ID_BLOCK, 1
+	call	blk_check
+2:	call	vsock_up
+	jc	3f
+	mov	$VIRTIO_ID_VSOCK, %eax
+	mov	$3, %ecx
+	mov	$1, %ebx
+	call	flood
+	call	vsock_up
+	call	vsock_check
+3:	UP	VIRTIO_ID_NET, 2
+	jc	4f
+	mov	$1, %ebx
+	call	flood
+	UP	VIRTIO_ID_NET, 2
+	call	net_check
+4:	UP	VIRTIO_ID_BALLOON, 2
+	jc	5f
+	xor	%ebx, %ebx
+	call	flood
+	UP	VIRTIO_ID_BALLOON, 2
+	call	balloon_check
+5:	PRINT	"hostile_flood done\n"
+	jmp	poweroff
+
 /* hostile_index: avail indexes past the queue size, ring entries out of range. */
 	.globl	cmd_hostile_index
 cmd_hostile_index:

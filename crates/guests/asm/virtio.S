@@ -339,6 +339,21 @@ vq_wait:
 3:	RESTORE	cx, dx, si, di
 	ret
 
+/* delay: spin for %eax TSC ticks. */
+	.globl	delay
+delay:
+	SAVE	ax, cx, dx, si
+	mov	%eax, %ecx
+	rdtsc
+	mov	%eax, %esi
+1:	pause
+	rdtsc
+	sub	%esi, %eax
+	cmp	%ecx, %eax
+	jb	1b
+	RESTORE	ax, cx, dx, si
+	ret
+
 /* vq_wait_long: vq_wait up to LONG_WAITS times, for requests that must succeed. */
 	.globl	vq_wait_long
 vq_wait_long:

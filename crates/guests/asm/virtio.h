@@ -156,6 +156,7 @@
  */
 #define WAIT_TICKS		0x10000000
 #define LONG_WAITS		16		/* waits for a request that must succeed */
+#define FLOOD_DELAY		0x200000	/* about a millisecond between floods */
 
 /* Addresses near the top of the 64-bit space, and ones with no RAM. */
 #define ADDR_NO_RAM		0xbff00000	/* below the hole, past 128 MiB of RAM */

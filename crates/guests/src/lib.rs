@@ -11,8 +11,9 @@
 //! The `hostile_*` commands (`asm/hostile.S`, on the small virtio driver in
 //! `asm/virtio.S`) drive the virtio devices on either transport the way no
 //! honest driver would: `hostile_zero`, `hostile_loop`, `hostile_outside`,
-//! `hostile_blkwrap`, `hostile_index`, `hostile_overlap`, `hostile_reset`,
-//! `hostile_kick`, `hostile_config`, `hostile_msix` and `hostile_vsock`
+//! `hostile_blkwrap`, `hostile_index`, `hostile_overlap`, `hostile_flood`,
+//! `hostile_reset`, `hostile_kick`, `hostile_config`, `hostile_msix` and
+//! `hostile_vsock`
 //! (see `crates/pointsman/tests/hostile_guests.rs`).
 
 /// An ELF64 file with a PVH note (`XEN_ELFNOTE_PHYS32_ENTRY`): entered in
