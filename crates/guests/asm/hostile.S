@@ -406,6 +406,7 @@ transport_sweep:
 	inc	%ecx
 	cmp	$PCI_CONFIG_LEN, %ecx
 	jb	2b
+	call	cfg_windows
 	mov	$PCI_BAR0, %ecx			/* as after sizing the BAR */
 	mov	vt_base, %eax
 	call	pci_write
@@ -417,6 +418,73 @@ transport_sweep:
 	call	pci_write
 3:	RESTORE	ax, cx, si
 	ret
+
+/*
+ * cfg_windows: through the virtio-pci configuration-access capability,
+ * write all ones to, and read, each window of cfg_window_table: in the
+ * BAR, at its end, past it, wrapping past 2^32, in another BAR, of odd
+ * lengths.
+ */
+cfg_windows:
+	SAVE	ax, bx, cx, dx
+	mov	$PCI_CAP_POINTER, %ecx		/* find the capability */
+	call	pci_read8
+1:	movzbl	%al, %ecx
+	and	$0xfc, %ecx
+	jz	6f
+	call	pci_read8
+	cmp	$PCI_CAP_ID_VENDOR, %al
+	jne	2f
+	add	$3, %ecx
+	call	pci_read8
+	sub	$3, %ecx
+	cmp	$VIRTIO_PCI_CAP_PCI_CFG, %al
+	je	3f
+2:	inc	%ecx
+	call	pci_read8
+	jmp	1b
+3:	mov	%ecx, %edx
+	mov	$cfg_window_table, %ebx
+5:	mov	(%ebx), %eax
+	cmp	$0xffffffff, %eax		/* the end of the table */
+	je	4f
+	lea	CFG_CAP_BAR(%edx), %ecx
+	call	pci_write
+	mov	4(%ebx), %eax
+	lea	CFG_CAP_OFFSET(%edx), %ecx
+	call	pci_write
+	mov	8(%ebx), %eax
+	lea	CFG_CAP_LENGTH(%edx), %ecx
+	call	pci_write
+	mov	$0xffffffff, %eax
+	lea	CFG_CAP_DATA(%edx), %ecx
+	call	pci_write
+	call	pci_read
+	add	$12, %ebx
+	jmp	5b
+6:	PRINT	"pci_cfg window FAILED: no capability\n"
+4:	RESTORE	ax, bx, cx, dx
+	ret
+
+	.section .rodata
+	.balign	4
+cfg_window_table:			/* bar, offset, length */
+	.long	0, PCI_DEVICE_STATUS, 1		/* status all ones */
+	.long	0, PCI_NOTIFY, 2		/* a kick */
+	.long	0, PCI_ISR, 1			/* read to clear */
+	.long	0, PCI_DEVICE_CONFIG, 3		/* an odd length */
+	.long	0, PCI_MSIX_TABLE, 4
+	.long	0, PCI_MSIX_PBA, 4
+	.long	0, 0x7ffc, 4			/* the BAR's last dword */
+	.long	0, 0x7ffe, 4			/* across its end */
+	.long	0, 0x8000, 1			/* past it */
+	.long	0, 0xfffffffe, 4		/* wrapping past 2^32 */
+	.long	0, 0xffffffff, 0xffffffff
+	.long	0, 0, 0				/* no length */
+	.long	5, 0, 4				/* a BAR that does not exist */
+	.long	0xff, 0x3000, 2
+	.long	0xffffffff
+	.text
 
 /* ------------------------------------------------------------- commands */
 

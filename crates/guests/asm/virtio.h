@@ -39,6 +39,12 @@
 #define PCI_CAP_POINTER		0x34
 #define PCI_CONFIG_LEN		0x100
 #define PCI_CAP_ID_MSIX		0x11
+#define PCI_CAP_ID_VENDOR	0x09
+#define VIRTIO_PCI_CAP_PCI_CFG	5		/* cfg_type at +3 of a vendor capability */
+#define CFG_CAP_BAR		4		/* the window: bar, offset, length, data */
+#define CFG_CAP_OFFSET		8
+#define CFG_CAP_LENGTH		12
+#define CFG_CAP_DATA		16
 #define MSIX_CONTROL_ENABLE	0x80000000	/* in the capability's first dword */
 #define MSIX_CONTROL_MASK	0x40000000
 
