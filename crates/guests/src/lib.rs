@@ -7,14 +7,6 @@
 //! `poke`, `piobench`, `initrd`, `idle`, `exit`, `wildjump`. They write to COM1 and power
 //! off through the FADT's sleep control register. The images differ only in
 //! how they are booted.
-//!
-//! The `hostile_*` commands (`asm/hostile.S`, on the small virtio driver in
-//! `asm/virtio.S`) drive the virtio devices on either transport the way no
-//! honest driver would: `hostile_zero`, `hostile_loop`, `hostile_outside`,
-//! `hostile_blkwrap`, `hostile_index`, `hostile_overlap`, `hostile_flood`,
-//! `hostile_reset`, `hostile_kick`, `hostile_config`, `hostile_msix` and
-//! `hostile_vsock`
-//! (see `crates/pointsman/tests/hostile_guests.rs`).
 
 /// An ELF64 file with a PVH note (`XEN_ELFNOTE_PHYS32_ENTRY`): entered in
 /// 32-bit protected mode with paging off, `%ebx` = `hvm_start_info`. It runs
