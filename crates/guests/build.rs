@@ -17,7 +17,10 @@ const BODY: &[&str] = &[
     "power.S",
     "smp.S",
     "virtio.S",
+    "checks.S",
     "hostile.S",
+    "hostile_regs.S",
+    "hostile_vsock.S",
 ];
 
 /// Every file in `asm/`, for `rerun-if-changed`.
@@ -32,7 +35,10 @@ const SOURCES: &[&str] = &[
     "smp.S",
     "virtio.h",
     "virtio.S",
+    "checks.S",
     "hostile.S",
+    "hostile_regs.S",
+    "hostile_vsock.S",
     "entry_pvh.S",
     "entry_linux.S",
     "bzimage.S",
