@@ -16,6 +16,11 @@ const BODY: &[&str] = &[
     "acpi.S",
     "power.S",
     "smp.S",
+    "virtio.S",
+    "checks.S",
+    "hostile.S",
+    "hostile_regs.S",
+    "hostile_vsock.S",
 ];
 
 /// Every file in `asm/`, for `rerun-if-changed`.
@@ -28,6 +33,12 @@ const SOURCES: &[&str] = &[
     "acpi.S",
     "power.S",
     "smp.S",
+    "virtio.h",
+    "virtio.S",
+    "checks.S",
+    "hostile.S",
+    "hostile_regs.S",
+    "hostile_vsock.S",
     "entry_pvh.S",
     "entry_linux.S",
     "bzimage.S",

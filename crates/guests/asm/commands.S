@@ -18,6 +18,18 @@
 	.balign	4
 commands:
 	COMMAND	demo
+	COMMAND	hostile_zero		/* hostile.S */
+	COMMAND	hostile_loop
+	COMMAND	hostile_outside
+	COMMAND	hostile_blkwrap
+	COMMAND	hostile_index
+	COMMAND	hostile_overlap
+	COMMAND	hostile_flood
+	COMMAND	hostile_reset
+	COMMAND	hostile_kick
+	COMMAND	hostile_config
+	COMMAND	hostile_msix
+	COMMAND	hostile_vsock
 	COMMAND	memmap
 	COMMAND	smp
 	COMMAND	echo
