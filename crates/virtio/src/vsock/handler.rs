@@ -173,7 +173,9 @@ impl QueueHandler {
                             // behind it get the data.
                             used = true;
                             if self.rx.queue.add_used(&self.mem, head, 0).is_err() {
-                                tracing::warn!("virtio-vsock: cannot add to the receive used ring");
+                                crate::log_limit::warn_limited!(
+                                    "virtio-vsock: cannot add to the receive used ring"
+                                );
                                 break;
                             }
                             continue;
