@@ -3,7 +3,7 @@ use std::sync::Arc;
 use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::{GuestMemoryMmap, VirtioInterrupt};
+use crate::{GuestMemoryMmap, VirtioInterrupt, Worker};
 
 /// What a device gets when the driver sets DRIVER_OK: the guest memory,
 /// its interrupt, and its queues with the eventfds that signal them.
@@ -43,6 +43,9 @@ pub trait VirtioDevice: Send {
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError>;
     /// Stops serving the queues and forgets what the driver set up.
     fn reset(&mut self);
+    /// The thread serving the queues, once activated: what a pause of the
+    /// machine parks.
+    fn worker(&self) -> Option<&Worker>;
 }
 
 /// Copies `config[offset..]` into `data`, reading beyond the end as zeros:

@@ -26,7 +26,8 @@ mod worker;
 pub use device::{ActivateContext, ActivateError, VirtioDevice};
 pub use interrupt::{IrqTrigger, VirtioInterrupt};
 pub use transport::mmio::{MmioTransport, INTERRUPT_ACK_OFFSET, MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
-pub use worker::{abandoned_workers, Sources, Wake, Worker, STOP_DEADLINE};
+pub use transport::Pausable;
+pub use worker::{abandoned_workers, Sources, Wake, Worker, PAUSE_DEADLINE, STOP_DEADLINE};
 
 /// Guest memory as devices see it.
 pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;

@@ -2,9 +2,9 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -124,15 +124,98 @@ pub fn abandoned_workers() -> usize {
     ABANDONED.load(Ordering::SeqCst)
 }
 
+/// What the owner asks of a worker thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ask {
+    Run,
+    /// Park between handler calls until asked to run or stop.
+    Pause,
+    Stop,
+}
+
+/// The owner's request and the thread's answer, shared between them.
+struct Control {
+    state: Mutex<ControlState>,
+    changed: Condvar,
+}
+
+struct ControlState {
+    ask: Ask,
+    /// The thread is parked: no handler runs until it is asked to go on.
+    parked: bool,
+}
+
+impl Control {
+    fn new() -> Control {
+        Control {
+            state: Mutex::new(ControlState {
+                ask: Ask::Run,
+                parked: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        // Nothing under the lock can panic halfway through a change.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ask(&self) -> Ask {
+        self.lock().ask
+    }
+
+    fn set(&self, ask: Ask) {
+        self.lock().ask = ask;
+        self.changed.notify_all();
+    }
+
+    /// On the worker thread: parks while asked to pause; false once asked
+    /// to stop.
+    fn park_while_paused(&self) -> bool {
+        let mut state = self.lock();
+        if state.ask == Ask::Pause {
+            state.parked = true;
+            self.changed.notify_all();
+            while state.ask == Ask::Pause {
+                state = self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            state.parked = false;
+        }
+        state.ask != Ask::Stop
+    }
+
+    /// On the owner's thread: waits up to `deadline` for the thread to
+    /// park; true if it did.
+    fn wait_parked(&self, deadline: Duration) -> bool {
+        let state = self.lock();
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, deadline, |s| !s.parked && s.ask == Ask::Pause)
+            .unwrap_or_else(PoisonError::into_inner);
+        state.parked
+    }
+}
+
+/// How long pausing a worker waits for its thread to park: as long as a
+/// stop may take.
+pub const PAUSE_DEADLINE: Duration = STOP_DEADLINE;
+
 /// A device worker: a thread that waits on the queues' eventfds and on
-/// extra sources and calls the device's handler for each. It stops when
-/// dropped, waiting at most [`STOP_DEADLINE`] for the thread.
+/// extra sources and calls the device's handler for each. It can be
+/// paused between handler calls (for a paused guest, whose state must not
+/// change) and stops when dropped, waiting at most [`STOP_DEADLINE`] for
+/// the thread.
 pub struct Worker {
     name: String,
+    /// Wakes the thread to look at `control`.
     kill: EventFd,
-    /// Set on stop: no handler call starts after it, even for events
-    /// already returned with the kill event.
-    stopping: Arc<AtomicBool>,
+    /// Checked before every handler call: no call starts once the owner
+    /// asked for a pause or a stop, even for events already returned.
+    control: Arc<Control>,
     /// Disconnected once the thread has ended (its sender is dropped on
     /// return and on panic alike): a join with a deadline.
     ended: Receiver<()>,
@@ -176,8 +259,9 @@ impl Worker {
         for i in 0..count {
             sources.resume(i);
         }
-        let stopping = Arc::new(AtomicBool::new(false));
-        let stop_seen = stopping.clone();
+        let control = Arc::new(Control::new());
+        let asked = control.clone();
+        let kill_evt = kill.try_clone()?;
         let (ended_tx, ended) = channel::<()>();
         let thread = std::thread::Builder::new()
             .name(name.clone())
@@ -197,8 +281,23 @@ impl Worker {
                     };
                     for event in &events[..n] {
                         let token = event.data();
-                        if token == kill_token || stop_seen.load(Ordering::SeqCst) {
-                            return;
+                        if token == kill_token {
+                            let _ = kill_evt.read();
+                        }
+                        match asked.ask() {
+                            Ask::Run => {}
+                            Ask::Stop => return,
+                            Ask::Pause => {
+                                if !asked.park_while_paused() {
+                                    return;
+                                }
+                                // The rest of this round may be stale:
+                                // wait for events afresh.
+                                break;
+                            }
+                        }
+                        if token == kill_token {
+                            continue;
                         }
                         let Ok(index) = usize::try_from(token) else {
                             continue;
@@ -220,7 +319,7 @@ impl Worker {
         Ok(Worker {
             name,
             kill,
-            stopping,
+            control,
             ended,
             thread: Some(thread),
         })
@@ -235,9 +334,9 @@ impl Worker {
         let Some(thread) = self.thread.take() else {
             return true;
         };
-        self.stopping.store(true, Ordering::SeqCst);
-        // A failed write (a full counter) still leaves the flag, which the
-        // thread sees at its next event.
+        self.control.set(Ask::Stop);
+        // A failed write (a full counter) still leaves the request, which
+        // the thread sees at its next event.
         let _ = self.kill.write(1);
         match self.ended.recv_timeout(deadline) {
             Err(RecvTimeoutError::Disconnected) => {
@@ -255,6 +354,27 @@ impl Worker {
                 drop(thread);
                 false
             }
+        }
+    }
+}
+
+impl Worker {
+    /// Parks the thread between handler calls, waiting up to `deadline`
+    /// for it; true once it is parked. A thread still in a handler at the
+    /// deadline parks when that call returns (false here).
+    pub fn pause(&self, deadline: Duration) -> bool {
+        if self.thread.is_none() {
+            return true;
+        }
+        self.control.set(Ask::Pause);
+        let _ = self.kill.write(1);
+        self.control.wait_parked(deadline)
+    }
+
+    /// Lets a paused thread go on where it stopped.
+    pub fn resume(&self) {
+        if self.control.ask() == Ask::Pause {
+            self.control.set(Ask::Run);
         }
     }
 }
@@ -415,5 +535,92 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(worker.stop(STOP_DEADLINE));
         assert!(start.elapsed() < STOP_DEADLINE);
+    }
+
+    /// A worker on one queue whose handler reports each wake.
+    fn queue_worker(name: &str) -> (Worker, EventFd, std::sync::mpsc::Receiver<Wake>) {
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        let kick = evt.try_clone().unwrap();
+        let (tx, rx) = channel();
+        let worker = Worker::spawn(name.into(), vec![evt], vec![], move |wake, _| {
+            let _ = tx.send(wake);
+        })
+        .unwrap();
+        (worker, kick, rx)
+    }
+
+    #[test]
+    fn a_paused_worker_serves_nothing_until_resumed() {
+        let (worker, kick, rx) = queue_worker("test-pause");
+        assert!(worker.pause(Duration::from_secs(5)));
+        kick.write(1).unwrap();
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a kick reached a paused worker"
+        );
+        // Pausing a paused worker is not an error.
+        assert!(worker.pause(Duration::from_secs(5)));
+        worker.resume();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Wake::Queue(0),
+            "the kick made while paused is served after the resume"
+        );
+        worker.resume();
+        kick.write(1).unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Wake::Queue(0)
+        );
+    }
+
+    #[test]
+    fn a_pause_waits_for_the_handler_call_in_progress() {
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        let kick = evt.try_clone().unwrap();
+        let (release, released) = channel::<()>();
+        let (tx, rx) = channel();
+        let worker = Worker::spawn(
+            "test-pause-busy".into(),
+            vec![evt],
+            vec![],
+            move |wake, _| {
+                let _ = tx.send(wake);
+                // The first call holds on until the test lets it go.
+                let _ = released.recv_timeout(Duration::from_secs(10));
+            },
+        )
+        .unwrap();
+        kick.write(1).unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Wake::Queue(0)
+        );
+        assert!(
+            !worker.pause(Duration::from_millis(100)),
+            "parked while its handler still ran"
+        );
+        release.send(()).unwrap();
+        assert!(
+            worker.pause(Duration::from_secs(5)),
+            "parks once the call returns"
+        );
+        kick.write(1).unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        worker.resume();
+        release.send(()).unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Wake::Queue(0)
+        );
+    }
+
+    #[test]
+    fn a_paused_worker_stops_at_once() {
+        let (mut worker, _kick, _rx) = queue_worker("test-pause-stop");
+        assert!(worker.pause(Duration::from_secs(5)));
+        let start = std::time::Instant::now();
+        assert!(worker.stop(Duration::from_secs(5)));
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }

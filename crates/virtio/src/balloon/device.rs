@@ -187,4 +187,8 @@ impl VirtioDevice for Balloon {
         self.handle.shared.actual.store(0, Ordering::SeqCst);
         self.acked_features = 0;
     }
+
+    fn worker(&self) -> Option<&Worker> {
+        self.worker.as_ref()
+    }
 }

@@ -185,4 +185,8 @@ impl VirtioDevice for Block {
         self.worker = None;
         self.acked_features = 0;
     }
+
+    fn worker(&self) -> Option<&Worker> {
+        self.worker.as_ref()
+    }
 }

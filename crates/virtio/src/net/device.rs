@@ -200,6 +200,10 @@ impl VirtioDevice for Net {
             );
         }
     }
+
+    fn worker(&self) -> Option<&Worker> {
+        self.worker.as_ref()
+    }
 }
 
 #[cfg(test)]

@@ -153,6 +153,10 @@ impl VirtioDevice for Rng {
         self.worker = None;
         self.acked_features = 0;
     }
+
+    fn worker(&self) -> Option<&Worker> {
+        self.worker.as_ref()
+    }
 }
 
 #[cfg(test)]

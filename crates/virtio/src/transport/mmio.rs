@@ -62,6 +62,11 @@ pub struct MmioTransport {
 }
 
 impl MmioTransport {
+    /// The transport-independent part, for what all transports share.
+    pub(super) fn core(&self) -> &TransportCore {
+        &self.core
+    }
+
     /// `queue_evts[i]` is signalled when the driver kicks queue `i` (the
     /// VMM also registers them as ioeventfds on QueueNotify).
     pub fn new(
@@ -240,6 +245,10 @@ mod tests {
         }
         fn reset(&mut self) {
             self.0.lock().unwrap().resets += 1;
+        }
+
+        fn worker(&self) -> Option<&crate::Worker> {
+            None
         }
     }
 

@@ -108,6 +108,10 @@ impl VirtioDevice for Vsock {
         self.worker = None;
         self.acked_features = 0;
     }
+
+    fn worker(&self) -> Option<&Worker> {
+        self.worker.as_ref()
+    }
 }
 
 #[cfg(test)]

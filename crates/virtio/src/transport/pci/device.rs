@@ -47,6 +47,11 @@ pub struct VirtioPciDevice {
 }
 
 impl VirtioPciDevice {
+    /// The transport-independent part, for what all transports share.
+    pub(in crate::transport) fn core(&self) -> &TransportCore {
+        &self.core
+    }
+
     /// Puts `device` behind a PCI function whose BAR 0 sits at
     /// `bar_address`. `queue_evts[i]` is signalled when the driver kicks
     /// queue `i`; `msix` needs a vector per queue plus one for

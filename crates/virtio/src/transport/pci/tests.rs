@@ -52,6 +52,10 @@ impl VirtioDevice for FakeDevice {
     fn reset(&mut self) {
         self.0.lock().unwrap().resets += 1;
     }
+
+    fn worker(&self) -> Option<&crate::Worker> {
+        None
+    }
 }
 
 #[derive(Default)]
