@@ -3,6 +3,7 @@
 
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use event_manager::{EventOps, Events, MutEventSubscriber};
@@ -50,20 +51,49 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Turns the console's input on and off: off while the machine is
+/// paused, so that no key changes the serial port's state meanwhile.
+pub(crate) struct InputSwitch {
+    on: AtomicBool,
+    /// Wakes the event loop to act on a change.
+    changed: EventFd,
+}
+
+impl InputSwitch {
+    pub(crate) fn new() -> crate::Result<InputSwitch> {
+        Ok(InputSwitch {
+            on: AtomicBool::new(true),
+            changed: crate::device_manager::eventfd("create the console input switch eventfd")?,
+        })
+    }
+
+    pub(crate) fn set(&self, on: bool) {
+        self.on.store(on, Ordering::SeqCst);
+        // The loop also looks at the switch on its next stdin event.
+        let _ = self.changed.write(1);
+    }
+
+    fn is_on(&self) -> bool {
+        self.on.load(Ordering::SeqCst)
+    }
+}
+
 /// Carries host stdin to COM1, holding input back while the guest's
-/// receive FIFO is full.
+/// receive FIFO is full or the input is switched off.
 pub(crate) struct ConsoleInput {
     com1: Arc<Mutex<Com1>>,
     drained: EventFd,
+    switch: Arc<InputSwitch>,
     pending: Vec<u8>,
     reading_stdin: bool,
 }
 
 impl ConsoleInput {
-    pub(crate) fn new(com1: Arc<Mutex<Com1>>, drained: EventFd) -> Self {
+    pub(crate) fn new(com1: Arc<Mutex<Com1>>, drained: EventFd, switch: Arc<InputSwitch>) -> Self {
         ConsoleInput {
             com1,
             drained,
+            switch,
             pending: Vec::new(),
             reading_stdin: false,
         }
@@ -77,6 +107,9 @@ impl ConsoleInput {
     fn flush_pending(&mut self) -> bool {
         if self.pending.is_empty() {
             return true;
+        }
+        if !self.switch.is_on() {
+            return false;
         }
         let taken = devices::bus::lock(&self.com1).enqueue_input(&self.pending);
         self.pending.drain(..taken);
@@ -119,7 +152,7 @@ impl ConsoleInput {
     }
 
     fn start_reading(&mut self, ops: &mut EventOps) {
-        if !self.reading_stdin {
+        if !self.reading_stdin && self.switch.is_on() {
             match ops.add(Self::stdin_events()) {
                 Ok(()) => self.reading_stdin = true,
                 // /dev/null and regular files cannot be polled: no input.
@@ -134,11 +167,21 @@ impl MutEventSubscriber for ConsoleInput {
         if let Err(e) = ops.add(Events::new(&self.drained, EventSet::IN)) {
             warn!("cannot watch the serial input FIFO: {e}");
         }
+        if let Err(e) = ops.add(Events::new(&self.switch.changed, EventSet::IN)) {
+            warn!("cannot watch the console input switch: {e}");
+        }
         self.start_reading(ops);
     }
 
     fn process(&mut self, events: Events, ops: &mut EventOps) {
-        if events.fd() == self.drained.as_raw_fd() {
+        if events.fd() == self.switch.changed.as_raw_fd() {
+            let _ = self.switch.changed.read();
+            if !self.switch.is_on() {
+                self.stop_reading(ops);
+            } else if self.flush_pending() {
+                self.start_reading(ops);
+            }
+        } else if events.fd() == self.drained.as_raw_fd() {
             let _ = self.drained.read();
             if self.flush_pending() {
                 self.start_reading(ops);

@@ -14,7 +14,9 @@ use devices::pvpanic::{PvPanic, PVPANIC_PORT_LEN};
 use devices::serial::{SerialDevice, SERIAL_PORT_LEN};
 use devices::Bus;
 use hypervisor::Vm;
-use virtio::{IrqTrigger, MmioTransport, VirtioDevice, INTERRUPT_ACK_OFFSET, QUEUE_NOTIFY_OFFSET};
+use virtio::{
+    IrqTrigger, MmioTransport, Pausable, VirtioDevice, INTERRUPT_ACK_OFFSET, QUEUE_NOTIFY_OFFSET,
+};
 use vm_superio::serial::SerialEvents;
 use vm_superio::Trigger;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -53,6 +55,9 @@ impl SerialEvents for InputDrained {
     }
 }
 
+/// A virtio transport, as a pause of the machine reaches it.
+pub(crate) type SharedTransport = Arc<Mutex<dyn Pausable>>;
+
 /// COM1 as wired in this VMM: IRQ 4, output to the host's stdout.
 pub(crate) type Com1 = SerialDevice<IrqLine, InputDrained, File>;
 
@@ -67,6 +72,8 @@ pub(crate) struct Devices {
     /// Steers the balloon at run time (for the control plane to come).
     #[allow(dead_code)]
     pub balloon: Option<virtio::balloon::BalloonHandle>,
+    /// Every virtio transport, for a pause of the machine.
+    pub virtio: Vec<SharedTransport>,
 }
 
 pub(crate) fn eventfd(what: &'static str) -> Result<EventFd> {
@@ -160,10 +167,11 @@ pub(crate) fn create_devices(
     }
     virtio_devices.extend(taps.devices());
     let mut mmio = Bus::new();
+    let mut virtio = Vec::with_capacity(virtio_devices.len());
     if config.pci {
         let mut bus = PciBus::new();
         for device in virtio_devices {
-            bus.attach(vm, memory, &mut mmio, device)?;
+            virtio.push(bus.attach(vm, memory, &mut mmio, device)?);
         }
         pio.insert(
             u64::from(ports::PCI_CONFIG),
@@ -173,7 +181,9 @@ pub(crate) fn create_devices(
         aml.extend(acpi::pci_host_bridge_aml());
     } else {
         for (slot, device) in virtio_devices.into_iter().enumerate() {
-            aml.extend(attach_virtio(vm, memory, &mut mmio, slot, device)?);
+            let (transport, device_aml) = attach_virtio(vm, memory, &mut mmio, slot, device)?;
+            virtio.push(transport);
+            aml.extend(device_aml);
         }
     }
 
@@ -183,19 +193,21 @@ pub(crate) fn create_devices(
         com1_input_drained: drained,
         aml,
         balloon,
+        virtio,
     })
 }
 
 /// Puts a virtio device behind an MMIO transport in `slot`: its page of
 /// MMIO space and its interrupt line, its kicks caught by ioeventfds and
-/// its interrupts sent through an irqfd. Returns its ACPI description.
+/// its interrupts sent through an irqfd. Returns the transport and its
+/// ACPI description.
 fn attach_virtio(
     vm: &Vm,
     memory: &GuestMemoryMmap,
     mmio: &mut Bus,
     slot: usize,
     device: Box<dyn VirtioDevice>,
-) -> Result<Vec<u8>> {
+) -> Result<(SharedTransport, Vec<u8>)> {
     let gsi = *VIRTIO_GSIS
         .get(slot)
         .ok_or(Error::TooManyDevices(VIRTIO_GSIS.len()))?;
@@ -222,6 +234,7 @@ fn attach_virtio(
         queue_evts,
     )
     .with_ack_eventfd(ack);
-    mmio.insert(base, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
-    Ok(acpi::virtio_mmio_aml(index, gsi))
+    let transport = Arc::new(Mutex::new(transport));
+    mmio.insert(base, VIRTIO_MMIO_SIZE, transport.clone())?;
+    Ok((transport, acpi::virtio_mmio_aml(index, gsi)))
 }

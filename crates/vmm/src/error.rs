@@ -109,6 +109,9 @@ pub enum Error {
     /// stopped as at a power-off.
     #[error("stopped by {}", crate::signals::signal_name(*signal))]
     Stopped { signal: i32 },
+    /// Neither a guest to boot nor an API to be given one through.
+    #[error("nothing to boot: give a kernel, a config file or an API socket")]
+    NothingToBoot,
 }
 
 impl Error {
@@ -136,6 +139,7 @@ impl Error {
                 | Error::NetConfig(_)
                 | Error::DuplicateTap(_)
                 | Error::Tap(_)
+                | Error::NothingToBoot
         )
     }
 

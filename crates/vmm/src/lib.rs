@@ -9,14 +9,19 @@ mod console;
 mod device_manager;
 mod error;
 mod exit;
+pub mod lifecycle;
 mod machine;
 mod memory;
 mod msi;
 mod net;
+mod not_started;
 mod pci;
 mod ram_mapping;
+pub mod request;
+mod run_control;
 mod signals;
 mod vcpu;
+mod vcpu_gate;
 
 pub use config::{
     parse_memory_option, parse_memory_size, HugePages, KernelSource, VmConfig, DEFAULT_CMDLINE,
@@ -33,6 +38,8 @@ pub use virtio::vsock::VsockConfig;
 use std::path::Path;
 
 use hypervisor::Hypervisor;
+use not_started::Started;
+use request::RequestSource;
 use tracing::info;
 
 /// The KVM device every VM is created through.
@@ -42,24 +49,40 @@ pub const KVM_PATH: &str = "/dev/kvm";
 /// resets under `no_reboot`, fails, or SIGTERM or SIGINT ends it
 /// ([`Error::Stopped`]; this installs handlers for both).
 pub fn run(config: &VmConfig) -> Result<GuestExit> {
+    run_controlled(Some(config.clone()), None)
+}
+
+/// [`run`], serving `requests` (the API's) all along: with no `config`,
+/// the VMM waits for the requests that configure and start the guest.
+pub fn run_controlled(
+    config: Option<VmConfig>,
+    mut requests: Option<&mut dyn RequestSource>,
+) -> Result<GuestExit> {
     signals::install()?;
     let hypervisor = Hypervisor::open(Path::new(KVM_PATH)).map_err(Error::OpenKvm)?;
-    config.validate(&hypervisor)?;
-    let taps = net::Taps::open(config)?;
+    let Started {
+        config,
+        taps,
+        mut machine,
+    } = match (config, requests.as_deref_mut()) {
+        (Some(config), _) => not_started::prepare(config, &hypervisor)?,
+        (None, Some(source)) => not_started::wait_for_start(source, &hypervisor)?,
+        (None, None) => return Err(Error::NothingToBoot),
+    };
     let _terminal = console::TerminalGuard::new();
-    let mut boots = 0u32;
+    let mut boots = 1u32;
     loop {
-        if let Some(signal) = signals::received() {
-            return Err(Error::Stopped { signal });
-        }
-        boots += 1;
-        let machine = machine::Machine::build(config, &hypervisor, &taps)?;
         info!(boot = boots, "guest started");
-        match machine.run()? {
+        match machine.run(requests.as_deref_mut())? {
             GuestExit::Reset if !config.no_reboot => {
                 info!("guest reset: restarting it in place");
             }
             exit => return Ok(exit),
         }
+        if let Some(signal) = signals::received() {
+            return Err(Error::Stopped { signal });
+        }
+        boots += 1;
+        machine = machine::Machine::build(&config, &hypervisor, &taps)?;
     }
 }

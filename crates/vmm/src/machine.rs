@@ -12,17 +12,22 @@ use arch::x86_64::{acpi, memory::memory_map, mptable, paging, regs, reset_vector
 use boot::{BootInfo, KernelEntry, LoadedKernel};
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
 use hypervisor::{Hypervisor, Vcpu, Vm};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::EventFd;
 
 use crate::config::{KernelSource, VmConfig};
-use crate::console::ConsoleInput;
+use crate::console::{ConsoleInput, InputSwitch};
 use crate::device_manager::{create_devices, Devices};
 use crate::exit::{ExitSignal, GuestExit};
+use crate::lifecycle::VmState;
 use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap, GuestRam};
 use crate::net::Taps;
+use crate::request::RequestSource;
+use crate::run_control::RunControl;
 use crate::signals;
 use crate::vcpu::{self, VcpuSetup};
+use crate::vcpu_gate::VcpuGate;
 use crate::{Error, Result};
 
 /// Where KVM's TSS and identity-map pages go: inside the 32-bit hole, clear
@@ -84,8 +89,12 @@ impl Machine {
         })
     }
 
-    /// Runs the guest until it powers off, resets or fails.
-    pub(crate) fn run(mut self) -> Result<GuestExit> {
+    /// Runs the guest until it powers off, resets or fails, serving
+    /// `requests` (the API's) meanwhile.
+    pub(crate) fn run<'r>(
+        mut self,
+        mut requests: Option<&mut (dyn RequestSource + 'r)>,
+    ) -> Result<GuestExit> {
         let mut events =
             EventManager::<Box<dyn MutEventSubscriber>>::new().map_err(|e| Error::Host {
                 what: "create the event loop",
@@ -93,22 +102,27 @@ impl Machine {
             })?;
         events.add_subscriber(Box::new(ExitWatcher(self.exit.clone())));
         events.add_subscriber(Box::new(StopSignalWatcher(self.exit.clone())));
-        let drained = self
-            .devices
-            .com1_input_drained
-            .try_clone()
-            .map_err(|source| Error::Host {
-                what: "clone the COM1 input eventfd",
-                source,
-            })?;
+        let input = Arc::new(InputSwitch::new()?);
         events.add_subscriber(Box::new(ConsoleInput::new(
             self.devices.com1.clone(),
-            drained,
+            clone_eventfd(
+                &self.devices.com1_input_drained,
+                "clone the COM1 input eventfd",
+            )?,
+            input.clone(),
         )));
+        if let Some(source) = requests.as_deref() {
+            events.add_subscriber(Box::new(RequestWatcher(clone_eventfd(
+                source.eventfd(),
+                "clone the request eventfd",
+            )?)));
+        }
 
+        let gate = Arc::new(VcpuGate::new());
         let mut threads = Vec::with_capacity(self.vcpus.len());
         for vcpu in self.vcpus.drain(..) {
-            match vcpu::spawn(vcpu, self.devices.buses.clone(), self.exit.clone()) {
+            let buses = self.devices.buses.clone();
+            match vcpu::spawn(vcpu, buses, self.exit.clone(), gate.clone()) {
                 Ok(thread) => threads.push(thread),
                 Err(e) => {
                     self.exit.stop(Err(e));
@@ -116,6 +130,12 @@ impl Machine {
                 }
             }
         }
+        let mut control = RunControl {
+            threads,
+            gate,
+            input,
+            state: VmState::Running,
+        };
 
         while !self.exit.is_stopping() {
             if let Err(e) = events.run() {
@@ -124,8 +144,14 @@ impl Machine {
                     source: std::io::Error::other(e.to_string()),
                 }));
             }
+            if let Some(source) = requests.as_deref_mut() {
+                while let Some(request) = source.next_request() {
+                    let answer = control.serve(&request.action, &self.devices);
+                    (request.reply)(answer);
+                }
+            }
         }
-        let vcpus_stopped = vcpu::stop_all(threads);
+        let vcpus_stopped = vcpu::stop_all(control.threads, &control.gate);
         let outcome = self.exit.take();
         debug!(?outcome, "machine stopped");
         self.tear_down(vcpus_stopped);
@@ -170,6 +196,29 @@ impl MutEventSubscriber for ExitWatcher {
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         let _ = self.0.eventfd().read();
     }
+}
+
+/// Wakes the event loop when requests wait; they are served after each
+/// turn of the loop, where the machine can be reached.
+struct RequestWatcher(EventFd);
+
+impl MutEventSubscriber for RequestWatcher {
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(&self.0, EventSet::IN)) {
+            warn!("cannot watch for API requests: {e}");
+        }
+    }
+
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        // Cleared before the requests are taken: one that comes meanwhile
+        // wakes the loop again.
+        let _ = self.0.read();
+    }
+}
+
+pub(crate) fn clone_eventfd(evt: &EventFd, what: &'static str) -> Result<EventFd> {
+    evt.try_clone()
+        .map_err(|source| Error::Host { what, source })
 }
 
 /// Stops the machine when SIGTERM or SIGINT came, as a power-off would.

@@ -14,7 +14,7 @@ use virtio::transport::pci::msix::{Msix, MsixVector};
 use virtio::transport::pci::VirtioPciDevice;
 use virtio::VirtioDevice;
 
-use crate::device_manager::eventfd;
+use crate::device_manager::{eventfd, SharedTransport};
 use crate::memory::GuestMemoryMmap;
 use crate::msi::KvmMsiRoutes;
 use crate::{Error, Result};
@@ -46,7 +46,7 @@ impl PciBus {
         memory: &GuestMemoryMmap,
         mmio: &mut Bus,
         device: Box<dyn VirtioDevice>,
-    ) -> Result<()> {
+    ) -> Result<SharedTransport> {
         let bar = self.next_bar;
         let queues = device.queue_max_sizes().len();
         let vector_count = VirtioPciDevice::vectors_needed(queues);
@@ -87,9 +87,9 @@ impl PciBus {
         self.root
             .add_device(function.clone())
             .map_err(|_| Error::TooManyDevices(PCI_DEVICE_SLOTS))?;
-        mmio.insert(bar, BAR_SIZE, function)?;
+        mmio.insert(bar, BAR_SIZE, function.clone())?;
         self.next_bar += BAR_SIZE;
         self.next_gsi += vector_count_u32;
-        Ok(())
+        Ok(function)
     }
 }

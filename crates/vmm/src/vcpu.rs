@@ -12,6 +12,7 @@ use tracing::{debug, error, warn};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::exit::{ExitSignal, GuestExit};
+use crate::vcpu_gate::VcpuGate;
 use crate::{Error, Result};
 
 /// What every vCPU of a machine is configured from.
@@ -62,7 +63,7 @@ extern "C" fn ignore_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc:
 
 /// Installs the (empty) kick handler once per process: its only job is to
 /// make `KVM_RUN` return `EINTR`.
-fn install_kick_handler() -> Result<()> {
+pub(crate) fn install_kick_handler() -> Result<()> {
     static INSTALL: Once = Once::new();
     let mut result = Ok(());
     INSTALL.call_once(|| {
@@ -74,25 +75,42 @@ fn install_kick_handler() -> Result<()> {
     result
 }
 
+/// Kicks a vCPU thread out of `KVM_RUN` (a thread already gone is no
+/// error: the caller checks what it waits for).
+pub(crate) fn kick(thread: &JoinHandle<()>) {
+    if !thread.is_finished() {
+        if let Err(e) = thread.kill(kick_signal()) {
+            warn!("cannot signal a vCPU thread: {e}");
+        }
+    }
+}
+
 /// Starts a thread running `vcpu` until `exit` says stop.
 pub(crate) fn spawn(
     mut vcpu: Vcpu,
     buses: Arc<Buses>,
     exit: Arc<ExitSignal>,
+    gate: Arc<VcpuGate>,
 ) -> Result<JoinHandle<()>> {
     install_kick_handler()?;
     std::thread::Builder::new()
         .name(format!("vcpu{}", vcpu.id()))
-        .spawn(move || run_loop(&mut vcpu, &buses, &exit))
+        .spawn(move || run_loop(&mut vcpu, &buses, &exit, &gate))
         .map_err(|source| Error::Host {
             what: "start a vCPU thread",
             source,
         })
 }
 
-fn run_loop(vcpu: &mut Vcpu, buses: &Buses, exit: &ExitSignal) {
+fn run_loop(vcpu: &mut Vcpu, buses: &Buses, exit: &ExitSignal, gate: &VcpuGate) {
     let id = vcpu.id();
     while !exit.is_stopping() {
+        // A pause parks the thread here, between a completed exit and the
+        // next entry; the stop that ends a pause opens the gate first.
+        gate.pass();
+        if exit.is_stopping() {
+            break;
+        }
         let outcome = match vcpu.run() {
             Ok(VcpuExit::IoIn { port, data }) => {
                 if !buses.pio.read(u64::from(port), data) {
@@ -202,7 +220,9 @@ pub(crate) const STOP_DEADLINE: Duration = Duration::from_secs(3);
 /// before a thread enters `KVM_RUN` is lost, so kick until each is gone.
 /// A thread still running at [`STOP_DEADLINE`] (stuck in a device) is left
 /// detached with an error line; false if any was.
-pub(crate) fn stop_all(threads: Vec<JoinHandle<()>>) -> bool {
+pub(crate) fn stop_all(threads: Vec<JoinHandle<()>>, gate: &VcpuGate) -> bool {
+    // Parked threads go on, see the exit signal and end.
+    gate.open();
     let deadline = Instant::now() + STOP_DEADLINE;
     let mut all_stopped = true;
     for thread in threads {
@@ -248,7 +268,7 @@ mod tests {
         let quick = std::thread::spawn(|| {});
         let (done, stopped) = channel();
         std::thread::spawn(move || {
-            let _ = done.send(stop_all(vec![quick, stuck]));
+            let _ = done.send(stop_all(vec![quick, stuck], &VcpuGate::new()));
         });
         let all_stopped = stopped
             .recv_timeout(Duration::from_secs(10))
@@ -261,6 +281,6 @@ mod tests {
     fn stop_all_joins_threads_that_end() {
         install_kick_handler().unwrap();
         let threads = (0..2).map(|_| std::thread::spawn(|| {})).collect();
-        assert!(stop_all(threads));
+        assert!(stop_all(threads, &VcpuGate::new()));
     }
 }

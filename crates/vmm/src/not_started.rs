@@ -1,0 +1,101 @@
+//! Before the guest boots: the VMM serves requests (the API's) until one
+//! starts the guest, as `firecracker --api-sock` does.
+
+use std::os::fd::AsRawFd;
+
+use hypervisor::Hypervisor;
+use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
+
+use crate::config::VmConfig;
+use crate::lifecycle::VmState;
+use crate::machine::Machine;
+use crate::net::Taps;
+use crate::request::{ActionError, RequestSource, VmmAction, VmmData};
+use crate::{signals, Error, Result};
+
+/// The configuration given so far, and the checks that make it a guest.
+#[derive(Default)]
+pub(crate) struct PendingConfig {
+    config: Option<VmConfig>,
+}
+
+impl PendingConfig {
+    fn complete(&self) -> std::result::Result<&VmConfig, ActionError> {
+        self.config.as_ref().ok_or_else(|| {
+            ActionError::new("cannot start the microVM: no boot source is configured")
+        })
+    }
+}
+
+/// A booted, not yet running guest, and what it needs to restart.
+pub(crate) struct Started {
+    pub config: VmConfig,
+    pub taps: Taps,
+    pub machine: Machine,
+}
+
+/// Checks `config` against this host and builds its first machine.
+pub(crate) fn prepare(config: VmConfig, hypervisor: &Hypervisor) -> Result<Started> {
+    config.validate(hypervisor)?;
+    let taps = Taps::open(&config)?;
+    let machine = Machine::build(&config, hypervisor, &taps)?;
+    Ok(Started {
+        config,
+        taps,
+        machine,
+    })
+}
+
+/// Serves `requests` until one starts the guest (answered once its machine
+/// is built: a guest that cannot be built is refused and the wait goes
+/// on), or a stop signal comes.
+pub(crate) fn wait_for_start(
+    requests: &mut dyn RequestSource,
+    hypervisor: &Hypervisor,
+) -> Result<Started> {
+    let host = |what| move |source| Error::Host { what, source };
+    let epoll = Epoll::new().map_err(host("create the request loop"))?;
+    let mut watched = vec![requests.eventfd().as_raw_fd()];
+    watched.extend(signals::wake_fd());
+    for fd in &watched {
+        epoll
+            .ctl(ControlOperation::Add, *fd, EpollEvent::new(EventSet::IN, 0))
+            .map_err(host("watch for requests"))?;
+    }
+    let pending = PendingConfig::default();
+    let mut events = [EpollEvent::default(); 2];
+    loop {
+        if let Some(signal) = signals::received() {
+            return Err(Error::Stopped { signal });
+        }
+        match epoll.wait(-1, &mut events) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(host("wait for requests")(e)),
+        }
+        signals::clear_wake();
+        let _ = requests.eventfd().read();
+        while let Some(request) = requests.next_request() {
+            let answer = match VmState::NotStarted.after(&request.action) {
+                Err(refused) => Err(refused),
+                Ok(_) => match request.action {
+                    VmmAction::Start => {
+                        let started = pending.complete().cloned().and_then(|config| {
+                            prepare(config, hypervisor).map_err(|e| ActionError::new(e.to_string()))
+                        });
+                        match started {
+                            Ok(started) => {
+                                (request.reply)(Ok(VmmData::Empty));
+                                return Ok(started);
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    VmmAction::GetState => Ok(VmmData::State(VmState::NotStarted)),
+                    _ => Ok(VmmData::Empty),
+                },
+            };
+            (request.reply)(answer);
+        }
+    }
+}
