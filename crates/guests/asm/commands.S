@@ -42,6 +42,7 @@ commands:
 	COMMAND	piobench
 	COMMAND	initrd
 	COMMAND	idle
+	COMMAND	count
 	COMMAND	exit
 	.long	0, 0
 
@@ -312,6 +313,31 @@ byte_sum:
 4:	mov	%edx, %eax
 	RESTORE	bx, cx, dx, si
 	ret
+
+/*
+ * count: count for ever, printing "count N" every COUNT_STEP turns of an
+ * empty loop, so that the host sees whether the guest makes progress (a
+ * paused one must not); a 'P' on the console powers off.
+ */
+cmd_count:
+	xor	%ebx, %ebx		/* lines printed */
+1:	mov	$COUNT_STEP, %ecx
+2:	dec	%ecx
+	jnz	2b
+	inc	%ebx
+	PRINT	"count "
+	mov	%ebx, %eax
+	call	print_dec
+	call	put_newline
+	mov	$COM1_LSR, %dx
+	in	%dx, %al
+	test	$LSR_DATA_READY, %al
+	jz	1b
+	mov	$COM1, %dx
+	in	%dx, %al
+	cmp	$'P', %al
+	jne	1b
+	jmp	poweroff
 
 cmd_idle:
 	PRINT	"idle\n"
