@@ -30,6 +30,9 @@ const THREAD_STACK_BYTES: usize = 256 * 1024;
 /// Default cap on open connections; one over it is answered 503 and closed.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
 
+/// How long the listener rests after `accept` failed for lack of fds.
+const LISTENER_PAUSE_MS: i32 = 100;
+
 const LISTENER: u64 = 0;
 const STOP: u64 = 1;
 const REPLIES: u64 = 2;
@@ -128,6 +131,7 @@ pub fn start(
             connections: HashMap::new(),
             next_id: FIRST_CONNECTION,
             options,
+            listener_paused: false,
         };
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
@@ -164,13 +168,24 @@ struct Server {
     connections: HashMap<u64, Connection>,
     next_id: u64,
     options: ServerOptions,
+    /// The listener is out of epoll after a failed accept.
+    listener_paused: bool,
 }
 
 impl Server {
     fn run(mut self) {
         let mut events = vec![EpollEvent::default(); 64];
         loop {
-            let n = match self.epoll.wait(-1, &mut events) {
+            let timeout = if self.listener_paused {
+                LISTENER_PAUSE_MS
+            } else {
+                -1
+            };
+            let n = self.epoll.wait(timeout, &mut events);
+            if self.listener_paused {
+                self.resume_listener();
+            }
+            let n = match n {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -205,9 +220,11 @@ impl Server {
                 Err(e) if e.kind() == ErrorKind::ConnectionAborted => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    // Out of fds: the client stays in the backlog and is
-                    // accepted once a connection closes.
+                    // Out of fds or memory: the client stays in the
+                    // backlog, and the listener, which stays readable, is
+                    // left out of epoll for a while rather than spun on.
                     tracing::warn!("the API server cannot accept a connection: {e}");
+                    self.pause_listener();
                     return;
                 }
             };
@@ -231,6 +248,18 @@ impl Server {
             self.connections
                 .insert(id, Connection::new(stream, self.options.limits));
         }
+    }
+
+    fn pause_listener(&mut self) {
+        let fd = self.listener.as_raw_fd();
+        let none = EpollEvent::default();
+        self.listener_paused = self.epoll.ctl(ControlOperation::Delete, fd, none).is_ok();
+    }
+
+    fn resume_listener(&mut self) {
+        let fd = self.listener.as_raw_fd();
+        let event = EpollEvent::new(EventSet::IN, LISTENER);
+        self.listener_paused = self.epoll.ctl(ControlOperation::Add, fd, event).is_err();
     }
 
     /// Hands the answers the VMM sent back to their connections.

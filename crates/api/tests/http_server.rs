@@ -369,3 +369,17 @@ fn vmm_event_fd_signals_waiting_requests() {
     assert_eq!(response.status, 200);
     assert_eq!(response.body_text(), "{\"path\": \"/\"}");
 }
+
+#[test]
+fn requests_without_a_vmm_side_are_answered_500() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.as_path().join("api.sock");
+    let (_handle, receiver) = start(&path, ServerOptions::default()).unwrap();
+    drop(receiver);
+    let mut client = Client::connect(&path);
+    let response = client.request("GET", "/", "");
+    assert_eq!(response.status, 500);
+    assert!(response.fault_message().contains("did not answer"));
+    // The connection stays usable.
+    assert_eq!(client.request("GET", "/", "").status, 500);
+}
