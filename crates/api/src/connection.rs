@@ -134,12 +134,7 @@ impl Connection {
                 }
                 Err(e) => {
                     self.current = ConnectionHeader::Close;
-                    let status = if e.status() == 413 {
-                        StatusCode::PayloadTooLarge
-                    } else {
-                        StatusCode::BadRequest
-                    };
-                    self.queue(status, Some(fault_body(&e.to_string()).as_bytes()));
+                    self.queue(e.status(), Some(fault_body(&e.to_string()).as_bytes()));
                     return None;
                 }
             }

@@ -8,6 +8,8 @@
 
 use thiserror::Error;
 
+use super::response::StatusCode;
+
 /// Most headers a request may carry; `httparse` needs a fixed array.
 pub const MAX_HEADERS: usize = 32;
 
@@ -60,10 +62,10 @@ pub enum HttpError {
 
 impl HttpError {
     /// The HTTP status this error is answered with.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         match self {
-            HttpError::PayloadTooLarge { .. } => 413,
-            _ => 400,
+            HttpError::PayloadTooLarge { .. } => StatusCode::PayloadTooLarge,
+            _ => StatusCode::BadRequest,
         }
     }
 }
@@ -333,7 +335,7 @@ mod tests {
     fn header_without_colon_is_malformed() {
         let err = parse_all(b"GET / HTTP/1.1\r\nNoColonHere\r\n\r\n").unwrap_err();
         assert!(matches!(err, HttpError::Malformed(_)), "{err:?}");
-        assert_eq!(err.status(), 400);
+        assert_eq!(err.status(), StatusCode::BadRequest);
     }
 
     #[test]
@@ -404,7 +406,7 @@ mod tests {
                 limit: 10
             }
         );
-        assert_eq!(err.status(), 413);
+        assert_eq!(err.status(), StatusCode::PayloadTooLarge);
     }
 
     #[test]
