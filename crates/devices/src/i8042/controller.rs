@@ -329,7 +329,7 @@ impl<R: Trigger, K: Trigger> I8042<R, K> {
         if self.state.output.is_none() {
             self.state.output = match self.state.held.take() {
                 Some(held) => Some(held),
-                None => self.from_keyboard(),
+                None => self.next_keyboard_byte(),
             };
         }
         self.sync_irq();
@@ -337,7 +337,7 @@ impl<R: Trigger, K: Trigger> I8042<R, K> {
 
     /// The keyboard's next byte, translated to set 1 if the command byte
     /// asks for it; none while the keyboard is disabled.
-    fn from_keyboard(&mut self) -> Option<Output> {
+    fn next_keyboard_byte(&mut self) -> Option<Output> {
         let s = &mut self.state;
         if s.command_byte & command_byte::KEYBOARD_DISABLED != 0 {
             return None;
