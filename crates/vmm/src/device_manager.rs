@@ -63,7 +63,7 @@ pub(crate) type Com1 = SerialDevice<IrqLine, InputDrained, File>;
 
 /// The i8042 as wired in this VMM: its reset line resets the machine, its
 /// keyboard interrupt is IRQ 1.
-pub(crate) type Keyboard = I8042<ExitTrigger, IrqLine>;
+pub(crate) type KeyboardController = I8042<ExitTrigger, IrqLine>;
 
 /// Devices that other parts of the VMM talk to after start-up.
 pub(crate) struct Devices {
@@ -72,7 +72,7 @@ pub(crate) struct Devices {
     /// Readable when COM1's receive FIFO has room again.
     pub com1_input_drained: EventFd,
     /// The keyboard controller, for Ctrl-Alt-Del from the host.
-    pub i8042: Arc<Mutex<Keyboard>>,
+    pub i8042: Arc<Mutex<KeyboardController>>,
     /// The ACPI (DSDT) description of every device.
     pub aml: Vec<u8>,
     /// Steers the balloon at run time (for the control plane to come).
