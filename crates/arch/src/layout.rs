@@ -125,6 +125,10 @@ pub mod ports {
     pub const COM1_IRQ: u32 = 4;
     /// i8042 data port; the command/status port is `I8042_DATA + 4`.
     pub const I8042_DATA: u16 = 0x60;
+    /// i8042 command and status port.
+    pub const I8042_COMMAND: u16 = I8042_DATA + 4;
+    /// Interrupt line of the i8042's keyboard (ISA IRQ 1, IOAPIC pin 1).
+    pub const I8042_IRQ: u32 = 1;
     /// The i8042 command that pulses the CPU reset line.
     pub const I8042_RESET_COMMAND: u8 = 0xfe;
     /// The ACPI power-management block: sleep control (offset 0), sleep

@@ -165,6 +165,79 @@ fn interactive_shell_through_stdin() {
     );
 }
 
+/// An init that waits (at most 20 s) for the keyboard to be probed, then
+/// reports what Linux found of the i8042 and powers off.
+const KEYBOARD: &str = r#"
+n=0
+while ! grep -q keyboard /proc/bus/input/devices && [ $n -lt 20 ]; do
+  sleep 1; n=$((n + 1))
+done
+echo "@@irq1 $(grep -m1 i8042 /proc/interrupts | tr -s ' ')"
+dmesg | grep -i -e i8042 -e serio -e atkbd -e 'input:' | sed 's/^/@@kbd /'
+poweroff -f
+"#;
+
+/// Linux finds the i8042 through ACPI (`PNP0303`), takes IRQ 1 for it,
+/// probes the AT keyboard behind it (which runs on that interrupt: each
+/// ACK arrives through it) and still powers off as before.
+#[test]
+fn cloud_kernel_finds_and_probes_the_i8042_keyboard() {
+    let host = host();
+    let dir = Scratch::new("linux-keyboard");
+    let initrd = guest_initrd(&host, &dir, "keyboard.cpio", &[], KEYBOARD);
+    let kernel = host.assets().cloud.vmlinuz.clone();
+    let script = format!(
+        "run_vm --kernel /guest/vmlinuz --initrd /guest/keyboard.cpio --cmdline '{CMDLINE}'\n"
+    );
+    let run = run(
+        &host,
+        &[("guest/vmlinuz", &kernel), ("guest/keyboard.cpio", &initrd)],
+        &script,
+    );
+    let vms = run.vm_runs();
+    assert_eq!(vms.len(), 1, "{}", run.console);
+    let (console, status) = &vms[0];
+    assert_eq!(
+        *status, 0,
+        "power-off ends the VM with status 0:\n{console}"
+    );
+
+    // "<irq>: <count> IO-APIC 1-edge i8042": IOAPIC pin 1, under the
+    // number Linux gives it (no legacy PIC in hardware-reduced ACPI, so
+    // not necessarily 1).
+    let irq1: Vec<&str> = value(console, "irq1")
+        .unwrap_or_else(|| panic!("no @@irq1 line:\n{console}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(irq1.last(), Some(&"i8042"), "{console}");
+    assert!(irq1.contains(&"1-edge"), "on IOAPIC pin 1:\n{console}");
+    let linux_irq = irq1
+        .first()
+        .and_then(|n| n.strip_suffix(':'))
+        .unwrap_or("?");
+    let count: u64 = irq1.get(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    assert!(
+        count > 0,
+        "the keyboard's replies came through IRQ 1:\n{console}"
+    );
+
+    let dmesg: Vec<&str> = console
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("@@kbd "))
+        .collect();
+    let has = |text: &str| dmesg.iter().any(|l| l.contains(text));
+    let ports = format!("at 0x60,0x64 irq {linux_irq}");
+    assert!(
+        has(&format!("PNP: PS/2 Controller [PNP0303:PS2K] {ports}")),
+        "{console}"
+    );
+    assert!(has(&format!("serio: i8042 KBD port {ports}")), "{console}");
+    assert!(has("input: AT Translated Set 2 keyboard"), "{console}");
+    for complaint in ["Keylock", "timeout", "Can't", "Unable", "failed", "Failed"] {
+        assert!(!has(complaint), "{complaint}:\n{console}");
+    }
+}
+
 /// An init that says which kernel it runs on and powers off.
 const HELLO: &str = "echo \"@@hello $(uname -r)\"\npoweroff -f";
 

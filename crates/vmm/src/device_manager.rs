@@ -61,12 +61,18 @@ pub(crate) type SharedTransport = Arc<Mutex<dyn Pausable>>;
 /// COM1 as wired in this VMM: IRQ 4, output to the host's stdout.
 pub(crate) type Com1 = SerialDevice<IrqLine, InputDrained, File>;
 
+/// The i8042 as wired in this VMM: its reset line resets the machine, its
+/// keyboard interrupt is IRQ 1.
+pub(crate) type KeyboardController = I8042<ExitTrigger, IrqLine>;
+
 /// Devices that other parts of the VMM talk to after start-up.
 pub(crate) struct Devices {
     pub buses: Arc<Buses>,
     pub com1: Arc<Mutex<Com1>>,
     /// Readable when COM1's receive FIFO has room again.
     pub com1_input_drained: EventFd,
+    /// The keyboard controller, for Ctrl-Alt-Del from the host.
+    pub i8042: Arc<Mutex<KeyboardController>>,
     /// The ACPI (DSDT) description of every device.
     pub aml: Vec<u8>,
     /// Steers the balloon at run time (for the control plane to come).
@@ -114,7 +120,12 @@ pub(crate) fn create_devices(
         host_stdout()?,
     )));
 
-    let i8042 = I8042::new(ExitTrigger::new(exit, DeviceExit::Reset));
+    let keyboard_irq = eventfd("create the i8042 interrupt eventfd")?;
+    vm.register_irqfd(&keyboard_irq, ports::I8042_IRQ)?;
+    let i8042 = Arc::new(Mutex::new(I8042::new(
+        ExitTrigger::new(exit, DeviceExit::Reset),
+        IrqLine(keyboard_irq),
+    )));
     let acpi_pm = AcpiPm::new(
         ExitTrigger::new(exit, DeviceExit::PowerOff),
         ExitTrigger::new(exit, DeviceExit::Reset),
@@ -124,11 +135,7 @@ pub(crate) fn create_devices(
 
     let mut pio = Bus::new();
     pio.insert(u64::from(ports::COM1), SERIAL_PORT_LEN, com1.clone())?;
-    pio.insert(
-        u64::from(ports::I8042_DATA),
-        I8042_PORT_LEN,
-        Arc::new(Mutex::new(i8042)),
-    )?;
+    pio.insert(u64::from(ports::I8042_DATA), I8042_PORT_LEN, i8042.clone())?;
     pio.insert(
         u64::from(ports::ACPI_PM),
         ACPI_PM_LEN,
@@ -145,6 +152,7 @@ pub(crate) fn create_devices(
     )?;
 
     let mut aml = acpi::com1_aml();
+    aml.extend(acpi::i8042_aml());
     aml.extend(acpi::pvpanic_aml());
 
     let mut virtio_devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
@@ -191,6 +199,7 @@ pub(crate) fn create_devices(
         buses: Arc::new(Buses { pio, mmio }),
         com1,
         com1_input_drained: drained,
+        i8042,
         aml,
         balloon,
         virtio,

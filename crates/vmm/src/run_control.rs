@@ -1,5 +1,5 @@
 //! What the VMM thread does to a running machine on request: report its
-//! state, pause it and resume it.
+//! state, pause it, resume it and press Ctrl-Alt-Del on its keyboard.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,11 +32,9 @@ impl RunControl {
             VmmAction::GetState => return Ok(VmmData::State(self.state)),
             VmmAction::Pause if self.state == VmState::Running => self.pause(devices)?,
             VmmAction::Resume if self.state == VmState::Paused => self.resume(devices),
-            VmmAction::SendCtrlAltDel => {
-                return Err(ActionError::new(
-                    "SendCtrlAltDel is not available yet: the guest has no keyboard",
-                ))
-            }
+            VmmAction::SendCtrlAltDel => devices::bus::lock(&devices.i8042)
+                .send_ctrl_alt_del()
+                .map_err(|e| ActionError::new(format!("cannot send Ctrl-Alt-Del: {e}")))?,
             _ => {}
         }
         self.state = next;

@@ -22,6 +22,7 @@ const OEM_ID: [u8; 6] = *b"PTSMAN";
 const OEM_TABLE_ID: [u8; 8] = *b"POINTSMN";
 const OEM_REVISION: u32 = 1;
 /// FADT IA-PC boot architecture flags.
+const IAPC_8042_PRESENT: u16 = 1 << 1;
 const IAPC_VGA_NOT_PRESENT: u16 = 1 << 2;
 const IAPC_CMOS_RTC_NOT_PRESENT: u16 = 1 << 5;
 /// Tables start on this alignment.
@@ -37,6 +38,27 @@ pub fn com1_aml() -> Vec<u8> {
         "_SB_.COM1".into(),
         vec![
             &aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0501")),
+            &aml::Name::new("_UID".into(), &aml::ZERO),
+            &aml::Name::new("_CRS".into(), &crs),
+        ],
+    )
+    .to_aml_bytes(&mut bytes);
+    bytes
+}
+
+/// The AML describing the i8042 as a `PNP0303` keyboard controller (its
+/// data port, its command port, IRQ 1), which Linux's `i8042` driver
+/// binds to. No `PNP0F13` mouse: Linux then leaves the AUX port alone.
+pub fn i8042_aml() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let data = aml::IO::new(ports::I8042_DATA, ports::I8042_DATA, 1, 1);
+    let command = aml::IO::new(ports::I8042_COMMAND, ports::I8042_COMMAND, 1, 1);
+    let irq = aml::Interrupt::new(true, true, false, false, ports::I8042_IRQ);
+    let crs = aml::ResourceTemplate::new(vec![&data, &command, &irq]);
+    aml::Device::new(
+        "_SB_.PS2K".into(),
+        vec![
+            &aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0303")),
             &aml::Name::new("_UID".into(), &aml::ZERO),
             &aml::Name::new("_CRS".into(), &crs),
         ],
@@ -158,8 +180,10 @@ fn fadt(dsdt_addr: u64) -> Vec<u8> {
     fadt.reset_value = ports::ACPI_RESET_VALUE;
     // No VGA and no CMOS RTC: without the RTC bit, Linux probes ports
     // 0x70/0x71, reads 0xff (update in progress) and polls for seconds.
-    // Guests take wall-clock time from kvm-clock instead.
-    fadt.iapc_boot_arch = (IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_NOT_PRESENT).into();
+    // Guests take wall-clock time from kvm-clock instead. The i8042 is
+    // there (its keyboard carries Ctrl-Alt-Del).
+    fadt.iapc_boot_arch =
+        (IAPC_8042_PRESENT | IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_NOT_PRESENT).into();
     fadt.hypervisor_vendor_identity = u64::from_le_bytes(*b"POINTSMN").into();
     let mut bytes = Vec::new();
     fadt.finalize().to_aml_bytes(&mut bytes);
@@ -308,6 +332,7 @@ mod tests {
         assert_eq!(fadt[116], 1, "reset register is an I/O port");
         let boot_arch = u16::from_le_bytes([fadt[109], fadt[110]]);
         assert_ne!(boot_arch & (1 << 5), 0, "no CMOS RTC");
+        assert_ne!(boot_arch & (1 << 1), 0, "an 8042");
         assert_eq!(port(120), u64::from(ports::ACPI_RESET));
         assert_eq!(fadt[128], ports::ACPI_RESET_VALUE);
         assert_eq!(port(248), u64::from(ports::ACPI_SLEEP_CONTROL));
@@ -346,6 +371,25 @@ mod tests {
         assert!(aml.windows(8).any(|w| w == b"LNRO0005"));
         assert!(aml.windows(4).any(|w| w == b"V003"));
         assert!(aml.windows(4).any(|w| w == 0xc000_3000u32.to_le_bytes()));
+    }
+
+    #[test]
+    fn i8042_is_described_as_pnp0303_with_its_ports_and_irq_1() {
+        let aml = i8042_aml();
+        assert!(aml.windows(4).any(|w| w == b"PS2K"));
+        // PNP0303 as a compressed EISA ID.
+        assert!(aml.windows(4).any(|w| w == [0x41, 0xd0, 0x03, 0x03]));
+        // IO descriptors: 0x47, decode16, min, max, alignment 1, length 1.
+        for port in [0x60u16, 0x64] {
+            let [lo, hi] = port.to_le_bytes();
+            let io = [0x47, 0x01, lo, hi, lo, hi, 0x01, 0x01];
+            assert!(aml.windows(8).any(|w| w == io), "port {port:#x}");
+        }
+        // Extended interrupt descriptor: consumer, edge, active high, one
+        // interrupt: 1.
+        assert!(aml
+            .windows(9)
+            .any(|w| w == [0x89, 0x06, 0x00, 0x03, 0x01, 1, 0, 0, 0]));
     }
 
     #[test]
