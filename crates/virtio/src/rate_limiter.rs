@@ -34,6 +34,28 @@ impl TokenBucketConfig {
     }
 }
 
+/// A rate limiter's settings: its two buckets, either of which may be
+/// left out (no limit).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes per refill time.
+    pub bandwidth: Option<TokenBucketConfig>,
+    /// Operations (requests, frames) per refill time.
+    pub ops: Option<TokenBucketConfig>,
+}
+
+impl Limits {
+    /// A limiter with these buckets, full.
+    pub fn limiter(&self) -> std::io::Result<RateLimiter> {
+        RateLimiter::new(self.bandwidth.clone(), self.ops.clone())
+    }
+
+    /// These settings changed by `update`.
+    pub fn apply(&mut self, update: &LimiterUpdate) {
+        update.apply_to(&mut self.bandwidth, &mut self.ops);
+    }
+}
+
 /// A change to a rate limiter's two buckets, each left as it is (`None`),
 /// replaced by a new, full bucket (`Some(Some(..))`), or removed
 /// (`Some(None)`).
@@ -174,6 +196,9 @@ impl RateLimiter {
     /// (its timer fires in a millisecond): the new ones may let it go, or
     /// block it for as long as they say.
     pub fn update(&mut self, update: &LimiterUpdate) {
+        if update.is_empty() {
+            return;
+        }
         if let Some(new) = &update.bandwidth {
             self.bandwidth = new.clone().map(TokenBucket::new);
         }

@@ -10,7 +10,7 @@ use virtio_queue::{Queue, QueueT};
 use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, write_rx_chain};
 use super::{features, Tap, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
 use crate::moderation::{Hold, Moderation, ModerationConfig};
-use crate::rate_limiter::RateLimiter;
+use crate::rate_limiter::{LimiterUpdate, RateLimiter};
 use crate::{GuestMemoryMmap, VirtioInterrupt, Wake};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -179,6 +179,13 @@ impl<T: FrameIo> NetQueues<T> {
 
     pub fn stats(&self) -> NetStats {
         self.stats
+    }
+
+    /// New limits for either direction, between two frames: a direction
+    /// blocked under the old ones tries again at once.
+    pub fn update_limits(&mut self, rx: &LimiterUpdate, tx: &LimiterUpdate) {
+        self.rx_limiter.update(rx);
+        self.tx_limiter.update(tx);
     }
 
     /// The rate limiters' timers, to wait on (rx, tx).
