@@ -7,6 +7,7 @@
 mod config;
 mod console;
 mod device_manager;
+mod device_updates;
 mod error;
 mod exit;
 pub mod lifecycle;
@@ -31,8 +32,9 @@ pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use virtio::balloon::BalloonConfig;
 
-pub use virtio::block::DiskConfig;
-pub use virtio::net::NetConfig;
+pub use virtio::block::{BlockUpdate as DriveUpdate, DiskConfig};
+pub use virtio::net::{NetConfig, NetUpdate};
+pub use virtio::rate_limiter::{LimiterUpdate, Limits, TokenBucketConfig};
 pub use virtio::vsock::VsockConfig;
 
 use std::path::Path;

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use virtio::net::{config::random_mac, Net, NetConfig, Tap};
-use virtio::VirtioDevice;
 
 use crate::config::VmConfig;
 use crate::Result;
@@ -28,8 +27,8 @@ impl Taps {
         Ok(Taps(taps))
     }
 
-    /// A fresh virtio-net device for each NIC.
-    pub(crate) fn devices(&self) -> Vec<Box<dyn VirtioDevice>> {
+    /// A fresh virtio-net device for each NIC, with its settings.
+    pub(crate) fn devices(&self) -> Vec<(&NetConfig, Net)> {
         self.0
             .iter()
             .map(|(net, tap)| {
@@ -39,7 +38,7 @@ impl Taps {
                     mac = virtio::net::config::format_mac(&device.mac()),
                     "virtio-net"
                 );
-                Box::new(device) as Box<dyn VirtioDevice>
+                (net, device)
             })
             .collect()
     }

@@ -32,6 +32,12 @@ impl RunControl {
             VmmAction::GetState => return Ok(VmmData::State(self.state)),
             VmmAction::Pause if self.state == VmState::Running => self.pause(devices)?,
             VmmAction::Resume if self.state == VmState::Paused => self.resume(devices),
+            VmmAction::UpdateDrive { id, update } => devices
+                .update_drive(id, update.clone())
+                .map_err(ActionError)?,
+            VmmAction::UpdateNetworkInterface { id, update } => devices
+                .update_net(id, update.clone())
+                .map_err(ActionError)?,
             VmmAction::SendCtrlAltDel => {
                 return Err(ActionError::new(
                     "SendCtrlAltDel is not available yet: the guest has no keyboard",
