@@ -5,10 +5,12 @@
 use virtio::block::{BlockHandle, BlockUpdate, ID_BYTES};
 use virtio::net::{NetHandle, NetUpdate};
 
+use crate::config::VmConfig;
 use crate::device_manager::Devices;
+use crate::net::Taps;
 
-/// The run-time handles of the disks and NICs, by id.
-#[derive(Default)]
+/// The run-time handles of the disks and NICs, by id (cheap to clone).
+#[derive(Clone, Default)]
 pub(crate) struct DeviceHandles {
     /// Each disk's `DiskConfig::id`, or `driveN` (N counting disks from 0)
     /// for one without.
@@ -63,6 +65,24 @@ impl DeviceHandles {
         handle
             .update(update)
             .map_err(|e| format!("network interface {id}: {e}"))
+    }
+}
+
+impl DeviceHandles {
+    /// Writes the disks' images and limits and the NICs' limits as they
+    /// are now into the settings the next machine is built from, so that
+    /// changes made while the guest ran outlive its reboot in place.
+    pub(crate) fn carry_over(&self, config: &mut VmConfig, taps: &mut Taps) {
+        for (disk, (_, handle)) in config.disks.iter_mut().zip(&self.drives) {
+            *disk = handle.config();
+        }
+        for (index, (_, handle)) in self.nics.iter().enumerate() {
+            let (rx, tx) = handle.limits();
+            taps.set_limits(index, rx, tx);
+            if let Some(net) = config.net.get_mut(index) {
+                (net.rx, net.tx) = handle.limits();
+            }
+        }
     }
 }
 
@@ -188,6 +208,33 @@ mod tests {
             h.update_net("eth0", NetUpdate::default()).unwrap_err(),
             "no network interface with id eth0"
         );
+    }
+
+    #[test]
+    fn changes_outlive_a_reboot_in_place() {
+        let (a, b) = (Image::new("carry-a"), Image::new("carry-b"));
+        let h = handles(&[(&a, Some("root")), (&b, None)]);
+        let mut config = VmConfig {
+            kernel: crate::KernelSource::Embedded(&[]),
+            initrd: None,
+            cmdline: String::new(),
+            cpus: 1,
+            memory: crate::DEFAULT_MEMORY,
+            huge_pages: crate::HugePages::default(),
+            no_reboot: false,
+            rng: false,
+            balloon: None,
+            vsock: None,
+            disks: h.drives.iter().map(|(_, d)| d.config()).collect(),
+            net: Vec::new(),
+            pci: false,
+        };
+        let new = Image::new("carry-new");
+        h.update_drive("drive1", path(&new)).unwrap();
+        let mut taps = Taps::default();
+        h.carry_over(&mut config, &mut taps);
+        assert_eq!(config.disks[0].path, a.0);
+        assert_eq!(config.disks[1].path, new.0, "the new image");
     }
 
     #[test]

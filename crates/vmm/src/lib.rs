@@ -63,8 +63,8 @@ pub fn run_controlled(
     signals::install()?;
     let hypervisor = Hypervisor::open(Path::new(KVM_PATH)).map_err(Error::OpenKvm)?;
     let Started {
-        config,
-        taps,
+        mut config,
+        mut taps,
         mut machine,
     } = match (config, requests.as_deref_mut()) {
         (Some(config), _) => not_started::prepare(config, &hypervisor)?,
@@ -75,6 +75,7 @@ pub fn run_controlled(
     let mut boots = 1u32;
     loop {
         info!(boot = boots, "guest started");
+        let handles = machine.device_handles();
         match machine.run(requests.as_deref_mut())? {
             GuestExit::Reset if !config.no_reboot => {
                 info!("guest reset: restarting it in place");
@@ -85,6 +86,8 @@ pub fn run_controlled(
             return Err(Error::Stopped { signal });
         }
         boots += 1;
+        // Disks and NICs changed while the guest ran stay changed.
+        handles.carry_over(&mut config, &mut taps);
         machine = machine::Machine::build(&config, &hypervisor, &taps)?;
     }
 }

@@ -6,11 +6,13 @@
 use std::sync::Arc;
 
 use virtio::net::{config::random_mac, Net, NetConfig, Tap};
+use virtio::rate_limiter::Limits;
 
 use crate::config::VmConfig;
 use crate::Result;
 
 /// The open TAPs, one per `--net`, in order, with their NIC's settings.
+#[derive(Default)]
 pub(crate) struct Taps(Vec<(NetConfig, Arc<Tap>)>);
 
 impl Taps {
@@ -25,6 +27,13 @@ impl Taps {
             })
             .collect::<std::result::Result<_, _>>()?;
         Ok(Taps(taps))
+    }
+
+    /// Gives NIC `index` these limits from its next device on.
+    pub(crate) fn set_limits(&mut self, index: usize, rx: Limits, tx: Limits) {
+        if let Some((net, _)) = self.0.get_mut(index) {
+            (net.rx, net.tx) = (rx, tx);
+        }
     }
 
     /// A fresh virtio-net device for each NIC, with its settings.
