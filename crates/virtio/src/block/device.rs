@@ -59,7 +59,7 @@ pub struct Block {
     readonly: bool,
     moderation: bool,
     /// The configuration space but for `capacity`, which the handle holds.
-    config_space: Vec<u8>,
+    config_space: [u8; CONFIG_LEN],
     pub(super) acked_features: u64,
     /// The configuration generation when the driver took the features,
     /// and with them (Linux does) the capacity.
@@ -67,15 +67,18 @@ pub struct Block {
     worker: Option<Worker>,
 }
 
+/// Bytes of configuration space the device fills in.
+const CONFIG_LEN: usize = 60;
+
 /// The configuration space (`struct virtio_blk_config`) up to the
 /// write-zeroes fields, little-endian.
-fn config_space(disk: &Disk) -> Vec<u8> {
+fn config_space(disk: &Disk) -> [u8; CONFIG_LEN] {
     let block_size = disk
         .direct_align()
         .map_or(SECTOR_BYTES, |a| u32::try_from(a.offset).unwrap_or(4096));
     // Ranges aligned to the block size punch whole file-system blocks.
     let range_alignment = (block_size / SECTOR_BYTES).max(8);
-    let mut c = vec![0u8; 60];
+    let mut c = [0u8; CONFIG_LEN];
     let mut put = |offset: usize, bytes: &[u8]| {
         c[offset..offset + bytes.len()].copy_from_slice(bytes);
     };
@@ -156,7 +159,7 @@ impl VirtioDevice for Block {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        let mut space = self.config_space.clone();
+        let mut space = self.config_space;
         let capacity = self.handle.shared.capacity.load(Ordering::SeqCst);
         space[..8].copy_from_slice(&capacity.to_le_bytes());
         read_config_bytes(&space, offset, data);
