@@ -81,9 +81,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "OPTIONS")]
     pub disk: Vec<String>,
     /// Give the guest a virtio-net NIC on a host TAP (repeatable):
-    /// tap=NAME[,mac=MAC][,bandwidth=N[/TIME]][,ops=N[/TIME]][,moderation=off].
-    /// The TAP is created if it does not exist; limits apply to each
-    /// direction; moderation=off sends every interrupt at once.
+    /// tap=NAME[,mac=MAC][,id=NAME][,bandwidth=N[/TIME]][,ops=N[/TIME]]
+    /// [,rx_bandwidth=..][,rx_ops=..][,tx_bandwidth=..][,tx_ops=..][,moderation=off].
+    /// The TAP is created if it does not exist; bandwidth and ops limit
+    /// each direction, rx_ and tx_ ones only what the guest receives or
+    /// sends; id names the NIC for the API; moderation=off sends every
+    /// interrupt at once.
     #[arg(long, value_name = "SPEC")]
     pub net: Vec<String>,
     /// Put the virtio devices on a PCI bus with MSI-X interrupts instead

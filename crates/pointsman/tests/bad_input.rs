@@ -245,3 +245,17 @@ fn more_devices_than_a_transport_has_room_for() {
     too_many.push("--pci".into());
     assert_refused(&run_demo(&too_many), "room for 31 virtio devices");
 }
+
+#[test]
+fn two_disks_with_one_id_are_refused() {
+    require_kvm();
+    let dir = Scratch::new("diskids");
+    let image = dir.file("disk.img", &[0u8; 4096]);
+    let disk = |extra: &str| format!("path={},readonly=on{extra}", image.display());
+    let (root, same, second) = (disk(",id=root"), disk(",id=root"), disk(",id=drive0"));
+    let args = ["--disk".to_owned(), root, "--disk".to_owned(), same];
+    assert_refused(&run_demo(&args), "--disk: two devices have the id root");
+    // The first disk without an id is drive0.
+    let args = ["--disk".to_owned(), disk(""), "--disk".to_owned(), second];
+    assert_refused(&run_demo(&args), "two devices have the id drive0");
+}

@@ -33,6 +33,23 @@ fn malformed_net_options_are_refused() {
     refused(&["tap=t0,bandwidth=fast"], "invalid bandwidth");
     refused(&["tap=t0,ops=0"], "invalid ops");
     refused(&["tap=t0,moderation=fast"], "expected on or off");
+    refused(&["tap=t0,id=a b"], "invalid id");
+    refused(&["tap=t0,rx_ops=0"], "invalid rx_ops");
+    refused(
+        &["tap=t0,ops=5,tx_ops=6"],
+        "ops (both directions) and tx_ops",
+    );
+}
+
+#[test]
+fn two_nics_with_one_id_are_refused() {
+    require_kvm();
+    refused(&["tap=t0,id=x", "tap=t1,id=x"], "two devices have the id x");
+    // The first NIC's id without one is eth0.
+    refused(
+        &["tap=t0", "tap=t1,id=eth0"],
+        "two devices have the id eth0",
+    );
 }
 
 #[test]

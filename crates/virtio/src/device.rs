@@ -39,6 +39,12 @@ pub trait VirtioDevice: Send {
     fn read_config(&self, offset: u64, data: &mut [u8]);
     /// Writes the device configuration space at `offset`.
     fn write_config(&mut self, offset: u64, data: &[u8]);
+    /// Counts the device's own changes of its configuration space (a new
+    /// disk capacity), which the transport adds to its generation counter
+    /// so a driver never takes a field read across a change.
+    fn config_generation(&self) -> u32 {
+        0
+    }
     /// Starts serving the queues.
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError>;
     /// Stops serving the queues and forgets what the driver set up.

@@ -20,6 +20,7 @@ pub mod net;
 pub mod rate_limiter;
 pub mod rng;
 pub mod transport;
+mod update;
 pub mod vsock;
 mod worker;
 
@@ -27,7 +28,10 @@ pub use device::{ActivateContext, ActivateError, VirtioDevice};
 pub use interrupt::{IrqTrigger, VirtioInterrupt};
 pub use transport::mmio::{MmioTransport, INTERRUPT_ACK_OFFSET, MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
 pub use transport::Pausable;
-pub use worker::{abandoned_workers, Sources, Wake, Worker, PAUSE_DEADLINE, STOP_DEADLINE};
+pub use update::UpdateError;
+pub use worker::{
+    abandoned_workers, Doorbell, Sources, Wake, Worker, PAUSE_DEADLINE, STOP_DEADLINE,
+};
 
 /// Guest memory as devices see it.
 pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;

@@ -34,6 +34,58 @@ impl TokenBucketConfig {
     }
 }
 
+/// A rate limiter's settings: its two buckets, either of which may be
+/// left out (no limit).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes per refill time.
+    pub bandwidth: Option<TokenBucketConfig>,
+    /// Operations (requests, frames) per refill time.
+    pub ops: Option<TokenBucketConfig>,
+}
+
+impl Limits {
+    /// A limiter with these buckets, full.
+    pub fn limiter(&self) -> std::io::Result<RateLimiter> {
+        RateLimiter::new(self.bandwidth.clone(), self.ops.clone())
+    }
+
+    /// These settings changed by `update`.
+    pub fn apply(&mut self, update: &LimiterUpdate) {
+        update.apply_to(&mut self.bandwidth, &mut self.ops);
+    }
+}
+
+/// A change to a rate limiter's two buckets, each left as it is (`None`),
+/// replaced by a new, full bucket (`Some(Some(..))`), or removed
+/// (`Some(None)`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LimiterUpdate {
+    pub bandwidth: Option<Option<TokenBucketConfig>>,
+    pub ops: Option<Option<TokenBucketConfig>>,
+}
+
+impl LimiterUpdate {
+    /// True when it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.bandwidth.is_none() && self.ops.is_none()
+    }
+
+    /// The limits `bandwidth` and `ops` become.
+    pub fn apply_to(
+        &self,
+        bandwidth: &mut Option<TokenBucketConfig>,
+        ops: &mut Option<TokenBucketConfig>,
+    ) {
+        if let Some(new) = &self.bandwidth {
+            bandwidth.clone_from(new);
+        }
+        if let Some(new) = &self.ops {
+            ops.clone_from(new);
+        }
+    }
+}
+
 fn parse_amount(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text
@@ -137,6 +189,25 @@ impl RateLimiter {
             timer: TimerFd::new()?,
             blocked: false,
         })
+    }
+
+    /// Replaces the buckets `update` names with new, full ones, or removes
+    /// them. A device blocked under the old limits tries again at once
+    /// (its timer fires in a millisecond): the new ones may let it go, or
+    /// block it for as long as they say.
+    pub fn update(&mut self, update: &LimiterUpdate) {
+        if update.is_empty() {
+            return;
+        }
+        if let Some(new) = &update.bandwidth {
+            self.bandwidth = new.clone().map(TokenBucket::new);
+        }
+        if let Some(new) = &update.ops {
+            self.ops = new.clone().map(TokenBucket::new);
+        }
+        if self.blocked {
+            self.block(Duration::from_millis(1));
+        }
     }
 
     /// Asks to do one operation of `bytes`. On false the device must stop
@@ -317,6 +388,60 @@ mod tests {
         let mut ops_only = RateLimiter::new(None, Some(bucket(1))).unwrap();
         assert!(ops_only.consume_bytes(u64::MAX));
         assert_eq!(ops_only.bandwidth_burst(), None);
+    }
+
+    #[test]
+    fn an_update_replaces_or_removes_buckets_and_unblocks_soon() {
+        let bucket = |size| TokenBucketConfig {
+            size,
+            refill: Duration::from_secs(100),
+        };
+        let mut l = RateLimiter::new(Some(bucket(1000)), Some(bucket(1))).unwrap();
+        assert!(l.consume(10));
+        assert!(!l.consume(10), "one operation per 100 s");
+        // A larger ops bucket, full: the device goes on after the timer,
+        // which now fires at once rather than in 100 s.
+        l.update(&LimiterUpdate {
+            bandwidth: None,
+            ops: Some(Some(bucket(3))),
+        });
+        assert!(l.is_blocked(), "until the timer");
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!l.timer.is_armed().unwrap(), "fired");
+        l.on_timer();
+        for _ in 0..3 {
+            assert!(l.consume(100));
+        }
+        assert!(!l.consume(100), "three operations");
+        l.on_timer();
+        // The bandwidth bucket was left alone: 690 bytes are left in it.
+        l.update(&LimiterUpdate {
+            bandwidth: None,
+            ops: Some(None),
+        });
+        l.on_timer();
+        assert!(l.consume(690));
+        assert!(!l.consume(1));
+        l.on_timer();
+        l.update(&LimiterUpdate {
+            bandwidth: Some(None),
+            ops: None,
+        });
+        l.on_timer();
+        assert!(l.is_unlimited());
+        assert!(l.consume(u64::MAX));
+        // An empty update changes nothing.
+        let empty = LimiterUpdate::default();
+        assert!(empty.is_empty());
+        let (mut bw, mut ops) = (Some(bucket(5)), None);
+        empty.apply_to(&mut bw, &mut ops);
+        assert_eq!((bw.clone(), ops.clone()), (Some(bucket(5)), None));
+        LimiterUpdate {
+            bandwidth: Some(None),
+            ops: Some(Some(bucket(2))),
+        }
+        .apply_to(&mut bw, &mut ops);
+        assert_eq!((bw, ops), (None, Some(bucket(2))));
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub enum Wake {
     /// Extra source `i` (a TAP, a socket, a timer) is readable; the device
     /// clears it, or pauses it with [`Sources::pause`].
     Source(usize),
+    /// The owner rang the worker's [`Doorbell`]: a run-time update of
+    /// the device's settings waits for it. Delivered between handler
+    /// calls, and while the worker is paused too.
+    Update,
 }
 
 /// The extra sources of a worker, which the device may stop and start
@@ -141,8 +145,11 @@ struct Control {
 
 struct ControlState {
     ask: Ask,
-    /// The thread is parked: no handler runs until it is asked to go on.
+    /// The thread is parked: no handler runs until it is asked to go on,
+    /// but for [`Wake::Update`].
     parked: bool,
+    /// The doorbell rang and the thread has not answered it yet.
+    rung: bool,
 }
 
 impl Control {
@@ -151,6 +158,7 @@ impl Control {
             state: Mutex::new(ControlState {
                 ask: Ask::Run,
                 parked: false,
+                rung: false,
             }),
             changed: Condvar::new(),
         }
@@ -170,14 +178,26 @@ impl Control {
         self.changed.notify_all();
     }
 
-    /// On the worker thread: parks while asked to pause; false once asked
-    /// to stop.
-    fn park_while_paused(&self) -> bool {
+    /// On the worker thread: takes a ring of the doorbell, if any.
+    fn take_rung(&self) -> bool {
+        std::mem::take(&mut self.lock().rung)
+    }
+
+    /// On the worker thread: parks while asked to pause, calling `update`
+    /// (without the lock) for each ring of the doorbell meanwhile; false
+    /// once asked to stop.
+    fn park_while_paused(&self, mut update: impl FnMut()) -> bool {
         let mut state = self.lock();
         if state.ask == Ask::Pause {
             state.parked = true;
             self.changed.notify_all();
             while state.ask == Ask::Pause {
+                if std::mem::take(&mut state.rung) {
+                    drop(state);
+                    update();
+                    state = self.lock();
+                    continue;
+                }
                 state = self
                     .changed
                     .wait(state)
@@ -200,6 +220,26 @@ impl Control {
     }
 }
 
+/// Rings a worker from another thread (the VMM's), so that its device
+/// takes a run-time update of its settings: the worker calls the handler
+/// with [`Wake::Update`] between two other calls, or at once while paused
+/// (an update changes settings, not the queues or guest memory, so a
+/// paused machine's state stays as it was saved). Cheap to clone.
+#[derive(Clone)]
+pub struct Doorbell {
+    control: Arc<Control>,
+    kill: Arc<EventFd>,
+}
+
+impl Doorbell {
+    pub fn ring(&self) {
+        self.control.lock().rung = true;
+        self.control.changed.notify_all();
+        // A failed write (a full counter) leaves a wake-up pending anyway.
+        let _ = self.kill.write(1);
+    }
+}
+
 /// How long pausing a worker waits for its thread to park: as long as a
 /// stop may take.
 pub const PAUSE_DEADLINE: Duration = STOP_DEADLINE;
@@ -212,7 +252,7 @@ pub const PAUSE_DEADLINE: Duration = STOP_DEADLINE;
 pub struct Worker {
     name: String,
     /// Wakes the thread to look at `control`.
-    kill: EventFd,
+    kill: Arc<EventFd>,
     /// Checked before every handler call: no call starts once the owner
     /// asked for a pause or a stop, even for events already returned.
     control: Arc<Control>,
@@ -234,7 +274,7 @@ impl Worker {
     where
         F: FnMut(Wake, &Sources) + Send + 'static,
     {
-        let kill = EventFd::new(EFD_NONBLOCK)?;
+        let kill = Arc::new(EventFd::new(EFD_NONBLOCK)?);
         let epoll = Epoll::new()?;
         let queues = queue_evts.len() as u64;
         let kill_token = u64::MAX;
@@ -288,7 +328,8 @@ impl Worker {
                             Ask::Run => {}
                             Ask::Stop => return,
                             Ask::Pause => {
-                                if !asked.park_while_paused() {
+                                let update = || on_wake(Wake::Update, &sources);
+                                if !asked.park_while_paused(update) {
                                     return;
                                 }
                                 // The rest of this round may be stale:
@@ -297,6 +338,9 @@ impl Worker {
                             }
                         }
                         if token == kill_token {
+                            if asked.take_rung() {
+                                on_wake(Wake::Update, &sources);
+                            }
                             continue;
                         }
                         let Ok(index) = usize::try_from(token) else {
@@ -359,6 +403,14 @@ impl Worker {
 }
 
 impl Worker {
+    /// The doorbell that brings the handler a [`Wake::Update`].
+    pub fn doorbell(&self) -> Doorbell {
+        Doorbell {
+            control: self.control.clone(),
+            kill: self.kill.clone(),
+        }
+    }
+
     /// Parks the thread between handler calls, waiting up to `deadline`
     /// for it; true once it is parked. A thread still in a handler at the
     /// deadline parks when that call returns (false here).
@@ -462,7 +514,7 @@ mod tests {
                     sources.remove(i);
                     let _ = tx.send(("woken", i));
                 }
-                Wake::Queue(_) => {}
+                Wake::Queue(_) | Wake::Update => {}
             },
         )
         .unwrap();
@@ -612,6 +664,39 @@ mod tests {
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             Wake::Queue(0)
+        );
+    }
+
+    #[test]
+    fn the_doorbell_brings_an_update_while_running_and_while_paused() {
+        let (worker, kick, rx) = queue_worker("test-doorbell");
+        let bell = worker.doorbell();
+        bell.ring();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Wake::Update
+        );
+        assert!(worker.pause(Duration::from_secs(5)));
+        kick.write(1).unwrap();
+        bell.ring();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Wake::Update,
+            "a paused worker still takes an update"
+        );
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "but serves no queue"
+        );
+        assert!(worker.pause(Duration::from_secs(5)), "and is still parked");
+        worker.resume();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Wake::Queue(0)
+        );
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "one update per ring"
         );
     }
 

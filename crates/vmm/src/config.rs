@@ -8,6 +8,7 @@ use hypervisor::Hypervisor;
 use virtio::block::DiskConfig;
 use virtio::net::NetConfig;
 
+use crate::device_updates::{drive_key, nic_key};
 use crate::{Error, Result};
 
 /// Guest RAM when the user gives none.
@@ -72,6 +73,17 @@ pub struct VmConfig {
     pub pci: bool,
 }
 
+/// Refuses a second device with the same id.
+fn unique_ids(option: &'static str, ids: impl Iterator<Item = String>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if !seen.insert(id.clone()) {
+            return Err(Error::DuplicateId { option, id });
+        }
+    }
+    Ok(())
+}
+
 impl VmConfig {
     /// Checks the resources against what this host's KVM allows.
     pub fn validate(&self, hypervisor: &Hypervisor) -> Result<()> {
@@ -92,6 +104,11 @@ impl VmConfig {
                 return Err(Error::DuplicateTap(net.tap.clone()));
             }
         }
+        let drives = self.disks.iter().enumerate();
+        let drives = drives.map(|(i, d)| drive_key(i, d.id.as_deref()));
+        unique_ids("--disk", drives)?;
+        let nics = self.net.iter().enumerate();
+        unique_ids("--net", nics.map(|(i, n)| nic_key(i, n.id.as_deref())))?;
         let limit = 1u64 << crate::memory::guest_phys_bits(hypervisor);
         if self.memory > limit || guest_phys_end(self.memory) > limit {
             return Err(Error::MemoryTooLarge {

@@ -22,6 +22,7 @@ use vm_superio::Trigger;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::config::VmConfig;
+use crate::device_updates::{drive_key, nic_key, DeviceHandles};
 use crate::exit::{DeviceExit, ExitSignal, ExitTrigger};
 use crate::memory::GuestMemoryMmap;
 use crate::net::Taps;
@@ -80,6 +81,8 @@ pub(crate) struct Devices {
     pub balloon: Option<virtio::balloon::BalloonHandle>,
     /// Every virtio transport, for a pause of the machine.
     pub virtio: Vec<SharedTransport>,
+    /// The disks and NICs, to change while the guest runs.
+    pub handles: DeviceHandles,
 }
 
 pub(crate) fn eventfd(what: &'static str) -> Result<EventFd> {
@@ -169,11 +172,19 @@ pub(crate) fn create_devices(
         let device = virtio::vsock::Vsock::new(vsock.clone()).map_err(Error::VsockSocket)?;
         virtio_devices.push(Box::new(device));
     }
-    for disk in &config.disks {
+    let mut handles = DeviceHandles::default();
+    for (index, disk) in config.disks.iter().enumerate() {
         let block = virtio::block::Block::new(disk.clone()).map_err(Error::Disk)?;
+        let key = drive_key(index, disk.id.as_deref());
+        handles.drives.push((key, block.handle()));
         virtio_devices.push(Box::new(block));
     }
-    virtio_devices.extend(taps.devices());
+    for (index, (net, device)) in taps.devices().into_iter().enumerate() {
+        handles
+            .nics
+            .push((nic_key(index, net.id.as_deref()), device.handle()));
+        virtio_devices.push(Box::new(device));
+    }
     let mut mmio = Bus::new();
     let mut virtio = Vec::with_capacity(virtio_devices.len());
     if config.pci {
@@ -203,6 +214,7 @@ pub(crate) fn create_devices(
         aml,
         balloon,
         virtio,
+        handles,
     })
 }
 

@@ -44,6 +44,10 @@ pub enum Error {
     /// Two `--net` options name the same TAP.
     #[error("--net: TAP {0} is given to two NICs")]
     DuplicateTap(String),
+    /// Two disks, or two NICs, answer to the same id (the control plane
+    /// finds them by it).
+    #[error("{option}: two devices have the id {id}")]
+    DuplicateId { option: &'static str, id: String },
     /// A TAP cannot be opened (missing permission, in use, not a TAP).
     #[error("{0}")]
     Tap(#[from] virtio::net::TapError),
@@ -138,6 +142,7 @@ impl Error {
                 | Error::Disk(_)
                 | Error::NetConfig(_)
                 | Error::DuplicateTap(_)
+                | Error::DuplicateId { .. }
                 | Error::Tap(_)
                 | Error::NothingToBoot
         )

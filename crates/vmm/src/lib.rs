@@ -7,6 +7,7 @@
 mod config;
 mod console;
 mod device_manager;
+mod device_updates;
 mod error;
 mod exit;
 pub mod lifecycle;
@@ -31,8 +32,9 @@ pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use virtio::balloon::BalloonConfig;
 
-pub use virtio::block::DiskConfig;
-pub use virtio::net::NetConfig;
+pub use virtio::block::{BlockUpdate as DriveUpdate, DiskConfig};
+pub use virtio::net::{NetConfig, NetUpdate};
+pub use virtio::rate_limiter::{LimiterUpdate, Limits, TokenBucketConfig};
 pub use virtio::vsock::VsockConfig;
 
 use std::path::Path;
@@ -61,8 +63,8 @@ pub fn run_controlled(
     signals::install()?;
     let hypervisor = Hypervisor::open(Path::new(KVM_PATH)).map_err(Error::OpenKvm)?;
     let Started {
-        config,
-        taps,
+        mut config,
+        mut taps,
         mut machine,
     } = match (config, requests.as_deref_mut()) {
         (Some(config), _) => not_started::prepare(config, &hypervisor)?,
@@ -73,6 +75,7 @@ pub fn run_controlled(
     let mut boots = 1u32;
     loop {
         info!(boot = boots, "guest started");
+        let handles = machine.device_handles();
         match machine.run(requests.as_deref_mut())? {
             GuestExit::Reset if !config.no_reboot => {
                 info!("guest reset: restarting it in place");
@@ -83,6 +86,8 @@ pub fn run_controlled(
             return Err(Error::Stopped { signal });
         }
         boots += 1;
+        // Disks and NICs changed while the guest ran stay changed.
+        handles.carry_over(&mut config, &mut taps);
         machine = machine::Machine::build(&config, &hypervisor, &taps)?;
     }
 }

@@ -49,6 +49,11 @@ impl VmState {
             (Paused, VmmAction::SendCtrlAltDel) => Err(ActionError::new(
                 "the microVM is paused: resume it before sending it keys",
             )),
+            // A paused guest sees the change when it goes on.
+            (
+                Running | Paused,
+                VmmAction::UpdateDrive { .. } | VmmAction::UpdateNetworkInterface { .. },
+            ) => Ok(self),
         }
     }
 }
@@ -84,6 +89,19 @@ mod tests {
         refused(Paused, VmmAction::SendCtrlAltDel);
         refused(Running, VmmAction::Start);
         refused(Paused, VmmAction::Start);
+        let drive = VmmAction::UpdateDrive {
+            id: "rootfs".into(),
+            update: Default::default(),
+        };
+        let nic = VmmAction::UpdateNetworkInterface {
+            id: "eth0".into(),
+            update: Default::default(),
+        };
+        for update in [drive, nic] {
+            refused(NotStarted, update.clone());
+            ok(Running, update.clone(), Running);
+            ok(Paused, update, Paused);
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::config::{KernelSource, VmConfig};
 use crate::console::{ConsoleInput, InputSwitch};
 use crate::device_manager::{create_devices, Devices};
+use crate::device_updates::DeviceHandles;
 use crate::exit::{ExitSignal, GuestExit};
 use crate::lifecycle::VmState;
 use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap, GuestRam};
@@ -87,6 +88,11 @@ impl Machine {
             _vm: vm,
             _ram: ram,
         })
+    }
+
+    /// The disks' and NICs' run-time handles.
+    pub(crate) fn device_handles(&self) -> DeviceHandles {
+        self.devices.handles.clone()
     }
 
     /// Runs the guest until it powers off, resets or fails, serving

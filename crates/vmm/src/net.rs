@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use virtio::net::{config::random_mac, Net, NetConfig, Tap};
-use virtio::VirtioDevice;
+use virtio::rate_limiter::Limits;
 
 use crate::config::VmConfig;
 use crate::Result;
 
 /// The open TAPs, one per `--net`, in order, with their NIC's settings.
+#[derive(Default)]
 pub(crate) struct Taps(Vec<(NetConfig, Arc<Tap>)>);
 
 impl Taps {
@@ -28,8 +29,15 @@ impl Taps {
         Ok(Taps(taps))
     }
 
-    /// A fresh virtio-net device for each NIC.
-    pub(crate) fn devices(&self) -> Vec<Box<dyn VirtioDevice>> {
+    /// Gives NIC `index` these limits from its next device on.
+    pub(crate) fn set_limits(&mut self, index: usize, rx: Limits, tx: Limits) {
+        if let Some((net, _)) = self.0.get_mut(index) {
+            (net.rx, net.tx) = (rx, tx);
+        }
+    }
+
+    /// A fresh virtio-net device for each NIC, with its settings.
+    pub(crate) fn devices(&self) -> Vec<(&NetConfig, Net)> {
         self.0
             .iter()
             .map(|(net, tap)| {
@@ -39,7 +47,7 @@ impl Taps {
                     mac = virtio::net::config::format_mac(&device.mac()),
                     "virtio-net"
                 );
-                Box::new(device) as Box<dyn VirtioDevice>
+                (net, device)
             })
             .collect()
     }

@@ -23,6 +23,20 @@ pub enum VmmAction {
     SendCtrlAltDel,
     /// Write the metrics now.
     FlushMetrics,
+    /// Give a running guest's disk a new image and/or new rate limits
+    /// (Firecracker's `PATCH /drives/{id}` after boot). `id` is the
+    /// disk's `DiskConfig::id`, or `driveN` for the Nth disk without one.
+    UpdateDrive {
+        id: String,
+        update: virtio::block::BlockUpdate,
+    },
+    /// Give a running guest's NIC new rate limits (Firecracker's
+    /// `PATCH /network-interfaces/{id}` after boot). `id` is the NIC's
+    /// `NetConfig::id`, or `ethN` for the Nth NIC without one.
+    UpdateNetworkInterface {
+        id: String,
+        update: virtio::net::NetUpdate,
+    },
 }
 
 /// What a request answers.

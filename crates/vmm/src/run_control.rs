@@ -35,6 +35,12 @@ impl RunControl {
             VmmAction::SendCtrlAltDel => devices::bus::lock(&devices.i8042)
                 .send_ctrl_alt_del()
                 .map_err(|e| ActionError::new(format!("cannot send Ctrl-Alt-Del: {e}")))?,
+            VmmAction::UpdateDrive { id, update } => devices
+                .update_drive(id, update.clone())
+                .map_err(ActionError)?,
+            VmmAction::UpdateNetworkInterface { id, update } => devices
+                .update_net(id, update.clone())
+                .map_err(ActionError)?,
             _ => {}
         }
         self.state = next;

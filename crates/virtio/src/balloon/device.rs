@@ -173,6 +173,7 @@ impl VirtioDevice for Balloon {
                         work.request_stats(queue);
                     }
                 }
+                Wake::Update => {}
             },
         )
         .map_err(ActivateError::Worker)?;

@@ -1,15 +1,18 @@
 //! The virtio-blk device: what the driver sees (features, configuration
 //! space) and starting the queue's worker.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
 use crate::moderation::Moderation;
 use crate::rate_limiter::RateLimiter;
+use crate::update::Mailbox;
 use crate::{device_type, features, Wake, Worker};
 
 use super::config::DiskConfig;
 use super::disk::{Disk, DiskError};
+use super::handle::{Active, BlockHandle, Change};
 use super::handler::BlockQueue;
 use super::request::SECTOR_SIZE;
 use super::{MAX_RANGES, MAX_RANGE_SECTORS, MODERATION};
@@ -50,22 +53,32 @@ pub enum BlockError {
 
 /// A virtio block device over a disk image.
 pub struct Block {
-    config: DiskConfig,
-    disk: Arc<Disk>,
-    config_space: Vec<u8>,
-    acked_features: u64,
+    /// The image, the limits and the worker's mailbox, which the VMM
+    /// changes through the handle.
+    handle: BlockHandle,
+    readonly: bool,
+    moderation: bool,
+    /// The configuration space but for `capacity`, which the handle holds.
+    config_space: [u8; CONFIG_LEN],
+    pub(super) acked_features: u64,
+    /// The configuration generation when the driver took the features,
+    /// and with them (Linux does) the capacity.
+    generation_at_ack: u32,
     worker: Option<Worker>,
 }
 
+/// Bytes of configuration space the device fills in.
+const CONFIG_LEN: usize = 60;
+
 /// The configuration space (`struct virtio_blk_config`) up to the
 /// write-zeroes fields, little-endian.
-fn config_space(disk: &Disk) -> Vec<u8> {
+fn config_space(disk: &Disk) -> [u8; CONFIG_LEN] {
     let block_size = disk
         .direct_align()
         .map_or(SECTOR_BYTES, |a| u32::try_from(a.offset).unwrap_or(4096));
     // Ranges aligned to the block size punch whole file-system blocks.
     let range_alignment = (block_size / SECTOR_BYTES).max(8);
-    let mut c = vec![0u8; 60];
+    let mut c = [0u8; CONFIG_LEN];
     let mut put = |offset: usize, bytes: &[u8]| {
         c[offset..offset + bytes.len()].copy_from_slice(bytes);
     };
@@ -98,11 +111,22 @@ impl Block {
         }
         Ok(Block {
             config_space: config_space(&disk),
-            disk: Arc::new(disk),
-            config,
+            readonly: disk.readonly(),
+            moderation: config.moderation,
+            handle: BlockHandle::new(config, Arc::new(disk)),
             acked_features: 0,
+            generation_at_ack: 0,
             worker: None,
         })
+    }
+
+    /// The handle that changes the image and the limits at run time.
+    pub fn handle(&self) -> BlockHandle {
+        self.handle.clone()
+    }
+
+    fn generation(&self) -> u32 {
+        self.handle.shared.generation.load(Ordering::SeqCst)
     }
 }
 
@@ -122,7 +146,7 @@ impl VirtioDevice for Block {
             | feature::SEG_MAX
             | feature::BLK_SIZE
             | feature::FLUSH;
-        if self.disk.readonly() {
+        if self.readonly {
             common | feature::RO
         } else {
             common | feature::DISCARD | feature::WRITE_ZEROES
@@ -131,10 +155,18 @@ impl VirtioDevice for Block {
 
     fn set_acked_features(&mut self, features: u64) {
         self.acked_features = features;
+        self.generation_at_ack = self.generation();
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_config_bytes(&self.config_space, offset, data);
+        let mut space = self.config_space;
+        let capacity = self.handle.shared.capacity.load(Ordering::SeqCst);
+        space[..8].copy_from_slice(&capacity.to_le_bytes());
+        read_config_bytes(&space, offset, data);
+    }
+
+    fn config_generation(&self) -> u32 {
+        self.generation()
     }
 
     fn write_config(&mut self, offset: u64, _data: &[u8]) {
@@ -151,18 +183,29 @@ impl VirtioDevice for Block {
         ) else {
             return Err(ActivateError::QueueCount { expected: 1, got });
         };
-        let limiter = RateLimiter::new(self.config.bandwidth.clone(), self.config.ops.clone())
+        // Held until the worker is known: an update waits for it.
+        let mut stored = self.handle.lock();
+        let config = &stored.config;
+        let limiter = RateLimiter::new(config.bandwidth.clone(), config.ops.clone())
             .map_err(|e| ActivateError::Device(format!("cannot create the rate limiter: {e}")))?;
         let kick = evt.try_clone().map_err(ActivateError::Worker)?;
-        let mut handler =
-            BlockQueue::new(queue, ctx.mem, ctx.interrupt, self.disk.clone(), limiter)
-                .resume_with(kick);
-        if self.config.moderation {
+        let interrupt = ctx.interrupt;
+        let mut handler = BlockQueue::new(
+            queue,
+            ctx.mem,
+            interrupt.clone(),
+            stored.disk.clone(),
+            limiter,
+        )
+        .resume_with(kick);
+        if self.moderation {
             let moderation = Moderation::new(MODERATION).map_err(ActivateError::Worker)?;
             handler = handler.with_moderation(moderation);
         }
         let mut sources = vec![handler.timer_fd()];
         sources.extend(handler.moderation_fd());
+        let mailbox = Arc::new(Mailbox::<Change>::new());
+        let updates = mailbox.clone();
         let worker =
             Worker::spawn(
                 "virtio-blk".into(),
@@ -172,16 +215,33 @@ impl VirtioDevice for Block {
                     Wake::Queue(_) => handler.process(),
                     Wake::Source(LIMITER_SOURCE) => handler.on_timer(),
                     Wake::Source(_) => handler.on_moderation_timer(),
+                    Wake::Update => {
+                        if let Some(mut taken) = updates.take() {
+                            let change = &mut taken.update;
+                            handler.update(change.disk.take(), &change.limits);
+                        }
+                    }
                 },
             )
             .map_err(ActivateError::Worker)?;
+        stored.active = Some(Active {
+            mailbox,
+            doorbell: worker.doorbell(),
+            interrupt: interrupt.clone(),
+        });
+        drop(stored);
         self.worker = Some(worker);
+        if self.generation() != self.generation_at_ack {
+            // A new image came after the driver read the capacity.
+            interrupt.signal_config_change();
+        }
         Ok(())
     }
 
     fn reset(&mut self) {
-        // Dropping the worker joins its thread: no request is in flight
-        // once the driver sees the reset.
+        // No update reaches the worker from now on; dropping it joins its
+        // thread: no request is in flight once the driver sees the reset.
+        self.handle.lock().active = None;
         self.worker = None;
         self.acked_features = 0;
     }

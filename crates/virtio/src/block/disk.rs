@@ -232,6 +232,25 @@ impl Disk {
         })
     }
 
+    /// Opens `path` to take this disk's place (a new medium in the same
+    /// drive): read-only and O_DIRECT as this one is, with its serial
+    /// number.
+    pub fn successor(&self, path: &Path) -> Result<Disk, DiskError> {
+        let config = DiskConfig {
+            path: path.to_owned(),
+            readonly: self.readonly,
+            id: None,
+            direct: self.direct.is_some(),
+            bandwidth: None,
+            ops: None,
+            moderation: false,
+        };
+        let mut disk = Disk::open(&config)?;
+        disk.id = self.id;
+        disk.fallocate_zeroing = self.fallocate_zeroing;
+        Ok(disk)
+    }
+
     /// A buffered disk over an open file (tests and fuzzing).
     pub fn from_file(mut file: File, readonly: bool) -> std::io::Result<Disk> {
         let size = file.seek(SeekFrom::End(0))?;

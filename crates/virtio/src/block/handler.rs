@@ -12,7 +12,7 @@ use super::disk::Disk;
 use super::ranges::{RangeWork, Step, ZERO_STEP};
 use super::request::{self, Malformed, Request, RequestType, SECTOR_SIZE};
 use crate::moderation::{Hold, Moderation, ModerationConfig};
-use crate::rate_limiter::RateLimiter;
+use crate::rate_limiter::{LimiterUpdate, RateLimiter};
 use crate::{GuestMemoryMmap, VirtioInterrupt};
 
 /// Status bytes (`VIRTIO_BLK_S_*`).
@@ -137,11 +137,13 @@ fn cost(request: &Request) -> u64 {
     }
 }
 
-/// A discard or write-zeroes request carried out over several wakes.
+/// A discard or write-zeroes request carried out over several wakes, on
+/// the disk it started on (a new one may take its place meanwhile).
 struct InProgress {
     head: u16,
     status: GuestAddress,
     work: RangeWork,
+    disk: Arc<Disk>,
 }
 
 /// The device side of the request queue, run on the device's worker.
@@ -216,6 +218,16 @@ impl BlockQueue {
         self.process();
     }
 
+    /// A run-time update, between two requests: the requests after it go
+    /// to `disk` (one in progress ends on the disk it started on) under
+    /// the new limits.
+    pub fn update(&mut self, disk: Option<Arc<Disk>>, limits: &LimiterUpdate) {
+        if let Some(disk) = disk {
+            self.disk = disk;
+        }
+        self.limiter.update(limits);
+    }
+
     /// Interrupts the guest now, if its driver asked, ending any hold.
     fn signal_if_needed(&mut self) {
         if let Some(m) = &mut self.moderation {
@@ -275,7 +287,7 @@ impl BlockQueue {
         };
         let step = self.zero_step();
         let limiter = &mut self.limiter;
-        match p.work.run(&self.disk, step, |n| limiter.consume_bytes(n)) {
+        match p.work.run(&p.disk, step, |n| limiter.consume_bytes(n)) {
             Step::Finished(byte) => {
                 self.complete(p.head, Some(p.status), byte, 0);
                 true
@@ -329,7 +341,12 @@ impl BlockQueue {
                                 self.complete(head, Some(status), byte, len)
                             }
                             Outcome::Ranges(work) => {
-                                self.in_progress = Some(InProgress { head, status, work });
+                                self.in_progress = Some(InProgress {
+                                    head,
+                                    status,
+                                    work,
+                                    disk: self.disk.clone(),
+                                });
                                 if !self.resume() {
                                     break 'passes;
                                 }

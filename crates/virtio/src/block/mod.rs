@@ -7,6 +7,7 @@
 mod config;
 mod device;
 mod disk;
+mod handle;
 mod handler;
 mod ranges;
 pub mod request;
@@ -14,6 +15,7 @@ pub mod request;
 pub use config::{ConfigError, DiskConfig, ID_BYTES};
 pub use device::{Block, BlockError};
 pub use disk::{DirectAlign, Disk, DiskError};
+pub use handle::{BlockHandle, BlockUpdate};
 pub use handler::{status, BlockQueue, MODERATION};
 
 /// Guest memory as the device reads and writes it.
@@ -26,3 +28,5 @@ pub const MAX_RANGE_SECTORS: u32 = 1 << 22;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod update_tests;

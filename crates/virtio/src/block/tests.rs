@@ -22,15 +22,15 @@ use crate::{GuestMemoryMmap, IrqTrigger};
 
 const WRITE: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
 const NEXT: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_NEXT as u16;
-const HEADER: u64 = 0x1000;
-const DATA: u64 = 0x10000;
-const STATUS: u64 = 0x2000;
+pub(super) const HEADER: u64 = 0x1000;
+pub(super) const DATA: u64 = 0x10000;
+pub(super) const STATUS: u64 = 0x2000;
 
 /// An image file removed when dropped.
-struct Image(PathBuf);
+pub(super) struct Image(pub PathBuf);
 
 impl Image {
-    fn new(size: u64) -> Image {
+    pub fn new(size: u64) -> Image {
         static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("virtio-blk-{}-{n}.img", std::process::id()));
@@ -39,11 +39,11 @@ impl Image {
         Image(path)
     }
 
-    fn config(&self, extra: &str) -> DiskConfig {
+    pub fn config(&self, extra: &str) -> DiskConfig {
         DiskConfig::parse(&format!("path={}{extra}", self.0.display())).unwrap()
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    pub fn bytes(&self) -> Vec<u8> {
         std::fs::read(&self.0).unwrap()
     }
 
@@ -58,7 +58,7 @@ impl Drop for Image {
     }
 }
 
-fn mem() -> GuestMemoryMmap {
+pub(super) fn mem() -> GuestMemoryMmap {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x40_0000)]).unwrap()
 }
 
@@ -72,7 +72,7 @@ fn write_header(mem: &GuestMemoryMmap, at: u64, kind: u32, sector: u64) {
 }
 
 /// A three-descriptor request at descriptor `first`: header, data, status.
-fn request(
+pub(super) fn request(
     mem: &GuestMemoryMmap,
     mock: &MockSplitQueue<GuestMemoryMmap>,
     first: u16,
@@ -100,16 +100,16 @@ fn request(
     .unwrap();
 }
 
-struct Rig {
-    mem: GuestMemoryMmap,
-    irq: Arc<IrqTrigger>,
-    queue: BlockQueue,
-    used_addr: u64,
+pub(super) struct Rig {
+    pub mem: GuestMemoryMmap,
+    pub irq: Arc<IrqTrigger>,
+    pub queue: BlockQueue,
+    pub used_addr: u64,
 }
 
 impl Rig {
     /// Builds the device side of a queue once `fill` put requests in it.
-    fn new(
+    pub fn new(
         disk: Disk,
         limiter: RateLimiter,
         fill: impl FnOnce(&GuestMemoryMmap, &MockSplitQueue<GuestMemoryMmap>),
@@ -129,7 +129,7 @@ impl Rig {
         }
     }
 
-    fn used_count(&self) -> u16 {
+    pub fn used_count(&self) -> u16 {
         self.mem.read_obj(GuestAddress(self.used_addr + 2)).unwrap()
     }
 
@@ -142,16 +142,16 @@ impl Rig {
         )
     }
 
-    fn status(&self, slot: u64) -> u8 {
+    pub fn status(&self, slot: u64) -> u8 {
         self.mem.read_obj(GuestAddress(STATUS + slot)).unwrap()
     }
 }
 
-fn unlimited() -> RateLimiter {
+pub(super) fn unlimited() -> RateLimiter {
     RateLimiter::new(None, None).unwrap()
 }
 
-fn open(image: &Image, extra: &str) -> Disk {
+pub(super) fn open(image: &Image, extra: &str) -> Disk {
     Disk::open(&image.config(extra)).unwrap()
 }
 
@@ -241,7 +241,7 @@ fn default_ids_differ_between_files() {
 }
 
 /// One discard or write-zeroes range at DATA.
-fn range(mem: &GuestMemoryMmap, sector: u64, sectors: u32, flags: u32) {
+pub(super) fn range(mem: &GuestMemoryMmap, sector: u64, sectors: u32, flags: u32) {
     mem.write_obj(sector, GuestAddress(DATA)).unwrap();
     mem.write_obj(sectors, GuestAddress(DATA + 8)).unwrap();
     mem.write_obj(flags, GuestAddress(DATA + 12)).unwrap();
@@ -549,7 +549,7 @@ fn completions_in_a_stream_share_an_interrupt() {
 
 /// An image of `size` bytes of ones whose file system (as far as the disk
 /// knows) can neither punch holes nor zero ranges: zeros must be written.
-fn ones_without_fallocate(size: usize) -> (Image, Disk) {
+pub(super) fn ones_without_fallocate(size: usize) -> (Image, Disk) {
     let image = Image::new(0);
     std::fs::write(&image.0, vec![1u8; size]).unwrap();
     let mut disk = open(&image, "");
@@ -557,12 +557,12 @@ fn ones_without_fallocate(size: usize) -> (Image, Disk) {
     (image, disk)
 }
 
-fn zeroed_bytes(image: &Image) -> usize {
+pub(super) fn zeroed_bytes(image: &Image) -> usize {
     image.bytes().iter().filter(|&&b| b == 0).count()
 }
 
 /// The rig's queue signals `kick` when it wants to come back.
-fn with_kick(mut rig: Rig) -> (Rig, EventFd) {
+pub(super) fn with_kick(mut rig: Rig) -> (Rig, EventFd) {
     let kick = EventFd::new(EFD_NONBLOCK).unwrap();
     rig.queue = rig.queue.resume_with(kick.try_clone().unwrap());
     (rig, kick)

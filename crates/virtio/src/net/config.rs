@@ -1,6 +1,10 @@
-//! `--net tap=NAME[,mac=MAC][,bandwidth=N[/TIME]][,ops=N[/TIME]][,moderation=on|off]`.
+//! `--net tap=NAME[,mac=MAC][,id=NAME][,bandwidth=N[/TIME]][,ops=N[/TIME]]
+//! [,rx_bandwidth=..][,rx_ops=..][,tx_bandwidth=..][,tx_ops=..][,moderation=on|off]`.
 
-use crate::rate_limiter::TokenBucketConfig;
+use crate::rate_limiter::{Limits, TokenBucketConfig};
+
+/// Longest NIC id.
+pub const MAX_ID_LEN: usize = 64;
 
 /// Longest interface name Linux accepts (`IFNAMSIZ` less the NUL).
 pub const MAX_TAP_NAME: usize = 15;
@@ -11,7 +15,7 @@ pub enum ConfigError {
     #[error("--net {0:?}: `tap=NAME` is required")]
     MissingTap(String),
     #[error(
-        "--net {text:?}: unknown key {key:?} (expected tap, mac, bandwidth, ops or moderation)"
+        "--net {text:?}: unknown key {key:?} (expected tap, mac, id, bandwidth, ops, rx_bandwidth, rx_ops, tx_bandwidth, tx_ops or moderation)"
     )]
     UnknownKey { text: String, key: String },
     #[error("--net {text:?}: {key} is given twice")]
@@ -28,6 +32,14 @@ pub enum ConfigError {
     Limit { key: &'static str, reason: String },
     #[error("--net: moderation={0:?}: expected on or off")]
     NotOnOff(String),
+    #[error("--net: invalid id {0:?}: 1 to {MAX_ID_LEN} printable characters, no spaces")]
+    Id(String),
+    #[error("--net {text:?}: {both} (both directions) and {one} set the same limit")]
+    Conflict {
+        text: String,
+        both: &'static str,
+        one: &'static str,
+    },
 }
 
 /// One network interface of the guest.
@@ -37,10 +49,13 @@ pub struct NetConfig {
     pub tap: String,
     /// The guest's MAC address; a random locally administered one if none.
     pub mac: Option<[u8; 6]>,
-    /// Bytes per refill time, for each direction.
-    pub bandwidth: Option<TokenBucketConfig>,
-    /// Frames per refill time, for each direction.
-    pub ops: Option<TokenBucketConfig>,
+    /// The name the control plane knows the NIC by (Firecracker's
+    /// `iface_id`).
+    pub id: Option<String>,
+    /// Limits on what the guest receives: bytes and frames per refill time.
+    pub rx: Limits,
+    /// Limits on what the guest sends.
+    pub tx: Limits,
     /// Interrupt moderation (on unless `moderation=off`): a guest
     /// receiving a stream shares interrupts between frames that come
     /// close together, at up to 300 µs more latency for them.
@@ -48,12 +63,14 @@ pub struct NetConfig {
 }
 
 impl NetConfig {
-    /// Parses the option's `key=value,...` text.
+    /// Parses the option's `key=value,...` text. `bandwidth=` and `ops=`
+    /// limit both directions; `rx_`/`tx_` ones limit one.
     pub fn parse(text: &str) -> Result<NetConfig, ConfigError> {
         let mut tap = None;
         let mut mac = None;
-        let mut bandwidth = None;
-        let mut ops = None;
+        let mut id = None;
+        // bandwidth, ops, then rx_ and tx_ ones.
+        let mut limits: [Option<TokenBucketConfig>; 6] = Default::default();
         let mut moderation = None;
         for part in text.split(',') {
             let Some((key, value)) = part.split_once('=') else {
@@ -71,10 +88,8 @@ impl NetConfig {
                 "tap" => tap = Some(parse_tap_name(value)?),
                 "mac" if mac.is_some() => return Err(duplicate()),
                 "mac" => mac = Some(parse_mac(value)?),
-                "bandwidth" if bandwidth.is_some() => return Err(duplicate()),
-                "bandwidth" => bandwidth = Some(parse_limit("bandwidth", value)?),
-                "ops" if ops.is_some() => return Err(duplicate()),
-                "ops" => ops = Some(parse_limit("ops", value)?),
+                "id" if id.is_some() => return Err(duplicate()),
+                "id" => id = Some(parse_id(value)?),
                 "moderation" if moderation.is_some() => return Err(duplicate()),
                 "moderation" => {
                     moderation = Some(match value {
@@ -84,20 +99,68 @@ impl NetConfig {
                     })
                 }
                 _ => {
-                    return Err(ConfigError::UnknownKey {
-                        text: text.to_owned(),
-                        key: key.to_owned(),
-                    })
+                    let Some(slot) = LIMIT_KEYS.iter().position(|k| *k == key) else {
+                        return Err(ConfigError::UnknownKey {
+                            text: text.to_owned(),
+                            key: key.to_owned(),
+                        });
+                    };
+                    if limits[slot].is_some() {
+                        return Err(duplicate());
+                    }
+                    limits[slot] = Some(parse_limit(LIMIT_KEYS[slot], value)?);
                 }
             }
         }
+        let [bandwidth, ops, rx_bandwidth, rx_ops, tx_bandwidth, tx_ops] = limits;
+        let either = |both: &Option<TokenBucketConfig>,
+                      one: Option<TokenBucketConfig>,
+                      names: (&'static str, &'static str)| {
+            match (both, one) {
+                (Some(_), Some(_)) => Err(ConfigError::Conflict {
+                    text: text.to_owned(),
+                    both: names.0,
+                    one: names.1,
+                }),
+                (both, one) => Ok(one.or_else(|| both.clone())),
+            }
+        };
         Ok(NetConfig {
             tap: tap.ok_or_else(|| ConfigError::MissingTap(text.to_owned()))?,
             mac,
-            bandwidth,
-            ops,
+            id,
+            rx: Limits {
+                bandwidth: either(&bandwidth, rx_bandwidth, ("bandwidth", "rx_bandwidth"))?,
+                ops: either(&ops, rx_ops, ("ops", "rx_ops"))?,
+            },
+            tx: Limits {
+                bandwidth: either(&bandwidth, tx_bandwidth, ("bandwidth", "tx_bandwidth"))?,
+                ops: either(&ops, tx_ops, ("ops", "tx_ops"))?,
+            },
             moderation: moderation.unwrap_or(true),
         })
+    }
+}
+
+/// The limit keys, in the order `NetConfig::parse` keeps them.
+const LIMIT_KEYS: [&str; 6] = [
+    "bandwidth",
+    "ops",
+    "rx_bandwidth",
+    "rx_ops",
+    "tx_bandwidth",
+    "tx_ops",
+];
+
+/// A NIC id: printable, no spaces (the control plane's ids are letters,
+/// digits and `_`, a subset).
+fn parse_id(id: &str) -> Result<String, ConfigError> {
+    let valid =
+        !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        Ok(id.to_owned())
+    } else {
+        Err(ConfigError::Id(id.to_owned()))
     }
 }
 
@@ -179,14 +242,34 @@ mod tests {
             .unwrap();
         assert_eq!(c.tap, "tap0");
         assert_eq!(c.mac, Some([0x52, 0x54, 0, 0xab, 0xcd, 1]));
-        let bw = c.bandwidth.unwrap();
+        assert_eq!(c.rx, c.tx, "both directions");
+        let bw = c.rx.bandwidth.unwrap();
         assert_eq!((bw.size, bw.refill), (10 << 20, Duration::from_millis(100)));
-        assert_eq!(c.ops.unwrap().size, 1000);
+        assert_eq!(c.rx.ops.unwrap().size, 1000);
         assert!(c.moderation, "on unless turned off");
+        assert_eq!(c.id, None);
         let c = NetConfig::parse("tap=t,moderation=off").unwrap();
-        assert_eq!((c.mac, c.bandwidth, c.ops), (None, None, None));
+        assert_eq!(
+            (c.mac, c.rx.clone(), c.tx),
+            (None, Limits::default(), Limits::default())
+        );
         assert!(!c.moderation);
         assert!(NetConfig::parse("tap=t,moderation=on").unwrap().moderation);
+    }
+
+    #[test]
+    fn each_direction_may_have_limits_of_its_own() {
+        let c = NetConfig::parse("tap=t,id=eth_0,ops=100,rx_bandwidth=1M,tx_bandwidth=2M").unwrap();
+        assert_eq!(c.id.as_deref(), Some("eth_0"));
+        let size = |b: &Option<TokenBucketConfig>| b.as_ref().map(|b| b.size);
+        assert_eq!(size(&c.rx.bandwidth), Some(1 << 20));
+        assert_eq!(size(&c.tx.bandwidth), Some(2 << 20));
+        assert_eq!(size(&c.rx.ops), Some(100), "ops= is for both");
+        assert_eq!(size(&c.tx.ops), Some(100));
+        let c = NetConfig::parse("tap=t,rx_ops=7,tx_ops=5").unwrap();
+        assert_eq!((size(&c.rx.ops), size(&c.tx.ops)), (Some(7), Some(5)));
+        let c = NetConfig::parse("tap=t,rx_ops=7").unwrap();
+        assert_eq!((size(&c.rx.ops), c.tx.ops), (Some(7), None));
     }
 
     #[test]
@@ -240,6 +323,20 @@ mod tests {
             }),
             ("tap=a,moderation=on,moderation=off", |e| {
                 matches!(e, ConfigError::Duplicate { .. })
+            }),
+            ("tap=a,id=", |e| matches!(e, ConfigError::Id(_))),
+            ("tap=a,id=a b", |e| matches!(e, ConfigError::Id(_))),
+            ("tap=a,id=x,id=y", |e| {
+                matches!(e, ConfigError::Duplicate { .. })
+            }),
+            ("tap=a,tx_ops=1,tx_ops=2", |e| {
+                matches!(e, ConfigError::Duplicate { .. })
+            }),
+            ("tap=a,ops=1,tx_ops=2", |e| {
+                matches!(e, ConfigError::Conflict { .. })
+            }),
+            ("tap=a,rx_bandwidth=0", |e| {
+                matches!(e, ConfigError::Limit { .. })
             }),
         ];
         for (text, expected) in cases {

@@ -5,13 +5,14 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use super::config::{random_mac, NetConfig};
+use super::handle::{Active, NetHandle, NetUpdate};
 use super::queues::{NetQueues, MODERATION, TAP_SOURCE};
 use super::tap::Tap;
 use super::{features as net, RX_QUEUE, TX_QUEUE};
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
 use crate::moderation::Moderation;
-use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
-use crate::{device_type, features, Worker};
+use crate::update::Mailbox;
+use crate::{device_type, features, Wake, Worker};
 
 const QUEUE_SIZE: u16 = 256;
 /// `virtio_net_config.status`: the link is up.
@@ -21,8 +22,8 @@ const LINK_UP: u16 = 1;
 pub struct Net {
     tap: Arc<Tap>,
     mac: [u8; 6],
-    bandwidth: Option<TokenBucketConfig>,
-    ops: Option<TokenBucketConfig>,
+    /// The rate limits, which the VMM changes through the handle.
+    handle: NetHandle,
     /// Interrupt moderation on (`moderation=off` turns it off).
     moderation: bool,
     avail_features: u64,
@@ -58,8 +59,7 @@ impl Net {
         Net {
             tap,
             mac: config.mac.unwrap_or_else(random_mac),
-            bandwidth: config.bandwidth.clone(),
-            ops: config.ops.clone(),
+            handle: NetHandle::new(config.rx.clone(), config.tx.clone()),
             moderation: config.moderation,
             avail_features: avail,
             acked_features: 0,
@@ -79,11 +79,9 @@ impl Net {
         config
     }
 
-    fn limiters(&self) -> std::io::Result<(RateLimiter, RateLimiter)> {
-        Ok((
-            RateLimiter::new(self.bandwidth.clone(), self.ops.clone())?,
-            RateLimiter::new(self.bandwidth.clone(), self.ops.clone())?,
-        ))
+    /// The handle that changes the rate limits at run time.
+    pub fn handle(&self) -> NetHandle {
+        self.handle.clone()
     }
 }
 
@@ -140,6 +138,11 @@ impl VirtioDevice for Net {
             .map_err(|e| {
                 ActivateError::Device(format!("TAP {}: cannot set offloads: {e}", self.tap.name()))
             })?;
+        // Held until the worker is known: an update waits for it.
+        let mut stored = self.handle.lock();
+        let limiters = (stored.rx.limiter())
+            .and_then(|rx| Ok((rx, stored.tx.limiter()?)))
+            .map_err(ActivateError::Worker)?;
         let handler = NetQueues::new(
             self.tap.clone(),
             ctx.mem,
@@ -147,7 +150,7 @@ impl VirtioDevice for Net {
             rx,
             tx,
             self.acked_features,
-            self.limiters().map_err(ActivateError::Worker)?,
+            limiters,
         );
         let kick = ctx.queue_evts[TX_QUEUE]
             .try_clone()
@@ -163,11 +166,19 @@ impl VirtioDevice for Net {
             sources.extend([rx_mod, tx_mod]);
         }
         let mut watching_tap = true;
+        let mailbox = Arc::new(Mailbox::<NetUpdate>::new());
+        let updates = mailbox.clone();
         let worker = Worker::spawn(
             format!("net-{}", self.tap.name()),
             ctx.queue_evts,
             sources,
             move |wake, sources| {
+                if wake == Wake::Update {
+                    if let Some(taken) = updates.take() {
+                        handler.update_limits(&taken.update.rx, &taken.update.tx);
+                    }
+                    return;
+                }
                 handler.handle(wake);
                 let wanted = handler.wants_io();
                 if wanted != watching_tap {
@@ -181,6 +192,11 @@ impl VirtioDevice for Net {
             },
         )
         .map_err(ActivateError::Worker)?;
+        stored.active = Some(Active {
+            mailbox,
+            doorbell: worker.doorbell(),
+        });
+        drop(stored);
         tracing::debug!(
             tap = self.tap.name(),
             features = format_args!("{:#x}", self.acked_features),
@@ -191,6 +207,8 @@ impl VirtioDevice for Net {
     }
 
     fn reset(&mut self) {
+        // No update reaches the worker from now on.
+        self.handle.lock().active = None;
         self.worker = None;
         self.acked_features = 0;
         if let Err(e) = self.tap.set_offload(0) {
@@ -280,6 +298,98 @@ mod tests {
             net.reset();
             assert_eq!(net.acked_features, 0);
         });
+    }
+
+    #[test]
+    fn the_handle_changes_limits_before_during_and_after_a_run() {
+        use crate::rate_limiter::{LimiterUpdate, Limits, TokenBucketConfig};
+        use vm_memory::GuestAddress;
+        let bucket = |size| TokenBucketConfig {
+            size,
+            refill: std::time::Duration::from_secs(1),
+        };
+        let remove_ops = LimiterUpdate {
+            bandwidth: None,
+            ops: Some(None),
+        };
+        let (before, running, answered, after) = in_new_netns(move || {
+            let tap = Arc::new(Tap::open("ptsm-test3").expect("open a TAP"));
+            let config = NetConfig::parse("tap=ptsm-test3,rx_ops=10,tx_bandwidth=1000").unwrap();
+            let mut net = Net::new(&config, tap);
+            let handle = net.handle();
+            // Before activation: kept for it.
+            let update = NetUpdate {
+                rx: LimiterUpdate {
+                    bandwidth: Some(Some(bucket(500))),
+                    ops: None,
+                },
+                tx: LimiterUpdate::default(),
+            };
+            handle.update(update).unwrap();
+            let before = handle.limits();
+            let mem = crate::GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+            let queue = |at| {
+                virtio_queue::mock::MockSplitQueue::create(&mem, GuestAddress(at), 16)
+                    .create_queue()
+                    .unwrap()
+            };
+            let irq = vmm_sys_util::eventfd::EventFd::new(0).unwrap();
+            net.activate(ActivateContext {
+                mem: mem.clone(),
+                interrupt: Arc::new(crate::IrqTrigger::new(irq)),
+                queues: vec![queue(0x1000), queue(0x8000)],
+                queue_evts: (0..2)
+                    .map(|_| vmm_sys_util::eventfd::EventFd::new(0).unwrap())
+                    .collect(),
+            })
+            .unwrap();
+            let running = handle.lock().active.is_some();
+            // While running: the worker takes it, paused or not.
+            assert!(net
+                .worker()
+                .unwrap()
+                .pause(std::time::Duration::from_secs(5)));
+            let update = NetUpdate {
+                rx: remove_ops.clone(),
+                tx: remove_ops.clone(),
+            };
+            handle.update(update).unwrap();
+            let answered = handle.limits();
+            net.worker().unwrap().resume();
+            net.reset();
+            let update = NetUpdate {
+                rx: LimiterUpdate::default(),
+                tx: LimiterUpdate {
+                    bandwidth: Some(None),
+                    ops: Some(Some(bucket(3))),
+                },
+            };
+            handle.update(update).unwrap();
+            (before, running, answered, handle.limits())
+        });
+        assert_eq!(
+            before,
+            (
+                Limits {
+                    bandwidth: Some(bucket(500)),
+                    ops: Some(bucket(10)),
+                },
+                Limits {
+                    bandwidth: Some(bucket(1000)),
+                    ops: None,
+                }
+            )
+        );
+        assert!(running);
+        assert_eq!(answered.0.ops, None);
+        assert_eq!(answered.0.bandwidth, Some(bucket(500)), "left alone");
+        assert_eq!(
+            after.1,
+            Limits {
+                bandwidth: None,
+                ops: Some(bucket(3))
+            }
+        );
     }
 
     #[test]

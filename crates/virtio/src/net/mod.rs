@@ -18,11 +18,13 @@
 pub mod config;
 mod device;
 pub mod frame;
+mod handle;
 pub mod queues;
 pub mod tap;
 
 pub use config::{ConfigError, NetConfig};
 pub use device::Net;
+pub use handle::{NetHandle, NetUpdate};
 pub use queues::{FrameIo, NetQueues};
 pub use tap::{Tap, TapError};
 

@@ -10,7 +10,7 @@ use virtio_queue::{Queue, QueueT};
 use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, write_rx_chain};
 use super::{features, Tap, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
 use crate::moderation::{Hold, Moderation, ModerationConfig};
-use crate::rate_limiter::RateLimiter;
+use crate::rate_limiter::{LimiterUpdate, RateLimiter};
 use crate::{GuestMemoryMmap, VirtioInterrupt, Wake};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -181,6 +181,13 @@ impl<T: FrameIo> NetQueues<T> {
         self.stats
     }
 
+    /// New limits for either direction, between two frames: a direction
+    /// blocked under the old ones tries again at once.
+    pub fn update_limits(&mut self, rx: &LimiterUpdate, tx: &LimiterUpdate) {
+        self.rx_limiter.update(rx);
+        self.tx_limiter.update(tx);
+    }
+
     /// The rate limiters' timers, to wait on (rx, tx).
     pub fn timer_fds(&self) -> (std::os::fd::RawFd, std::os::fd::RawFd) {
         use std::os::fd::AsRawFd;
@@ -215,7 +222,8 @@ impl<T: FrameIo> NetQueues<T> {
             }
             Wake::Source(RX_MODERATION_SOURCE) => self.on_moderation_timer(RX_QUEUE),
             Wake::Source(TX_MODERATION_SOURCE) => self.on_moderation_timer(TX_QUEUE),
-            Wake::Queue(_) | Wake::Source(_) => {}
+            // Updates reach the device, which calls `update_limits`.
+            Wake::Queue(_) | Wake::Source(_) | Wake::Update => {}
         }
     }
 

@@ -19,7 +19,7 @@ use super::queues::{
 use super::{features, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
 use crate::interrupt::INT_VRING;
 use crate::moderation::{Hold, Moderation, ModerationConfig};
-use crate::rate_limiter::{RateLimiter, TokenBucketConfig};
+use crate::rate_limiter::{LimiterUpdate, RateLimiter, TokenBucketConfig};
 use crate::{GuestMemoryMmap, IrqTrigger, Wake};
 
 const WRITE: u16 = virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE as u16;
@@ -574,4 +574,89 @@ fn a_riding_completion_goes_on_its_own_timer_when_nothing_is_received() {
     assert_eq!(r.irq.take_status(), 0, "riding");
     r.net.handle(Wake::Source(TX_MODERATION_SOURCE));
     assert_eq!(r.irq.take_status(), INT_VRING, "its own timer sends it");
+}
+
+/// A bucket that refills once a minute: what it lets through in a test
+/// is all it ever will.
+fn per_minute(size: u64) -> Option<TokenBucketConfig> {
+    Some(TokenBucketConfig {
+        size,
+        refill: Duration::from_secs(60),
+    })
+}
+
+/// Puts `n` transmit chains of a 50-byte frame and `n` receive buffers
+/// with a 60-byte frame waiting for each.
+fn traffic(r: &mut Rig<'_>, n: u16) {
+    r.mem
+        .write_slice(&packet(50), GuestAddress(0x10_0000))
+        .unwrap();
+    let tx: Vec<_> = (0..n).map(|_| d(0x10_0000, 62, 0, 0)).collect();
+    r.tx.add_desc_chains(&tx, 0).unwrap();
+    let rx: Vec<_> = (0..u64::from(n))
+        .map(|i| d(0x20_0000 + i * 0x1000, 2048, WRITE, 0))
+        .collect();
+    r.rx.add_desc_chains(&rx, 0).unwrap();
+    for _ in 0..n {
+        r.net.io_mut().incoming.push_back(packet(60));
+    }
+}
+
+#[test]
+fn each_direction_is_charged_to_its_own_limits() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    // Receive: 2 frames of 72 bytes fit 150 bytes; transmit: 3 frames.
+    let rx = RateLimiter::new(per_minute(150), None).unwrap();
+    let tx = RateLimiter::new(None, per_minute(3)).unwrap();
+    r.net = NetQueues::new(
+        FakeTap::default(),
+        mem.clone(),
+        r.irq.clone(),
+        r.rx.create_queue().unwrap(),
+        r.tx.create_queue().unwrap(),
+        0,
+        (rx, tx),
+    );
+    traffic(&mut r, 5);
+    r.net.handle(Wake::Queue(TX_QUEUE));
+    r.net.handle(Wake::Source(super::queues::TAP_SOURCE));
+    assert_eq!(r.net.io_mut().sent.len(), 3, "three transmit operations");
+    assert_eq!(r.used_count(&r.rx), 2, "150 bytes of receiving");
+}
+
+#[test]
+fn new_limits_apply_to_their_direction_at_once() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, None);
+    let one_each = || RateLimiter::new(None, per_minute(1)).unwrap();
+    r.net = NetQueues::new(
+        FakeTap::default(),
+        mem.clone(),
+        r.irq.clone(),
+        r.rx.create_queue().unwrap(),
+        r.tx.create_queue().unwrap(),
+        0,
+        (one_each(), one_each()),
+    );
+    traffic(&mut r, 4);
+    r.net.handle(Wake::Queue(TX_QUEUE));
+    r.net.handle(Wake::Source(super::queues::TAP_SOURCE));
+    assert_eq!((r.net.io_mut().sent.len(), r.used_count(&r.rx)), (1, 1));
+    // Transmit loses its limit, receive gets a larger bucket.
+    let rx = LimiterUpdate {
+        bandwidth: None,
+        ops: Some(per_minute(2)),
+    };
+    let tx = LimiterUpdate {
+        bandwidth: None,
+        ops: Some(None),
+    };
+    r.net.update_limits(&rx, &tx);
+    // Both were blocked: their timers fire in a millisecond.
+    std::thread::sleep(Duration::from_millis(20));
+    r.net.handle(Wake::Source(TX_TIMER_SOURCE));
+    r.net.handle(Wake::Source(RX_TIMER_SOURCE));
+    assert_eq!(r.net.io_mut().sent.len(), 4, "transmit unlimited");
+    assert_eq!(r.used_count(&r.rx), 3, "two more received");
 }

@@ -104,7 +104,9 @@ impl MmioTransport {
             reg::QUEUE_READY => queue.map_or(0, |q| u32::from(q.ready())),
             reg::INTERRUPT_STATUS => self.interrupt.take_status(),
             reg::STATUS => self.core.status(),
-            reg::CONFIG_GENERATION => self.config_generation,
+            reg::CONFIG_GENERATION => self
+                .config_generation
+                .wrapping_add(self.core.device().config_generation()),
             _ => 0,
         }
     }
@@ -211,6 +213,8 @@ mod tests {
         activations: usize,
         resets: usize,
         config_writes: Vec<(u64, Vec<u8>)>,
+        /// The device's own configuration changes.
+        generation: u32,
     }
 
     struct FakeDevice(Arc<Mutex<Seen>>);
@@ -237,6 +241,9 @@ mod tests {
                 .unwrap()
                 .config_writes
                 .push((offset, data.to_vec()));
+        }
+        fn config_generation(&self) -> u32 {
+            self.0.lock().unwrap().generation
         }
         fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
             assert_eq!(ctx.queues.len(), 2);
@@ -369,6 +376,9 @@ mod tests {
         t.write(CONFIG_SPACE + 2, &[9]);
         assert_eq!(seen.lock().unwrap().config_writes, vec![(2, vec![9])]);
         assert_eq!(read(&mut t, reg::CONFIG_GENERATION), 1);
+        // The device changed its configuration (a new disk capacity).
+        seen.lock().unwrap().generation = 2;
+        assert_eq!(read(&mut t, reg::CONFIG_GENERATION), 3);
         // Unaligned or narrow register accesses are ignored, never a panic.
         let mut one = [0xffu8; 1];
         t.read(reg::MAGIC_VALUE, &mut one);

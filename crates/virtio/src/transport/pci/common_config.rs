@@ -93,7 +93,11 @@ impl CommonConfig {
             field::CONFIG_MSIX_VECTOR => irq.config_vector().into(),
             field::NUM_QUEUES => u64::try_from(core.queue_count()).unwrap_or(0),
             field::DEVICE_STATUS => core.status().into(),
-            field::CONFIG_GENERATION => self.config_generation.into(),
+            // The 8-bit register shows the low byte of the sum.
+            field::CONFIG_GENERATION => self
+                .config_generation
+                .wrapping_add(core.device().config_generation().to_le_bytes()[0])
+                .into(),
             field::QUEUE_SELECT => self.queue_select.into(),
             // Until the driver sets a size, this reads the maximum.
             field::QUEUE_SIZE => queue.map_or(0, |q| q.size().into()),

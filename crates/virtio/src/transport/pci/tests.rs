@@ -24,6 +24,8 @@ struct Seen {
     activations: usize,
     resets: usize,
     interrupt: Option<Arc<dyn crate::VirtioInterrupt>>,
+    /// The device's own configuration changes.
+    generation: u32,
 }
 
 struct FakeDevice(Arc<Mutex<Seen>>);
@@ -43,6 +45,9 @@ impl VirtioDevice for FakeDevice {
         crate::device::read_config_bytes(&[0xa, 0xb, 0xc, 0xd], offset, data);
     }
     fn write_config(&mut self, _: u64, _: &[u8]) {}
+    fn config_generation(&self) -> u32 {
+        self.0.lock().unwrap().generation
+    }
     fn activate(&mut self, ctx: ActivateContext) -> Result<(), ActivateError> {
         let mut seen = self.0.lock().unwrap();
         seen.activations += 1;
@@ -316,6 +321,15 @@ fn notifications_and_device_config_through_the_bar() {
     assert_eq!(r.kicks[1].read().unwrap(), 1);
     assert!(r.kicks[0].read().is_err());
     assert_eq!(r.read(DEVICE_CONFIG_OFFSET + 1, 2), 0x0c0b);
+}
+
+#[test]
+fn the_devices_own_config_changes_move_the_generation() {
+    let mut r = rig();
+    assert_eq!(r.read(0x15, 1), 0);
+    // A new disk capacity, say; the 8-bit register wraps.
+    r.seen.lock().unwrap().generation = 0x102;
+    assert_eq!(r.read(0x15, 1), 2);
 }
 
 #[test]
