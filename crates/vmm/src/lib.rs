@@ -15,6 +15,7 @@ mod msi;
 mod net;
 mod pci;
 mod ram_mapping;
+pub mod resources;
 mod signals;
 mod vcpu;
 
@@ -24,6 +25,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use exit::GuestExit;
+pub use resources::{ResourceError, VmResources};
 pub use virtio::balloon::BalloonConfig;
 
 pub use virtio::block::DiskConfig;
