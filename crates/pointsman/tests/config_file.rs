@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// A scratch directory with a test guest kernel, config files and a
