@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use vmm::{DiskConfig, KernelSource, VmConfig};
 
 use crate::firecracker::FirecrackerArgs;
-use crate::{config_file, launch};
+use crate::{config_file, launch, logging};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -157,30 +157,42 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
 
 /// `pointsman run`: boots the guest (from the options or a config file)
 /// and maps how it ended to the exit status, with one line on stderr
-/// when it did not end cleanly.
+/// when it did not end cleanly. Logging goes to stderr as `--verbose`
+/// asks, or as the config file's `logger` section does.
 pub fn run(args: &RunArgs) -> ExitCode {
-    if let Some(api_sock) = &args.api_sock {
-        if args.config_file.is_none() {
-            return launch::api_unavailable(api_sock);
-        }
-        tracing::warn!(
-            "the API (on {}) is not available yet: running the config file's guest without it",
-            api_sock.display()
-        );
+    if let (Some(api_sock), None) = (&args.api_sock, &args.config_file) {
+        return launch::api_unavailable(api_sock);
     }
     let config = match &args.config_file {
         Some(path) => match config_file::load(path) {
-            Ok((_, mut config)) => {
+            Ok((resources, mut config)) => {
+                match &resources.logger {
+                    Some(logger) => {
+                        if let Err(e) = logging::init_from(logger) {
+                            return launch::bad_input(e);
+                        }
+                    }
+                    None => logging::init(args.verbose),
+                }
                 config.no_reboot = args.no_reboot;
                 config.pci = args.pci;
                 config
             }
             Err(e) => return launch::bad_input(e),
         },
-        None => match config(args) {
-            Ok(config) => config,
-            Err(e) => return launch::report(&Err(e), args.verbose),
-        },
+        None => {
+            logging::init(args.verbose);
+            match config(args) {
+                Ok(config) => config,
+                Err(e) => return launch::report(&Err(e), args.verbose),
+            }
+        }
     };
+    if let Some(api_sock) = &args.api_sock {
+        tracing::warn!(
+            "the API (on {}) is not available yet: running the config file's guest without it",
+            api_sock.display()
+        );
+    }
     launch::boot(&config, args.verbose)
 }

@@ -31,11 +31,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        cli::Command::Run(args) => {
-            logging::init(args.verbose);
-            cli::run(&args)
-        }
-        // It sets up its logging from its own flags and config file.
+        // Each sets up its logging from its flags and config file.
+        cli::Command::Run(args) => cli::run(&args),
         cli::Command::Firecracker(args) => firecracker::run(&args),
     }
 }

@@ -410,3 +410,47 @@ fn a_config_file_replaces_the_guest_options() {
     assert_eq!(run.status, EXIT_BAD_INPUT, "{run:?}");
     assert!(run.stderr.contains("--config-file"), "{}", run.stderr);
 }
+
+/// The config file's `logger` section sends Pointsman's log to its file,
+/// under `pointsman run` and, over the flags, under the firecracker name.
+#[test]
+fn the_config_files_logger_is_used() {
+    require_kvm();
+    let setup = Setup::new("cf-logger", guests::PVH);
+    let log = setup.dir.path().join("vm.log");
+    let config = setup.config(
+        "exit",
+        &format!(
+            r#""logger": {{"log_path": "{}", "level": "Info", "show_level": true}}"#,
+            log.display()
+        ),
+    );
+    let run = run(&["run", "--config-file", &config], b"");
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("INFO") && logged.contains("guest started"),
+        "{logged}"
+    );
+    let flag_log = setup.dir.path().join("flag.log");
+    let run = run_command(
+        setup.firecracker(),
+        &[
+            "--no-api",
+            "--config-file",
+            &config,
+            "--log-path",
+            flag_log.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("guest started")
+            .count(),
+        2
+    );
+    assert!(!flag_log.exists());
+}
