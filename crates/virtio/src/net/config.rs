@@ -37,10 +37,15 @@ pub struct NetConfig {
     pub tap: String,
     /// The guest's MAC address; a random locally administered one if none.
     pub mac: Option<[u8; 6]>,
-    /// Bytes per refill time, for each direction.
+    /// Bytes per refill time the guest receives.
     pub bandwidth: Option<TokenBucketConfig>,
-    /// Frames per refill time, for each direction.
+    /// Frames per refill time the guest receives.
     pub ops: Option<TokenBucketConfig>,
+    /// Bytes per refill time the guest sends. `--net` gives both
+    /// directions the same limits; Firecracker's API sets each.
+    pub tx_bandwidth: Option<TokenBucketConfig>,
+    /// Frames per refill time the guest sends.
+    pub tx_ops: Option<TokenBucketConfig>,
     /// Interrupt moderation (on unless `moderation=off`): a guest
     /// receiving a stream shares interrupts between frames that come
     /// close together, at up to 300 µs more latency for them.
@@ -94,6 +99,8 @@ impl NetConfig {
         Ok(NetConfig {
             tap: tap.ok_or_else(|| ConfigError::MissingTap(text.to_owned()))?,
             mac,
+            tx_bandwidth: bandwidth.clone(),
+            tx_ops: ops.clone(),
             bandwidth,
             ops,
             moderation: moderation.unwrap_or(true),
@@ -179,6 +186,11 @@ mod tests {
             .unwrap();
         assert_eq!(c.tap, "tap0");
         assert_eq!(c.mac, Some([0x52, 0x54, 0, 0xab, 0xcd, 1]));
+        assert_eq!(
+            (&c.tx_bandwidth, &c.tx_ops),
+            (&c.bandwidth, &c.ops),
+            "both directions"
+        );
         let bw = c.bandwidth.unwrap();
         assert_eq!((bw.size, bw.refill), (10 << 20, Duration::from_millis(100)));
         assert_eq!(c.ops.unwrap().size, 1000);

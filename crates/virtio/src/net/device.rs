@@ -21,8 +21,9 @@ const LINK_UP: u16 = 1;
 pub struct Net {
     tap: Arc<Tap>,
     mac: [u8; 6],
-    bandwidth: Option<TokenBucketConfig>,
-    ops: Option<TokenBucketConfig>,
+    /// Receive and transmit limits (bytes, frames).
+    rx_limits: (Option<TokenBucketConfig>, Option<TokenBucketConfig>),
+    tx_limits: (Option<TokenBucketConfig>, Option<TokenBucketConfig>),
     /// Interrupt moderation on (`moderation=off` turns it off).
     moderation: bool,
     avail_features: u64,
@@ -58,8 +59,8 @@ impl Net {
         Net {
             tap,
             mac: config.mac.unwrap_or_else(random_mac),
-            bandwidth: config.bandwidth.clone(),
-            ops: config.ops.clone(),
+            rx_limits: (config.bandwidth.clone(), config.ops.clone()),
+            tx_limits: (config.tx_bandwidth.clone(), config.tx_ops.clone()),
             moderation: config.moderation,
             avail_features: avail,
             acked_features: 0,
@@ -79,10 +80,13 @@ impl Net {
         config
     }
 
+    /// The receive and the transmit limiter, in [`NetQueues::new`]'s order.
     fn limiters(&self) -> std::io::Result<(RateLimiter, RateLimiter)> {
+        let (rx_bandwidth, rx_ops) = self.rx_limits.clone();
+        let (tx_bandwidth, tx_ops) = self.tx_limits.clone();
         Ok((
-            RateLimiter::new(self.bandwidth.clone(), self.ops.clone())?,
-            RateLimiter::new(self.bandwidth.clone(), self.ops.clone())?,
+            RateLimiter::new(rx_bandwidth, rx_ops)?,
+            RateLimiter::new(tx_bandwidth, tx_ops)?,
         ))
     }
 }

@@ -35,9 +35,6 @@ pub enum ResourceError {
     /// A host TAP name Linux would refuse.
     #[error("invalid host_dev_name {0:?}: 1 to 15 characters, no '/', ':', spaces, '.' or '..'")]
     TapName(String),
-    /// Different limits for the two directions of a NIC.
-    #[error("network interface {0}: Pointsman applies one rate limiter to both directions, so rx_rate_limiter and tx_rate_limiter must be equal")]
-    NetDirections(String),
     /// Two devices with the same id.
     #[error("{kind} id {id:?} is given twice")]
     DuplicateId { kind: &'static str, id: String },

@@ -70,31 +70,20 @@ impl NetworkInterface {
         if let Some(limiter) = &self.tx_rate_limiter {
             limiter.validate("tx_rate_limiter")?;
         }
-        self.limiter()?;
         Ok(())
-    }
-
-    /// The one limiter Pointsman applies to each direction: the two must
-    /// agree (a missing one and one that does not limit agree).
-    fn limiter(&self) -> Result<RateLimiter, ResourceError> {
-        let rx = self.rx_rate_limiter.clone().unwrap_or_default();
-        let tx = self.tx_rate_limiter.clone().unwrap_or_default();
-        let same =
-            rx.bandwidth_config() == tx.bandwidth_config() && rx.ops_config() == tx.ops_config();
-        if !same {
-            return Err(ResourceError::NetDirections(self.iface_id.clone()));
-        }
-        Ok(rx)
     }
 
     pub fn to_net_config(&self) -> Result<NetConfig, ResourceError> {
         self.validate()?;
-        let limiter = self.limiter()?;
+        let rx = self.rx_rate_limiter.clone().unwrap_or_default();
+        let tx = self.tx_rate_limiter.clone().unwrap_or_default();
         Ok(NetConfig {
             tap: self.host_dev_name.clone(),
             mac: self.guest_mac.as_deref().map(mac).transpose()?,
-            bandwidth: limiter.bandwidth_config(),
-            ops: limiter.ops_config(),
+            bandwidth: rx.bandwidth_config(),
+            ops: rx.ops_config(),
+            tx_bandwidth: tx.bandwidth_config(),
+            tx_ops: tx.ops_config(),
             moderation: true,
         })
     }
@@ -102,13 +91,15 @@ impl NetworkInterface {
     /// The interface that shows Pointsman's NIC number `index`, named
     /// `ethN`. A NIC given no MAC shows none: the device picks it.
     pub fn from_net_config(index: usize, net: &NetConfig) -> NetworkInterface {
-        let limiter = RateLimiter::from_configs(net.bandwidth.as_ref(), net.ops.as_ref());
         NetworkInterface {
             iface_id: format!("eth{index}"),
             host_dev_name: net.tap.clone(),
             guest_mac: net.mac.as_ref().map(format_mac),
-            rx_rate_limiter: limiter.clone(),
-            tx_rate_limiter: limiter,
+            rx_rate_limiter: RateLimiter::from_configs(net.bandwidth.as_ref(), net.ops.as_ref()),
+            tx_rate_limiter: RateLimiter::from_configs(
+                net.tx_bandwidth.as_ref(),
+                net.tx_ops.as_ref(),
+            ),
         }
     }
 }
@@ -153,12 +144,14 @@ mod tests {
         let i = iface(
             r#"{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:AC:10:00:02",
                 "rx_rate_limiter": {"bandwidth": {"size": 100000, "refill_time": 100}},
-                "tx_rate_limiter": {"bandwidth": {"size": 100000, "refill_time": 100}}}"#,
+                "tx_rate_limiter": {"ops": {"size": 50, "refill_time": 100}}}"#,
         );
         let net = i.to_net_config().unwrap();
         assert_eq!(net.tap, "tap0");
         assert_eq!(net.mac, Some([6, 0, 0xac, 0x10, 0, 2]));
         assert_eq!(net.bandwidth.as_ref().map(|b| b.size), Some(100_000));
+        assert_eq!((net.ops.as_ref(), net.tx_bandwidth.as_ref()), (None, None));
+        assert_eq!(net.tx_ops.as_ref().map(|o| o.size), Some(50));
         let back = NetworkInterface::from_net_config(0, &net);
         assert_eq!(back.guest_mac.as_deref(), Some("06:00:ac:10:00:02"));
         assert_eq!(back.to_net_config().unwrap(), net);
@@ -207,15 +200,17 @@ mod tests {
             ..base()
         };
         assert!(matches!(i.validate(), Err(ResourceError::InvalidId { .. })));
-        let one_way: RateLimiter =
-            serde_json::from_str(r#"{"ops": {"size": 10, "refill_time": 100}}"#).unwrap();
+        let slow: RateLimiter =
+            serde_json::from_str(r#"{"ops": {"size": 10, "refill_time": 99999999999999}}"#)
+                .unwrap();
         let i = NetworkInterface {
-            tx_rate_limiter: Some(one_way),
+            tx_rate_limiter: Some(slow),
             ..base()
         };
-        assert_eq!(
-            i.validate(),
-            Err(ResourceError::NetDirections("eth0".into()))
+        let e = i.validate().unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid tx_rate_limiter.ops.refill_time"),
+            "{e}"
         );
     }
 
@@ -232,10 +227,12 @@ mod tests {
             Some(10)
         );
         let p: PartialNetworkInterface = serde_json::from_str(
-            r#"{"iface_id": "eth0", "rx_rate_limiter": {"ops": {"size": 10, "refill_time": 100}}}"#,
+            r#"{"iface_id": "eth0", "rx_rate_limiter": {"ops": {"size": 5, "refill_time": 100}}}"#,
         )
         .unwrap();
-        assert!(p.apply(&i).is_err());
+        let net = p.apply(&updated).unwrap().to_net_config().unwrap();
+        assert_eq!(net.ops.map(|o| o.size), Some(5), "receive changed");
+        assert_eq!(net.tx_ops.map(|o| o.size), Some(10), "transmit kept");
         assert!(serde_json::from_str::<PartialNetworkInterface>(
             r#"{"iface_id": "eth0", "host_dev_name": "tap1"}"#
         )
