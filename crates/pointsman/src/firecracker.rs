@@ -163,14 +163,21 @@ pub fn version_text() -> String {
 }
 
 impl FirecrackerArgs {
-    /// The logger the flags ask for.
+    /// The logger the flags ask for. With neither `--log-path` nor
+    /// `--level` only warnings are logged (to stderr: stdout is the
+    /// console); with either, the level is Firecracker's default, `Info`.
     pub fn logger(&self) -> Logger {
+        let quiet = self.log_path.is_none() && self.level.is_none();
         Logger {
             log_path: self
                 .log_path
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned()),
-            level: self.level.clone(),
+            level: if quiet {
+                Some("Warning".to_owned())
+            } else {
+                self.level.clone()
+            },
             show_level: Some(self.show_level),
             show_log_origin: Some(self.show_log_origin),
             module: self.module.clone(),
@@ -277,6 +284,10 @@ mod tests {
             (Some(true), Some(true))
         );
         assert!(parse(&["--no-seccomp"]).unwrap().no_seccomp);
+        let quiet = parse(&[]).unwrap().logger();
+        assert_eq!(quiet.filter_directive().unwrap(), "warn");
+        let to_file = parse(&["--log-path", "/tmp/log"]).unwrap().logger();
+        assert_eq!(to_file.filter_directive().unwrap(), "info");
     }
 
     #[test]

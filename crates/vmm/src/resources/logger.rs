@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{validate_path, ResourceError};
 
-/// How much to log.
+/// How much to log (`Info` when a logger leaves it out, as in Firecracker).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LogLevel {
     Off,
     Error,
-    #[default]
     Warning,
+    #[default]
     Info,
     Debug,
     Trace,
@@ -103,7 +103,11 @@ mod tests {
         l.validate().unwrap();
         assert_eq!(l.filter_directive().unwrap(), "off,virtio::net=info");
         let plain: Logger = serde_json::from_str("{}").unwrap();
-        assert_eq!(plain.filter_directive().unwrap(), "warn");
+        assert_eq!(
+            plain.filter_directive().unwrap(),
+            "info",
+            "Firecracker's default"
+        );
         for (text, level) in [
             ("Off", LogLevel::Off),
             ("error", LogLevel::Error),
