@@ -35,6 +35,9 @@ pub enum ResourceError {
     /// A host TAP name Linux would refuse.
     #[error("invalid host_dev_name {0:?}: 1 to 15 characters, no '/', ':', spaces, '.' or '..'")]
     TapName(String),
+    /// An MTU for the guest, which Pointsman cannot advertise.
+    #[error("network interface {0}: mtu is not supported by Pointsman (it does not offer VIRTIO_NET_F_MTU; the guest uses its default MTU)")]
+    NetMtu(String),
     /// Two devices with the same id.
     #[error("{kind} id {id:?} is given twice")]
     DuplicateId { kind: &'static str, id: String },

@@ -17,6 +17,9 @@ pub struct NetworkInterface {
     /// `aa:bb:cc:dd:ee:ff`; a random one when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_mac: Option<String>,
+    /// Refused: Pointsman does not offer VIRTIO_NET_F_MTU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rx_rate_limiter: Option<RateLimiter>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +64,9 @@ impl NetworkInterface {
     pub fn validate(&self) -> Result<(), ResourceError> {
         validate_id("iface_id", &self.iface_id)?;
         validate_tap_name(&self.host_dev_name)?;
+        if self.mtu.is_some() {
+            return Err(ResourceError::NetMtu(self.iface_id.clone()));
+        }
         if let Some(text) = &self.guest_mac {
             mac(text)?;
         }
@@ -95,6 +101,7 @@ impl NetworkInterface {
             iface_id: format!("eth{index}"),
             host_dev_name: net.tap.clone(),
             guest_mac: net.mac.as_ref().map(format_mac),
+            mtu: None,
             rx_rate_limiter: RateLimiter::from_configs(net.bandwidth.as_ref(), net.ops.as_ref()),
             tx_rate_limiter: RateLimiter::from_configs(
                 net.tx_bandwidth.as_ref(),
@@ -200,6 +207,11 @@ mod tests {
             ..base()
         };
         assert!(matches!(i.validate(), Err(ResourceError::InvalidId { .. })));
+        let i = NetworkInterface {
+            mtu: Some(9000),
+            ..base()
+        };
+        assert_eq!(i.validate(), Err(ResourceError::NetMtu("eth0".into())));
         let slow: RateLimiter =
             serde_json::from_str(r#"{"ops": {"size": 10, "refill_time": 99999999999999}}"#)
                 .unwrap();
