@@ -136,6 +136,10 @@ fn a_reset_ends_the_run_with_status_0_under_the_firecracker_name() {
     let run = common::run(&["firecracker", "--no-api", "--config-file", &config], b"");
     assert_eq!(run.status, EXIT_OK, "{run:?}");
     assert_eq!(run.lines(), vec!["resetting"], "{run:?}");
+    // Under Pointsman's own name, --no-reboot still applies to a config file.
+    let run = common::run(&["run", "--config-file", &config, "--no-reboot"], b"");
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert_eq!(run.lines(), vec!["resetting"], "{run:?}");
 }
 
 /// Without a config file there is nothing to boot until the API is wired
