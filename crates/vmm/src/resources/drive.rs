@@ -238,7 +238,8 @@ mod tests {
             disk.bandwidth,
             Some(TokenBucketConfig {
                 size: 1000,
-                refill: Duration::from_millis(10)
+                refill: Duration::from_millis(10),
+                one_time_burst: 0,
             })
         );
         let back = Drive::from_disk_config(3, &disk);

@@ -1,10 +1,10 @@
 //! `rate_limiter`: Firecracker's two token buckets, bytes and operations.
 //!
 //! A bucket of `size` tokens refills every `refill_time` milliseconds,
-//! which is Pointsman's `bandwidth=SIZE/TIMEms` (or `ops=`). As in
+//! which is Pointsman's `bandwidth=SIZE/TIMEms` (or `ops=`);
+//! `one_time_burst` tokens are granted once on top of it. As in
 //! Firecracker, a bucket whose `size` or `refill_time` is 0 does not
-//! limit. `one_time_burst` is accepted and ignored: the bucket starts
-//! full, so the guest gets `size` at once, not `size + one_time_burst`.
+//! limit.
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use super::ResourceError;
 pub struct TokenBucket {
     /// Tokens (bytes or operations) the bucket holds.
     pub size: u64,
-    /// Extra tokens granted once at the start (ignored by Pointsman).
+    /// Extra tokens granted once, spent before the bucket's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_time_burst: Option<u64>,
     /// Milliseconds to refill the whole bucket.
@@ -32,6 +32,7 @@ impl TokenBucket {
         (self.size > 0 && self.refill_time > 0).then(|| TokenBucketConfig {
             size: self.size,
             refill: Duration::from_millis(self.refill_time),
+            one_time_burst: self.one_time_burst.unwrap_or(0),
         })
     }
 
@@ -41,7 +42,7 @@ impl TokenBucket {
         let ms = config.refill.as_nanos().div_ceil(1_000_000);
         TokenBucket {
             size: config.size,
-            one_time_burst: None,
+            one_time_burst: (config.one_time_burst > 0).then_some(config.one_time_burst),
             refill_time: u64::try_from(ms).unwrap_or(u64::MAX),
         }
     }
@@ -127,17 +128,24 @@ mod tests {
             limiter.bandwidth_config(),
             Some(TokenBucketConfig {
                 size: 1 << 20,
-                refill: Duration::from_millis(100)
+                refill: Duration::from_millis(100),
+                one_time_burst: 0,
             })
         );
         assert_eq!(
             limiter.ops_config(),
             Some(TokenBucketConfig {
                 size: 10,
-                refill: Duration::from_secs(1)
+                refill: Duration::from_secs(1),
+                one_time_burst: 5,
             })
         );
-        let back = RateLimiter::from_configs(limiter.bandwidth_config().as_ref(), None).unwrap();
+        let back = RateLimiter::from_configs(
+            limiter.bandwidth_config().as_ref(),
+            limiter.ops_config().as_ref(),
+        )
+        .unwrap();
+        assert_eq!(back, limiter, "the burst too");
         assert_eq!(
             back.bandwidth,
             Some(TokenBucket {
