@@ -2,7 +2,8 @@
 //! with the guest's console on stdout, or the file a Firecracker logger
 //! configuration names.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileTypeExt;
 use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
@@ -36,14 +37,56 @@ pub fn init_from(logger: &Logger) -> Result<(), String> {
         .with_line_number(show_origin);
     match &logger.log_path {
         Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open log_path {path}: {e}"))?;
+            let file = open_log(path).map_err(|e| format!("cannot open log_path {path}: {e}"))?;
             builder.with_writer(Mutex::new(file)).init();
         }
         None => builder.with_writer(std::io::stderr).init(),
     }
     Ok(())
+}
+
+/// Opens a log file for appending, creating it if missing. A FIFO is
+/// opened for reading too: a write-only open would block until the tool
+/// that reads the log opens its end, and with both ends open it never
+/// does.
+fn open_log(path: &str) -> std::io::Result<File> {
+    let is_fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+    OpenOptions::new()
+        .read(is_fifo)
+        .append(true)
+        .create(!is_fifo)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn a_fifo_opens_without_a_reader() {
+        let dir = std::env::temp_dir().join(format!("pointsman-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("log.fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let mut log = open_log(fifo.to_str().unwrap()).unwrap();
+        log.write_all(b"line\n").unwrap();
+        let mut reader = File::open(&fifo).unwrap();
+        let mut got = [0u8; 5];
+        reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"line\n");
+        let file = dir.join("log.txt");
+        open_log(file.to_str().unwrap())
+            .unwrap()
+            .write_all(b"a")
+            .unwrap();
+        open_log(file.to_str().unwrap())
+            .unwrap()
+            .write_all(b"b")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "ab", "appended");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
