@@ -9,18 +9,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser};
 use tracing::warn;
-use vmm::resources::{LogLevel, Logger};
+use vmm::resources::{LogLevel, Logger, DEFAULT_INSTANCE_ID, FIRECRACKER_VERSION};
 
 use crate::{config_file, exit_code, launch, logging};
 
-/// The Firecracker release whose API and command line Pointsman follows,
-/// which `--version` reports first, in Firecracker's words, for the
-/// tools that check it.
-pub const FIRECRACKER_VERSION: &str = "1.16.0";
 /// Firecracker's default API socket.
 pub const DEFAULT_API_SOCK: &str = "/run/firecracker.socket";
-/// Firecracker's default instance id.
-pub const DEFAULT_ID: &str = "anonymous-instance";
 /// Firecracker's default limit on an API request's body, in bytes.
 pub const DEFAULT_MAX_PAYLOAD: usize = 51200;
 
@@ -54,7 +48,7 @@ pub struct FirecrackerArgs {
     #[arg(long, requires = "config_file")]
     pub no_api: bool,
     /// The microVM's id (letters, digits and '-', 1 to 64 characters).
-    #[arg(long, value_name = "ID", default_value = DEFAULT_ID, value_parser = parse_instance_id)]
+    #[arg(long, value_name = "ID", default_value = DEFAULT_INSTANCE_ID, value_parser = parse_instance_id)]
     pub id: String,
     /// File or FIFO the log is appended to (stderr when left out).
     #[arg(long, value_name = "PATH")]
@@ -232,7 +226,7 @@ mod tests {
     fn defaults_are_firecrackers() {
         let args = parse(&[]).unwrap();
         assert_eq!(args.api_sock, Path::new(DEFAULT_API_SOCK));
-        assert_eq!(args.id, DEFAULT_ID);
+        assert_eq!(args.id, DEFAULT_INSTANCE_ID);
         assert_eq!(args.http_api_max_payload_size, 51200);
         assert!(!args.no_api && !args.enable_pci && args.config_file.is_none());
     }

@@ -2,6 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The Firecracker release whose API, config file and command line
+/// Pointsman follows: what `firecracker --version` reports first, in
+/// Firecracker's words, for the tools that check it.
+pub const FIRECRACKER_VERSION: &str = "1.16.0";
+/// Firecracker's instance id when `--id` gives none.
+pub const DEFAULT_INSTANCE_ID: &str = "anonymous-instance";
+
 /// Where the guest is in its life.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InstanceState {

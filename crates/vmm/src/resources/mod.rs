@@ -30,6 +30,7 @@ pub use entropy::Entropy;
 pub use error::ResourceError;
 pub use instance::{
     ActionType, InstanceActionInfo, InstanceInfo, InstanceState, VmState, VmStateTarget,
+    DEFAULT_INSTANCE_ID, FIRECRACKER_VERSION,
 };
 pub use logger::{LogLevel, Logger};
 pub use machine_config::{HugePagesConfig, MachineConfig, MachineConfigUpdate, MAX_VCPUS};
