@@ -63,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
     let ops = (choices[0] & 4 != 0).then(|| TokenBucketConfig {
         size: u64::from(choices[1] % 4 + 1),
         refill: Duration::from_secs(1),
+        one_time_burst: 0,
     });
     let limiter = RateLimiter::new(None, ops).unwrap();
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use vmm::{DiskConfig, KernelSource, VmConfig};
 
-use crate::exit_code;
+use crate::firecracker::FirecrackerArgs;
+use crate::{config_file, launch, logging};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,20 +20,21 @@ pub struct Cli {
     pub command: Command,
 }
 
-impl Cli {
-    pub fn verbose(&self) -> bool {
-        match &self.command {
-            Command::Run(args) => args.verbose,
-        }
-    }
-}
-
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Boot a guest and attach its serial console to this terminal.
     /// Without --kernel, boots the demo guest built into Pointsman.
     Run(RunArgs),
+    /// Firecracker's command line (what a `firecracker` symlink to this
+    /// binary runs): see `pointsman firecracker --help`.
+    #[command(disable_version_flag = true)]
+    Firecracker(FirecrackerArgs),
 }
+
+/// The options that describe the guest, which a config file replaces.
+const GUEST_OPTIONS: [&str; 10] = [
+    "kernel", "initrd", "cmdline", "cpus", "memory", "rng", "balloon", "vsock", "disk", "net",
+];
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -94,6 +96,15 @@ pub struct RunArgs {
     /// in the guest (it needs the virtio_pci driver).
     #[arg(long)]
     pub pci: bool,
+    /// Boot the guest a Firecracker JSON configuration describes
+    /// (boot-source, drives, machine-config, network-interfaces, vsock,
+    /// balloon, entropy, logger, metrics) instead of the options above.
+    #[arg(long, value_name = "FILE", conflicts_with_all = GUEST_OPTIONS)]
+    pub config_file: Option<PathBuf>,
+    /// Serve Firecracker's API on this Unix socket (not available yet:
+    /// only with --config-file, which then boots without it).
+    #[arg(long, value_name = "PATH")]
+    pub api_sock: Option<PathBuf>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -147,17 +158,44 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
     })
 }
 
-/// `pointsman run`: boots the guest and maps how it ended to the exit
-/// status, with one line on stderr when it did not end cleanly.
+/// `pointsman run`: boots the guest (from the options or a config file)
+/// and maps how it ended to the exit status, with one line on stderr
+/// when it did not end cleanly. Logging goes to stderr as `--verbose`
+/// asks, or as the config file's `logger` section does.
 pub fn run(args: &RunArgs) -> ExitCode {
-    let outcome = config(args).and_then(|config| vmm::run(&config));
-    if let Err(e) = &outcome {
-        eprintln!("pointsman: {e}");
-        if args.verbose {
-            if let Some(registers) = e.guest_registers() {
-                eprintln!("{registers}");
+    if let (Some(api_sock), None) = (&args.api_sock, &args.config_file) {
+        return launch::api_unavailable(api_sock);
+    }
+    let config = match &args.config_file {
+        Some(path) => match config_file::load(path) {
+            Ok((resources, mut config)) => {
+                match &resources.logger {
+                    Some(logger) => {
+                        if let Err(e) = logging::init_from(logger) {
+                            return launch::bad_input(e);
+                        }
+                    }
+                    None => logging::init(args.verbose),
+                }
+                config.no_reboot = args.no_reboot;
+                config.pci = args.pci;
+                config
+            }
+            Err(e) => return launch::bad_input(e),
+        },
+        None => {
+            logging::init(args.verbose);
+            match config(args) {
+                Ok(config) => config,
+                Err(e) => return launch::report(&Err(e), args.verbose),
             }
         }
+    };
+    if let Some(api_sock) = &args.api_sock {
+        tracing::warn!(
+            "the API (on {}) is not available yet: running the config file's guest without it",
+            api_sock.display()
+        );
     }
-    ExitCode::from(exit_code::for_outcome(&outcome))
+    launch::boot(&config, args.verbose)
 }

@@ -1,14 +1,23 @@
-//! The `pointsman` command line.
+//! The `pointsman` command line, and Firecracker's when the binary is
+//! started as `firecracker`.
 
 mod cli;
+mod config_file;
 mod exit_code;
+mod firecracker;
+mod launch;
+mod logging;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let args: Vec<_> = std::env::args_os().collect();
+    if firecracker::started_as_firecracker(args.first()) {
+        return firecracker::main(args);
+    }
+    let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout with status 0; usage errors
@@ -21,21 +30,9 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(cli.verbose());
     match cli.command {
+        // Each sets up its logging from its flags and config file.
         cli::Command::Run(args) => cli::run(&args),
+        cli::Command::Firecracker(args) => firecracker::run(&args),
     }
-}
-
-/// Logs go to stderr, so they never mix with the guest's console on
-/// stdout. `RUST_LOG` overrides the level that `--verbose` picks.
-fn init_logging(verbose: bool) {
-    let default = if verbose { "debug" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }

@@ -14,6 +14,10 @@ use vmm_sys_util::timerfd::TimerFd;
 pub struct TokenBucketConfig {
     pub size: u64,
     pub refill: Duration,
+    /// Tokens granted once, on top of the full bucket and spent before
+    /// it, that never come back (Firecracker's `one_time_burst`, for a
+    /// fast boot under a tight limit); 0 for none.
+    pub one_time_burst: u64,
 }
 
 impl TokenBucketConfig {
@@ -30,7 +34,11 @@ impl TokenBucketConfig {
                 "{text:?}: the amount and the refill time must be above zero"
             ));
         }
-        Ok(TokenBucketConfig { size, refill })
+        Ok(TokenBucketConfig {
+            size,
+            refill,
+            one_time_burst: 0,
+        })
     }
 }
 
@@ -118,6 +126,8 @@ fn parse_duration(text: &str) -> Option<Duration> {
 pub struct TokenBucket {
     config: TokenBucketConfig,
     tokens: u64,
+    /// What is left of the one-time burst.
+    burst: u64,
     last_refill: Instant,
 }
 
@@ -125,6 +135,7 @@ impl TokenBucket {
     pub fn new(config: TokenBucketConfig) -> Self {
         TokenBucket {
             tokens: config.size,
+            burst: config.one_time_burst,
             config,
             last_refill: Instant::now(),
         }
@@ -145,22 +156,29 @@ impl TokenBucket {
     /// Takes `tokens` if there are enough. A request larger than the whole
     /// bucket is let through when the bucket is full, and empties it, so it
     /// is slowed rather than stuck forever.
+    /// The one-time burst is spent first; what it does not cover comes
+    /// from the bucket, and nothing is spent when the request waits.
     fn try_take(&mut self, tokens: u64, now: Instant) -> bool {
         self.refill(now);
-        if tokens <= self.tokens {
-            self.tokens -= tokens;
-            true
-        } else if tokens > self.config.size && self.tokens == self.config.size {
+        let from_burst = tokens.min(self.burst);
+        let rest = tokens - from_burst;
+        if rest <= self.tokens {
+            self.tokens -= rest;
+        } else if rest > self.config.size && self.tokens == self.config.size {
             self.tokens = 0;
-            true
         } else {
-            false
+            return false;
         }
+        self.burst -= from_burst;
+        true
     }
 
     /// How long until `tokens` (capped at the bucket size) are available.
     fn wait_for(&self, tokens: u64) -> Duration {
-        let missing = tokens.min(self.config.size).saturating_sub(self.tokens);
+        let missing = tokens
+            .saturating_sub(self.burst)
+            .min(self.config.size)
+            .saturating_sub(self.tokens);
         // The refill time is the user's: up to u64::MAX seconds.
         let ns = u128::from(missing).saturating_mul(self.config.refill.as_nanos())
             / u128::from(self.config.size.max(1));
@@ -318,6 +336,7 @@ mod tests {
         let config = TokenBucketConfig {
             size: 1000,
             refill: Duration::from_secs(1),
+            one_time_burst: 0,
         };
         let mut b = TokenBucket::new(config);
         let t0 = b.last_refill;
@@ -341,10 +360,41 @@ mod tests {
     }
 
     #[test]
+    fn the_one_time_burst_is_spent_first_and_never_refills() {
+        let mut b = TokenBucket::new(TokenBucketConfig {
+            size: 100,
+            refill: Duration::from_secs(1),
+            one_time_burst: 250,
+        });
+        let t0 = b.last_refill;
+        assert!(b.try_take(300, t0), "the burst and the bucket together");
+        assert_eq!((b.burst, b.tokens), (0, 50));
+        assert!(!b.try_take(60, t0));
+        assert_eq!(b.wait_for(60), Duration::from_millis(100));
+        b.refill(t0 + Duration::from_secs(100));
+        assert_eq!(
+            (b.burst, b.tokens),
+            (0, 100),
+            "the burst does not come back"
+        );
+        let mut b = TokenBucket::new(TokenBucketConfig {
+            size: 100,
+            refill: Duration::from_secs(1),
+            one_time_burst: 50,
+        });
+        assert!(
+            b.try_take(120, b.last_refill),
+            "50 from the burst, 70 from the bucket"
+        );
+        assert_eq!((b.burst, b.tokens), (0, 30));
+    }
+
+    #[test]
     fn oversized_request_passes_only_on_a_full_bucket() {
         let mut b = TokenBucket::new(TokenBucketConfig {
             size: 100,
             refill: Duration::from_secs(1),
+            one_time_burst: 0,
         });
         let t0 = b.last_refill;
         assert!(b.try_take(500, t0));
@@ -359,6 +409,7 @@ mod tests {
             Some(TokenBucketConfig {
                 size: 2,
                 refill: Duration::from_millis(50),
+                one_time_burst: 0,
             }),
         )
         .unwrap();
@@ -377,6 +428,7 @@ mod tests {
         let bucket = |size| TokenBucketConfig {
             size,
             refill: Duration::from_secs(10),
+            one_time_burst: 0,
         };
         let mut l = RateLimiter::new(Some(bucket(1000)), Some(bucket(1))).unwrap();
         assert_eq!(l.bandwidth_burst(), Some(1000));
@@ -395,6 +447,7 @@ mod tests {
         let bucket = |size| TokenBucketConfig {
             size,
             refill: Duration::from_secs(100),
+            one_time_burst: 0,
         };
         let mut l = RateLimiter::new(Some(bucket(1000)), Some(bucket(1))).unwrap();
         assert!(l.consume(10));

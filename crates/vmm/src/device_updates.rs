@@ -188,6 +188,7 @@ mod tests {
                 bandwidth: Some(Some(TokenBucketConfig {
                     size: 100,
                     refill: std::time::Duration::from_secs(1),
+                    one_time_burst: 0,
                 })),
                 ops: None,
             },

@@ -19,6 +19,7 @@ mod not_started;
 mod pci;
 mod ram_mapping;
 pub mod request;
+pub mod resources;
 mod run_control;
 mod signals;
 mod vcpu;
@@ -30,6 +31,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use exit::GuestExit;
+pub use resources::{ResourceError, VmResources};
 pub use virtio::balloon::BalloonConfig;
 
 pub use virtio::block::{BlockUpdate as DriveUpdate, DiskConfig};

@@ -109,7 +109,13 @@ fn wait_with_limit(mut child: Child, what: &str) -> ExitStatus {
 
 /// Runs `pointsman` with `args`, feeding `stdin`, until it exits.
 pub fn run(args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = pointsman()
+    run_command(pointsman(), args, stdin)
+}
+
+/// Runs `command` (the binary under another name, say) with `args`,
+/// feeding `stdin`, until it exits.
+pub fn run_command(mut command: Command, args: &[&str], stdin: &[u8]) -> Run {
+    let mut child = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -121,7 +127,7 @@ pub fn run(args: &[&str], stdin: &[u8]) -> Run {
     drop(input);
     let out = reader(child.stdout.take().unwrap());
     let err = reader(child.stderr.take().unwrap());
-    let status = wait_with_limit(child, &format!("pointsman {args:?}"));
+    let status = wait_with_limit(child, &format!("{command:?} {args:?}"));
     Run {
         status: code(status),
         stdout: out.join().unwrap(),

@@ -157,7 +157,8 @@ mod tests {
             c.bandwidth,
             Some(TokenBucketConfig {
                 size: 10 << 20,
-                refill: Duration::from_millis(100)
+                refill: Duration::from_millis(100),
+                one_time_burst: 0,
             })
         );
         assert_eq!(c.ops.map(|o| o.size), Some(500));

@@ -354,6 +354,7 @@ fn rate_limited_queue_waits_for_its_timer_and_drops_nothing() {
     let ops = TokenBucketConfig {
         size: 2,
         refill: Duration::from_millis(50),
+        one_time_burst: 0,
     };
     let limiter = RateLimiter::new(None, Some(ops)).unwrap();
     let mut rig = Rig::new(open(&image, ""), limiter, |mem, mock| {
@@ -599,6 +600,7 @@ fn written_zeros_are_charged_as_writes() {
     let bandwidth = TokenBucketConfig {
         size: 1 << 20,
         refill: Duration::from_secs(60),
+        one_time_burst: 0,
     };
     let limiter = RateLimiter::new(Some(bandwidth), None).unwrap();
     let rig = Rig::new(disk, limiter, |mem, mock| {
@@ -658,6 +660,7 @@ fn discard_and_write_zeroes_are_operations() {
     let ops = TokenBucketConfig {
         size: 2,
         refill: Duration::from_secs(60),
+        one_time_burst: 0,
     };
     let limiter = RateLimiter::new(None, Some(ops)).unwrap();
     let mut rig = Rig::new(open(&image, ""), limiter, |mem, mock| {

@@ -152,6 +152,7 @@ fn an_image_that_cannot_be_opened_changes_nothing() {
     let ops = TokenBucketConfig {
         size: 5,
         refill: Duration::from_secs(1),
+        one_time_burst: 0,
     };
     let missing = std::env::temp_dir().join(format!("no-such-disk-{}.img", std::process::id()));
     let update = BlockUpdate {
@@ -262,10 +263,12 @@ fn new_limits_change_what_the_worker_charges() {
                 bandwidth: Some(Some(TokenBucketConfig {
                     size: 1 << 20,
                     refill: Duration::from_secs(1),
+                    one_time_burst: 0,
                 })),
                 ops: Some(Some(TokenBucketConfig {
                     size: 2,
                     refill: Duration::from_secs(60),
+                    one_time_burst: 0,
                 })),
             },
         })

@@ -307,6 +307,7 @@ mod tests {
         let bucket = |size| TokenBucketConfig {
             size,
             refill: std::time::Duration::from_secs(1),
+            one_time_burst: 0,
         };
         let remove_ops = LimiterUpdate {
             bandwidth: None,

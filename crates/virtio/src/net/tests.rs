@@ -67,6 +67,7 @@ fn limiter(ops: Option<u64>) -> RateLimiter {
     let bucket = ops.map(|size| TokenBucketConfig {
         size,
         refill: Duration::from_millis(40),
+        one_time_burst: 0,
     });
     RateLimiter::new(None, bucket).unwrap()
 }
@@ -582,6 +583,7 @@ fn per_minute(size: u64) -> Option<TokenBucketConfig> {
     Some(TokenBucketConfig {
         size,
         refill: Duration::from_secs(60),
+        one_time_burst: 0,
     })
 }
 
