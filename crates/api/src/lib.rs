@@ -1,9 +1,9 @@
-//! Firecracker's API transport: an HTTP/1.1 server on a Unix socket that
-//! turns requests into [`ApiRequest`]s for the VMM and writes back its
-//! [`ApiResponse`]s. It knows nothing of the VMM: the meaning of
-//! `/drives/{id}` or `/machine-config` lives on the VMM side, which gets
-//! [`parse_path`] and [`check_id`] to split paths and check ids by
-//! Firecracker's rules.
+//! Firecracker's API for Pointsman, in two layers. The transport (every
+//! module but [`firecracker`]) is an HTTP/1.1 server on a Unix socket that
+//! turns requests into [`ApiRequest`]s and writes back [`ApiResponse`]s;
+//! it knows nothing of the VMM. [`firecracker`] gives them their meaning:
+//! Firecracker's paths and bodies become the VMM's requests, and its
+//! answers Firecracker's responses.
 //!
 //! # Threads
 //! [`start`] binds the socket and starts one thread, `pointsman-api`. It
@@ -58,6 +58,7 @@ pub mod api;
 pub mod channel;
 mod connection;
 pub mod error;
+pub mod firecracker;
 pub mod http;
 pub mod route;
 pub mod server;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use vmm::{DiskConfig, KernelSource, VmConfig};
+use vmm::{DiskConfig, KernelSource, VmConfig, VmResources};
 
 use crate::firecracker::FirecrackerArgs;
 use crate::{config_file, launch, logging};
@@ -101,8 +101,9 @@ pub struct RunArgs {
     /// balloon, entropy, logger, metrics) instead of the options above.
     #[arg(long, value_name = "FILE", conflicts_with_all = GUEST_OPTIONS)]
     pub config_file: Option<PathBuf>,
-    /// Serve Firecracker's API on this Unix socket (not available yet:
-    /// only with --config-file, which then boots without it).
+    /// Serve Firecracker's API on this Unix socket. With --kernel or
+    /// --config-file the guest boots at once and the API controls it;
+    /// with neither, the API configures and starts it (InstanceStart).
     #[arg(long, value_name = "PATH")]
     pub api_sock: Option<PathBuf>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
@@ -161,12 +162,20 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
 /// `pointsman run`: boots the guest (from the options or a config file)
 /// and maps how it ended to the exit status, with one line on stderr
 /// when it did not end cleanly. Logging goes to stderr as `--verbose`
-/// asks, or as the config file's `logger` section does.
+/// asks, or as the config file's `logger` section does. With
+/// `--api-sock`, Firecracker's API controls the guest; with neither a
+/// kernel nor a config file, it configures and starts the guest too.
 pub fn run(args: &RunArgs) -> ExitCode {
-    if let (Some(api_sock), None) = (&args.api_sock, &args.config_file) {
-        return launch::api_unavailable(api_sock);
+    let waits_for_api =
+        args.api_sock.is_some() && args.kernel.is_none() && args.config_file.is_none();
+    if waits_for_api && has_guest_options(args) {
+        return launch::bad_input(
+            "guest options need --kernel or --config-file; without them the API configures the guest",
+        );
     }
-    let config = match &args.config_file {
+    let mut metrics = None;
+    let mut logger_set = true;
+    let (config, resources) = match &args.config_file {
         Some(path) => match config_file::load(path) {
             Ok((resources, mut config)) => {
                 match &resources.logger {
@@ -177,25 +186,67 @@ pub fn run(args: &RunArgs) -> ExitCode {
                     }
                     None => logging::init(args.verbose),
                 }
+                metrics = resources
+                    .metrics
+                    .as_ref()
+                    .map(|m| PathBuf::from(&m.metrics_path));
                 config.no_reboot = args.no_reboot;
                 config.pci = args.pci;
-                config
+                (Some(config), resources)
             }
             Err(e) => return launch::bad_input(e),
         },
+        // The API's PUT /logger sets the log up, unless --verbose did.
+        None if waits_for_api => {
+            if args.verbose {
+                logging::init(true);
+            } else {
+                logger_set = false;
+            }
+            (None, VmResources::default())
+        }
         None => {
             logging::init(args.verbose);
             match config(args) {
-                Ok(config) => config,
+                Ok(config) => {
+                    let resources = VmResources::from_vm_config(&config);
+                    (Some(config), resources)
+                }
                 Err(e) => return launch::report(&Err(e), args.verbose),
             }
         }
     };
-    if let Some(api_sock) = &args.api_sock {
-        tracing::warn!(
-            "the API (on {}) is not available yet: running the config file's guest without it",
-            api_sock.display()
-        );
-    }
-    launch::boot(&config, args.verbose)
+    let Some(socket) = args.api_sock.clone() else {
+        let Some(config) = config else {
+            unreachable!("without an API socket there is always a guest to boot");
+        };
+        return launch::boot(&config, args.verbose);
+    };
+    launch::serve_api(launch::ApiLaunch {
+        socket,
+        max_payload: api::Limits::default().max_payload_bytes,
+        id: vmm::resources::DEFAULT_INSTANCE_ID.to_owned(),
+        boot: config,
+        resources,
+        options: vmm::StartOptions {
+            no_reboot: args.no_reboot,
+            pci: args.pci,
+        },
+        metrics,
+        logger: (!logger_set).then(|| Box::new(logging::init_from) as vmm::LoggerHook),
+        verbose: args.verbose,
+    })
+}
+
+/// Whether any option that describes the guest was given.
+fn has_guest_options(args: &RunArgs) -> bool {
+    args.initrd.is_some()
+        || args.cmdline.is_some()
+        || args.cpus != 1
+        || args.memory != "128M"
+        || args.rng
+        || args.balloon.is_some()
+        || args.vsock.is_some()
+        || !args.disk.is_empty()
+        || !args.net.is_empty()
 }

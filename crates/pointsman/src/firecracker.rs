@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser};
-use tracing::warn;
+
 use vmm::resources::{LogLevel, Logger, DEFAULT_INSTANCE_ID, FIRECRACKER_VERSION};
 
 use crate::{config_file, exit_code, launch, logging};
@@ -179,9 +179,9 @@ impl FirecrackerArgs {
     }
 }
 
-/// Runs Firecracker's command line: with `--no-api`, boots the config
-/// file's guest. With the API, which is not wired in yet, a config file
-/// still boots (with a warning) and no config file is an error.
+/// Runs Firecracker's command line: the API on `--api-sock` (unless
+/// `--no-api`), and the config file's guest at once if one is given. As
+/// in Firecracker, a guest's reset ends the VMM.
 pub fn run(args: &FirecrackerArgs) -> ExitCode {
     if args.version {
         print!("{}", version_text());
@@ -190,27 +190,63 @@ pub fn run(args: &FirecrackerArgs) -> ExitCode {
     if args.metadata.is_some() {
         return launch::bad_input("--metadata: Pointsman has no metadata service (MMDS) to fill");
     }
-    let Some(path) = &args.config_file else {
-        return launch::api_unavailable(&args.api_sock);
+    let loaded = match &args.config_file {
+        Some(path) => match config_file::load(path) {
+            Ok(loaded) => Some(loaded),
+            Err(e) => return launch::bad_input(e),
+        },
+        None => None,
     };
-    let (resources, mut config) = match config_file::load(path) {
-        Ok(loaded) => loaded,
-        Err(e) => return launch::bad_input(e),
+    // As in Firecracker, the config file's logger wins over the flags;
+    // with neither, the API's PUT /logger sets the log up.
+    let flags_log = args.log_path.is_some() || args.level.is_some();
+    let logger = match loaded.as_ref().and_then(|(r, _)| r.logger.clone()) {
+        Some(logger) => Some(logger),
+        None if flags_log || args.no_api => Some(args.logger()),
+        None => None,
     };
-    // As in Firecracker, the config file's logger wins over the flags.
-    let logger = resources.logger.clone().unwrap_or_else(|| args.logger());
-    if let Err(e) = logging::init_from(&logger) {
-        return launch::bad_input(e);
+    if let Some(logger) = &logger {
+        if let Err(e) = logging::init_from(logger) {
+            return launch::bad_input(e);
+        }
     }
-    if !args.no_api {
-        warn!(
-            "the API (on {}) is not available yet: running the config file's guest without it",
-            args.api_sock.display()
-        );
+    let metrics = args.metrics_path.clone().or_else(|| {
+        loaded
+            .as_ref()
+            .and_then(|(r, _)| r.metrics.as_ref())
+            .map(|m| PathBuf::from(&m.metrics_path))
+    });
+    let options = vmm::StartOptions {
+        no_reboot: true,
+        pci: args.enable_pci,
+    };
+    let (resources, boot) = match loaded {
+        Some((resources, mut config)) => {
+            config.no_reboot = options.no_reboot;
+            config.pci = options.pci;
+            (resources, Some(config))
+        }
+        None => (vmm::VmResources::default(), None),
+    };
+    if args.no_api {
+        let Some(config) = boot else {
+            unreachable!("clap makes --no-api require --config-file");
+        };
+        return launch::boot(&config, false);
     }
-    config.no_reboot = true;
-    config.pci = args.enable_pci;
-    launch::boot(&config, false)
+    launch::serve_api(launch::ApiLaunch {
+        socket: args.api_sock.clone(),
+        max_payload: args.http_api_max_payload_size,
+        id: args.id.clone(),
+        boot,
+        resources,
+        options,
+        metrics,
+        logger: logger
+            .is_none()
+            .then(|| Box::new(logging::init_from) as vmm::LoggerHook),
+        verbose: false,
+    })
 }
 
 #[cfg(test)]

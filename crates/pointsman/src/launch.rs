@@ -2,10 +2,12 @@
 //! `pointsman run` and the `firecracker` name.
 
 use std::fmt::Display;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vmm::VmConfig;
+use api::firecracker::FirecrackerApi;
+use api::ServerOptions;
+use vmm::{Controller, LoggerHook, StartOptions, VmConfig, VmResources};
 
 use crate::exit_code;
 
@@ -36,10 +38,45 @@ pub fn bad_input(problem: impl Display) -> ExitCode {
     ExitCode::from(exit_code::BAD_INPUT)
 }
 
-/// What an API socket asks for until the API server is wired in.
-pub fn api_unavailable(api_sock: &Path) -> ExitCode {
-    bad_input(format_args!(
-        "the API (on {}) is not available yet: give a --config-file to boot a guest without it",
-        api_sock.display()
-    ))
+/// A VMM driven through Firecracker's API.
+pub struct ApiLaunch {
+    /// The socket the API listens on.
+    pub socket: PathBuf,
+    /// Largest request body, in bytes.
+    pub max_payload: usize,
+    /// The instance id `GET /` shows.
+    pub id: String,
+    /// The guest to boot at once; with none, the API configures it.
+    pub boot: Option<VmConfig>,
+    /// The configuration as `GET /vm/config` shows it.
+    pub resources: VmResources,
+    pub options: StartOptions,
+    /// Where metrics go from the start (`--metrics-path`, the config
+    /// file's `metrics`).
+    pub metrics: Option<PathBuf>,
+    /// Sets the log up on `PUT /logger`, when nothing set it up before.
+    pub logger: Option<LoggerHook>,
+    pub verbose: bool,
+}
+
+/// Serves Firecracker's API on `launch.socket` and runs the guest it
+/// boots or configures; maps how it ended to the exit status.
+pub fn serve_api(launch: ApiLaunch) -> ExitCode {
+    let server = api::start(
+        &launch.socket,
+        ServerOptions::default().with_max_payload_bytes(launch.max_payload),
+    );
+    let (_server, receiver) = match server {
+        Ok(started) => started,
+        Err(e) => return bad_input(format_args!("--api-sock {}: {e}", launch.socket.display())),
+    };
+    let mut controller = Controller::new(launch.resources, launch.options, launch.logger);
+    if let Some(path) = launch.metrics {
+        if let Err(e) = controller.open_metrics(path) {
+            return bad_input(e);
+        }
+    }
+    let mut source = FirecrackerApi::new(receiver, launch.id);
+    let outcome = vmm::run_controlled(launch.boot, controller, Some(&mut source));
+    report(&outcome, launch.verbose)
 }

@@ -6,6 +6,7 @@
 
 mod config;
 mod console;
+mod controller;
 mod device_manager;
 mod device_updates;
 mod error;
@@ -13,6 +14,7 @@ mod exit;
 pub mod lifecycle;
 mod machine;
 mod memory;
+pub mod metrics;
 mod msi;
 mod net;
 mod not_started;
@@ -29,6 +31,7 @@ pub use config::{
     parse_memory_option, parse_memory_size, HugePages, KernelSource, VmConfig, DEFAULT_CMDLINE,
     DEFAULT_MEMORY,
 };
+pub use controller::{Controller, LoggerHook, StartOptions};
 pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use resources::{ResourceError, VmResources};
@@ -53,13 +56,20 @@ pub const KVM_PATH: &str = "/dev/kvm";
 /// resets under `no_reboot`, fails, or SIGTERM or SIGINT ends it
 /// ([`Error::Stopped`]; this installs handlers for both).
 pub fn run(config: &VmConfig) -> Result<GuestExit> {
-    run_controlled(Some(config.clone()), None)
+    let controller = Controller::new(
+        VmResources::from_vm_config(config),
+        StartOptions::default(),
+        None,
+    );
+    run_controlled(Some(config.clone()), controller, None)
 }
 
-/// [`run`], serving `requests` (the API's) all along: with no `config`,
-/// the VMM waits for the requests that configure and start the guest.
+/// [`run`], serving `requests` (the API's) all along through `controller`:
+/// with no `boot`, the VMM waits for the requests that configure and
+/// start the guest.
 pub fn run_controlled(
-    config: Option<VmConfig>,
+    boot: Option<VmConfig>,
+    mut controller: Controller,
     mut requests: Option<&mut dyn RequestSource>,
 ) -> Result<GuestExit> {
     signals::install()?;
@@ -68,9 +78,9 @@ pub fn run_controlled(
         mut config,
         mut taps,
         mut machine,
-    } = match (config, requests.as_deref_mut()) {
+    } = match (boot, requests.as_deref_mut()) {
         (Some(config), _) => not_started::prepare(config, &hypervisor)?,
-        (None, Some(source)) => not_started::wait_for_start(source, &hypervisor)?,
+        (None, Some(source)) => not_started::wait_for_start(source, &hypervisor, &mut controller)?,
         (None, None) => return Err(Error::NothingToBoot),
     };
     let _terminal = console::TerminalGuard::new();
@@ -78,7 +88,7 @@ pub fn run_controlled(
     loop {
         info!(boot = boots, "guest started");
         let handles = machine.device_handles();
-        match machine.run(requests.as_deref_mut())? {
+        match machine.run(requests.as_deref_mut(), &mut controller)? {
             GuestExit::Reset if !config.no_reboot => {
                 info!("guest reset: restarting it in place");
             }

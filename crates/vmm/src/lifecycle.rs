@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::request::{ActionError, VmmAction};
+use crate::request::{ActionError, Phase, VmmAction};
 
 /// Where the guest is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,26 +34,24 @@ impl VmState {
     /// paused, a resume while running) is allowed and changes nothing.
     pub fn after(self, action: &VmmAction) -> Result<VmState, ActionError> {
         use VmState::*;
-        match (self, action) {
-            (_, VmmAction::GetState | VmmAction::FlushMetrics) => Ok(self),
-            (NotStarted, VmmAction::Start) => Ok(Running),
-            (NotStarted, _) => Err(ActionError::new(
+        match (self, action.phase()) {
+            (_, Phase::Any) => Ok(self),
+            (NotStarted, Phase::BeforeStart) => Ok(self),
+            (NotStarted, Phase::Start) => Ok(Running),
+            (NotStarted, Phase::AfterStart) => Err(ActionError::new(
                 "the requested operation is not supported before starting the microVM",
             )),
-            (Running | Paused, VmmAction::Start) => Err(ActionError::new(
-                "the microVM is already started: the requested operation is not supported after starting it",
+            (Running | Paused, Phase::BeforeStart | Phase::Start) => Err(ActionError::new(
+                "the requested operation is not supported after starting the microVM",
             )),
-            (Running | Paused, VmmAction::Pause) => Ok(Paused),
-            (Running | Paused, VmmAction::Resume) => Ok(Running),
-            (Running, VmmAction::SendCtrlAltDel) => Ok(Running),
-            (Paused, VmmAction::SendCtrlAltDel) => Err(ActionError::new(
-                "the microVM is paused: resume it before sending it keys",
-            )),
-            // A paused guest sees the change when it goes on.
-            (
-                Running | Paused,
-                VmmAction::UpdateDrive { .. } | VmmAction::UpdateNetworkInterface { .. },
-            ) => Ok(self),
+            (_, Phase::AfterStart) => match action {
+                VmmAction::Pause => Ok(Paused),
+                VmmAction::Resume => Ok(Running),
+                VmmAction::SendCtrlAltDel if self == Paused => Err(ActionError::new(
+                    "the microVM is paused: resume it before sending it keys",
+                )),
+                _ => Ok(self),
+            },
         }
     }
 }
@@ -71,37 +69,34 @@ mod tests {
 
     #[test]
     fn the_lifecycle_table() {
-        let ok = |from: VmState, action, to| {
+        let ok = |from: VmState, action: VmmAction, to| {
             assert_eq!(from.after(&action).unwrap(), to, "{from} {action:?}")
         };
-        let refused =
-            |from: VmState, action| assert!(from.after(&action).is_err(), "{from} {action:?}");
+        let refused = |from: VmState, action: VmmAction| {
+            assert!(from.after(&action).is_err(), "{from} {action:?}")
+        };
+        let drive = VmmAction::PatchDrive(Default::default());
+        let boot = VmmAction::PutBootSource(Default::default());
         ok(NotStarted, VmmAction::GetState, NotStarted);
+        ok(NotStarted, boot.clone(), NotStarted);
         ok(NotStarted, VmmAction::Start, Running);
+        ok(NotStarted, VmmAction::FlushMetrics, NotStarted);
         refused(NotStarted, VmmAction::Pause);
         refused(NotStarted, VmmAction::Resume);
         refused(NotStarted, VmmAction::SendCtrlAltDel);
+        refused(NotStarted, drive.clone());
         ok(Running, VmmAction::Pause, Paused);
         ok(Paused, VmmAction::Pause, Paused);
         ok(Paused, VmmAction::Resume, Running);
         ok(Running, VmmAction::Resume, Running);
         ok(Running, VmmAction::SendCtrlAltDel, Running);
+        ok(Running, drive.clone(), Running);
+        ok(Paused, drive, Paused);
+        ok(Paused, VmmAction::GetVmConfig, Paused);
         refused(Paused, VmmAction::SendCtrlAltDel);
         refused(Running, VmmAction::Start);
         refused(Paused, VmmAction::Start);
-        let drive = VmmAction::UpdateDrive {
-            id: "rootfs".into(),
-            update: Default::default(),
-        };
-        let nic = VmmAction::UpdateNetworkInterface {
-            id: "eth0".into(),
-            update: Default::default(),
-        };
-        for update in [drive, nic] {
-            refused(NotStarted, update.clone());
-            ok(Running, update.clone(), Running);
-            ok(Paused, update, Paused);
-        }
+        refused(Running, boot);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::config::{KernelSource, VmConfig};
 use crate::console::{ConsoleInput, InputSwitch};
+use crate::controller::Controller;
 use crate::device_manager::{create_devices, Devices};
 use crate::device_updates::DeviceHandles;
 use crate::exit::{ExitSignal, GuestExit};
@@ -100,6 +101,7 @@ impl Machine {
     pub(crate) fn run<'r>(
         mut self,
         mut requests: Option<&mut (dyn RequestSource + 'r)>,
+        controller: &mut Controller,
     ) -> Result<GuestExit> {
         let mut events =
             EventManager::<Box<dyn MutEventSubscriber>>::new().map_err(|e| Error::Host {
@@ -144,15 +146,26 @@ impl Machine {
         };
 
         while !self.exit.is_stopping() {
-            if let Err(e) = events.run() {
+            // Woken for metrics too, when they are due.
+            let ran = match controller.metrics().due_in() {
+                Some(due) => {
+                    let ms = i32::try_from(due.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
+                    events.run_with_timeout(ms)
+                }
+                None => events.run(),
+            };
+            if let Err(e) = ran {
                 self.exit.stop(Err(Error::Host {
                     what: "wait for events",
                     source: std::io::Error::other(e.to_string()),
                 }));
             }
+            controller.metrics().flush_if_due();
             if let Some(source) = requests.as_deref_mut() {
                 while let Some(request) = source.next_request() {
-                    let answer = control.serve(&request.action, &self.devices);
+                    let answer =
+                        controller.serve_running(request.action, &mut control, &self.devices);
+                    count_request(&answer);
                     (request.reply)(answer);
                 }
             }
@@ -219,6 +232,14 @@ impl MutEventSubscriber for RequestWatcher {
         // Cleared before the requests are taken: one that comes meanwhile
         // wakes the loop again.
         let _ = self.0.read();
+    }
+}
+
+/// Counts a served request for the `api_server` metrics.
+pub(crate) fn count_request<T, E>(answer: &std::result::Result<T, E>) {
+    crate::metrics::API_REQUESTS.inc();
+    if answer.is_err() {
+        crate::metrics::API_REQUEST_FAILS.inc();
     }
 }
 

@@ -7,25 +7,12 @@ use hypervisor::Hypervisor;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 
 use crate::config::VmConfig;
+use crate::controller::Controller;
 use crate::lifecycle::VmState;
-use crate::machine::Machine;
+use crate::machine::{count_request, Machine};
 use crate::net::Taps;
 use crate::request::{ActionError, RequestSource, VmmAction, VmmData};
 use crate::{signals, Error, Result};
-
-/// The configuration given so far, and the checks that make it a guest.
-#[derive(Default)]
-pub(crate) struct PendingConfig {
-    config: Option<VmConfig>,
-}
-
-impl PendingConfig {
-    fn complete(&self) -> std::result::Result<&VmConfig, ActionError> {
-        self.config.as_ref().ok_or_else(|| {
-            ActionError::new("cannot start the microVM: no boot source is configured")
-        })
-    }
-}
 
 /// A booted, not yet running guest, and what it needs to restart.
 pub(crate) struct Started {
@@ -52,6 +39,7 @@ pub(crate) fn prepare(config: VmConfig, hypervisor: &Hypervisor) -> Result<Start
 pub(crate) fn wait_for_start(
     requests: &mut dyn RequestSource,
     hypervisor: &Hypervisor,
+    controller: &mut Controller,
 ) -> Result<Started> {
     let host = |what| move |source| Error::Host { what, source };
     let epoll = Epoll::new().map_err(host("create the request loop"))?;
@@ -62,7 +50,6 @@ pub(crate) fn wait_for_start(
             .ctl(ControlOperation::Add, *fd, EpollEvent::new(EventSet::IN, 0))
             .map_err(host("watch for requests"))?;
     }
-    let pending = PendingConfig::default();
     let mut events = [EpollEvent::default(); 2];
     loop {
         if let Some(signal) = signals::received() {
@@ -80,11 +67,12 @@ pub(crate) fn wait_for_start(
                 Err(refused) => Err(refused),
                 Ok(_) => match request.action {
                     VmmAction::Start => {
-                        let started = pending.complete().cloned().and_then(|config| {
+                        let started = controller.start_config().and_then(|config| {
                             prepare(config, hypervisor).map_err(|e| ActionError::new(e.to_string()))
                         });
                         match started {
                             Ok(started) => {
+                                count_request(&Ok::<(), ()>(()));
                                 (request.reply)(Ok(VmmData::Empty));
                                 return Ok(started);
                             }
@@ -92,9 +80,10 @@ pub(crate) fn wait_for_start(
                         }
                     }
                     VmmAction::GetState => Ok(VmmData::State(VmState::NotStarted)),
-                    _ => Ok(VmmData::Empty),
+                    other => controller.serve_config(other),
                 },
             };
+            count_request(&answer);
             (request.reply)(answer);
         }
     }

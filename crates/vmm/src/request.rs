@@ -7,45 +7,123 @@
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::lifecycle::VmState;
+use crate::resources::{
+    Balloon, BalloonStats, BalloonStatsUpdate, BalloonUpdate, BootSource, Drive, Entropy, Logger,
+    MachineConfig, MachineConfigUpdate, Metrics, NetworkInterface, PartialDrive,
+    PartialNetworkInterface, Serial, VmResources, Vsock,
+};
 
-/// What a request asks the VMM to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a request asks the VMM to do: Firecracker's API requests, one
+/// variant each, carrying the resource types of [`crate::resources`].
+#[derive(Clone, Debug, PartialEq)]
 pub enum VmmAction {
-    /// Where the guest is in its life.
+    /// `GET /`: where the guest is in its life.
     GetState,
-    /// Boot the configured guest (Firecracker's `InstanceStart`).
+    /// `GET /vm/config`: the whole configuration, in the config file's form.
+    GetVmConfig,
+    /// `GET /machine-config`.
+    GetMachineConfig,
+    /// `GET /balloon`.
+    GetBalloon,
+    /// `GET /balloon/statistics`.
+    GetBalloonStats,
+    /// `PUT /boot-source`.
+    PutBootSource(BootSource),
+    /// `PUT /machine-config`.
+    PutMachineConfig(MachineConfig),
+    /// `PATCH /machine-config`.
+    PatchMachineConfig(MachineConfigUpdate),
+    /// `PUT /drives/{id}`.
+    PutDrive(Drive),
+    /// `PATCH /drives/{id}` after boot: a new image and/or new limits.
+    PatchDrive(PartialDrive),
+    /// `PUT /network-interfaces/{id}`.
+    PutNetworkInterface(NetworkInterface),
+    /// `PATCH /network-interfaces/{id}` after boot: new limits.
+    PatchNetworkInterface(PartialNetworkInterface),
+    /// `PUT /vsock`.
+    PutVsock(Vsock),
+    /// `PUT /entropy`.
+    PutEntropy(Entropy),
+    /// `PUT /balloon`.
+    PutBalloon(Balloon),
+    /// `PATCH /balloon` after boot: a new target.
+    PatchBalloon(BalloonUpdate),
+    /// `PATCH /balloon/statistics` after boot.
+    PatchBalloonStats(BalloonStatsUpdate),
+    /// `PUT /logger`.
+    PutLogger(Logger),
+    /// `PUT /metrics`.
+    PutMetrics(Metrics),
+    /// `PUT /serial`.
+    PutSerial(Serial),
+    /// `InstanceStart`: boot the configured guest.
     Start,
-    /// Park every vCPU and device worker.
+    /// `PATCH /vm` `Paused`: park every vCPU and device worker.
     Pause,
-    /// Let them go on.
+    /// `PATCH /vm` `Resumed`: let them go on.
     Resume,
-    /// Press Ctrl-Alt-Del on the guest's keyboard.
+    /// `SendCtrlAltDel`: press Ctrl-Alt-Del on the guest's keyboard.
     SendCtrlAltDel,
-    /// Write the metrics now.
+    /// `FlushMetrics`: write the metrics now.
     FlushMetrics,
-    /// Give a running guest's disk a new image and/or new rate limits
-    /// (Firecracker's `PATCH /drives/{id}` after boot). `id` is the
-    /// disk's `DiskConfig::id`, or `driveN` for the Nth disk without one.
-    UpdateDrive {
-        id: String,
-        update: virtio::block::BlockUpdate,
-    },
-    /// Give a running guest's NIC new rate limits (Firecracker's
-    /// `PATCH /network-interfaces/{id}` after boot). `id` is the NIC's
-    /// `NetConfig::id`, or `ethN` for the Nth NIC without one.
-    UpdateNetworkInterface {
-        id: String,
-        update: virtio::net::NetUpdate,
-    },
+}
+
+/// When an action may come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Any time.
+    Any,
+    /// Only before the guest starts (configuration).
+    BeforeStart,
+    /// Only once it started (it acts on the running machine).
+    AfterStart,
+    /// The start itself.
+    Start,
+}
+
+impl VmmAction {
+    /// When this action may come, as Firecracker allows it.
+    pub fn phase(&self) -> Phase {
+        use VmmAction::*;
+        match self {
+            GetState | GetVmConfig | GetMachineConfig | GetBalloon | FlushMetrics => Phase::Any,
+            PutBootSource(_)
+            | PutMachineConfig(_)
+            | PatchMachineConfig(_)
+            | PutDrive(_)
+            | PutNetworkInterface(_)
+            | PutVsock(_)
+            | PutEntropy(_)
+            | PutBalloon(_)
+            | PutLogger(_)
+            | PutMetrics(_)
+            | PutSerial(_) => Phase::BeforeStart,
+            GetBalloonStats
+            | PatchDrive(_)
+            | PatchNetworkInterface(_)
+            | PatchBalloon(_)
+            | PatchBalloonStats(_)
+            | Pause
+            | Resume
+            | SendCtrlAltDel => Phase::AfterStart,
+            Start => Phase::Start,
+        }
+    }
 }
 
 /// What a request answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum VmmData {
     /// Done; nothing to say.
     Empty,
     /// The guest's state.
     State(VmState),
+    /// The whole configuration.
+    VmConfig(Box<VmResources>),
+    MachineConfig(MachineConfig),
+    Balloon(Balloon),
+    BalloonStats(Box<BalloonStats>),
 }
 
 /// Why a request was refused: one line for the client (Firecracker's

@@ -1,5 +1,5 @@
-//! What the VMM thread does to a running machine on request: report its
-//! state, pause it, resume it and press Ctrl-Alt-Del on its keyboard.
+//! The running parts of a machine that requests act on, and its pause
+//! and resume.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -9,7 +9,8 @@ use tracing::info;
 use crate::console::InputSwitch;
 use crate::device_manager::Devices;
 use crate::lifecycle::VmState;
-use crate::request::{ActionError, VmmAction, VmmData};
+use crate::metrics;
+use crate::request::ActionError;
 use crate::vcpu_gate::{VcpuGate, PAUSE_DEADLINE};
 
 /// The running parts of one machine that requests act on.
@@ -21,37 +22,11 @@ pub(crate) struct RunControl {
 }
 
 impl RunControl {
-    /// Carries out `action` on the machine whose `devices` these are.
-    pub(crate) fn serve(
-        &mut self,
-        action: &VmmAction,
-        devices: &Devices,
-    ) -> Result<VmmData, ActionError> {
-        let next = self.state.after(action)?;
-        match action {
-            VmmAction::GetState => return Ok(VmmData::State(self.state)),
-            VmmAction::Pause if self.state == VmState::Running => self.pause(devices)?,
-            VmmAction::Resume if self.state == VmState::Paused => self.resume(devices),
-            VmmAction::SendCtrlAltDel => devices::bus::lock(&devices.i8042)
-                .send_ctrl_alt_del()
-                .map_err(|e| ActionError::new(format!("cannot send Ctrl-Alt-Del: {e}")))?,
-            VmmAction::UpdateDrive { id, update } => devices
-                .update_drive(id, update.clone())
-                .map_err(ActionError)?,
-            VmmAction::UpdateNetworkInterface { id, update } => devices
-                .update_net(id, update.clone())
-                .map_err(ActionError)?,
-            _ => {}
-        }
-        self.state = next;
-        Ok(VmmData::Empty)
-    }
-
     /// Parks the vCPUs (out of `KVM_RUN`), then every device worker, then
     /// holds the console's input back: nothing in the guest changes until
     /// [`RunControl::resume`]. A part that does not park in time undoes
     /// the pause and fails it.
-    fn pause(&mut self, devices: &Devices) -> Result<(), ActionError> {
+    pub(crate) fn pause(&mut self, devices: &Devices) -> Result<(), ActionError> {
         if !self.gate.close(&self.threads, PAUSE_DEADLINE) {
             self.gate.open();
             return Err(ActionError::new(format!(
@@ -75,17 +50,19 @@ impl RunControl {
             }
         }
         self.input.set(false);
+        metrics::VM_PAUSES.inc();
         info!("guest paused");
         Ok(())
     }
 
     /// Undoes [`RunControl::pause`], in the reverse order.
-    fn resume(&mut self, devices: &Devices) {
+    pub(crate) fn resume(&mut self, devices: &Devices) {
         self.input.set(true);
         for transport in &devices.virtio {
             devices::bus::lock(transport).resume();
         }
         self.gate.open();
+        metrics::VM_RESUMES.inc();
         info!("guest resumed");
     }
 }

@@ -12,6 +12,7 @@ use tracing::{debug, error, warn};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::exit::{ExitSignal, GuestExit};
+use crate::metrics;
 use crate::vcpu_gate::VcpuGate;
 use crate::{Error, Result};
 
@@ -113,22 +114,26 @@ fn run_loop(vcpu: &mut Vcpu, buses: &Buses, exit: &ExitSignal, gate: &VcpuGate) 
         }
         let outcome = match vcpu.run() {
             Ok(VcpuExit::IoIn { port, data }) => {
+                metrics::VCPU_EXIT_IO_IN.inc();
                 if !buses.pio.read(u64::from(port), data) {
                     data.fill(0xff);
                 }
                 continue;
             }
             Ok(VcpuExit::IoOut { port, data }) => {
+                metrics::VCPU_EXIT_IO_OUT.inc();
                 buses.pio.write(u64::from(port), data);
                 continue;
             }
             Ok(VcpuExit::MmioRead { addr, data }) => {
+                metrics::VCPU_EXIT_MMIO_READ.inc();
                 if !buses.mmio.read(addr, data) {
                     data.fill(0xff);
                 }
                 continue;
             }
             Ok(VcpuExit::MmioWrite { addr, data }) => {
+                metrics::VCPU_EXIT_MMIO_WRITE.inc();
                 buses.mmio.write(addr, data);
                 continue;
             }
@@ -162,6 +167,9 @@ fn run_loop(vcpu: &mut Vcpu, buses: &Buses, exit: &ExitSignal, gate: &VcpuGate) 
             }),
             Err(e) => Err(Error::Hypervisor(e)),
         };
+        if outcome.is_err() {
+            metrics::VCPU_FAILURES.inc();
+        }
         debug!(vcpu = id, ?outcome, "vCPU stops the machine");
         exit.stop(outcome);
         break;

@@ -1,0 +1,285 @@
+//! The VMM thread's answer to every request: the configuration until the
+//! guest starts, then what the running machine does on request. The
+//! lifecycle table (`lifecycle.rs`) decides first whether a request may
+//! come now; this carries it out, all or nothing.
+
+use std::path::PathBuf;
+
+use crate::config::VmConfig;
+use crate::device_manager::Devices;
+use crate::lifecycle::VmState;
+use crate::metrics::MetricsSink;
+use crate::request::{ActionError, VmmAction, VmmData};
+use crate::resources::{BalloonStats, Logger, ResourceError, VmResources};
+use crate::run_control::RunControl;
+use crate::{DriveUpdate, LimiterUpdate, NetUpdate};
+
+/// What the command line adds to a guest configured through the API.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// End the run when the guest resets (the `firecracker` name).
+    pub no_reboot: bool,
+    /// Put the devices on PCI (`--pci`, Firecracker's `--enable-pci`).
+    pub pci: bool,
+}
+
+/// Sets Pointsman's log up as a `PUT /logger` asks; the binary owns the
+/// log, so it gives this. An error is the request's `fault_message`.
+pub type LoggerHook = Box<dyn FnMut(&Logger) -> Result<(), String>>;
+
+/// Everything the requests act on besides the machine.
+pub struct Controller {
+    /// The configuration in Firecracker's form: what `GET /vm/config`
+    /// shows, and before the start what the requests build up.
+    resources: VmResources,
+    options: StartOptions,
+    logger: Option<LoggerHook>,
+    metrics: MetricsSink,
+}
+
+fn refused(e: ResourceError) -> ActionError {
+    ActionError::new(e.to_string())
+}
+
+impl Controller {
+    /// A controller showing `resources`, starting guests with `options`.
+    pub fn new(resources: VmResources, options: StartOptions, logger: Option<LoggerHook>) -> Self {
+        Controller {
+            resources,
+            options,
+            logger,
+            metrics: MetricsSink::default(),
+        }
+    }
+
+    pub(crate) fn metrics(&mut self) -> &mut MetricsSink {
+        &mut self.metrics
+    }
+
+    /// Writes metrics to `path` from the start (`--metrics-path`, a
+    /// config file's `metrics`).
+    pub fn open_metrics(&mut self, path: PathBuf) -> Result<(), String> {
+        self.metrics.open(path)
+    }
+
+    /// The guest the configuration so far describes, checked down to its
+    /// files, for a start.
+    pub(crate) fn start_config(&self) -> Result<VmConfig, ActionError> {
+        let resources = &self.resources;
+        resources.check_files().map_err(refused)?;
+        let mut config = resources.to_vm_config().map_err(refused)?;
+        config.no_reboot = self.options.no_reboot;
+        config.pci = self.options.pci;
+        Ok(config)
+    }
+
+    /// Carries out a request that needs no machine (every request but a
+    /// start before the guest runs; reads and metrics after).
+    pub(crate) fn serve_config(&mut self, action: VmmAction) -> Result<VmmData, ActionError> {
+        let r = &mut self.resources;
+        match action {
+            VmmAction::GetVmConfig => return Ok(VmmData::VmConfig(Box::new(r.clone()))),
+            VmmAction::GetMachineConfig => {
+                return Ok(VmmData::MachineConfig(
+                    r.machine_config.clone().unwrap_or_default(),
+                ))
+            }
+            VmmAction::GetBalloon => {
+                return r
+                    .balloon
+                    .clone()
+                    .map(VmmData::Balloon)
+                    .ok_or_else(|| ActionError::new("no balloon device is configured"))
+            }
+            VmmAction::FlushMetrics => self.metrics.flush().map_err(ActionError::new)?,
+            VmmAction::PutBootSource(boot) => {
+                boot.validate().map_err(refused)?;
+                r.boot_source = Some(boot);
+            }
+            VmmAction::PutMachineConfig(machine) => {
+                let mut updated = r.clone();
+                updated.machine_config = Some(machine);
+                updated.validate().map_err(refused)?;
+                *r = updated;
+            }
+            VmmAction::PatchMachineConfig(update) => {
+                let base = r.machine_config.clone().unwrap_or_default();
+                let mut updated = r.clone();
+                updated.machine_config = Some(update.apply(&base).map_err(refused)?);
+                updated.validate().map_err(refused)?;
+                *r = updated;
+            }
+            VmmAction::PutDrive(drive) => {
+                drive.check_files().map_err(refused)?;
+                r.put_drive(drive).map_err(refused)?;
+            }
+            VmmAction::PutNetworkInterface(iface) => {
+                r.put_network_interface(iface).map_err(refused)?
+            }
+            VmmAction::PutVsock(vsock) => {
+                let mut updated = r.clone();
+                updated.vsock = Some(vsock);
+                updated.validate().map_err(refused)?;
+                *r = updated;
+            }
+            VmmAction::PutEntropy(entropy) => {
+                let mut updated = r.clone();
+                updated.entropy = Some(entropy);
+                updated.validate().map_err(refused)?;
+                *r = updated;
+            }
+            VmmAction::PutBalloon(balloon) => {
+                let mut updated = r.clone();
+                updated.balloon = Some(balloon);
+                updated.validate().map_err(refused)?;
+                *r = updated;
+            }
+            VmmAction::PutLogger(logger) => {
+                logger.validate().map_err(refused)?;
+                let hook = self.logger.as_mut().ok_or_else(|| {
+                    ActionError::new(
+                        "the logger is already configured (by the command line or an earlier request)",
+                    )
+                })?;
+                hook(&logger).map_err(ActionError::new)?;
+                self.logger = None;
+                r.logger = Some(logger);
+            }
+            VmmAction::PutMetrics(metrics) => {
+                metrics.validate().map_err(refused)?;
+                self.metrics
+                    .open(PathBuf::from(&metrics.metrics_path))
+                    .map_err(ActionError::new)?;
+                r.metrics = Some(metrics);
+            }
+            VmmAction::PutSerial(_) => {
+                return Err(ActionError::new(
+                    "PUT /serial is not supported: the console is the VMM's stdout and stdin",
+                ))
+            }
+            other => {
+                return Err(ActionError::new(format!(
+                    "{other:?} needs a running microVM"
+                )))
+            }
+        }
+        Ok(VmmData::Empty)
+    }
+
+    /// Carries out a request on the running machine whose `devices` and
+    /// running parts these are.
+    pub(crate) fn serve_running(
+        &mut self,
+        action: VmmAction,
+        run: &mut RunControl,
+        devices: &Devices,
+    ) -> Result<VmmData, ActionError> {
+        let next = run.state.after(&action)?;
+        match action {
+            VmmAction::GetState => return Ok(VmmData::State(run.state)),
+            VmmAction::Pause if run.state == VmState::Running => run.pause(devices)?,
+            VmmAction::Resume if run.state == VmState::Paused => run.resume(devices),
+            VmmAction::Pause | VmmAction::Resume => {}
+            VmmAction::SendCtrlAltDel => devices::bus::lock(&devices.i8042)
+                .send_ctrl_alt_del()
+                .map_err(|e| ActionError::new(format!("cannot send Ctrl-Alt-Del: {e}")))?,
+            VmmAction::PatchDrive(patch) => {
+                let id = patch.drive_id.clone();
+                let current = self
+                    .resources
+                    .drive(&id)
+                    .cloned()
+                    .ok_or_else(|| ActionError::new(format!("no drive with id {id}")))?;
+                let updated = patch.apply(&current).map_err(refused)?;
+                let limiter = |r: &Option<crate::resources::RateLimiter>| LimiterUpdate {
+                    bandwidth: r.as_ref().map(|r| r.bandwidth_config()),
+                    ops: r.as_ref().map(|r| r.ops_config()),
+                };
+                let update = DriveUpdate {
+                    path: patch.path_on_host.as_ref().map(PathBuf::from),
+                    limits: limiter(&patch.rate_limiter),
+                };
+                devices.update_drive(&id, update).map_err(ActionError)?;
+                if let Some(slot) = self.resources.drives.iter_mut().find(|d| d.drive_id == id) {
+                    *slot = updated;
+                }
+            }
+            VmmAction::PatchNetworkInterface(patch) => {
+                let id = patch.iface_id.clone();
+                let current = self
+                    .resources
+                    .network_interfaces
+                    .iter()
+                    .find(|n| n.iface_id == id)
+                    .cloned()
+                    .ok_or_else(|| {
+                        ActionError::new(format!("no network interface with id {id}"))
+                    })?;
+                let updated = patch.apply(&current).map_err(refused)?;
+                let limiter = |r: &Option<crate::resources::RateLimiter>| LimiterUpdate {
+                    bandwidth: r.as_ref().map(|r| r.bandwidth_config()),
+                    ops: r.as_ref().map(|r| r.ops_config()),
+                };
+                let update = NetUpdate {
+                    rx: limiter(&patch.rx_rate_limiter),
+                    tx: limiter(&patch.tx_rate_limiter),
+                };
+                devices.update_net(&id, update).map_err(ActionError)?;
+                if let Some(slot) = self
+                    .resources
+                    .network_interfaces
+                    .iter_mut()
+                    .find(|n| n.iface_id == id)
+                {
+                    *slot = updated;
+                }
+            }
+            VmmAction::PatchBalloon(update) => {
+                let handle = devices
+                    .balloon
+                    .as_ref()
+                    .ok_or_else(|| ActionError::new("no balloon device is configured"))?;
+                handle
+                    .set_target(u64::from(update.amount_mib) << 20)
+                    .map_err(|e| ActionError::new(e.to_string()))?;
+                if let Some(balloon) = self.resources.balloon.as_mut() {
+                    balloon.amount_mib = update.amount_mib;
+                }
+            }
+            VmmAction::GetBalloonStats => return self.balloon_stats(devices),
+            VmmAction::PatchBalloonStats(update) => {
+                let balloon = self
+                    .resources
+                    .balloon
+                    .as_mut()
+                    .ok_or_else(|| ActionError::new("no balloon device is configured"))?;
+                if balloon.stats_polling_interval_s == 0 || update.stats_polling_interval_s == 0 {
+                    return Err(ActionError::new(
+                        "balloon statistics can only be turned on or off before the microVM starts",
+                    ));
+                }
+                balloon.stats_polling_interval_s = update.stats_polling_interval_s;
+            }
+            other => return self.serve_config(other),
+        }
+        run.state = next;
+        Ok(VmmData::Empty)
+    }
+
+    fn balloon_stats(&self, devices: &Devices) -> Result<VmmData, ActionError> {
+        let handle = devices
+            .balloon
+            .as_ref()
+            .ok_or_else(|| ActionError::new("no balloon device is configured"))?;
+        let stats = handle
+            .stats()
+            .ok_or_else(|| ActionError::new("balloon statistics are not enabled"))?;
+        let pages =
+            |bytes: u64| u32::try_from(bytes / virtio::balloon::BALLOON_PAGE).unwrap_or(u32::MAX);
+        Ok(VmmData::BalloonStats(Box::new(BalloonStats::new(
+            pages(handle.target()),
+            pages(handle.actual()),
+            &stats,
+        ))))
+    }
+}
