@@ -76,9 +76,13 @@ impl ModerationConfig {
 }
 
 /// How long a busy hold waits for the next buffer, given the usual gap:
-/// never zero (a zero timer is a stopped one), never past `max`.
+/// never zero (a zero timer is a stopped one), never past `max` (unless
+/// `max` itself is under the 1 µs floor).
 fn quiet(gap: Duration, max: Duration) -> Duration {
-    gap.mul_f64(QUIET_GAPS).clamp(Duration::from_micros(1), max)
+    let floor = Duration::from_micros(1);
+    Duration::try_from_secs_f64(gap.as_secs_f64() * QUIET_GAPS)
+        .unwrap_or(max)
+        .clamp(floor, max.max(floor))
 }
 
 /// One queue's moderation state and the timer that ends a hold.
@@ -306,6 +310,21 @@ impl Moderation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the rate_limiter fuzz target: a busy hold whose `max` was
+    /// under the 1 µs floor made `clamp` panic (min > max).
+    #[test]
+    fn quiet_stays_in_bounds_for_any_gap_and_max() {
+        let us = Duration::from_micros;
+        assert_eq!(quiet(us(10), Duration::ZERO), us(1));
+        assert_eq!(
+            quiet(Duration::from_nanos(500), Duration::from_nanos(10)),
+            us(1)
+        );
+        assert_eq!(quiet(Duration::ZERO, us(100)), us(1));
+        assert_eq!(quiet(Duration::MAX, us(100)), us(100));
+        assert!(quiet(us(10), us(100)) <= us(100));
+    }
 
     const CONFIG: ModerationConfig = ModerationConfig {
         hold: Hold::Fixed(Duration::from_millis(50)),
