@@ -152,7 +152,12 @@ fn a_config_file_boots_at_once_with_the_api_on() {
     let config = setup.config("exit", "");
     let run = run_command(
         setup.firecracker(),
-        &["--api-sock", sock.to_str().unwrap(), "--config-file", &config],
+        &[
+            "--api-sock",
+            sock.to_str().unwrap(),
+            "--config-file",
+            &config,
+        ],
         b"",
     );
     assert_eq!(run.status, EXIT_OK, "{run:?}");
