@@ -295,7 +295,7 @@ fn the_firecracker_name_boots_a_config_file_and_serves_the_api() {
     assert_eq!(config["machine-config"]["mem_size_mib"], 32, "{config}");
     refused(
         api.put("/actions", r#"{"action_type": "InstanceStart"}"#),
-        "",
+        "after starting",
     );
     pause_and_resume(&mut api, &vm);
     power_off(vm, &host);
@@ -330,10 +330,13 @@ fn refused_requests_change_nothing_and_state_rules_hold() {
     let vm = host.run(&[]);
     let mut api = host.client();
 
-    refused(api.patch("/vm", r#"{"state": "Paused"}"#), "");
+    refused(
+        api.patch("/vm", r#"{"state": "Paused"}"#),
+        "before starting",
+    );
     refused(
         api.put("/actions", r#"{"action_type": "SendCtrlAltDel"}"#),
-        "",
+        "before starting",
     );
     assert_eq!(state(&mut api), "Not started");
 
@@ -377,19 +380,21 @@ fn refused_requests_change_nothing_and_state_rules_hold() {
         (
             "/drives/one",
             r#"{"drive_id": "two", "path_on_host": "/dev/null", "is_root_device": false, "is_read_only": true}"#.into(),
-            "",
+            "does not match",
         ),
         (
             "/drives/b%20d",
             r#"{"drive_id": "b d", "path_on_host": "/dev/null", "is_root_device": false, "is_read_only": true}"#.into(),
-            "",
+            "invalid id",
         ),
         (
             "/drives/bad.id",
             r#"{"drive_id": "bad.id", "path_on_host": "/dev/null", "is_root_device": false, "is_read_only": true}"#.into(),
-            "",
+            "invalid id",
         ),
-        ("/vsock", r#"{"guest_cid": 2, "uds_path": "/tmp/v.sock"}"#.into(), ""),
+        ("/vsock", r#"{"guest_cid": 2, "uds_path": "/tmp/v.sock"}"#.into(), "guest_cid"),
+        ("/logger", r#"{"level": "Loud"}"#.into(), "Loud"),
+        ("/serial", "{}".into(), "serial"),
     ];
     for (path, body, text) in &refusals {
         refused(api.put(path, body), text);
@@ -406,18 +411,18 @@ fn refused_requests_change_nothing_and_state_rules_hold() {
     still_counts(&vm);
     refused(
         api.put("/actions", r#"{"action_type": "InstanceStart"}"#),
-        "",
+        "after starting",
     );
     let boot = format!(r#"{{"kernel_image_path": "{}"}}"#, host.kernel());
-    refused(api.put("/boot-source", &boot), "");
+    refused(api.put("/boot-source", &boot), "after starting");
     refused(
         api.put(
             "/machine-config",
             r#"{"vcpu_count": 1, "mem_size_mib": 64}"#,
         ),
-        "",
+        "after starting",
     );
-    refused(api.put("/entropy", "{}"), "");
+    refused(api.put("/entropy", "{}"), "after starting");
     assert_eq!(expect(api.get("/vm/config"), 200).json(), config);
     assert_eq!(state(&mut api), "Running");
     still_counts(&vm);
@@ -482,7 +487,7 @@ fn malformed_requests_are_refused_and_the_guest_goes_on() {
         ),
         ("DELETE", "/vm", None, "invalid request method and/or path"),
         ("PUT", "/", Some("{}"), "invalid request method and/or path"),
-        ("GET", "/vm/config/more", None, ""),
+        ("GET", "/vm/config/more", None, "invalid path"),
         ("PUT", "/mmds", Some("{}"), "MMDS"),
         ("GET", "/mmds", None, "MMDS"),
         (
@@ -492,21 +497,41 @@ fn malformed_requests_are_refused_and_the_guest_goes_on() {
             "MMDS",
         ),
         ("PUT", "/snapshot/create", Some("{}"), "snapshot"),
-        ("PUT", "/serial", Some("{}"), ""),
-        ("PATCH", "/drives/a", Some(r#"{"drive_id": "b"}"#), ""),
+        (
+            "PATCH",
+            "/balloon/hinting/start",
+            Some("{}"),
+            "free page hinting",
+        ),
+        ("GET", "/balloon/hinting/status", None, "free page hinting"),
+        ("PUT", "/cpu-config", Some("{}"), "CPU templates"),
+        ("PUT", "/hotplug/memory", Some("{}"), "hotplug"),
+        ("PUT", "/pmem/p0", Some("{}"), "pmem"),
+        ("PUT", "/serial", Some("{}"), "after starting"),
+        (
+            "PATCH",
+            "/drives/a",
+            Some(r#"{"drive_id": "b"}"#),
+            "does not match",
+        ),
         (
             "PATCH",
             "/drives/nosuch",
             Some(r#"{"drive_id": "nosuch"}"#),
-            "",
+            "nosuch",
         ),
         (
             "PATCH",
             "/drives/bad$id",
             Some(r#"{"drive_id": "bad$id"}"#),
-            "",
+            "invalid id",
         ),
-        ("PUT", "/logger", Some(r#"{"level": "Loud"}"#), ""),
+        (
+            "PUT",
+            "/logger",
+            Some(r#"{"level": "Loud"}"#),
+            "after starting",
+        ),
     ];
     for (method, path, body, text) in bad {
         let answer = api.send(method, path, *body);
@@ -651,6 +676,11 @@ fn flush_metrics_writes_vcpu_exits_and_the_logger_its_file() {
         204,
     );
     assert!(Path::new(&log).exists(), "PUT /logger made no {log}");
+    // The log is set up once per process.
+    refused(
+        api.put("/logger", &format!(r#"{{"log_path": "{log}"}}"#)),
+        "already configured",
+    );
     expect(
         api.put("/metrics", &format!(r#"{{"metrics_path": "{metrics}"}}"#)),
         204,
