@@ -212,6 +212,31 @@ fn a_guest_configured_through_the_api_runs_and_powers_off() {
     assert!(run.stdout.contains("count "), "{run:?}");
 }
 
+/// The demo guest (the PVH image without a command word) through
+/// `pointsman firecracker`: it prints what it sees and powers off.
+#[test]
+fn the_demo_guest_boots_through_pointsman_firecracker() {
+    require_kvm();
+    let host = Host::new("api-demo");
+    let vm = Session::start(&["firecracker", "--api-sock", host.socket()]);
+    let mut api = host.client();
+    let boot = format!(r#"{{"kernel_image_path": "{}"}}"#, host.kernel());
+    expect(api.put("/boot-source", &boot), 204);
+    expect(
+        api.put(
+            "/machine-config",
+            r#"{"vcpu_count": 2, "mem_size_mib": 32}"#,
+        ),
+        204,
+    );
+    start(&mut api);
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    let lines = run.lines();
+    assert_eq!(lines[..2], ["Pointsman demo guest", "vcpus: 2"], "{run:?}");
+    assert!(!host.socket.exists(), "the socket file is left behind");
+}
+
 #[test]
 fn pause_stops_the_guest_and_resume_goes_on() {
     require_kvm();
