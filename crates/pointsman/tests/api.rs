@@ -230,6 +230,11 @@ fn a_guest_configured_through_the_api_runs_and_powers_off() {
     start(&mut api);
     assert_eq!(state(&mut api), "Running");
     still_counts(&vm);
+    // A second VMM cannot take the socket a live one serves on.
+    let second = run(&["run", "--api-sock", host.socket()], b"");
+    assert_eq!(second.status, EXIT_BAD_INPUT, "{second:?}");
+    assert!(second.stderr.contains("in use"), "{second:?}");
+    still_counts(&vm);
     let run = power_off(vm, &host);
     assert!(run.stdout.contains("count "), "{run:?}");
 }
