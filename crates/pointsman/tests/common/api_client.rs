@@ -15,13 +15,17 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The `fault_message` of an error answer.
+    /// The `fault_message` of an error answer (empty if there is none).
     pub fn fault(&self) -> String {
-        let marker = "\"fault_message\":";
-        self.body
-            .find(marker)
-            .map(|at| self.body[at + marker.len()..].trim().trim_matches(|c| c == '"' || c == '}').to_owned())
+        self.json()["fault_message"]
+            .as_str()
             .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The body as JSON (`null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
     }
 }
 
@@ -38,8 +42,7 @@ impl ApiClient {
         let stream = loop {
             match UnixStream::connect(socket) {
                 Ok(stream) => break stream,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+                Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => panic!("cannot connect to {}: {e}", socket.display()),
@@ -56,7 +59,8 @@ impl ApiClient {
 
     /// Sends one request and reads its answer.
     pub fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Answer {
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n");
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n");
         if let Some(body) = body {
             request.push_str(&format!(
                 "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

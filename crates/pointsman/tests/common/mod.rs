@@ -1,6 +1,7 @@
 //! Runs the real `pointsman` binary on test guests, with a time limit.
 #![allow(dead_code)]
 
+pub mod api_client;
 pub mod linux;
 
 use std::io::{Read, Write};
@@ -164,7 +165,12 @@ pub struct Session {
 
 impl Session {
     pub fn start(args: &[&str]) -> Session {
-        let mut child = pointsman()
+        Session::start_command(pointsman(), args)
+    }
+
+    /// [`Session::start`] for `command` (the binary under another name).
+    pub fn start_command(mut command: Command, args: &[&str]) -> Session {
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -216,6 +222,16 @@ impl Session {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Everything the console printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Whether the VMM process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
     }
 
     pub fn type_text(&mut self, text: &str) {
