@@ -4,14 +4,14 @@ use std::path::PathBuf;
 /// size, a count the user gave) from failures of the guest or the host.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `--cpus` out of range.
-    #[error("--cpus {requested} is out of range: this host allows 1 to {max}")]
+    /// Too few or too many vCPUs (`--cpus`, `vcpu_count`).
+    #[error("{requested} vCPUs is out of range: this host allows 1 to {max}")]
     InvalidCpus { requested: u32, max: u32 },
-    /// `--memory` too small.
-    #[error("--memory {0} bytes is too small: at least {1} MiB is needed")]
+    /// Too little guest memory (`--memory`, `mem_size_mib`).
+    #[error("guest memory of {0} bytes is too small: at least {1} MiB is needed")]
     MemoryTooSmall(u64, u64),
-    /// `--memory` beyond what guest physical addresses can reach.
-    #[error("--memory {requested} bytes is more than this host can map (guest physical addresses end at {limit:#x})")]
+    /// More guest memory than guest physical addresses can reach.
+    #[error("guest memory of {requested} bytes is more than this host can map (guest physical addresses end at {limit:#x})")]
     MemoryTooLarge { requested: u64, limit: u64 },
     /// A memory size that does not parse.
     #[error("invalid memory size {0:?}: expected a number with an optional K, M, G or T suffix, such as 256M")]
