@@ -147,8 +147,8 @@ fn bad_memory_sizes() {
 #[test]
 fn bad_cpu_counts() {
     require_kvm();
-    assert_refused(&run(&["run", "--cpus", "0"], b""), "--cpus 0");
-    assert_refused(&run(&["run", "--cpus", "100000"], b""), "--cpus 100000");
+    assert_refused(&run(&["run", "--cpus", "0"], b""), "0 vCPUs is out of range");
+    assert_refused(&run(&["run", "--cpus", "100000"], b""), "100000 vCPUs is out of range");
 }
 
 #[test]
