@@ -45,3 +45,43 @@ pub fn guest_memory(regions: &[(u64, usize)], mut data: &[u8]) -> GuestMemoryMma
     }
     mem
 }
+
+/// Guest RAM the loader targets boot into: small enough that a kernel
+/// file claiming more is refused, and the mapping stays cheap to make.
+pub const BOOT_RAM: usize = 64 << 20;
+
+/// What the VMM does with a kernel file after reading it (`vmm`'s
+/// `machine.rs`): load it, put an initrd where its setup header allows,
+/// write the command line and the boot information. Errors are the
+/// expected answer to a bad file; only a panic is a finding.
+pub fn boot_kernel(image: &[u8]) {
+    use arch::x86_64::memory::memory_map;
+    use std::io::Cursor;
+
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), BOOT_RAM)]).expect("boot RAM");
+    let Ok(kernel) = boot::load_kernel(&mem, &mut Cursor::new(image)) else {
+        return;
+    };
+    let addr_max = kernel
+        .setup_header
+        .map_or(u64::from(u32::MAX), |h| u64::from(h.initrd_addr_max));
+    let initrd = boot::load_initrd(
+        &mem,
+        &mut Cursor::new(&[0x5a; 4096][..]),
+        kernel.end,
+        addr_max,
+    )
+    .ok();
+    let Ok(cmdline) = boot::write_cmdline(&mem, "console=ttyS0 reboot=k panic=1") else {
+        return;
+    };
+    let map = memory_map(BOOT_RAM as u64);
+    let info = boot::BootInfo {
+        kernel: &kernel,
+        cmdline,
+        initrd,
+        rsdp: arch::layout::RSDP_START,
+        memory_map: &map,
+    };
+    let _ = boot::write_boot_info(&mem, &info);
+}
