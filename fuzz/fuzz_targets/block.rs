@@ -64,7 +64,13 @@ fuzz_target!(|data: &[u8]| {
         size: u64::from(choices[1] % 4 + 1),
         refill: Duration::from_secs(1),
     });
-    let limiter = RateLimiter::new(None, ops).unwrap();
+    // Sometimes a small byte budget too, so that large requests (and
+    // write-zeroes and discard, once they are charged) wait for it.
+    let bandwidth = (choices[0] & 32 != 0).then(|| TokenBucketConfig {
+        size: 512 * (1 + u64::from(choices[1] >> 2)),
+        refill: Duration::from_secs(1),
+    });
+    let limiter = RateLimiter::new(bandwidth, ops).unwrap();
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
     let mut block = BlockQueue::new(queue, mem, irq, Arc::new(disk), limiter);
     if choices[0] & 16 != 0 {
