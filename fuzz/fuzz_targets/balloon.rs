@@ -46,7 +46,12 @@ fuzz_target!(|data: &[u8]| {
         mem.clone(),
         &balloon.handle(),
         irq,
-        vec![QueueRole::Inflate, QueueRole::Deflate, QueueRole::Stats, QueueRole::Reporting],
+        vec![
+            QueueRole::Inflate,
+            QueueRole::Deflate,
+            QueueRole::Stats,
+            QueueRole::Reporting,
+        ],
     );
     work.serve(role, &mut queue);
     if role == QueueRole::Stats {

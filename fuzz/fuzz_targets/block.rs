@@ -3,6 +3,11 @@
 //! small image file: malformed requests, wrong directions, sectors past
 //! the end, chains out of memory or looping must end in a status byte or
 //! an empty used entry, never a panic or a hang.
+//!
+//! Regression input (issue 25, item 3, fixed):
+//! corpus/block/seed-regression-request-split-address-overflow, a readable
+//! descriptor at 0xffff_ffff_ffff_fff0 (32 bytes) that overflowed the
+//! address arithmetic in `request::split` once the header was split off.
 #![no_main]
 
 use std::fs::File;
@@ -65,7 +70,14 @@ fuzz_target!(|data: &[u8]| {
         refill: Duration::from_secs(1),
         one_time_burst: 0,
     });
-    let limiter = RateLimiter::new(None, ops).unwrap();
+    // Sometimes a small byte budget too, so that large requests (and
+    // write-zeroes and discard, once they are charged) wait for it.
+    let bandwidth = (choices[0] & 32 != 0).then(|| TokenBucketConfig {
+        size: 512 * (1 + u64::from(choices[1] >> 2)),
+        refill: Duration::from_secs(1),
+        one_time_burst: 0,
+    });
+    let limiter = RateLimiter::new(bandwidth, ops).unwrap();
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
     let mut block = BlockQueue::new(queue, mem, irq, Arc::new(disk), limiter);
     if choices[0] & 16 != 0 {

@@ -2,16 +2,21 @@
 //! descriptors and buffers are all fuzzer-chosen guest memory, with
 //! fuzzer-chosen negotiated features and received frame lengths: chains
 //! that loop, leave memory, point the wrong way or are too short or long
-//! must end in a used entry or nothing, never a panic or a hang.
+//! must end in a used entry or nothing, never a panic or a hang. Some
+//! runs put small rate limits and interrupt moderation on both queues and
+//! fire their timers at once, as the worker would after they expire.
 #![no_main]
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use pointsman_fuzz::{guest_memory, queue, QUEUE_BYTES};
+use virtio::moderation::Moderation;
+use virtio::net::queues::MODERATION;
 use virtio::net::{features, FrameIo, NetQueues};
-use virtio::rate_limiter::RateLimiter;
+use virtio::rate_limiter::{RateLimiter, TokenBucketConfig};
 use virtio::{IrqTrigger, Wake};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -64,13 +69,37 @@ fuzz_target!(|data: &[u8]| {
         .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])))
         .collect();
     let irq = Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap()));
-    let limiters = (
-        RateLimiter::new(None, None).unwrap(),
-        RateLimiter::new(None, None).unwrap(),
-    );
+    // A few frames and a few KiB per second, so the limits bite.
+    let limited = pick & 0x10 != 0;
+    let limiter = || {
+        let bucket = |size| TokenBucketConfig {
+            size,
+            refill: Duration::from_secs(1),
+            one_time_burst: 0,
+        };
+        let (bandwidth, ops) = if limited {
+            (Some(bucket(4096)), Some(bucket(2)))
+        } else {
+            (None, None)
+        };
+        RateLimiter::new(bandwidth, ops).unwrap()
+    };
+    let limiters = (limiter(), limiter());
     let mut net = NetQueues::new(FuzzTap(frames), mem, irq, rx, tx, acked, limiters);
+    if pick & 0x20 != 0 {
+        let moderation = || Moderation::new(MODERATION).unwrap();
+        net.set_moderation(moderation(), moderation());
+    }
     net.handle(Wake::Queue(1));
     net.handle(Wake::Source(0));
     net.handle(Wake::Queue(0));
     net.handle(Wake::Queue(1));
+    if pick & 0x40 != 0 {
+        // Every timer source (rate limits, then moderation) fires.
+        for source in 1..=4 {
+            net.handle(Wake::Source(source));
+        }
+        net.handle(Wake::Queue(0));
+        net.handle(Wake::Queue(1));
+    }
 });

@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmm::resources::{
-    Balloon, BootSource, Drive, MachineConfig, MachineConfigUpdate, NetworkInterface,
-    PartialDrive, PartialNetworkInterface, VmResources, Vsock,
+    Balloon, BootSource, Drive, MachineConfig, MachineConfigUpdate, NetworkInterface, PartialDrive,
+    PartialNetworkInterface, VmResources, Vsock,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again.net, config.net);
             assert_eq!(again.vsock, config.vsock);
             assert_eq!(again.balloon, config.balloon);
-            assert_eq!((again.cpus, again.memory, again.rng), (config.cpus, config.memory, config.rng));
+            assert_eq!(
+                (again.cpus, again.memory, again.rng),
+                (config.cpus, config.memory, config.rng)
+            );
         }
     }
     // Each request body on its own, as the API gets them.

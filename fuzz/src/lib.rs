@@ -45,3 +45,124 @@ pub fn guest_memory(regions: &[(u64, usize)], mut data: &[u8]) -> GuestMemoryMma
     }
     mem
 }
+
+/// Guest RAM the loader targets boot into: small enough that a kernel
+/// file claiming more is refused, and the mapping stays cheap to make.
+pub const BOOT_RAM: usize = 64 << 20;
+
+/// What the VMM does with a kernel file after reading it (`vmm`'s
+/// `machine.rs`): load it, put an initrd where its setup header allows,
+/// write the command line and the boot information. Errors are the
+/// expected answer to a bad file; only a panic is a finding.
+pub fn boot_kernel(image: &[u8]) {
+    use arch::x86_64::memory::memory_map;
+    use std::io::Cursor;
+
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), BOOT_RAM)]).expect("boot RAM");
+    let Ok(kernel) = boot::load_kernel(&mem, &mut Cursor::new(image)) else {
+        return;
+    };
+    let addr_max = kernel
+        .setup_header
+        .map_or(u64::from(u32::MAX), |h| u64::from(h.initrd_addr_max));
+    let initrd = boot::load_initrd(
+        &mem,
+        &mut Cursor::new(&[0x5a; 4096][..]),
+        kernel.end,
+        addr_max,
+    )
+    .ok();
+    let Ok(cmdline) = boot::write_cmdline(&mem, "console=ttyS0 reboot=k panic=1") else {
+        return;
+    };
+    let map = memory_map(BOOT_RAM as u64);
+    let info = boot::BootInfo {
+        kernel: &kernel,
+        cmdline,
+        initrd,
+        rsdp: arch::layout::RSDP_START,
+        memory_map: &map,
+    };
+    let _ = boot::write_boot_info(&mem, &info);
+}
+
+/// The virtio device kinds the transport targets put behind a transport,
+/// by the choice byte's value modulo their number: rng, balloon (every
+/// optional queue offered), block over a small image file (writable or
+/// not), vsock on a socket of its own. virtio-net needs a host TAP and is
+/// left to `net_queues`.
+pub const DEVICE_KINDS: u8 = 5;
+
+/// A device of the kind `choice` picks (see [`DEVICE_KINDS`]), for a
+/// guest with `memory` bytes of RAM.
+pub fn virtio_device(choice: u8, memory: u64) -> Box<dyn virtio::VirtioDevice> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use virtio::balloon::{Balloon, BalloonConfig};
+    use virtio::block::{Block, Disk, DiskConfig};
+    use virtio::vsock::{Vsock, VsockConfig};
+
+    match choice % DEVICE_KINDS {
+        0 => Box::new(virtio::rng::Rng::new()),
+        1 => {
+            let config = BalloonConfig {
+                size: memory / 2,
+                stats: true,
+                free_page_reporting: true,
+                deflate_on_oom: true,
+            };
+            Box::new(Balloon::new(&config, memory))
+        }
+        kind @ (2 | 3) => {
+            let readonly = kind == 3;
+            let (file, path) = image_file();
+            let config = DiskConfig {
+                path,
+                readonly,
+                id: None,
+                direct: false,
+                bandwidth: None,
+                ops: None,
+                moderation: true,
+            };
+            let disk = Disk::from_file(file, readonly).expect("image file");
+            Box::new(Block::with_disk(config, disk).expect("a disk of a whole sector"))
+        }
+        _ => {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir();
+            let socket = dir.join(format!("fuzz-vsock-{}-{n}.sock", std::process::id()));
+            let config = VsockConfig { cid: 3, socket };
+            // The socket file goes with the device.
+            Box::new(Vsock::new(config).expect("vsock socket"))
+        }
+    }
+}
+
+/// A 64 KiB image file for the block device, shared by every run (a
+/// handle of its own each time), and its path.
+fn image_file() -> (std::fs::File, std::path::PathBuf) {
+    use std::sync::OnceLock;
+    static IMAGE: OnceLock<(std::fs::File, std::path::PathBuf)> = OnceLock::new();
+    let (file, path) = IMAGE.get_or_init(|| {
+        // tmpfs when there is one: what guests write costs no disk I/O.
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            shm.to_owned()
+        } else {
+            std::env::temp_dir()
+        };
+        let path = dir.join(format!("fuzz-transport-{}.img", std::process::id()));
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("image file");
+        file.set_len(64 << 10).expect("image size");
+        let _ = std::fs::remove_file(&path);
+        (file, path)
+    });
+    (file.try_clone().expect("image file handle"), path.clone())
+}

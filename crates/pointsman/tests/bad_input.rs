@@ -147,8 +147,14 @@ fn bad_memory_sizes() {
 #[test]
 fn bad_cpu_counts() {
     require_kvm();
-    assert_refused(&run(&["run", "--cpus", "0"], b""), "0 vCPUs is out of range");
-    assert_refused(&run(&["run", "--cpus", "100000"], b""), "100000 vCPUs is out of range");
+    assert_refused(
+        &run(&["run", "--cpus", "0"], b""),
+        "0 vCPUs is out of range",
+    );
+    assert_refused(
+        &run(&["run", "--cpus", "100000"], b""),
+        "100000 vCPUs is out of range",
+    );
 }
 
 #[test]

@@ -69,7 +69,11 @@ fn pause_resume_and_ctrl_alt_del_through_the_api() {
     let resumed: u32 = value(console, "resumed-ticks")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(resumed >= 1, "no progress after the resume:\n{}", run.console_tail(60));
+    assert!(
+        resumed >= 1,
+        "no progress after the resume:\n{}",
+        run.console_tail(60)
+    );
     let vms = run.vm_runs();
     assert_eq!(vms.len(), 1, "{}", run.console_tail(60));
     let (vm_console, status) = &vms[0];
@@ -77,5 +81,8 @@ fn pause_resume_and_ctrl_alt_del_through_the_api() {
         vm_console.contains("@@ctrl-alt-del"),
         "the guest's init got Ctrl-Alt-Del:\n{vm_console}"
     );
-    assert_eq!(*status, 0, "its reboot ends the run under --no-reboot:\n{vm_console}");
+    assert_eq!(
+        *status, 0,
+        "its reboot ends the run under --no-reboot:\n{vm_console}"
+    );
 }

@@ -56,6 +56,9 @@ fn request(
     // Connection: close: the body is what follows the headers.
     let mut rest = String::new();
     reader.read_to_string(&mut rest)?;
-    let body = rest.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    let body = rest
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
     Ok((status, body))
 }
