@@ -192,28 +192,6 @@ fn a_guest_configured_through_the_api_runs_and_powers_off() {
         "{version}"
     );
 
-    // A file that is not a kernel, and too little memory, are refused at
-    // InstanceStart too, and the VMM waits for a corrected request.
-    let text = host.dir.file("not-a-kernel", b"hello\n");
-    expect(
-        api.put(
-            "/boot-source",
-            &format!(r#"{{"kernel_image_path": "{}"}}"#, text.display()),
-        ),
-        204,
-    );
-    refused(
-        api.put("/actions", r#"{"action_type": "InstanceStart"}"#),
-        "kernel",
-    );
-    host.configure_count(&mut api);
-    expect(api.patch("/machine-config", r#"{"mem_size_mib": 1}"#), 204);
-    refused(
-        api.put("/actions", r#"{"action_type": "InstanceStart"}"#),
-        "too small",
-    );
-    assert_eq!(state(&mut api), "Not started");
-
     host.configure_count(&mut api);
     let config = expect(api.get("/vm/config"), 200).json();
     assert_eq!(

@@ -10,7 +10,9 @@ use crate::device_manager::Devices;
 use crate::lifecycle::VmState;
 use crate::metrics::MetricsSink;
 use crate::request::{ActionError, VmmAction, VmmData};
-use crate::resources::{BalloonStats, Logger, ResourceError, VmResources};
+use crate::resources::{
+    BalloonStats, Logger, RateLimiter, ResourceError, TokenBucket, VmResources,
+};
 use crate::run_control::RunControl;
 use crate::{DriveUpdate, LimiterUpdate, NetUpdate};
 
@@ -39,6 +41,33 @@ pub struct Controller {
 
 fn refused(e: ResourceError) -> ActionError {
     ActionError::new(e.to_string())
+}
+
+/// Applies `change` to `resources` if the result is a valid whole: all or
+/// nothing.
+fn checked(
+    resources: &mut VmResources,
+    change: impl FnOnce(&mut VmResources),
+) -> Result<(), ActionError> {
+    let mut updated = resources.clone();
+    change(&mut updated);
+    updated.validate().map_err(refused)?;
+    *resources = updated;
+    Ok(())
+}
+
+/// A PATCH's rate limiter as a change to a device's limits, as in
+/// Firecracker: a bucket left out keeps its limit, a bucket with no size
+/// or refill time removes it, any other sets it.
+fn limiter_update(limiter: Option<&RateLimiter>) -> LimiterUpdate {
+    LimiterUpdate {
+        bandwidth: limiter
+            .and_then(|l| l.bandwidth.as_ref())
+            .map(TokenBucket::to_config),
+        ops: limiter
+            .and_then(|l| l.ops.as_ref())
+            .map(TokenBucket::to_config),
+    }
 }
 
 impl Controller {
@@ -97,17 +126,12 @@ impl Controller {
                 r.boot_source = Some(boot);
             }
             VmmAction::PutMachineConfig(machine) => {
-                let mut updated = r.clone();
-                updated.machine_config = Some(machine);
-                updated.validate().map_err(refused)?;
-                *r = updated;
+                checked(r, |u| u.machine_config = Some(machine))?
             }
             VmmAction::PatchMachineConfig(update) => {
                 let base = r.machine_config.clone().unwrap_or_default();
-                let mut updated = r.clone();
-                updated.machine_config = Some(update.apply(&base).map_err(refused)?);
-                updated.validate().map_err(refused)?;
-                *r = updated;
+                let machine = update.apply(&base).map_err(refused)?;
+                checked(r, |u| u.machine_config = Some(machine))?;
             }
             VmmAction::PutDrive(drive) => {
                 drive.check_files().map_err(refused)?;
@@ -116,24 +140,9 @@ impl Controller {
             VmmAction::PutNetworkInterface(iface) => {
                 r.put_network_interface(iface).map_err(refused)?
             }
-            VmmAction::PutVsock(vsock) => {
-                let mut updated = r.clone();
-                updated.vsock = Some(vsock);
-                updated.validate().map_err(refused)?;
-                *r = updated;
-            }
-            VmmAction::PutEntropy(entropy) => {
-                let mut updated = r.clone();
-                updated.entropy = Some(entropy);
-                updated.validate().map_err(refused)?;
-                *r = updated;
-            }
-            VmmAction::PutBalloon(balloon) => {
-                let mut updated = r.clone();
-                updated.balloon = Some(balloon);
-                updated.validate().map_err(refused)?;
-                *r = updated;
-            }
+            VmmAction::PutVsock(vsock) => checked(r, |u| u.vsock = Some(vsock))?,
+            VmmAction::PutEntropy(entropy) => checked(r, |u| u.entropy = Some(entropy))?,
+            VmmAction::PutBalloon(balloon) => checked(r, |u| u.balloon = Some(balloon))?,
             VmmAction::PutLogger(logger) => {
                 logger.validate().map_err(refused)?;
                 let hook = self.logger.as_mut().ok_or_else(|| {
@@ -191,13 +200,9 @@ impl Controller {
                     .cloned()
                     .ok_or_else(|| ActionError::new(format!("no drive with id {id}")))?;
                 let updated = patch.apply(&current).map_err(refused)?;
-                let limiter = |r: &Option<crate::resources::RateLimiter>| LimiterUpdate {
-                    bandwidth: r.as_ref().map(|r| r.bandwidth_config()),
-                    ops: r.as_ref().map(|r| r.ops_config()),
-                };
                 let update = DriveUpdate {
                     path: patch.path_on_host.as_ref().map(PathBuf::from),
-                    limits: limiter(&patch.rate_limiter),
+                    limits: limiter_update(patch.rate_limiter.as_ref()),
                 };
                 devices.update_drive(&id, update).map_err(ActionError)?;
                 if let Some(slot) = self.resources.drives.iter_mut().find(|d| d.drive_id == id) {
@@ -216,13 +221,9 @@ impl Controller {
                         ActionError::new(format!("no network interface with id {id}"))
                     })?;
                 let updated = patch.apply(&current).map_err(refused)?;
-                let limiter = |r: &Option<crate::resources::RateLimiter>| LimiterUpdate {
-                    bandwidth: r.as_ref().map(|r| r.bandwidth_config()),
-                    ops: r.as_ref().map(|r| r.ops_config()),
-                };
                 let update = NetUpdate {
-                    rx: limiter(&patch.rx_rate_limiter),
-                    tx: limiter(&patch.tx_rate_limiter),
+                    rx: limiter_update(patch.rx_rate_limiter.as_ref()),
+                    tx: limiter_update(patch.tx_rate_limiter.as_ref()),
                 };
                 devices.update_net(&id, update).map_err(ActionError)?;
                 if let Some(slot) = self

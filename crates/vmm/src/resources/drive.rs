@@ -177,7 +177,7 @@ impl PartialDrive {
             updated.path_on_host = Some(path.clone());
         }
         if let Some(limiter) = &self.rate_limiter {
-            updated.rate_limiter = Some(limiter.clone());
+            updated.rate_limiter = Some(limiter.merged_onto(drive.rate_limiter.as_ref()));
         }
         updated.validate()?;
         Ok(updated)

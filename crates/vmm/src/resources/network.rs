@@ -137,10 +137,10 @@ impl PartialNetworkInterface {
         validate_id("iface_id", &self.iface_id)?;
         let mut updated = iface.clone();
         if let Some(limiter) = &self.rx_rate_limiter {
-            updated.rx_rate_limiter = Some(limiter.clone());
+            updated.rx_rate_limiter = Some(limiter.merged_onto(iface.rx_rate_limiter.as_ref()));
         }
         if let Some(limiter) = &self.tx_rate_limiter {
-            updated.tx_rate_limiter = Some(limiter.clone());
+            updated.tx_rate_limiter = Some(limiter.merged_onto(iface.tx_rate_limiter.as_ref()));
         }
         updated.validate()?;
         Ok(updated)

@@ -83,6 +83,22 @@ impl RateLimiter {
     }
 
     /// The byte bucket for Pointsman's devices.
+    /// This limiter given in a PATCH, over `base`: as in Firecracker, a
+    /// bucket the PATCH leaves out stays as it was, and one with no size
+    /// or refill time removes that limit.
+    pub fn merged_onto(&self, base: Option<&RateLimiter>) -> RateLimiter {
+        RateLimiter {
+            bandwidth: self
+                .bandwidth
+                .clone()
+                .or_else(|| base.and_then(|b| b.bandwidth.clone())),
+            ops: self
+                .ops
+                .clone()
+                .or_else(|| base.and_then(|b| b.ops.clone())),
+        }
+    }
+
     pub fn bandwidth_config(&self) -> Option<TokenBucketConfig> {
         self.bandwidth.as_ref().and_then(TokenBucket::to_config)
     }
@@ -188,5 +204,27 @@ mod tests {
                 .starts_with("invalid rx_rate_limiter.ops.refill_time"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_patch_keeps_the_buckets_it_leaves_out() {
+        let bucket = |size| TokenBucket {
+            size,
+            one_time_burst: None,
+            refill_time: 1000,
+        };
+        let base = RateLimiter {
+            bandwidth: Some(bucket(100)),
+            ops: Some(bucket(10)),
+        };
+        let patch = RateLimiter {
+            bandwidth: None,
+            ops: Some(bucket(0)),
+        };
+        let merged = patch.merged_onto(Some(&base));
+        assert_eq!(merged.bandwidth, Some(bucket(100)), "left out: kept");
+        assert_eq!(merged.ops, Some(bucket(0)), "size 0: given");
+        assert_eq!(merged.ops_config(), None, "and it limits nothing");
+        assert_eq!(patch.merged_onto(None).bandwidth, None);
     }
 }
