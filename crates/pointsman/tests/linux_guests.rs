@@ -38,7 +38,8 @@ echo "@@model $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-)"
 echo "@@epoch $(date +%s)"
 t0=$(date +%s); sleep 2; t1=$(date +%s)
 echo "@@slept $((t1 - t0))"
-echo "@@serial-irqs $(awk '/ttyS0/ {print $2}' /proc/interrupts)"
+echo "@@serial-line $(grep ttyS0 /proc/interrupts)"
+echo "@@serial-irqs $(awk '/ttyS0/ {n = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i; print n}' /proc/interrupts)"
 poweroff -f
 "#;
 
