@@ -30,6 +30,9 @@ pub enum Error {
     /// Another route would make the GSI routing table larger than KVM takes.
     #[error("the GSI routing table is full: KVM takes at most {max} routes")]
     RoutingTableFull { max: usize },
+    /// Saved state holds more entries than KVM's structures take.
+    #[error("saved state has {count} {what}, more than KVM takes")]
+    StateTooLarge { what: &'static str, count: usize },
     /// An ioctl failed.
     #[error("KVM {op} failed: {source}")]
     Ioctl {

@@ -8,12 +8,18 @@
 mod error;
 mod irq_routing;
 mod system;
+#[cfg(test)]
+mod test_utils;
 mod vcpu;
+mod vcpu_state;
 mod vm;
+mod vm_state;
 
 pub use error::{Error, Result};
 pub use irq_routing::{MAX_GSI, MSI_GSI_BASE};
 pub use kvm_bindings;
 pub use system::Hypervisor;
 pub use vcpu::{Vcpu, VcpuExit};
+pub use vcpu_state::VcpuState;
 pub use vm::Vm;
+pub use vm_state::VmState;

@@ -49,6 +49,10 @@ impl Vcpu {
         Vcpu { fd, id }
     }
 
+    pub(crate) fn fd(&self) -> &VcpuFd {
+        &self.fd
+    }
+
     /// The vCPU's index, which is also its APIC ID.
     pub fn id(&self) -> u32 {
         self.id

@@ -32,6 +32,10 @@ impl Vm {
         }
     }
 
+    pub(crate) fn fd(&self) -> &VmFd {
+        &self.fd
+    }
+
     /// Maps `size` bytes of host memory at `host_addr` into the guest at
     /// `guest_addr`, in memory slot `slot`.
     ///
@@ -172,28 +176,16 @@ impl Vm {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use vmm_sys_util::eventfd::EFD_NONBLOCK;
 
     use super::*;
     use crate::irq_routing::{MAX_GSI, MSI_GSI_BASE};
+    use crate::test_utils::{map_code, start_at_code, vm_with_irqchip};
     use crate::vcpu::VcpuExit;
-    use crate::Hypervisor;
 
-    // KVM wants the TSS below 4 GiB; these VMs have no RAM to collide with.
-    const TSS_ADDR: u64 = 0xfffb_d000;
     const MSI_ADDRESS: u64 = 0xfee0_0000;
-
-    /// A VM with the in-kernel irqchip, which GSI routing needs. Fails where
-    /// /dev/kvm is missing, as the integration tests do.
-    fn vm_with_irqchip() -> Vm {
-        let hv = Hypervisor::open(Path::new("/dev/kvm")).expect("these tests need /dev/kvm");
-        let vm = hv.create_vm().unwrap();
-        vm.create_x86_platform(TSS_ADDR).unwrap();
-        vm
-    }
 
     #[test]
     fn vm_is_shareable_between_threads() {
@@ -272,41 +264,15 @@ mod tests {
     /// only exit is the port write.
     #[test]
     fn a_watched_write_stays_in_the_kernel() {
-        const CODE_ADDR: u64 = 0x1000;
         const WATCHED: u64 = 0x2064;
         let vm = vm_with_irqchip();
-        // SAFETY: an anonymous private mapping of one page, checked below.
-        let page = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                0x1000,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(page, libc::MAP_FAILED);
         // mov ax, 1; mov [0x2064], ax; out 0x80, al
-        let code = [0xb8, 0x01, 0x00, 0xa3, 0x64, 0x20, 0xe6, 0x80];
-        // SAFETY: the page is ours, writable and larger than the code.
-        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), page.cast::<u8>(), code.len()) };
-        // SAFETY: the mapping is never unmapped: it outlives the VM.
-        unsafe { vm.map_memory(0, CODE_ADDR, 0x1000, page as u64) }.unwrap();
+        map_code(&vm, &[0xb8, 0x01, 0x00, 0xa3, 0x64, 0x20, 0xe6, 0x80]);
         let evt = EventFd::new(EFD_NONBLOCK).unwrap();
         vm.register_mmio_ioevent_any(&evt, WATCHED).unwrap();
 
         let mut vcpu = vm.create_vcpu(0).unwrap();
-        let mut sregs = vcpu.sregs().unwrap();
-        sregs.cs.base = 0;
-        sregs.cs.selector = 0;
-        sregs.ds.base = 0;
-        sregs.ds.selector = 0;
-        vcpu.set_sregs(&sregs).unwrap();
-        let mut regs = vcpu.regs().unwrap();
-        regs.rip = CODE_ADDR;
-        regs.rflags = 2;
-        vcpu.set_regs(&regs).unwrap();
+        start_at_code(&vcpu);
         loop {
             match vcpu.run().unwrap() {
                 VcpuExit::IoOut { port: 0x80, .. } => break,
