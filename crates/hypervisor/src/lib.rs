@@ -7,19 +7,19 @@
 
 mod error;
 mod irq_routing;
+mod platform_state;
 mod system;
 #[cfg(test)]
 mod test_utils;
 mod vcpu;
 mod vcpu_state;
 mod vm;
-mod vm_state;
 
 pub use error::{Error, Result};
 pub use irq_routing::{MAX_GSI, MSI_GSI_BASE};
 pub use kvm_bindings;
+pub use platform_state::PlatformState;
 pub use system::Hypervisor;
 pub use vcpu::{Vcpu, VcpuExit};
 pub use vcpu_state::VcpuState;
 pub use vm::Vm;
-pub use vm_state::VmState;

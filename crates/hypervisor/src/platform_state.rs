@@ -1,6 +1,7 @@
-//! What KVM holds of a VM as a whole that its guest can observe: the
-//! in-kernel PICs and IOAPIC, the PIT and the kvm-clock. Saved and put
-//! back with the vCPUs' state ([`crate::VcpuState`]) for snapshots.
+//! What KVM holds of a VM as a whole that its guest can observe, its
+//! in-kernel platform: the PICs and IOAPIC, the PIT and the kvm-clock.
+//! Saved and put back with the vCPUs' state ([`crate::VcpuState`]) for
+//! snapshots.
 
 use kvm_bindings::{
     kvm_clock_data, kvm_irqchip, kvm_pit_state2, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER,
@@ -13,7 +14,7 @@ use crate::vm::Vm;
 
 /// The VM-wide state of the in-kernel devices, as KVM keeps it.
 #[derive(Serialize, Deserialize)]
-pub struct VmState {
+pub struct PlatformState {
     pub pic_master: kvm_irqchip,
     pub pic_slave: kvm_irqchip,
     pub ioapic: kvm_irqchip,
@@ -27,8 +28,8 @@ pub struct VmState {
 impl Vm {
     /// Reads the irqchips, the PIT and the clock. The vCPUs must be out of
     /// `KVM_RUN`, or the state read is a moving target.
-    pub fn save_state(&self) -> Result<VmState> {
-        Ok(VmState {
+    pub fn save_platform(&self) -> Result<PlatformState> {
+        Ok(PlatformState {
             pic_master: self.irqchip(KVM_IRQCHIP_PIC_MASTER)?,
             pic_slave: self.irqchip(KVM_IRQCHIP_PIC_SLAVE)?,
             ioapic: self.irqchip(KVM_IRQCHIP_IOAPIC)?,
@@ -42,7 +43,7 @@ impl Vm {
 
     /// Puts `state` back into a VM whose platform
     /// ([`Vm::create_x86_platform`]) exists, before its vCPUs run.
-    pub fn restore_state(&self, state: &VmState) -> Result<()> {
+    pub fn restore_platform(&self, state: &PlatformState) -> Result<()> {
         for chip in [&state.pic_master, &state.pic_slave, &state.ioapic] {
             self.fd()
                 .set_irqchip(chip)
@@ -83,18 +84,18 @@ mod tests {
     #[test]
     fn the_irqchips_pit_and_clock_come_back() {
         let vm = vm_with_irqchip();
-        let mut state = vm.save_state().unwrap();
+        let mut state = vm.save_platform().unwrap();
         // Something a fresh VM would not have: a PIT channel's count and
         // a clock well past zero.
         state.pit.channels[0].count = 0x1234;
         state.clock.clock += 5_000_000_000;
-        vm.restore_state(&state).unwrap();
+        vm.restore_platform(&state).unwrap();
         let text = serde_json::to_vec(&state).unwrap();
 
         let other = vm_with_irqchip();
-        let reread: super::VmState = serde_json::from_slice(&text).unwrap();
-        other.restore_state(&reread).unwrap();
-        let again = other.save_state().unwrap();
+        let reread: super::PlatformState = serde_json::from_slice(&text).unwrap();
+        other.restore_platform(&reread).unwrap();
+        let again = other.save_platform().unwrap();
         let count = |p: &kvm_pit_state2| p.channels[0].count;
         assert_eq!(count(&again.pit), 0x1234);
         assert!(
