@@ -10,14 +10,12 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Markers;
+use common::process::{IdleMemory, Running, Sample};
+use common::{median_duration as median, mib, ms, Markers};
 
 /// Start-to-exit runs: Pointsman's are cheap, QEMU's less so.
 const POINTSMAN_RUNS: usize = 20;
@@ -31,8 +29,6 @@ const IDLE_RUNS: usize = 3;
 const PIO_EXITS: u32 = 100_000;
 /// How long the guest idles before its VMM's memory is read.
 const IDLE_SETTLE: Duration = Duration::from_millis(300);
-/// Longest any run may take: a guest that cannot power off is killed.
-const TIME_LIMIT: Duration = Duration::from_secs(60);
 const GUEST_MEMORY: &str = "128M";
 const QEMU: &str = "qemu-system-x86_64";
 /// The targets: a fraction of QEMU's start-to-exit CPU, an RSS, a cost.
@@ -152,145 +148,6 @@ impl Vmm {
     }
 }
 
-/// What `wait4` says about one finished run.
-#[derive(Clone, Copy)]
-struct Sample {
-    user: Duration,
-    sys: Duration,
-    wall: Duration,
-    maxrss_kib: u64,
-}
-
-fn timeval(tv: libc::timeval) -> Duration {
-    let secs = u64::try_from(tv.tv_sec).unwrap_or(0);
-    let micros = u64::try_from(tv.tv_usec).unwrap_or(0);
-    Duration::from_secs(secs) + Duration::from_micros(micros)
-}
-
-fn pid_of(child: &Child) -> libc::pid_t {
-    libc::pid_t::try_from(child.id()).expect("a pid fits pid_t")
-}
-
-/// Reaps `child` with `wait4`, for the resource usage of exactly that
-/// process (all its threads), which `Child::wait` does not give.
-fn wait_usage(child: &Child) -> Result<(ExitStatus, libc::rusage), String> {
-    use std::os::unix::process::ExitStatusExt;
-    let pid = pid_of(child);
-    let mut status = 0;
-    // SAFETY: all-zero bytes are a valid `rusage` (integers and timevals).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our unreaped child; both pointers are to live locals.
-        let ret = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if ret == pid {
-            return Ok((ExitStatus::from_raw(status), usage));
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("wait4: {err}"));
-        }
-    }
-}
-
-/// Kills the child `pid` unless `done` hears from the waiter first, so a
-/// guest that never powers off cannot hang the benchmark.
-fn watchdog(pid: libc::pid_t) -> std::sync::mpsc::Sender<()> {
-    let (done, heard) = channel::<()>();
-    std::thread::spawn(move || {
-        if heard.recv_timeout(TIME_LIMIT) == Err(RecvTimeoutError::Timeout) {
-            // SAFETY: plain kill(2); the waiter has not reaped `pid` (it
-            // would have told us), so it is still our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    });
-    done
-}
-
-/// Sends each line a pipe carries, until EOF.
-fn forward_lines(pipe: impl Read + Send + 'static) -> (Receiver<String>, JoinHandle<()>) {
-    let (tx, rx) = channel();
-    let handle = std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::new();
-        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
-            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-            if tx.send(text).is_err() {
-                break;
-            }
-            line.clear();
-        }
-    });
-    (rx, handle)
-}
-
-/// A started VMM whose console and log lines are being collected.
-struct Running {
-    child: Child,
-    started: Instant,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Running {
-    fn start(mut command: Command) -> Result<Running, String> {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
-        let (stdout, out_reader) = forward_lines(child.stdout.take().expect("piped stdout"));
-        let (stderr, err_reader) = forward_lines(child.stderr.take().expect("piped stderr"));
-        Ok(Running {
-            child,
-            started,
-            stdout,
-            stderr,
-            readers: vec![out_reader, err_reader],
-        })
-    }
-
-    /// Waits for a console line equal to `line`; false on EOF or timeout.
-    fn wait_for_line(&self, line: &str) -> bool {
-        let deadline = self.started + TIME_LIMIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(got) if got == line => return true,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-    }
-
-    /// Reaps the VMM; returns its exit status, usage and console lines.
-    fn finish(self) -> Result<(ExitStatus, Sample, Vec<String>), String> {
-        let done = watchdog(pid_of(&self.child));
-        let waited = wait_usage(&self.child);
-        let wall = self.started.elapsed();
-        let _ = done.send(());
-        let (status, usage) = waited?;
-        for reader in self.readers {
-            let _ = reader.join();
-        }
-        let mut lines: Vec<String> = self.stdout.try_iter().collect();
-        let errors: Vec<String> = self.stderr.try_iter().collect();
-        if !status.success() {
-            lines.extend(errors);
-        }
-        let sample = Sample {
-            user: timeval(usage.ru_utime),
-            sys: timeval(usage.ru_stime),
-            wall,
-            maxrss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
-        };
-        Ok((status, sample, lines))
-    }
-}
-
 /// One run of `command`, which must exit with status 0 and, if `expect`
 /// says so, print that line.
 fn run_once(command: Command, expect: Option<&str>) -> Result<Sample, String> {
@@ -327,12 +184,6 @@ fn run_guest(
     run_many(|| vmm.command(kernel, guest_cmd), expect, runs)
 }
 
-/// The median of durations, through the shared median of seconds.
-fn median(values: Vec<Duration>) -> Duration {
-    let seconds: Vec<f64> = values.iter().map(Duration::as_secs_f64).collect();
-    Duration::from_secs_f64(common::median(&seconds).unwrap_or(0.0))
-}
-
 fn mean(values: &[Duration]) -> Duration {
     let count = u32::try_from(values.len()).expect("few runs");
     values.iter().sum::<Duration>() / count
@@ -349,7 +200,7 @@ struct StartToExit {
 
 fn start_to_exit(vmm: Vmm, kernel: &Path, runs: usize) -> Result<StartToExit, String> {
     let samples = run_guest(vmm, kernel, "exit", None, runs)?;
-    let pick = |f: fn(&Sample) -> Duration| median(samples.iter().map(f).collect());
+    let pick = |f: fn(&Sample) -> Duration| median(&samples.iter().map(f).collect::<Vec<_>>());
     Ok(StartToExit {
         runs,
         cpu: pick(|s| s.user + s.sys),
@@ -362,7 +213,9 @@ fn start_to_exit(vmm: Vmm, kernel: &Path, runs: usize) -> Result<StartToExit, St
 /// The median CPU time of `VMM --version`: the process floor.
 fn version_cpu(vmm: Vmm, runs: usize) -> Result<Duration, String> {
     let samples = run_many(|| vmm.version_command(), None, runs)?;
-    Ok(median(samples.iter().map(|s| s.user + s.sys).collect()))
+    Ok(median(
+        &samples.iter().map(|s| s.user + s.sys).collect::<Vec<_>>(),
+    ))
 }
 
 /// What any process costs on this machine before a VMM's own code runs.
@@ -380,7 +233,7 @@ const CPUID_SAMPLES: u32 = 2000;
 
 fn machine_floor(runs: usize) -> Result<MachineFloor, String> {
     let samples = run_many(|| Command::new("true"), None, runs)?;
-    let true_cpu = median(samples.iter().map(|s| s.user + s.sys).collect());
+    let true_cpu = median(&samples.iter().map(|s| s.user + s.sys).collect::<Vec<_>>());
     let start = Instant::now();
     for i in 0..CPUID_SAMPLES {
         // Leaf 4 (cache parameters) is one glibc asks at every start.
@@ -393,43 +246,16 @@ fn machine_floor(runs: usize) -> Result<MachineFloor, String> {
     })
 }
 
-/// Row 2: the memory of a VMM whose guest idles, all in KiB.
-#[derive(Clone, Copy)]
-struct IdleMemory {
-    vm_rss: u64,
-    vm_hwm: u64,
-    maxrss: u64,
-}
-
-/// A `Vm*:   1234 kB` field of /proc/PID/status.
-fn status_kib(status: &str, field: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].split_whitespace().next()?.parse().ok()
-}
-
 fn idle_once(vmm: Vmm, kernel: &Path) -> Result<IdleMemory, String> {
-    let mut running = Running::start(vmm.command(kernel, "idle"))?;
-    let idled = running.wait_for_line("idle");
-    let status = if idled {
-        std::thread::sleep(IDLE_SETTLE);
-        std::fs::read_to_string(format!("/proc/{}/status", running.child.id())).ok()
-    } else {
-        None
-    };
-    let _ = running.child.kill();
-    let (_, sample, lines) = running.finish()?;
-    let status = status.ok_or_else(|| {
-        format!(
-            "`idle` guest never said idle; output: {}",
-            lines.join(" / ")
-        )
-    })?;
-    let field = |name| status_kib(&status, name).ok_or(format!("no {name} in /proc status"));
-    Ok(IdleMemory {
-        vm_rss: field("VmRSS:")?,
-        vm_hwm: field("VmHWM:")?,
-        maxrss: sample.maxrss_kib,
-    })
+    let running = Running::start(vmm.command(kernel, "idle"))?;
+    if running.wait_for_line("idle") {
+        return running.idle_memory(IDLE_SETTLE);
+    }
+    let (_, lines) = running.kill()?;
+    Err(format!(
+        "`idle` guest never said idle; output: {}",
+        lines.join(" / ")
+    ))
 }
 
 /// The run with the median `ru_maxrss`, with its own VmRSS.
@@ -528,17 +354,6 @@ fn qemu_version() -> Option<String> {
     out.status
         .success()
         .then(|| text.lines().next().unwrap_or_default().to_owned())
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
-fn mib(kib: u64) -> String {
-    // KiB counts of a process's memory are far below 2^52: exact in f64.
-    #[allow(clippy::cast_precision_loss)]
-    let value = kib as f64 / 1024.0;
-    format!("{value:.2} MiB")
 }
 
 /// The rows of the main table for one VMM: one cell per row.

@@ -4,8 +4,11 @@
 //! Each bench includes this with `mod common;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// QEMU's option for virtio 1.0 virtio-mmio devices, as Pointsman has:
 /// QEMU's virtio-mmio transport is the legacy interface unless told.
@@ -246,10 +249,11 @@ pub fn headline(error: &impl std::fmt::Display) -> String {
     error.to_string().lines().next().unwrap_or("").to_owned()
 }
 
-/// `vmms` in the order round `round` runs them: as given, then reversed
-/// every other round, so drift in the shared machine's load hits all alike.
-pub fn round_order<const N: usize>(vmms: [Vmm; N], round: usize) -> [Vmm; N] {
-    let mut order = vmms;
+/// `items` (VMMs, set-ups) in the order round `round` runs them: as given,
+/// then reversed every other round, so drift in the shared machine's load
+/// hits all alike.
+pub fn round_order<T, const N: usize>(items: [T; N], round: usize) -> [T; N] {
+    let mut order = items;
     if round % 2 == 1 {
         order.reverse();
     }
@@ -266,6 +270,46 @@ pub fn median(values: &[f64]) -> Option<f64> {
         0 => None,
         _ => Some((v[(n - 1) / 2] + v[n / 2]) / 2.0),
     }
+}
+
+/// The median of durations, through the median of seconds (zero for none).
+pub fn median_duration(values: &[Duration]) -> Duration {
+    let seconds: Vec<f64> = values.iter().map(Duration::as_secs_f64).collect();
+    Duration::from_secs_f64(median(&seconds).unwrap_or(0.0))
+}
+
+/// The `p`th percentile (0 to 100) by the nearest-rank method: the
+/// smallest value at or above `p`% of them; `None` for no values.
+pub fn percentile(values: &[Duration], p: f64) -> Option<Duration> {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    // A count of samples is far below 2^52: exact in f64, and the rank
+    // is at most the count.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let rank = (p / 100.0 * v.len() as f64).ceil() as usize;
+    v.get(rank.clamp(1, v.len().max(1)) - 1).copied()
+}
+
+/// A duration in milliseconds, two decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// A duration in microseconds, whole.
+pub fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+/// KiB as MiB, two decimals.
+pub fn mib(kib: u64) -> String {
+    // KiB counts of a process's memory are far below 2^52: exact in f64.
+    #[allow(clippy::cast_precision_loss)]
+    let value = kib as f64 / 1024.0;
+    format!("{value:.2} MiB")
 }
 
 /// Whether `ours` is at or above `qemu` (at or below when lower is

@@ -1,8 +1,10 @@
 //! A small HTTP/1.1 client for the API socket, as Firecracker's clients
 //! talk to it: one request at a time on a kept-alive connection, bodies
-//! framed by `Content-Length`.
+//! framed by `Content-Length`. The tests panic on any I/O error through
+//! the plain methods; the API bench (`benches/api.rs`, which includes this
+//! file) gets the errors through the `try_` ones.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -35,30 +37,44 @@ pub struct ApiClient {
     writer: UnixStream,
 }
 
+/// How long [`ApiClient::connect`] waits for the VMM to create the socket.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// How often it tries meanwhile: often enough that the bench's start-up
+/// wall time through the API is not the client's sleep.
+const CONNECT_RETRY: Duration = Duration::from_millis(1);
+
 impl ApiClient {
     /// Connects to `socket`, waiting up to 10 s for the VMM to create it.
     pub fn connect(socket: &Path) -> ApiClient {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        ApiClient::try_connect(socket)
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", socket.display()))
+    }
+
+    /// [`ApiClient::connect`], with the last error when it cannot.
+    pub fn try_connect(socket: &Path) -> io::Result<ApiClient> {
+        let deadline = Instant::now() + CONNECT_WAIT;
         let stream = loop {
             match UnixStream::connect(socket) {
                 Ok(stream) => break stream,
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("cannot connect to {}: {e}", socket.display()),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(CONNECT_RETRY),
+                Err(e) => return Err(e),
             }
         };
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        ApiClient {
-            reader: BufReader::new(stream.try_clone().unwrap()),
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        Ok(ApiClient {
+            reader: BufReader::new(stream.try_clone()?),
             writer: stream,
-        }
+        })
     }
 
     /// Sends one request and reads its answer.
     pub fn send(&mut self, method: &str, path: &str, body: Option<&str>) -> Answer {
+        self.try_send(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`ApiClient::send`], with the error when the exchange fails.
+    pub fn try_send(&mut self, method: &str, path: &str, body: Option<&str>) -> io::Result<Answer> {
         let mut request =
             format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n");
         if let Some(body) = body {
@@ -69,7 +85,7 @@ impl ApiClient {
         } else {
             request.push_str("\r\n");
         }
-        self.writer.write_all(request.as_bytes()).unwrap();
+        self.writer.write_all(request.as_bytes())?;
         self.read_answer()
     }
 
@@ -87,37 +103,42 @@ impl ApiClient {
 
     /// Writes raw bytes, for malformed requests.
     pub fn send_raw(&mut self, bytes: &[u8]) -> Answer {
-        self.writer.write_all(bytes).unwrap();
-        self.read_answer()
+        let answer = self
+            .writer
+            .write_all(bytes)
+            .and_then(|()| self.read_answer());
+        answer.unwrap_or_else(|e| panic!("raw request: {e}"))
     }
 
-    fn read_answer(&mut self) -> Answer {
+    fn read_answer(&mut self) -> io::Result<Answer> {
+        let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
         let mut status_line = String::new();
-        self.reader.read_line(&mut status_line).unwrap();
+        self.reader.read_line(&mut status_line)?;
         let status = status_line
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+            .ok_or_else(|| bad(format!("bad status line {status_line:?}")))?;
         let mut length = 0usize;
         loop {
             let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
+            self.reader.read_line(&mut line)?;
             let line = line.trim_end();
             if line.is_empty() {
                 break;
             }
             if let Some((name, value)) = line.split_once(':') {
                 if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap();
+                    length = value
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("bad header {line:?}")))?;
                 }
             }
         }
         let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).unwrap();
-        Answer {
-            status,
-            body: String::from_utf8(body).unwrap(),
-        }
+        self.reader.read_exact(&mut body)?;
+        let body = String::from_utf8(body).map_err(|e| bad(format!("body not UTF-8: {e}")))?;
+        Ok(Answer { status, body })
     }
 }
