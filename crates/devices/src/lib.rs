@@ -11,8 +11,10 @@ pub mod i8042;
 pub mod pci;
 pub mod pvpanic;
 pub mod serial;
+mod state_error;
 #[cfg(test)]
 mod test_utils;
 
 pub use bus::{Bus, BusDevice, BusError};
+pub use state_error::StateError;
 pub use vm_superio::Trigger;

@@ -2,9 +2,12 @@
 //! the FADT's sleep control, sleep status and reset registers, one I/O
 //! port each.
 
+use serde::{Deserialize, Serialize};
+use snapshot::Persist;
 use vm_superio::Trigger;
 
 use crate::bus::BusDevice;
+use crate::StateError;
 
 /// Sleep control register offset.
 pub const SLEEP_CONTROL: u64 = 0;
@@ -39,6 +42,43 @@ impl<T: Trigger> AcpiPm<T> {
             s5_sleep_type,
             reset_value,
         }
+    }
+}
+
+/// What a snapshot keeps: the values the guest's ACPI tables (saved in
+/// its memory) told it to write, which the restored device must match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcpiPmState {
+    pub s5_sleep_type: u8,
+    pub reset_value: u8,
+}
+
+impl<T: Trigger> Persist for AcpiPm<T> {
+    type State = AcpiPmState;
+    /// The power-off and reset lines.
+    type ConstructorArgs = (T, T);
+    type Error = StateError;
+
+    fn save(&self) -> AcpiPmState {
+        AcpiPmState {
+            s5_sleep_type: self.s5_sleep_type,
+            reset_value: self.reset_value,
+        }
+    }
+
+    fn restore((power_off, reset): (T, T), state: &AcpiPmState) -> Result<Self, StateError> {
+        if state.s5_sleep_type > SLEEP_TYPE_MASK {
+            return Err(StateError::new(
+                "ACPI PM",
+                format!("sleep type {} does not fit SLP_TYP", state.s5_sleep_type),
+            ));
+        }
+        Ok(AcpiPm::new(
+            power_off,
+            reset,
+            state.s5_sleep_type,
+            state.reset_value,
+        ))
     }
 }
 
@@ -98,6 +138,21 @@ mod tests {
         dev.write(RESET, &[1]);
         assert_eq!(reset.count(), 1);
         assert_eq!(off.count(), 0);
+    }
+
+    #[test]
+    fn a_restored_block_powers_off_and_resets_on_the_same_values() {
+        let (dev, _, _) = device();
+        let (off, reset) = (CountingTrigger::default(), CountingTrigger::default());
+        let mut restored = snapshot::assert_round_trip(&dev, (off.clone(), reset.clone()));
+        restored.write(SLEEP_CONTROL, &[(5 << 2) | SLEEP_ENABLE]);
+        restored.write(RESET, &[1]);
+        assert_eq!((off.count(), reset.count()), (1, 1));
+        let bad = AcpiPmState {
+            s5_sleep_type: 8,
+            reset_value: 1,
+        };
+        assert!(AcpiPm::restore((off.clone(), reset), &bad).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! whose AUX interrupt (IRQ 12) is not wired: guests that look for a
 //! mouse find none.
 
+use serde::{Deserialize, Serialize};
 use vm_superio::Trigger;
 
 use super::keyboard::{Keyboard, KeyboardError};
@@ -90,7 +91,7 @@ const RESET_LINE: u8 = 0x01;
 const OUTPUT_PORT_POWER_ON: u8 = 0x03;
 
 /// Who put a byte in the output buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Source {
     Controller,
     Keyboard,
@@ -99,14 +100,14 @@ enum Source {
     AuxTimeout,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Output {
     byte: u8,
     source: Source,
 }
 
 /// A controller command waiting for its data byte.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Parameter {
     CommandByte,
     Ram,
@@ -118,7 +119,7 @@ enum Parameter {
 
 /// The controller's whole state, keyboard included: a plain value, for
 /// snapshots.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct I8042State {
     command_byte: u8,
     output_port: u8,
@@ -166,6 +167,11 @@ pub struct I8042<R: Trigger, K: Trigger> {
 }
 
 impl I8042State {
+    /// What is wrong with a state read from a snapshot, if anything.
+    pub(super) fn invalid(&self) -> Option<String> {
+        self.keyboard.invalid()
+    }
+
     /// The keyboard behind the controller.
     pub fn keyboard(&self) -> &Keyboard {
         &self.keyboard

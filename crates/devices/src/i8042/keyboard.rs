@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use super::scancode::{KeyEvent, ScanCodeSet};
 
 /// Bytes the keyboard holds for the controller, as a real one does.
@@ -48,7 +50,7 @@ const LED_BITS: u8 = 0x07;
 const TYPEMATIC_BITS: u8 = 0x7f;
 
 /// What the last command left the keyboard waiting for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Awaiting {
     Command,
     Leds,
@@ -69,7 +71,7 @@ pub enum KeyboardError {
 }
 
 /// The keyboard's whole state: a plain value, for snapshots.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keyboard {
     scanning: bool,
     set: ScanCodeSet,
@@ -96,6 +98,24 @@ impl Default for Keyboard {
 }
 
 impl Keyboard {
+    /// What is wrong with a keyboard read from a snapshot, if anything:
+    /// values the guest could never have set.
+    pub(super) fn invalid(&self) -> Option<String> {
+        if self.buffer.len() > KEYBOARD_BUFFER_LEN {
+            return Some(format!(
+                "the keyboard holds {} bytes, more than its {KEYBOARD_BUFFER_LEN}",
+                self.buffer.len()
+            ));
+        }
+        if self.leds & !LED_BITS != 0 || self.typematic & !TYPEMATIC_BITS != 0 {
+            return Some(format!(
+                "keyboard LEDs {:#x} or typematic {:#x} out of range",
+                self.leds, self.typematic
+            ));
+        }
+        None
+    }
+
     /// A keyboard as after power-on: scanning, in set 2, nothing to send.
     pub fn new() -> Self {
         Self::default()

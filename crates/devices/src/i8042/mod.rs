@@ -5,6 +5,7 @@
 
 mod controller;
 mod keyboard;
+mod persist;
 mod scancode;
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,12 @@
 //! three PS/2 scan code sets, and the i8042's translation of set 2 into
 //! set 1.
 
+use serde::{Deserialize, Serialize};
+
 /// The scan code set a keyboard sends in (`0xf0` command). Set 2 is the
 /// power-on default, which the controller translates to set 1 when its
 /// command byte asks for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ScanCodeSet {
     One = 1,
     Two = 2,

@@ -359,7 +359,7 @@ fn odd_accesses_change_nothing() {
 #[test]
 fn linux_probe_then_ctrl_alt_del() {
     let mut rig = Rig::new();
-    assert_eq!(rig.drain(), [], "flush");
+    assert_eq!(rig.drain(), [0u8; 0], "flush");
     assert_eq!(rig.ask(0xaa), 0x55, "controller self-test");
     let ctr = rig.ask(0x20);
     assert_eq!(rig.ask(0x20), ctr, "stable CTR read");
