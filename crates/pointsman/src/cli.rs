@@ -131,6 +131,7 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         no_reboot: args.no_reboot,
         rng: args.rng,
         pci: args.pci,
+        serial: vmm::SerialOutput::default(),
         balloon: args
             .balloon
             .as_deref()

@@ -14,6 +14,7 @@ use crate::resources::{
     BalloonStats, Logger, RateLimiter, ResourceError, TokenBucket, VmResources,
 };
 use crate::run_control::RunControl;
+use crate::serial_output::SerialOutput;
 use crate::{DriveUpdate, LimiterUpdate, NetUpdate};
 
 /// What the command line adds to a guest configured through the API.
@@ -37,6 +38,10 @@ pub struct Controller {
     options: StartOptions,
     logger: Option<LoggerHook>,
     metrics: MetricsSink,
+    /// Where the guest's console goes, as `PUT /serial` set it: kept
+    /// here, not in `resources`, since Firecracker's configuration (its
+    /// config file, `GET /vm/config`) has no serial section.
+    serial: SerialOutput,
 }
 
 fn refused(e: ResourceError) -> ActionError {
@@ -78,6 +83,7 @@ impl Controller {
             options,
             logger,
             metrics: MetricsSink::default(),
+            serial: SerialOutput::default(),
         }
     }
 
@@ -99,6 +105,7 @@ impl Controller {
         let mut config = resources.to_vm_config().map_err(refused)?;
         config.no_reboot = self.options.no_reboot;
         config.pci = self.options.pci;
+        config.serial = self.serial.clone();
         Ok(config)
     }
 
@@ -161,11 +168,7 @@ impl Controller {
                     .map_err(ActionError::new)?;
                 r.metrics = Some(metrics);
             }
-            VmmAction::PutSerial(_) => {
-                return Err(ActionError::new(
-                    "PUT /serial is not supported: the console is the VMM's stdout and stdin",
-                ))
-            }
+            VmmAction::PutSerial(serial) => self.serial = serial.open().map_err(refused)?,
             other => {
                 return Err(ActionError::new(format!(
                     "{other:?} needs a running microVM"
