@@ -3,8 +3,8 @@
 //! API, under `pointsman run --api-sock`, the `firecracker` name and a
 //! command-line guest; pause and resume with the `count` guest; every kind
 //! of bad request, after each of which the VMM and its guest go on; metrics,
-//! logger, the serial console in a file, drives and NICs changed after
-//! boot.
+//! logger (configured again and again), the serial console in a file,
+//! drives and NICs changed after boot.
 
 mod common;
 use common::api_client::{Answer, ApiClient};
@@ -726,11 +726,6 @@ fn flush_metrics_writes_vcpu_exits_and_the_logger_its_file() {
         204,
     );
     assert!(Path::new(&log).exists(), "PUT /logger made no {log}");
-    // The log is set up once per process.
-    refused(
-        api.put("/logger", &format!(r#"{{"log_path": "{log}"}}"#)),
-        "already configured",
-    );
     expect(
         api.put("/metrics", &format!(r#"{{"metrics_path": "{metrics}"}}"#)),
         204,
@@ -837,6 +832,47 @@ fn the_serial_console_in_a_file_is_rate_limited_and_reads_no_input() {
     vm.send_signal(libc::SIGTERM);
     let run = vm.finish();
     assert!(!run.stdout.contains("count"), "{run:?}");
+}
+
+/// `PUT /logger` changes the log as often as it comes before the start,
+/// over the command line's `--log-path`, as in Firecracker: a field it
+/// leaves out stays (the file too), the level goes back to Info.
+#[test]
+fn the_logger_is_configured_again_and_again_before_the_start() {
+    require_kvm();
+    let host = Host::new("api-logger");
+    let flags_log = host.path("flags.log");
+    let vm = Session::start_command(
+        host.firecracker(),
+        &["--api-sock", host.socket(), "--log-path", &flags_log],
+    );
+    let mut api = host.client();
+    let log = host.path("vmm.log");
+    expect(
+        api.put(
+            "/logger",
+            &format!(r#"{{"log_path": "{log}", "level": "Error"}}"#),
+        ),
+        204,
+    );
+    let missing = host.path("no/such/dir/vmm.log");
+    refused(
+        api.put("/logger", &format!(r#"{{"log_path": "{missing}"}}"#)),
+        &missing,
+    );
+    refused(api.put("/logger", r#"{"level": "Loud"}"#), "Loud");
+    // No log_path: still vmm.log; no level: Info.
+    expect(api.put("/logger", r#"{"show_level": true}"#), 204);
+    let boot = format!(r#"{{"kernel_image_path": "{}"}}"#, host.kernel());
+    expect(api.put("/boot-source", &boot), 204);
+    start(&mut api);
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO guest started"), "{text}");
+    let flags_text = std::fs::read_to_string(&flags_log).unwrap_or_default();
+    assert!(!flags_text.contains("guest started"), "{flags_text}");
+    assert!(!run.stdout.contains("guest started"), "{run:?}");
 }
 
 fn can_create_taps() -> bool {

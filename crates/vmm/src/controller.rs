@@ -26,8 +26,10 @@ pub struct StartOptions {
     pub pci: bool,
 }
 
-/// Sets Pointsman's log up as a `PUT /logger` asks; the binary owns the
-/// log, so it gives this. An error is the request's `fault_message`.
+/// Changes Pointsman's log as a `PUT /logger` asks, over what it was
+/// (as Firecracker does, any number of times before the start); the
+/// binary owns the log, so it gives this. An error is the request's
+/// `fault_message`, and changed nothing.
 pub type LoggerHook = Box<dyn FnMut(&Logger) -> Result<(), String>>;
 
 /// Everything the requests act on besides the machine.
@@ -153,13 +155,10 @@ impl Controller {
             VmmAction::PutLogger(logger) => {
                 logger.validate().map_err(refused)?;
                 let hook = self.logger.as_mut().ok_or_else(|| {
-                    ActionError::new(
-                        "the logger is already configured (by the command line or an earlier request)",
-                    )
+                    ActionError::new("this VMM's log cannot be configured through the API")
                 })?;
                 hook(&logger).map_err(ActionError::new)?;
-                self.logger = None;
-                r.logger = Some(logger);
+                r.logger = Some(r.logger.take().unwrap_or_default().updated_by(&logger));
             }
             VmmAction::PutMetrics(metrics) => {
                 metrics.validate().map_err(refused)?;
