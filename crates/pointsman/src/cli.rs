@@ -131,6 +131,7 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         no_reboot: args.no_reboot,
         rng: args.rng,
         pci: args.pci,
+        serial: vmm::SerialOutput::default(),
         balloon: args
             .balloon
             .as_deref()
@@ -173,18 +174,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
             "guest options need --kernel or --config-file; without them the API configures the guest",
         );
     }
+    let mut log = logging::init(args.verbose);
     let mut metrics = None;
-    let mut logger_set = true;
     let (config, resources) = match &args.config_file {
         Some(path) => match config_file::load(path) {
             Ok((resources, mut config)) => {
-                match &resources.logger {
-                    Some(logger) => {
-                        if let Err(e) = logging::init_from(logger) {
-                            return launch::bad_input(e);
-                        }
+                if let Some(logger) = &resources.logger {
+                    if let Err(e) = log.update(logger) {
+                        return launch::bad_input(e);
                     }
-                    None => logging::init(args.verbose),
                 }
                 metrics = resources
                     .metrics
@@ -196,25 +194,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
             Err(e) => return launch::bad_input(e),
         },
-        // The API's PUT /logger sets the log up, unless --verbose did.
-        None if waits_for_api => {
-            if args.verbose {
-                logging::init(true);
-            } else {
-                logger_set = false;
+        None if waits_for_api => (None, VmResources::default()),
+        None => match config(args) {
+            Ok(config) => {
+                let resources = VmResources::from_vm_config(&config);
+                (Some(config), resources)
             }
-            (None, VmResources::default())
-        }
-        None => {
-            logging::init(args.verbose);
-            match config(args) {
-                Ok(config) => {
-                    let resources = VmResources::from_vm_config(&config);
-                    (Some(config), resources)
-                }
-                Err(e) => return launch::report(&Err(e), args.verbose),
-            }
-        }
+            Err(e) => return launch::report(&Err(e), args.verbose),
+        },
     };
     let Some(socket) = args.api_sock.clone() else {
         let Some(config) = config else {
@@ -233,7 +220,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             pci: args.pci,
         },
         metrics,
-        logger: (!logger_set).then(|| Box::new(logging::init_from) as vmm::LoggerHook),
+        logger: Some(log.into_hook()),
         verbose: args.verbose,
     })
 }

@@ -197,16 +197,14 @@ pub fn run(args: &FirecrackerArgs) -> ExitCode {
         },
         None => None,
     };
-    // As in Firecracker, the config file's logger wins over the flags;
-    // with neither, the API's PUT /logger sets the log up.
-    let flags_log = args.log_path.is_some() || args.level.is_some();
-    let logger = match loaded.as_ref().and_then(|(r, _)| r.logger.clone()) {
-        Some(logger) => Some(logger),
-        None if flags_log || args.no_api => Some(args.logger()),
-        None => None,
+    // As in Firecracker, the flags set the log up, then the config
+    // file's logger and each PUT /logger change it.
+    let mut log = match logging::init_from(&args.logger()) {
+        Ok(log) => log,
+        Err(e) => return launch::bad_input(e),
     };
-    if let Some(logger) = &logger {
-        if let Err(e) = logging::init_from(logger) {
+    if let Some(logger) = loaded.as_ref().and_then(|(r, _)| r.logger.as_ref()) {
+        if let Err(e) = log.update(logger) {
             return launch::bad_input(e);
         }
     }
@@ -242,9 +240,7 @@ pub fn run(args: &FirecrackerArgs) -> ExitCode {
         resources,
         options,
         metrics,
-        logger: logger
-            .is_none()
-            .then(|| Box::new(logging::init_from) as vmm::LoggerHook),
+        logger: Some(log.into_hook()),
         verbose: false,
     })
 }

@@ -54,7 +54,7 @@ pub struct ApiLaunch {
     /// Where metrics go from the start (`--metrics-path`, the config
     /// file's `metrics`).
     pub metrics: Option<PathBuf>,
-    /// Sets the log up on `PUT /logger`, when nothing set it up before.
+    /// Changes the log on `PUT /logger`.
     pub logger: Option<LoggerHook>,
     pub verbose: bool,
 }

@@ -3,7 +3,8 @@
 //! API, under `pointsman run --api-sock`, the `firecracker` name and a
 //! command-line guest; pause and resume with the `count` guest; every kind
 //! of bad request, after each of which the VMM and its guest go on; metrics,
-//! logger, drives and NICs changed after boot.
+//! logger (configured again and again), the serial console in a file,
+//! drives and NICs changed after boot.
 
 mod common;
 use common::api_client::{Answer, ApiClient};
@@ -446,7 +447,7 @@ fn refused_requests_change_nothing_and_state_rules_hold() {
         ),
         ("/vsock", r#"{"guest_cid": 2, "uds_path": "/tmp/v.sock"}"#.into(), "guest_cid"),
         ("/logger", r#"{"level": "Loud"}"#.into(), "Loud"),
-        ("/serial", "{}".into(), "serial"),
+        ("/serial", r#"{"serial_out_path": "/nonexistent/serial.out"}"#.into(), "/nonexistent/serial.out"),
     ];
     for (path, body, text) in &refusals {
         refused(api.put(path, body), text);
@@ -725,11 +726,6 @@ fn flush_metrics_writes_vcpu_exits_and_the_logger_its_file() {
         204,
     );
     assert!(Path::new(&log).exists(), "PUT /logger made no {log}");
-    // The log is set up once per process.
-    refused(
-        api.put("/logger", &format!(r#"{{"log_path": "{log}"}}"#)),
-        "already configured",
-    );
     expect(
         api.put("/metrics", &format!(r#"{{"metrics_path": "{metrics}"}}"#)),
         204,
@@ -757,6 +753,126 @@ fn flush_metrics_writes_vcpu_exits_and_the_logger_its_file() {
         "{line}"
     );
     power_off(vm, &host);
+}
+
+/// `PUT /serial` sends the guest's console to a file, as in Firecracker:
+/// the demo guest's lines land there, not on stdout. A path that cannot
+/// be opened is refused by name and the VMM waits on.
+#[test]
+fn the_serial_console_goes_to_serial_out_path() {
+    require_kvm();
+    let host = Host::new("api-serial");
+    let vm = Session::start_command(host.firecracker(), &["--api-sock", host.socket()]);
+    let mut api = host.client();
+    let config = expect(api.get("/vm/config"), 200).json();
+    let missing = host.path("no/such/dir/serial.out");
+    refused(
+        api.put("/serial", &format!(r#"{{"serial_out_path": "{missing}"}}"#)),
+        &missing,
+    );
+    assert_eq!(state(&mut api), "Not started");
+    let out = host.path("serial.out");
+    let serial = format!(r#"{{"serial_out_path": "{out}"}}"#);
+    expect(api.put("/serial", &serial), 204);
+    assert!(Path::new(&out).exists(), "PUT /serial made no {out}");
+    // Firecracker's configuration has no serial section.
+    assert_eq!(expect(api.get("/vm/config"), 200).json(), config);
+    // Given again, as Firecracker allows before the start.
+    expect(api.put("/serial", &serial), 204);
+    let boot = format!(r#"{{"kernel_image_path": "{}"}}"#, host.kernel());
+    expect(api.put("/boot-source", &boot), 204);
+    start(&mut api);
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    let console = std::fs::read_to_string(&out).unwrap();
+    assert!(console.starts_with("Pointsman demo guest\n"), "{console:?}");
+    assert!(!run.stdout.contains("demo guest"), "{run:?}");
+}
+
+/// The serial console's `rate_limiter` drops what the guest writes past
+/// its bytes; a console in a file takes no input from stdin (the `count`
+/// guest would power off on `P`); after the start `PUT /serial` is refused.
+#[test]
+fn the_serial_console_in_a_file_is_rate_limited_and_reads_no_input() {
+    require_kvm();
+    let host = Host::new("api-serial-limit");
+    let mut vm = host.run(&[]);
+    let mut api = host.client();
+    let out = host.path("serial.out");
+    expect(
+        api.put(
+            "/serial",
+            &format!(
+                r#"{{"serial_out_path": "{out}",
+                     "rate_limiter": {{"size": 60, "one_time_burst": 40, "refill_time": 3600000}}}}"#
+            ),
+        ),
+        204,
+    );
+    host.configure_count(&mut api);
+    start(&mut api);
+    let len = || std::fs::metadata(&out).map_or(0, |m| m.len());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while len() < 100 {
+        assert!(Instant::now() < deadline, "only {} bytes in {out}", len());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    vm.type_text("P");
+    // "count N\n" lines come every few ms: many more were written.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(len(), 100, "the burst and the bucket, then nothing");
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .starts_with("count 1\ncount 2\n"),
+        "{out}"
+    );
+    assert_eq!(state(&mut api), "Running", "the guest read the P");
+    refused(api.put("/serial", "{}"), "after starting");
+    vm.send_signal(libc::SIGTERM);
+    let run = vm.finish();
+    assert!(!run.stdout.contains("count"), "{run:?}");
+}
+
+/// `PUT /logger` changes the log as often as it comes before the start,
+/// over the command line's `--log-path`, as in Firecracker: a field it
+/// leaves out stays (the file too), the level goes back to Info.
+#[test]
+fn the_logger_is_configured_again_and_again_before_the_start() {
+    require_kvm();
+    let host = Host::new("api-logger");
+    let flags_log = host.path("flags.log");
+    let vm = Session::start_command(
+        host.firecracker(),
+        &["--api-sock", host.socket(), "--log-path", &flags_log],
+    );
+    let mut api = host.client();
+    let log = host.path("vmm.log");
+    expect(
+        api.put(
+            "/logger",
+            &format!(r#"{{"log_path": "{log}", "level": "Error"}}"#),
+        ),
+        204,
+    );
+    let missing = host.path("no/such/dir/vmm.log");
+    refused(
+        api.put("/logger", &format!(r#"{{"log_path": "{missing}"}}"#)),
+        &missing,
+    );
+    refused(api.put("/logger", r#"{"level": "Loud"}"#), "Loud");
+    // No log_path: still vmm.log; no level: Info.
+    expect(api.put("/logger", r#"{"show_level": true}"#), 204);
+    let boot = format!(r#"{{"kernel_image_path": "{}"}}"#, host.kernel());
+    expect(api.put("/boot-source", &boot), 204);
+    start(&mut api);
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO guest started"), "{text}");
+    let flags_text = std::fs::read_to_string(&flags_log).unwrap_or_default();
+    assert!(!flags_text.contains("guest started"), "{flags_text}");
+    assert!(!run.stdout.contains("guest started"), "{run:?}");
 }
 
 fn can_create_taps() -> bool {

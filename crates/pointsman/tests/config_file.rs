@@ -415,7 +415,8 @@ fn a_config_file_replaces_the_guest_options() {
 }
 
 /// The config file's `logger` section sends Pointsman's log to its file,
-/// under `pointsman run` and, over the flags, under the firecracker name.
+/// under `pointsman run` and, over the flags, under the firecracker name,
+/// where it changes what the flags set as Firecracker does.
 #[test]
 fn the_config_files_logger_is_used() {
     require_kvm();
@@ -455,5 +456,23 @@ fn the_config_files_logger_is_used() {
             .count(),
         2
     );
-    assert!(!flag_log.exists());
+    // As in Firecracker, the flags' file was opened first, then left.
+    let flagged = std::fs::read_to_string(&flag_log).unwrap();
+    assert!(!flagged.contains("guest started"), "{flagged}");
+    // A section without log_path changes the flags' log, not its file.
+    let config = setup.config("exit", r#""logger": {"show_level": true}"#);
+    let run = run_command(
+        setup.firecracker(),
+        &[
+            "--no-api",
+            "--config-file",
+            &config,
+            "--log-path",
+            flag_log.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    let flagged = std::fs::read_to_string(&flag_log).unwrap();
+    assert!(flagged.contains("INFO guest started"), "{flagged}");
 }

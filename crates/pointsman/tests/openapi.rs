@@ -35,11 +35,11 @@ const SERVED: &[(&str, &str)] = &[
     ("patch", "/balloon/statistics"),
     ("put", "/logger"),
     ("put", "/metrics"),
+    ("put", "/serial"),
 ];
 
 /// Routes that always answer 400 because Pointsman lacks the feature.
 const REFUSED: &[(&str, &str)] = &[
-    ("put", "/serial"),
     ("get", "/mmds"),
     ("put", "/mmds"),
     ("patch", "/mmds"),

@@ -173,6 +173,13 @@ impl TokenBucket {
         true
     }
 
+    /// Takes `tokens` now if there are enough, for a user that drops
+    /// what the limit refuses rather than waiting (the serial console's
+    /// output, as in Firecracker).
+    pub fn take(&mut self, tokens: u64) -> bool {
+        self.try_take(tokens, Instant::now())
+    }
+
     /// How long until `tokens` (capped at the bucket size) are available.
     fn wait_for(&self, tokens: u64) -> Duration {
         let missing = tokens

@@ -9,6 +9,7 @@ use virtio::block::DiskConfig;
 use virtio::net::NetConfig;
 
 use crate::device_updates::{drive_key, nic_key};
+use crate::serial_output::SerialOutput;
 use crate::{Error, Result};
 
 /// Guest RAM when the user gives none.
@@ -71,6 +72,8 @@ pub struct VmConfig {
     /// Put the virtio devices on a PCI bus, with MSI-X interrupts, rather
     /// than on virtio-mmio.
     pub pci: bool,
+    /// Where the serial console's output goes (`PUT /serial`).
+    pub serial: SerialOutput,
 }
 
 /// Refuses a second device with the same id.

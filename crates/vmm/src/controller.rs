@@ -14,6 +14,7 @@ use crate::resources::{
     BalloonStats, Logger, RateLimiter, ResourceError, TokenBucket, VmResources,
 };
 use crate::run_control::RunControl;
+use crate::serial_output::SerialOutput;
 use crate::{DriveUpdate, LimiterUpdate, NetUpdate};
 
 /// What the command line adds to a guest configured through the API.
@@ -25,8 +26,10 @@ pub struct StartOptions {
     pub pci: bool,
 }
 
-/// Sets Pointsman's log up as a `PUT /logger` asks; the binary owns the
-/// log, so it gives this. An error is the request's `fault_message`.
+/// Changes Pointsman's log as a `PUT /logger` asks, over what it was
+/// (as Firecracker does, any number of times before the start); the
+/// binary owns the log, so it gives this. An error is the request's
+/// `fault_message`, and changed nothing.
 pub type LoggerHook = Box<dyn FnMut(&Logger) -> Result<(), String>>;
 
 /// Everything the requests act on besides the machine.
@@ -37,6 +40,10 @@ pub struct Controller {
     options: StartOptions,
     logger: Option<LoggerHook>,
     metrics: MetricsSink,
+    /// Where the guest's console goes, as `PUT /serial` set it: kept
+    /// here, not in `resources`, since Firecracker's configuration (its
+    /// config file, `GET /vm/config`) has no serial section.
+    serial: SerialOutput,
 }
 
 fn refused(e: ResourceError) -> ActionError {
@@ -78,6 +85,7 @@ impl Controller {
             options,
             logger,
             metrics: MetricsSink::default(),
+            serial: SerialOutput::default(),
         }
     }
 
@@ -99,6 +107,7 @@ impl Controller {
         let mut config = resources.to_vm_config().map_err(refused)?;
         config.no_reboot = self.options.no_reboot;
         config.pci = self.options.pci;
+        config.serial = self.serial.clone();
         Ok(config)
     }
 
@@ -146,13 +155,10 @@ impl Controller {
             VmmAction::PutLogger(logger) => {
                 logger.validate().map_err(refused)?;
                 let hook = self.logger.as_mut().ok_or_else(|| {
-                    ActionError::new(
-                        "the logger is already configured (by the command line or an earlier request)",
-                    )
+                    ActionError::new("this VMM's log cannot be configured through the API")
                 })?;
                 hook(&logger).map_err(ActionError::new)?;
-                self.logger = None;
-                r.logger = Some(logger);
+                r.logger = Some(r.logger.take().unwrap_or_default().updated_by(&logger));
             }
             VmmAction::PutMetrics(metrics) => {
                 metrics.validate().map_err(refused)?;
@@ -161,11 +167,7 @@ impl Controller {
                     .map_err(ActionError::new)?;
                 r.metrics = Some(metrics);
             }
-            VmmAction::PutSerial(_) => {
-                return Err(ActionError::new(
-                    "PUT /serial is not supported: the console is the VMM's stdout and stdin",
-                ))
-            }
+            VmmAction::PutSerial(serial) => self.serial = serial.open().map_err(refused)?,
             other => {
                 return Err(ActionError::new(format!(
                     "{other:?} needs a running microVM"

@@ -1,8 +1,6 @@
 //! The machine's devices, wired to KVM interrupts, the host terminal and
 //! the exit signal, and placed on the buses.
 
-use std::fs::File;
-use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 
 use arch::layout::{ports, virtio_mmio_base, VIRTIO_GSIS, VIRTIO_MMIO_SIZE};
@@ -27,6 +25,7 @@ use crate::exit::{DeviceExit, ExitSignal, ExitTrigger};
 use crate::memory::GuestMemoryMmap;
 use crate::net::Taps;
 use crate::pci::PciBus;
+use crate::serial_output::SerialWriter;
 use crate::vcpu::Buses;
 use crate::{Error, Result};
 
@@ -59,8 +58,9 @@ impl SerialEvents for InputDrained {
 /// A virtio transport, as a pause of the machine reaches it.
 pub(crate) type SharedTransport = Arc<Mutex<dyn Pausable>>;
 
-/// COM1 as wired in this VMM: IRQ 4, output to the host's stdout.
-pub(crate) type Com1 = SerialDevice<IrqLine, InputDrained, File>;
+/// COM1 as wired in this VMM: IRQ 4, output to the host's stdout or the
+/// file `PUT /serial` names.
+pub(crate) type Com1 = SerialDevice<IrqLine, InputDrained, SerialWriter>;
 
 /// The i8042 as wired in this VMM: its reset line resets the machine, its
 /// keyboard interrupt is IRQ 1.
@@ -72,6 +72,8 @@ pub(crate) struct Devices {
     pub com1: Arc<Mutex<Com1>>,
     /// Readable when COM1's receive FIFO has room again.
     pub com1_input_drained: EventFd,
+    /// Whether host stdin feeds COM1 (not when its output goes to a file).
+    pub com1_reads_stdin: bool,
     /// The keyboard controller, for Ctrl-Alt-Del from the host.
     pub i8042: Arc<Mutex<KeyboardController>>,
     /// The ACPI (DSDT) description of every device.
@@ -87,19 +89,6 @@ pub(crate) struct Devices {
 
 pub(crate) fn eventfd(what: &'static str) -> Result<EventFd> {
     EventFd::new(EFD_NONBLOCK).map_err(|source| Error::Host { what, source })
-}
-
-fn host_stdout() -> Result<File> {
-    // An unbuffered handle of its own, so each guest byte reaches the
-    // terminal at once, prompts included.
-    std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(File::from)
-        .map_err(|source| Error::Host {
-            what: "duplicate stdout for the serial console",
-            source,
-        })
 }
 
 /// Creates the devices `config` asks for and places them on the buses.
@@ -120,7 +109,7 @@ pub(crate) fn create_devices(
     let com1 = Arc::new(Mutex::new(SerialDevice::new(
         IrqLine(irq),
         InputDrained(drained_for_uart),
-        host_stdout()?,
+        config.serial.writer()?,
     )));
 
     let keyboard_irq = eventfd("create the i8042 interrupt eventfd")?;
@@ -210,6 +199,7 @@ pub(crate) fn create_devices(
         buses: Arc::new(Buses { pio, mmio }),
         com1,
         com1_input_drained: drained,
+        com1_reads_stdin: config.serial.is_terminal(),
         i8042,
         aml,
         balloon,

@@ -229,6 +229,7 @@ mod tests {
             disks: h.drives.iter().map(|(_, d)| d.config()).collect(),
             net: Vec::new(),
             pci: false,
+            serial: crate::SerialOutput::default(),
         };
         let new = Image::new("carry-new");
         h.update_drive("drive1", path(&new)).unwrap();

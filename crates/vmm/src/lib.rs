@@ -23,6 +23,7 @@ mod ram_mapping;
 pub mod request;
 pub mod resources;
 mod run_control;
+mod serial_output;
 mod signals;
 mod vcpu;
 mod vcpu_gate;
@@ -35,6 +36,7 @@ pub use controller::{Controller, LoggerHook, StartOptions};
 pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use resources::{ResourceError, VmResources};
+pub use serial_output::SerialOutput;
 pub use virtio::balloon::BalloonConfig;
 
 pub use virtio::block::{BlockUpdate as DriveUpdate, DiskConfig};
@@ -83,7 +85,11 @@ pub fn run_controlled(
         (None, Some(source)) => not_started::wait_for_start(source, &hypervisor, &mut controller)?,
         (None, None) => return Err(Error::NothingToBoot),
     };
-    let _terminal = console::TerminalGuard::new();
+    // A console in a file leaves the terminal as it is.
+    let _terminal = config
+        .serial
+        .is_terminal()
+        .then(console::TerminalGuard::new);
     let mut boots = 1u32;
     loop {
         info!(boot = boots, "guest started");

@@ -111,14 +111,16 @@ impl Machine {
         events.add_subscriber(Box::new(ExitWatcher(self.exit.clone())));
         events.add_subscriber(Box::new(StopSignalWatcher(self.exit.clone())));
         let input = Arc::new(InputSwitch::new()?);
-        events.add_subscriber(Box::new(ConsoleInput::new(
-            self.devices.com1.clone(),
-            clone_eventfd(
-                &self.devices.com1_input_drained,
-                "clone the COM1 input eventfd",
-            )?,
-            input.clone(),
-        )));
+        if self.devices.com1_reads_stdin {
+            events.add_subscriber(Box::new(ConsoleInput::new(
+                self.devices.com1.clone(),
+                clone_eventfd(
+                    &self.devices.com1_input_drained,
+                    "clone the COM1 input eventfd",
+                )?,
+                input.clone(),
+            )));
+        }
         if let Some(source) = requests.as_deref() {
             events.add_subscriber(Box::new(RequestWatcher(clone_eventfd(
                 source.eventfd(),

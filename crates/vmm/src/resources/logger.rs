@@ -78,6 +78,20 @@ impl Logger {
             .map_or(Ok(LogLevel::default()), LogLevel::parse)
     }
 
+    /// The logger after `update` (a later `PUT /logger`, or a config
+    /// file's section after the command line's flags), as Firecracker
+    /// applies one: a field it gives replaces this one's, a field it
+    /// leaves out stays, except `level`, which goes back to `Info`.
+    pub fn updated_by(&self, update: &Logger) -> Logger {
+        Logger {
+            log_path: update.log_path.clone().or_else(|| self.log_path.clone()),
+            level: update.level.clone(),
+            show_level: update.show_level.or(self.show_level),
+            show_log_origin: update.show_log_origin.or(self.show_log_origin),
+            module: update.module.clone().or_else(|| self.module.clone()),
+        }
+    }
+
     /// The `tracing` filter: the level for everything, or for `module`
     /// alone with everything else off.
     pub fn filter_directive(&self) -> Result<String, ResourceError> {
@@ -118,6 +132,38 @@ mod tests {
         ] {
             assert_eq!(LogLevel::parse(text).unwrap(), level);
         }
+    }
+
+    #[test]
+    fn an_update_keeps_what_it_leaves_out_but_the_level() {
+        let first = Logger {
+            log_path: Some("/tmp/a.log".into()),
+            level: Some("Debug".into()),
+            show_level: Some(true),
+            show_log_origin: Some(true),
+            module: Some("virtio".into()),
+        };
+        let update = Logger {
+            show_log_origin: Some(false),
+            ..Logger::default()
+        };
+        let now = first.updated_by(&update);
+        assert_eq!(now.log_path.as_deref(), Some("/tmp/a.log"));
+        assert_eq!(now.level, None, "back to Firecracker's default");
+        assert_eq!(now.log_level().unwrap(), LogLevel::Info);
+        assert_eq!(
+            (now.show_level, now.show_log_origin),
+            (Some(true), Some(false))
+        );
+        assert_eq!(now.module.as_deref(), Some("virtio"));
+        let moved = now.updated_by(&Logger {
+            log_path: Some("/tmp/b.log".into()),
+            level: Some("Error".into()),
+            module: Some("vmm".into()),
+            ..Logger::default()
+        });
+        assert_eq!(moved.log_path.as_deref(), Some("/tmp/b.log"));
+        assert_eq!(moved.filter_directive().unwrap(), "off,vmm=error");
     }
 
     #[test]

@@ -27,6 +27,24 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
+    /// Checks that the refill time fits a timer. `field` names the bucket
+    /// in errors.
+    pub fn validate(&self, field: &str) -> Result<(), ResourceError> {
+        // Past this a Duration in ms still fits, but a timer of more
+        // than a year is a typo, not a limit.
+        const MAX_REFILL_MS: u64 = 365 * 24 * 3600 * 1000;
+        if self.refill_time > MAX_REFILL_MS {
+            return Err(ResourceError::RateLimiter {
+                field: format!("{field}.refill_time"),
+                reason: format!(
+                    "{} ms is more than a year (at most {MAX_REFILL_MS})",
+                    self.refill_time
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The bucket Pointsman's devices use, or None for "no limit".
     pub fn to_config(&self) -> Option<TokenBucketConfig> {
         (self.size > 0 && self.refill_time > 0).then(|| TokenBucketConfig {
@@ -65,18 +83,8 @@ impl RateLimiter {
     /// its refill time fits a timer. `field` names the limiter in errors.
     pub fn validate(&self, field: &str) -> Result<(), ResourceError> {
         for (name, bucket) in [("bandwidth", &self.bandwidth), ("ops", &self.ops)] {
-            let Some(bucket) = bucket else { continue };
-            // Past this a Duration in ms still fits, but a timer of more
-            // than a year is a typo, not a limit.
-            const MAX_REFILL_MS: u64 = 365 * 24 * 3600 * 1000;
-            if bucket.refill_time > MAX_REFILL_MS {
-                return Err(ResourceError::RateLimiter {
-                    field: format!("{field}.{name}.refill_time"),
-                    reason: format!(
-                        "{} ms is more than a year (at most {MAX_REFILL_MS})",
-                        bucket.refill_time
-                    ),
-                });
+            if let Some(bucket) = bucket {
+                bucket.validate(&format!("{field}.{name}"))?;
             }
         }
         Ok(())

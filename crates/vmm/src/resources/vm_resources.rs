@@ -10,7 +10,7 @@ use super::{
     validate_id, Balloon, BootSource, Drive, Entropy, Logger, MachineConfig, Metrics,
     NetworkInterface, ResourceError, Vsock,
 };
-use crate::{HugePages, KernelSource, VmConfig, DEFAULT_CMDLINE};
+use crate::{HugePages, KernelSource, SerialOutput, VmConfig, DEFAULT_CMDLINE};
 
 /// `kernel_image_path` of a guest whose kernel is built into Pointsman
 /// (the demo guest), which has no file.
@@ -213,6 +213,7 @@ impl VmResources {
                 .map(NetworkInterface::to_net_config)
                 .collect::<Result<_, _>>()?,
             pci: false,
+            serial: SerialOutput::default(),
         })
     }
 

@@ -158,6 +158,12 @@ fn refusals_name_the_problem() {
             r#"{"boot-source": {"kernel": "/k"}}"#,
             "unknown field `kernel`",
         ),
+        // Firecracker's config file has no serial section either:
+        // PUT /serial is a request only.
+        (
+            &format!(r#"{{{boot}, "serial": {{"serial_out_path": "/tmp/s"}}}}"#),
+            "unknown field `serial`",
+        ),
         (
             &format!(r#"{{{boot}, "machine-config": {{"vcpu_count": 0, "mem_size_mib": 128}}}}"#),
             "invalid vcpu_count 0",
