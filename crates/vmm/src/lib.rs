@@ -14,7 +14,7 @@ mod exit;
 pub mod lifecycle;
 mod machine;
 mod memory;
-pub mod metrics;
+mod metrics_sink;
 mod msi;
 mod net;
 mod not_started;

@@ -237,9 +237,9 @@ impl MutEventSubscriber for RequestWatcher {
 
 /// Counts a served request for the `api_server` metrics.
 pub(crate) fn count_request<T, E>(answer: &std::result::Result<T, E>) {
-    crate::metrics::API_REQUESTS.inc();
+    metrics::API_SERVER.requests.inc();
     if answer.is_err() {
-        crate::metrics::API_REQUEST_FAILS.inc();
+        metrics::API_SERVER.request_fails.inc();
     }
 }
 
