@@ -53,9 +53,8 @@ group! {
         /// its timer.
         rx_rate_limiter_throttled,
         rx_event_rate_limiter_count,
-        /// Frames written to the TAP.
-        tx_count,
-        /// Frames the guest sent, and their bytes (header included).
+        /// Frames the guest sent that went out on the TAP, and their
+        /// bytes (header included).
         tx_packets_count,
         tx_bytes_count,
         /// Transmit chains refused (malformed chain or header).
