@@ -160,3 +160,52 @@ group! {
         resumes,
     }
 }
+
+group! {
+    /// GET requests served, by resource (`get_api_requests`).
+    pub struct GetApiRequestsMetrics {
+        /// `GET /`.
+        instance_info_count,
+        /// `GET /machine-config`.
+        machine_cfg_count,
+    }
+}
+
+group! {
+    /// PUT requests served, and those refused, by resource
+    /// (`put_api_requests`).
+    pub struct PutApiRequestsMetrics {
+        /// `PUT /actions` (InstanceStart, SendCtrlAltDel, FlushMetrics).
+        actions_count,
+        actions_fails,
+        boot_source_count,
+        boot_source_fails,
+        drive_count,
+        drive_fails,
+        logger_count,
+        logger_fails,
+        machine_cfg_count,
+        machine_cfg_fails,
+        metrics_count,
+        metrics_fails,
+        network_count,
+        network_fails,
+        vsock_count,
+        vsock_fails,
+        serial_count,
+        serial_fails,
+    }
+}
+
+group! {
+    /// PATCH requests served, and those refused, by resource
+    /// (`patch_api_requests`).
+    pub struct PatchApiRequestsMetrics {
+        drive_count,
+        drive_fails,
+        network_count,
+        network_fails,
+        machine_cfg_count,
+        machine_cfg_fails,
+    }
+}

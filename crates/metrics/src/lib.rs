@@ -5,8 +5,8 @@
 //! keeps them in a [`Registry`] by device id and writes them, each
 //! metrics line taking (resetting) every counter, so a line holds what
 //! happened since the previous one. The VMM's own groups (`vcpu`,
-//! `api_server`, `vmm`, `latencies_us`) are process-wide statics: one
-//! guest per VMM process.
+//! `api_server`, `*_api_requests`, `vmm`, `latencies_us`) are
+//! process-wide statics: one guest per VMM process.
 
 mod counter;
 mod group;
@@ -18,8 +18,9 @@ use std::sync::LazyLock;
 pub use counter::{Counter, Gauge};
 pub use group::Group;
 pub use groups::{
-    ApiServerMetrics, BalloonMetrics, BlockMetrics, EntropyMetrics, NetMetrics, UartMetrics,
-    VcpuMetrics, VmmMetrics, VsockMetrics,
+    ApiServerMetrics, BalloonMetrics, BlockMetrics, EntropyMetrics, GetApiRequestsMetrics,
+    NetMetrics, PatchApiRequestsMetrics, PutApiRequestsMetrics, UartMetrics, VcpuMetrics,
+    VmmMetrics, VsockMetrics,
 };
 pub use registry::{Registry, Taken};
 
@@ -49,6 +50,9 @@ impl Latencies {
 
 pub static VCPU: VcpuMetrics = VcpuMetrics::new();
 pub static API_SERVER: ApiServerMetrics = ApiServerMetrics::new();
+pub static GET_API_REQUESTS: GetApiRequestsMetrics = GetApiRequestsMetrics::new();
+pub static PUT_API_REQUESTS: PutApiRequestsMetrics = PutApiRequestsMetrics::new();
+pub static PATCH_API_REQUESTS: PatchApiRequestsMetrics = PatchApiRequestsMetrics::new();
 pub static VMM: VmmMetrics = VmmMetrics::new();
 pub static LATENCIES: Latencies = Latencies::new();
 

@@ -92,6 +92,18 @@ fn device_groups_count_what_the_guest_did_since_the_last_line() {
         "{first}"
     );
     assert!(count(&first, "vcpu", "exit_io_out") >= printed, "{first}");
+    // Each configuration request once, and the start (this flush counts
+    // once answered, in the next line).
+    for field in [
+        "metrics_count",
+        "boot_source_count",
+        "machine_cfg_count",
+        "drive_count",
+        "actions_count",
+    ] {
+        assert_eq!(count(&first, "put_api_requests", field), 1, "{field}");
+    }
+    assert_eq!(count(&first, "put_api_requests", "drive_fails"), 0);
 
     expect(api.patch("/vm", r#"{"state": "Paused"}"#), 204);
     let paused = flush(&mut api, &metrics);
@@ -109,6 +121,8 @@ fn device_groups_count_what_the_guest_did_since_the_last_line() {
     assert_eq!(count(&still, "vcpu", "exit_io_out"), 0, "{still}");
     assert_eq!(count(&still, "vmm", "pauses"), 0, "{still}");
     assert_eq!(count(&still, "api_server", "requests"), 1, "{still}");
+    assert_eq!(count(&still, "put_api_requests", "actions_count"), 1);
+    assert_eq!(count(&still, "put_api_requests", "drive_count"), 0);
     assert_eq!(
         count(&still, "latencies_us", "pause_vm"),
         pause_us,
@@ -117,8 +131,18 @@ fn device_groups_count_what_the_guest_did_since_the_last_line() {
 
     expect(api.patch("/vm", r#"{"state": "Resumed"}"#), 204);
     vm.wait_for("count ");
+    let unknown = r#"{"drive_id": "nosuch", "path_on_host": "/nonexistent"}"#;
+    expect(api.patch("/drives/nosuch", unknown), 400);
+    let limits = r#"{"drive_id": "scratch",
+        "rate_limiter": {"ops": {"size": 1000, "refill_time": 100}}}"#;
+    expect(api.patch("/drives/scratch", limits), 204);
     let resumed = flush(&mut api, &metrics);
     assert_eq!(count(&resumed, "vmm", "resumes"), 1, "{resumed}");
+    assert_eq!(count(&resumed, "patch_api_requests", "drive_count"), 2);
+    assert_eq!(count(&resumed, "patch_api_requests", "drive_fails"), 1);
+    assert_eq!(count(&resumed, "api_server", "request_fails"), 1);
+    assert_eq!(count(&resumed, "block_scratch", "update_count"), 1);
+    assert_eq!(count(&resumed, "block", "update_fails"), 0);
     assert!(count(&resumed, "uart", "write_count") > 0, "{resumed}");
 
     vm.type_text("P");

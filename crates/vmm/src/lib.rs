@@ -21,6 +21,7 @@ mod not_started;
 mod pci;
 mod ram_mapping;
 pub mod request;
+mod request_metrics;
 pub mod resources;
 mod run_control;
 mod signals;

@@ -88,6 +88,13 @@ fn line(devices: &Registry) -> String {
     let mut line = Map::new();
     line.insert("utc_timestamp_ms".into(), Value::from(now_ms));
     line.insert("api_server".into(), object(metrics::API_SERVER.take()));
+    for (name, group) in [
+        ("get_api_requests", metrics::GET_API_REQUESTS.take()),
+        ("put_api_requests", metrics::PUT_API_REQUESTS.take()),
+        ("patch_api_requests", metrics::PATCH_API_REQUESTS.take()),
+    ] {
+        line.insert(name.into(), object(group));
+    }
     line.insert("vcpu".into(), object(metrics::VCPU.take()));
     line.insert("vmm".into(), object(metrics::VMM.take()));
     line.insert("latencies_us".into(), object(metrics::LATENCIES.values()));
@@ -109,6 +116,9 @@ mod tests {
         assert!(line["utc_timestamp_ms"].as_u64().unwrap() > 0);
         for (group, key) in [
             ("api_server", "requests"),
+            ("get_api_requests", "instance_info_count"),
+            ("put_api_requests", "actions_fails"),
+            ("patch_api_requests", "drive_count"),
             ("vcpu", "exit_io_out"),
             ("vcpu", "exit_mmio_write"),
             ("vmm", "pauses"),
