@@ -17,5 +17,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let mem = guest_memory(&[(0, MEM_SIZE)], memory);
     let irq = IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap());
-    rng::process_queue(&mut queue, &mem, &irq);
+    rng::process_queue(&mut queue, &mem, &irq, &rng::EntropyMetrics::default());
 });

@@ -4,6 +4,7 @@
  */
 #include "mode.h"
 #include "layout.h"
+#include "virtio.h"
 
 /* COMMAND name: a command-table entry for the word "name", run by cmd_name. */
 	.macro COMMAND name
@@ -43,6 +44,7 @@ commands:
 	COMMAND	initrd
 	COMMAND	idle
 	COMMAND	count
+	COMMAND	checks
 	COMMAND	exit
 	.long	0, 0
 
@@ -338,6 +340,20 @@ cmd_count:
 	cmp	$'P', %al
 	jne	1b
 	jmp	poweroff
+
+/*
+ * checks: one good request each to the rng and the disk, if there are
+ * such devices (checks.S prints "rng ok" and "blk ok"), then count: what
+ * the devices did shows in the VMM's metrics.
+ */
+cmd_checks:
+	UP	VIRTIO_ID_RNG, 1
+	jc	1f
+	call	rng_check
+1:	UP	VIRTIO_ID_BLOCK, 1
+	jc	cmd_count
+	call	blk_check
+	jmp	cmd_count
 
 cmd_idle:
 	PRINT	"idle\n"

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::config::VmConfig;
 use crate::device_manager::Devices;
 use crate::lifecycle::VmState;
-use crate::metrics::MetricsSink;
+use crate::metrics_sink::MetricsSink;
 use crate::request::{ActionError, VmmAction, VmmData};
 use crate::resources::{
     BalloonStats, Logger, RateLimiter, ResourceError, TokenBucket, VmResources,

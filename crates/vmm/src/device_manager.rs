@@ -106,10 +106,14 @@ pub(crate) fn create_devices(
         what: "clone the COM1 input eventfd",
         source,
     })?;
-    let com1 = Arc::new(Mutex::new(SerialDevice::new(
+    // Each device counts in the registry's metrics for its id, the same
+    // ones again after a reboot in place.
+    let registry = metrics::registry();
+    let com1 = Arc::new(Mutex::new(SerialDevice::with_metrics(
         IrqLine(irq),
         InputDrained(drained_for_uart),
-        config.serial.writer()?,
+        config.serial.writer(registry.uart())?,
+        registry.uart(),
     )));
 
     let keyboard_irq = eventfd("create the i8042 interrupt eventfd")?;
@@ -149,29 +153,35 @@ pub(crate) fn create_devices(
 
     let mut virtio_devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
     if config.rng {
-        virtio_devices.push(Box::new(virtio::rng::Rng::new()));
+        let rng = virtio::rng::Rng::new().with_metrics(registry.entropy());
+        virtio_devices.push(Box::new(rng));
     }
     let mut balloon = None;
     if let Some(balloon_config) = &config.balloon {
-        let device = virtio::balloon::Balloon::new(balloon_config, config.memory);
+        let device = virtio::balloon::Balloon::new(balloon_config, config.memory)
+            .with_metrics(registry.balloon());
         balloon = Some(device.handle());
         virtio_devices.push(Box::new(device));
     }
     if let Some(vsock) = &config.vsock {
-        let device = virtio::vsock::Vsock::new(vsock.clone()).map_err(Error::VsockSocket)?;
+        let device = virtio::vsock::Vsock::new(vsock.clone())
+            .map_err(Error::VsockSocket)?
+            .with_metrics(registry.vsock());
         virtio_devices.push(Box::new(device));
     }
     let mut handles = DeviceHandles::default();
     for (index, disk) in config.disks.iter().enumerate() {
-        let block = virtio::block::Block::new(disk.clone()).map_err(Error::Disk)?;
         let key = drive_key(index, disk.id.as_deref());
+        let block = virtio::block::Block::new(disk.clone())
+            .map_err(Error::Disk)?
+            .with_metrics(registry.block(&key));
         handles.drives.push((key, block.handle()));
         virtio_devices.push(Box::new(block));
     }
     for (index, (net, device)) in taps.devices().into_iter().enumerate() {
-        handles
-            .nics
-            .push((nic_key(index, net.id.as_deref()), device.handle()));
+        let key = nic_key(index, net.id.as_deref());
+        let device = device.with_metrics(registry.net(&key));
+        handles.nics.push((key, device.handle()));
         virtio_devices.push(Box::new(device));
     }
     let mut mmio = Bus::new();

@@ -26,6 +26,7 @@ use crate::lifecycle::VmState;
 use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap, GuestRam};
 use crate::net::Taps;
 use crate::request::RequestSource;
+use crate::request_metrics::RequestCounters;
 use crate::run_control::RunControl;
 use crate::signals;
 use crate::vcpu::{self, VcpuSetup};
@@ -165,9 +166,10 @@ impl Machine {
             controller.metrics().flush_if_due();
             if let Some(source) = requests.as_deref_mut() {
                 while let Some(request) = source.next_request() {
+                    let counters = RequestCounters::of(&request.action);
                     let answer =
                         controller.serve_running(request.action, &mut control, &self.devices);
-                    count_request(&answer);
+                    counters.count(&answer);
                     (request.reply)(answer);
                 }
             }
@@ -234,14 +236,6 @@ impl MutEventSubscriber for RequestWatcher {
         // Cleared before the requests are taken: one that comes meanwhile
         // wakes the loop again.
         let _ = self.0.read();
-    }
-}
-
-/// Counts a served request for the `api_server` metrics.
-pub(crate) fn count_request<T, E>(answer: &std::result::Result<T, E>) {
-    crate::metrics::API_REQUESTS.inc();
-    if answer.is_err() {
-        crate::metrics::API_REQUEST_FAILS.inc();
     }
 }
 

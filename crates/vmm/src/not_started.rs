@@ -9,9 +9,10 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use crate::config::VmConfig;
 use crate::controller::Controller;
 use crate::lifecycle::VmState;
-use crate::machine::{count_request, Machine};
+use crate::machine::Machine;
 use crate::net::Taps;
 use crate::request::{ActionError, RequestSource, VmmAction, VmmData};
+use crate::request_metrics::RequestCounters;
 use crate::{signals, Error, Result};
 
 /// A booted, not yet running guest, and what it needs to restart.
@@ -63,6 +64,7 @@ pub(crate) fn wait_for_start(
         signals::clear_wake();
         let _ = requests.eventfd().read();
         while let Some(request) = requests.next_request() {
+            let counters = RequestCounters::of(&request.action);
             let answer = match VmState::NotStarted.after(&request.action) {
                 Err(refused) => Err(refused),
                 Ok(_) => match request.action {
@@ -72,7 +74,7 @@ pub(crate) fn wait_for_start(
                         });
                         match started {
                             Ok(started) => {
-                                count_request(&Ok::<(), ()>(()));
+                                counters.count(&Ok::<(), ()>(()));
                                 (request.reply)(Ok(VmmData::Empty));
                                 return Ok(started);
                             }
@@ -83,7 +85,7 @@ pub(crate) fn wait_for_start(
                     other => controller.serve_config(other),
                 },
             };
-            count_request(&answer);
+            counters.count(&answer);
             (request.reply)(answer);
         }
     }

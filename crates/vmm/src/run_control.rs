@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tracing::info;
 
 use crate::console::InputSwitch;
 use crate::device_manager::Devices;
 use crate::lifecycle::VmState;
-use crate::metrics;
 use crate::request::ActionError;
 use crate::vcpu_gate::{VcpuGate, PAUSE_DEADLINE};
 
@@ -27,6 +27,7 @@ impl RunControl {
     /// [`RunControl::resume`]. A part that does not park in time undoes
     /// the pause and fails it.
     pub(crate) fn pause(&mut self, devices: &Devices) -> Result<(), ActionError> {
+        let started = Instant::now();
         if !self.gate.close(&self.threads, PAUSE_DEADLINE) {
             self.gate.open();
             return Err(ActionError::new(format!(
@@ -50,19 +51,27 @@ impl RunControl {
             }
         }
         self.input.set(false);
-        metrics::VM_PAUSES.inc();
+        metrics::VMM.pauses.inc();
+        metrics::LATENCIES.pause_vm.set(micros_since(started));
         info!("guest paused");
         Ok(())
     }
 
     /// Undoes [`RunControl::pause`], in the reverse order.
     pub(crate) fn resume(&mut self, devices: &Devices) {
+        let started = Instant::now();
         self.input.set(true);
         for transport in &devices.virtio {
             devices::bus::lock(transport).resume();
         }
         self.gate.open();
-        metrics::VM_RESUMES.inc();
+        metrics::VMM.resumes.inc();
+        metrics::LATENCIES.resume_vm.set(micros_since(started));
         info!("guest resumed");
     }
+}
+
+/// Microseconds since `started`, for `latencies_us`.
+fn micros_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }

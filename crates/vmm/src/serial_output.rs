@@ -6,6 +6,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
+use metrics::UartMetrics;
 use virtio::rate_limiter::{TokenBucket, TokenBucketConfig};
 
 use crate::{Error, Result};
@@ -30,8 +31,9 @@ impl SerialOutput {
 
     /// A writer for one machine's COM1. Each gets a descriptor of its own
     /// on the same open file, so a guest restarted in place writes on
-    /// where the last one stopped; the limit starts full.
-    pub(crate) fn writer(&self) -> Result<SerialWriter> {
+    /// where the last one stopped; the limit starts full. What the limit
+    /// drops is counted in `metrics`.
+    pub(crate) fn writer(&self, metrics: Arc<UartMetrics>) -> Result<SerialWriter> {
         let stdout = std::io::stdout();
         let (file, what) = match &self.file {
             Some(file) => (file.as_fd(), "duplicate the serial_out_path file"),
@@ -43,7 +45,7 @@ impl SerialOutput {
             .try_clone_to_owned()
             .map(File::from)
             .map_err(|source| Error::Host { what, source })?;
-        Ok(SerialWriter::new(out, self.limit.clone()))
+        Ok(SerialWriter::new(out, self.limit.clone(), metrics))
     }
 }
 
@@ -51,13 +53,15 @@ impl SerialOutput {
 pub(crate) struct SerialWriter<W: Write = File> {
     out: W,
     limit: Option<TokenBucket>,
+    metrics: Arc<UartMetrics>,
 }
 
 impl<W: Write> SerialWriter<W> {
-    pub(crate) fn new(out: W, limit: Option<TokenBucketConfig>) -> Self {
+    pub(crate) fn new(out: W, limit: Option<TokenBucketConfig>, metrics: Arc<UartMetrics>) -> Self {
         SerialWriter {
             out,
             limit: limit.map(TokenBucket::new),
+            metrics,
         }
     }
 }
@@ -69,6 +73,7 @@ impl<W: Write> Write for SerialWriter<W> {
             if !limit.take(len) {
                 // Reported as written: the guest's UART has no way to
                 // hear of a loss, and must not retry.
+                self.metrics.rate_limiter_dropped_bytes.add(len);
                 return Ok(buf.len());
             }
         }
@@ -92,17 +97,19 @@ mod tests {
             refill: Duration::from_secs(3600),
             one_time_burst: 2,
         };
-        let mut writer = SerialWriter::new(Vec::new(), Some(limit));
+        let metrics = Arc::new(UartMetrics::default());
+        let mut writer = SerialWriter::new(Vec::new(), Some(limit), metrics.clone());
         for byte in b"0123456789" {
             // One byte at a time, as the UART writes.
             assert_eq!(writer.write(&[*byte]).unwrap(), 1);
         }
         assert_eq!(writer.out, b"012345", "the burst, then the bucket");
+        assert_eq!(metrics.rate_limiter_dropped_bytes.get(), 4);
     }
 
     #[test]
     fn without_a_limit_everything_passes() {
-        let mut writer = SerialWriter::new(Vec::new(), None);
+        let mut writer = SerialWriter::new(Vec::new(), None, Arc::default());
         writer.write_all(&[b'x'; 10_000]).unwrap();
         assert_eq!(writer.out.len(), 10_000);
     }
@@ -115,8 +122,9 @@ mod tests {
             limit: None,
         };
         assert!(!output.is_terminal());
-        output.writer().unwrap().write_all(b"first ").unwrap();
-        output.writer().unwrap().write_all(b"second").unwrap();
+        let writer = || output.writer(Arc::default()).unwrap();
+        writer().write_all(b"first ").unwrap();
+        writer().write_all(b"second").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "first second");
         std::fs::remove_file(&path).unwrap();
         assert!(SerialOutput::default().is_terminal());

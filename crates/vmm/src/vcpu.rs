@@ -12,7 +12,6 @@ use tracing::{debug, error, warn};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use crate::exit::{ExitSignal, GuestExit};
-use crate::metrics;
 use crate::vcpu_gate::VcpuGate;
 use crate::{Error, Result};
 
@@ -114,26 +113,26 @@ fn run_loop(vcpu: &mut Vcpu, buses: &Buses, exit: &ExitSignal, gate: &VcpuGate) 
         }
         let outcome = match vcpu.run() {
             Ok(VcpuExit::IoIn { port, data }) => {
-                metrics::VCPU_EXIT_IO_IN.inc();
+                metrics::VCPU.exit_io_in.inc();
                 if !buses.pio.read(u64::from(port), data) {
                     data.fill(0xff);
                 }
                 continue;
             }
             Ok(VcpuExit::IoOut { port, data }) => {
-                metrics::VCPU_EXIT_IO_OUT.inc();
+                metrics::VCPU.exit_io_out.inc();
                 buses.pio.write(u64::from(port), data);
                 continue;
             }
             Ok(VcpuExit::MmioRead { addr, data }) => {
-                metrics::VCPU_EXIT_MMIO_READ.inc();
+                metrics::VCPU.exit_mmio_read.inc();
                 if !buses.mmio.read(addr, data) {
                     data.fill(0xff);
                 }
                 continue;
             }
             Ok(VcpuExit::MmioWrite { addr, data }) => {
-                metrics::VCPU_EXIT_MMIO_WRITE.inc();
+                metrics::VCPU.exit_mmio_write.inc();
                 buses.mmio.write(addr, data);
                 continue;
             }
@@ -168,7 +167,7 @@ fn run_loop(vcpu: &mut Vcpu, buses: &Buses, exit: &ExitSignal, gate: &VcpuGate) 
             Err(e) => Err(Error::Hypervisor(e)),
         };
         if outcome.is_err() {
-            metrics::VCPU_FAILURES.inc();
+            metrics::VCPU.failures.inc();
         }
         debug!(vcpu = id, ?outcome, "vCPU stops the machine");
         exit.stop(outcome);

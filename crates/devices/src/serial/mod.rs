@@ -1,7 +1,9 @@
 //! COM port: a 16550A UART from `vm-superio`, on the I/O-port bus.
 
 use std::io::Write;
+use std::sync::Arc;
 
+use metrics::UartMetrics;
 use vm_superio::serial::{SerialEvents, SerialState};
 use vm_superio::{Serial, Trigger};
 
@@ -10,17 +12,61 @@ use crate::bus::BusDevice;
 /// Number of I/O ports a 16550 occupies.
 pub const SERIAL_PORT_LEN: u64 = 8;
 
+/// The events the UART reports, counted in its metrics on the way to
+/// the events the device was made with.
+pub struct CountedEvents<EV> {
+    events: EV,
+    metrics: Arc<UartMetrics>,
+}
+
+impl<EV: SerialEvents> SerialEvents for CountedEvents<EV> {
+    fn buffer_read(&self) {
+        self.metrics.read_count.inc();
+        self.events.buffer_read();
+    }
+
+    fn out_byte(&self) {
+        self.metrics.write_count.inc();
+        self.events.out_byte();
+    }
+
+    fn tx_lost_byte(&self) {
+        self.metrics.missed_write_count.inc();
+        self.events.tx_lost_byte();
+    }
+
+    fn in_buffer_empty(&self) {
+        self.events.in_buffer_empty();
+    }
+}
+
 /// A 16550 UART whose interrupt line is `T` and whose output goes to `W`.
 pub struct SerialDevice<T: Trigger, EV: SerialEvents, W: Write> {
-    uart: Serial<T, EV, W>,
+    uart: Serial<T, CountedEvents<EV>, W>,
+    metrics: Arc<UartMetrics>,
 }
 
 impl<T: Trigger, EV: SerialEvents, W: Write> SerialDevice<T, EV, W> {
     /// A UART that raises `irq`, reports to `events` and writes to `out`.
     pub fn new(irq: T, events: EV, out: W) -> Self {
+        Self::with_metrics(irq, events, out, Arc::default())
+    }
+
+    /// [`SerialDevice::new`], counting in `metrics`.
+    pub fn with_metrics(irq: T, events: EV, out: W, metrics: Arc<UartMetrics>) -> Self {
+        let events = CountedEvents {
+            events,
+            metrics: metrics.clone(),
+        };
         SerialDevice {
             uart: Serial::with_events(irq, events, out),
+            metrics,
         }
+    }
+
+    /// What the UART counted.
+    pub fn metrics(&self) -> &UartMetrics {
+        &self.metrics
     }
 
     /// Queues host input for the guest; returns how many bytes fit in the
@@ -61,7 +107,10 @@ where
             (Ok(offset), [byte]) if u64::from(offset) < SERIAL_PORT_LEN => {
                 *byte = self.uart.read(offset)
             }
-            (_, data) => data.fill(0xff),
+            (_, data) => {
+                self.metrics.missed_read_count.inc();
+                data.fill(0xff)
+            }
         }
     }
 
@@ -69,7 +118,11 @@ where
         if let (Ok(offset), [byte]) = (u8::try_from(offset), data) {
             // A failed write is a failed interrupt or a closed output: the
             // guest cannot act on either, so the byte is dropped.
-            let _ = self.uart.write(offset, *byte);
+            if self.uart.write(offset, *byte).is_err() {
+                self.metrics.error_count.inc();
+            }
+        } else {
+            self.metrics.missed_write_count.inc();
         }
     }
 }
@@ -100,6 +153,7 @@ mod tests {
             dev.write(THR, &[*b]);
         }
         assert_eq!(dev.uart.writer().as_slice(), b"hi\n");
+        assert_eq!(dev.metrics().write_count.get(), 3);
     }
 
     #[test]
@@ -114,6 +168,7 @@ mod tests {
         let mut byte = [0u8];
         dev.read(THR, &mut byte);
         assert_eq!(byte, [b'o']);
+        assert_eq!(dev.metrics().read_count.get(), 1);
     }
 
     #[test]
@@ -136,5 +191,8 @@ mod tests {
         let mut one = [0u8];
         dev.read(u64::MAX, &mut one);
         assert_eq!(one, [0xff]);
+        assert_eq!(dev.metrics().missed_read_count.get(), 2);
+        assert_eq!(dev.metrics().missed_write_count.get(), 1);
+        assert_eq!(dev.metrics().write_count.get(), 0);
     }
 }

@@ -50,6 +50,12 @@ impl Balloon {
         self.handle.clone()
     }
 
+    /// Counts in `metrics` (before [`Balloon::handle`] is taken).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<metrics::BalloonMetrics>) -> Self {
+        self.handle.metrics = metrics;
+        self
+    }
+
     /// What each queue the driver set up is for. Linux numbers the queues
     /// of the features it took one after the other, leaving no gap for a
     /// queue it does not use (as QEMU does), so the roles follow the

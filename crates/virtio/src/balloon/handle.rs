@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use metrics::BalloonMetrics;
+
 use super::config::bytes_to_pages;
 use super::stats::BalloonStats;
 use super::BALLOON_PAGE;
@@ -34,6 +36,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct BalloonHandle {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) metrics: Arc<BalloonMetrics>,
 }
 
 impl BalloonHandle {
@@ -45,6 +48,7 @@ impl BalloonHandle {
         };
         BalloonHandle {
             shared: Arc::new(shared),
+            metrics: Arc::default(),
         }
     }
 

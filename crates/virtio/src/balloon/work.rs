@@ -3,6 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
+use metrics::BalloonMetrics;
+
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
@@ -40,6 +42,7 @@ pub struct BalloonWork {
     roles: Vec<QueueRole>,
     held_stats: Option<u16>,
     discard_warned: bool,
+    metrics: Arc<BalloonMetrics>,
 }
 
 impl BalloonWork {
@@ -59,7 +62,13 @@ impl BalloonWork {
             roles,
             held_stats: None,
             discard_warned: false,
+            metrics: handle.metrics.clone(),
         }
+    }
+
+    /// What the balloon counted.
+    pub fn metrics(&self) -> &BalloonMetrics {
+        &self.metrics
     }
 
     /// Guest pages in the balloon as the device counts them.
@@ -126,16 +135,22 @@ impl BalloonWork {
         let head = chain.head_index();
         match role {
             QueueRole::Inflate => {
+                self.metrics.inflate_count.inc();
                 for range in self.pages.inflate(&read_pfns(chain, mem)) {
                     give_back(mem, range, &mut self.discard_warned);
                 }
             }
             // Deflated pages need nothing from the host: they fault back
             // in when the guest touches them.
-            QueueRole::Deflate => self.pages.deflate(&read_pfns(chain, mem)),
+            QueueRole::Deflate => {
+                self.metrics.deflate_count.inc();
+                self.pages.deflate(&read_pfns(chain, mem));
+            }
             QueueRole::Reporting => {
+                self.metrics.free_page_report_count.inc();
                 for (addr, len) in reported_ranges(chain) {
                     if let Some(range) = self.pages.host_pages_within(addr, len) {
+                        self.metrics.free_page_report_freed.add(range.len);
                         give_back(mem, range, &mut self.discard_warned);
                     }
                 }
@@ -143,6 +158,7 @@ impl BalloonWork {
             QueueRole::Stats => {
                 let stats = read_stats(chain, mem);
                 tracing::debug!("virtio-balloon: guest statistics: {stats}");
+                self.metrics.stats_updates_count.inc();
                 *self
                     .shared
                     .stats

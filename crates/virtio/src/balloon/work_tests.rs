@@ -138,6 +138,8 @@ fn inflate_drops_ram_pages_and_ignores_pfns_outside_ram() {
         assert_eq!(s.read(HIGH), 0);
     }
     assert_eq!(s.read(0x10_2000), 0x5555_aaaa, "not in the balloon");
+    assert_eq!(work.metrics().inflate_count.get(), 1);
+    assert_eq!(work.metrics().deflate_count.get(), 0);
 }
 
 #[test]
@@ -160,6 +162,7 @@ fn deflate_takes_pages_out_and_they_are_usable_again() {
     work.serve(QueueRole::Deflate, &mut deflate_q);
     assert_eq!(used(&s.mem, &mock), (1, vec![(0, 0)]));
     assert_eq!(work.pages_in_balloon(), 1);
+    assert_eq!(work.metrics().deflate_count.get(), 1);
     s.fill(0x10_0000, 42);
     assert_eq!(s.read(0x10_0000), 42);
 }
@@ -212,6 +215,7 @@ fn stats_buffer_is_held_until_new_figures_are_wanted() {
     let stats = s.handle.stats().unwrap();
     assert_eq!(stats.get(stats::tag::FREE_MEMORY), Some(123 << 20));
     assert_eq!(s.irq.status(), 0);
+    assert_eq!(work.metrics().stats_updates_count.get(), 1);
 
     work.request_stats(&mut queue);
     assert_eq!(used(&s.mem, &mock), (1, vec![(0, 0)]));
@@ -266,6 +270,11 @@ fn reported_free_pages_are_given_back() {
     assert_eq!(s.read(0x10_4000), 9, "readable descriptors are not reports");
     assert_eq!(s.read(0x11_0000), 9);
     assert_eq!(work.pages_in_balloon(), 0, "reports do not inflate");
+    assert_eq!(work.metrics().free_page_report_count.get(), 1);
+    if four_kib_host() {
+        // 8 KiB at 1 MiB, and the last page below 2 MiB.
+        assert_eq!(work.metrics().free_page_report_freed.get(), 0x3000);
+    }
 }
 
 #[test]

@@ -4,6 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use metrics::BlockMetrics;
+
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
 use crate::moderation::Moderation;
 use crate::rate_limiter::RateLimiter;
@@ -125,6 +127,17 @@ impl Block {
         self.handle.clone()
     }
 
+    /// Counts in `metrics` (before [`Block::handle`] is taken).
+    pub fn with_metrics(mut self, metrics: Arc<BlockMetrics>) -> Self {
+        self.handle.metrics = metrics;
+        self
+    }
+
+    /// What the disk counted.
+    pub fn metrics(&self) -> &BlockMetrics {
+        &self.handle.metrics
+    }
+
     fn generation(&self) -> u32 {
         self.handle.shared.generation.load(Ordering::SeqCst)
     }
@@ -197,7 +210,8 @@ impl VirtioDevice for Block {
             stored.disk.clone(),
             limiter,
         )
-        .resume_with(kick);
+        .resume_with(kick)
+        .with_metrics(self.handle.metrics.clone());
         if self.moderation {
             let moderation = Moderation::new(MODERATION).map_err(ActivateError::Worker)?;
             handler = handler.with_moderation(moderation);
@@ -212,7 +226,7 @@ impl VirtioDevice for Block {
                 vec![evt],
                 sources,
                 move |wake, _| match wake {
-                    Wake::Queue(_) => handler.process(),
+                    Wake::Queue(_) => handler.on_queue_event(),
                     Wake::Source(LIMITER_SOURCE) => handler.on_timer(),
                     Wake::Source(_) => handler.on_moderation_timer(),
                     Wake::Update => {

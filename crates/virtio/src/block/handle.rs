@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use metrics::BlockMetrics;
+
 use super::config::DiskConfig;
 use super::device::BlockError;
 use super::disk::Disk;
@@ -59,6 +61,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct BlockHandle {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) metrics: Arc<BlockMetrics>,
 }
 
 impl BlockHandle {
@@ -74,6 +77,7 @@ impl BlockHandle {
                 capacity: AtomicU64::new(capacity),
                 generation: AtomicU32::new(0),
             }),
+            metrics: Arc::default(),
         }
     }
 
@@ -97,6 +101,15 @@ impl BlockHandle {
     /// configuration changed (Linux then reads the new capacity);
     /// before, the update is kept for the driver to find at activation.
     pub fn update(&self, update: BlockUpdate) -> Result<(), UpdateError> {
+        let result = self.apply(update);
+        match result {
+            Ok(()) => self.metrics.update_count.inc(),
+            Err(_) => self.metrics.update_fails.inc(),
+        }
+        result
+    }
+
+    fn apply(&self, update: BlockUpdate) -> Result<(), UpdateError> {
         let disk = match &update.path {
             Some(path) => {
                 let current = self.lock().disk.clone();

@@ -4,6 +4,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use metrics::BlockMetrics;
+
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::EventFd;
@@ -127,6 +129,24 @@ pub fn execute(disk: &Disk, request: &Request) -> Outcome {
     Outcome::Done(status, len)
 }
 
+/// Counts a request [`execute`] finished with `status`.
+fn count(metrics: &BlockMetrics, request: &Request, status: u8) {
+    match (request.kind, status) {
+        (RequestType::In, status::OK) => {
+            metrics.read_count.inc();
+            metrics.read_bytes.add(request.data_len());
+        }
+        (RequestType::Out, status::OK) => {
+            metrics.write_count.inc();
+            metrics.write_bytes.add(request.data_len());
+        }
+        (RequestType::Flush, status::OK) => metrics.flush_count.inc(),
+        (RequestType::Unsupported(_), _) => metrics.invalid_reqs_count.inc(),
+        (_, status::IOERR) => metrics.execute_fails.inc(),
+        _ => {}
+    }
+}
+
 /// What a request costs the rate limiter's bandwidth when it starts, in
 /// bytes. Every request is also one operation; zeros written for a
 /// write-zeroes request are charged as they are written.
@@ -159,6 +179,7 @@ pub struct BlockQueue {
     moderation: Option<Moderation>,
     /// A request that writes zeros a step per wake; the queue waits for it.
     in_progress: Option<InProgress>,
+    metrics: Arc<BlockMetrics>,
 }
 
 impl BlockQueue {
@@ -178,7 +199,25 @@ impl BlockQueue {
             kick: None,
             moderation: None,
             in_progress: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<BlockMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What the queue counted.
+    pub fn metrics(&self) -> &BlockMetrics {
+        &self.metrics
+    }
+
+    /// The guest kicked the queue.
+    pub fn on_queue_event(&mut self) {
+        self.metrics.queue_event_count.inc();
+        self.process();
     }
 
     /// Moderates the completion interrupts with `moderation`.
@@ -214,6 +253,7 @@ impl BlockQueue {
 
     /// The rate limiter's timer fired.
     pub fn on_timer(&mut self) {
+        self.metrics.rate_limiter_event_count.inc();
         self.limiter.on_timer();
         self.process();
     }
@@ -331,6 +371,7 @@ impl BlockQueue {
                 match request::parse(&self.mem, chain) {
                     Ok(request) => {
                         if !self.limiter.consume(cost(&request)) {
+                            self.metrics.rate_limiter_throttled_events.inc();
                             self.queue.go_to_previous_position();
                             self.signal_if_needed();
                             return;
@@ -338,6 +379,7 @@ impl BlockQueue {
                         let status = request.status;
                         match execute(&self.disk, &request) {
                             Outcome::Done(byte, len) => {
+                                count(&self.metrics, &request, byte);
                                 self.complete(head, Some(status), byte, len)
                             }
                             Outcome::Ranges(work) => {
@@ -355,6 +397,7 @@ impl BlockQueue {
                     }
                     Err(Malformed { error, status }) => {
                         tracing::debug!("virtio-blk: malformed request: {error}");
+                        self.metrics.invalid_reqs_count.inc();
                         self.complete(head, status, status::IOERR, 0);
                     }
                 }

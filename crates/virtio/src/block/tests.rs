@@ -177,6 +177,11 @@ fn write_then_read_back() {
     assert_eq!(image.bytes()[4096..8192], [0xab; 4096]);
     assert_eq!(image.bytes()[..4096], [0; 4096]);
     assert_ne!(rig.irq.status(), 0, "the guest was interrupted");
+    let m = rig.queue.metrics();
+    assert_eq!((m.write_count.get(), m.write_bytes.get()), (1, 4096));
+    assert_eq!((m.read_count.get(), m.read_bytes.get()), (1, 4096));
+    assert_eq!(m.flush_count.get(), 1);
+    assert_eq!(m.execute_fails.get() + m.invalid_reqs_count.get(), 0);
 }
 
 #[test]
@@ -193,6 +198,10 @@ fn requests_past_the_end_fail_with_ioerr() {
         [rig.status(0), rig.status(3), rig.status(6)],
         [status::IOERR, status::IOERR, status::OK]
     );
+    let m = rig.queue.metrics();
+    assert_eq!(m.execute_fails.get(), 2);
+    assert_eq!((m.read_count.get(), m.read_bytes.get()), (1, 512));
+    assert_eq!(m.write_count.get(), 0);
 }
 
 #[test]
@@ -230,6 +239,7 @@ fn get_id_and_unsupported_types() {
         [rig.status(0), rig.status(3), rig.status(6)],
         [status::OK, status::UNSUPP, status::UNSUPP]
     );
+    assert_eq!(rig.queue.metrics().invalid_reqs_count.get(), 2);
 }
 
 #[test]
@@ -346,6 +356,7 @@ fn malformed_chains_get_ioerr_or_an_empty_used_entry() {
     assert_eq!(rig.used(1), (1, 1));
     assert_eq!(rig.status(1), status::IOERR);
     assert_eq!(rig.used(2).0, 4);
+    assert_eq!(rig.queue.metrics().invalid_reqs_count.get(), 3);
 }
 
 #[test]
@@ -386,6 +397,10 @@ fn rate_limited_queue_waits_for_its_timer_and_drops_nothing() {
     for i in 0..5 {
         assert_eq!(rig.status(i * 3), status::OK);
     }
+    let m = rig.queue.metrics();
+    assert!(m.rate_limiter_throttled_events.get() >= 2);
+    assert!(m.rate_limiter_event_count.get() >= 1);
+    assert_eq!(m.read_count.get(), 5);
 }
 
 #[test]

@@ -137,6 +137,10 @@ fn a_new_image_is_served_after_the_update_and_the_guest_is_told() {
     mem.read_slice(&mut id, GuestAddress(DATA + 0x2000))
         .unwrap();
     assert_eq!(id, serial, "the serial number stays");
+    let m = running.block.metrics();
+    assert_eq!(m.update_count.get(), 1);
+    assert_eq!((m.read_count.get(), m.read_bytes.get()), (2, 1024));
+    assert!(m.queue_event_count.get() >= 1, "the guest's kicks");
 }
 
 #[test]
@@ -173,6 +177,8 @@ fn an_image_that_cannot_be_opened_changes_nothing() {
         err.to_string().contains("less than one 512-byte sector"),
         "{err}"
     );
+    assert_eq!(running.block.metrics().update_fails.get(), 2);
+    assert_eq!(running.block.metrics().update_count.get(), 0);
     assert_eq!(
         handle.config(),
         old.config(",moderation=off"),

@@ -29,6 +29,7 @@ pub struct Net {
     avail_features: u64,
     acked_features: u64,
     worker: Option<Worker>,
+    metrics: Arc<metrics::NetMetrics>,
 }
 
 impl Net {
@@ -64,7 +65,14 @@ impl Net {
             avail_features: avail,
             acked_features: 0,
             worker: None,
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<metrics::NetMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The guest's MAC address.
@@ -151,7 +159,8 @@ impl VirtioDevice for Net {
             tx,
             self.acked_features,
             limiters,
-        );
+        )
+        .with_metrics(self.metrics.clone());
         let kick = ctx.queue_evts[TX_QUEUE]
             .try_clone()
             .map_err(ActivateError::Worker)?;

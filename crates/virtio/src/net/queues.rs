@@ -5,6 +5,7 @@ use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use metrics::NetMetrics;
 use virtio_queue::{Queue, QueueT};
 
 use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, write_rx_chain};
@@ -120,6 +121,7 @@ pub struct NetQueues<T: FrameIo> {
     /// goes at once.
     moderation: Option<(Moderation, Moderation)>,
     stats: NetStats,
+    metrics: Arc<NetMetrics>,
 }
 
 impl<T: FrameIo> NetQueues<T> {
@@ -151,7 +153,19 @@ impl<T: FrameIo> NetQueues<T> {
             tx_kick: None,
             moderation: None,
             stats: NetStats::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<NetMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What the NIC counted.
+    pub fn metrics(&self) -> &NetMetrics {
+        &self.metrics
     }
 
     /// Makes a transmit pass that stops at [`TX_BATCH`] signal `kick` (the
@@ -203,6 +217,15 @@ impl<T: FrameIo> NetQueues<T> {
 
     /// Does what a wake-up of the worker asks.
     pub fn handle(&mut self, wake: Wake) {
+        let m = &self.metrics;
+        match wake {
+            Wake::Queue(RX_QUEUE) => m.rx_queue_event_count.inc(),
+            Wake::Queue(TX_QUEUE) => m.tx_queue_event_count.inc(),
+            Wake::Source(TAP_SOURCE) => m.rx_tap_event_count.inc(),
+            Wake::Source(RX_TIMER_SOURCE) => m.rx_event_rate_limiter_count.inc(),
+            Wake::Source(TX_TIMER_SOURCE) => m.tx_rate_limiter_event_count.inc(),
+            _ => {}
+        }
         match wake {
             Wake::Queue(RX_QUEUE) => {
                 // New receive buffers: ours to fill without further kicks.
@@ -251,10 +274,12 @@ impl<T: FrameIo> NetQueues<T> {
                     reads += 1;
                     match self.io.read_frame(&mut self.rx_buf) {
                         Ok(n) if n > HEADER_LEN && n <= self.rx_buf.len() => {
+                            self.metrics.rx_count.inc();
                             self.rx_pending = Some(n);
                             n
                         }
                         Ok(_) => {
+                            self.metrics.rx_fails.inc();
                             self.stats.rx_dropped += 1;
                             continue;
                         }
@@ -265,6 +290,7 @@ impl<T: FrameIo> NetQueues<T> {
                             // the worker in a loop); the guest's next
                             // receive kick, asked for here, tries again.
                             crate::log_limit::warn_limited!("virtio-net: cannot read the TAP: {e}");
+                            self.metrics.tap_read_fails.inc();
                             self.io_failed = true;
                             let _ = self.rx.enable_notification(&self.mem);
                             break;
@@ -274,20 +300,29 @@ impl<T: FrameIo> NetQueues<T> {
             };
             if !self.rx_charged {
                 if !self.rx_limiter.consume(len as u64) {
+                    self.metrics.rx_rate_limiter_throttled.inc();
                     break;
                 }
                 self.rx_charged = true;
             }
             let delivery = self.deliver(len, &mut used);
             if matches!(delivery, Delivery::NoBuffers) {
+                self.metrics.no_rx_avail_buffer.inc();
                 out_of_buffers = true;
                 break;
             }
             self.rx_pending = None;
             self.rx_charged = false;
             match delivery {
-                Delivery::Delivered => self.stats.rx_frames += 1,
-                _ => self.stats.rx_dropped += 1,
+                Delivery::Delivered => {
+                    self.metrics.rx_packets_count.inc();
+                    self.metrics.rx_bytes_count.add(len as u64);
+                    self.stats.rx_frames += 1;
+                }
+                _ => {
+                    self.metrics.rx_fails.inc();
+                    self.stats.rx_dropped += 1;
+                }
             }
         }
         // A guest out of buffers refills them only after it hears of
@@ -420,13 +455,19 @@ impl<T: FrameIo> NetQueues<T> {
             loop {
                 if let Some((head, len)) = self.tx_pending {
                     if !self.tx_limiter.consume(len as u64) {
+                        self.metrics.tx_rate_limiter_throttled.inc();
                         self.notify_tx(used);
                         return;
                     }
                     self.tx_pending = None;
                     match self.io.write_frame(&self.tx_buf[..len]) {
-                        Ok(_) => self.stats.tx_frames += 1,
+                        Ok(_) => {
+                            self.metrics.tx_packets_count.inc();
+                            self.metrics.tx_bytes_count.add(len as u64);
+                            self.stats.tx_frames += 1;
+                        }
                         Err(e) => {
+                            self.metrics.tap_write_fails.inc();
                             // The TAP refused it (full, or a header it
                             // rejects): a lost frame, as on a real wire.
                             tracing::debug!("virtio-net: TAP write failed: {e}");
@@ -455,6 +496,7 @@ impl<T: FrameIo> NetQueues<T> {
                     Ok(len) => self.tx_pending = Some((head, len)),
                     Err(e) => {
                         tracing::debug!("virtio-net: dropping transmit chain {head}: {e}");
+                        self.metrics.tx_malformed_frames.inc();
                         self.stats.tx_dropped += 1;
                         return_used(&mut self.tx, &self.mem, head, 0, &mut used);
                     }

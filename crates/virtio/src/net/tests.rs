@@ -160,6 +160,10 @@ fn transmit_sends_header_and_frame_and_returns_the_chain() {
     assert_eq!(r.used(&r.tx, 0), (0, 0));
     assert_eq!(r.irq.status(), INT_VRING);
     assert_eq!(r.net.stats().tx_frames, 1);
+    let m = r.net.metrics();
+    assert_eq!((m.tx_packets_count.get(), m.tx_bytes_count.get()), (1, 112));
+    assert_eq!(m.tx_queue_event_count.get(), 1);
+    assert_eq!(m.tx_malformed_frames.get() + m.tap_write_fails.get(), 0);
 }
 
 #[test]
@@ -202,6 +206,8 @@ fn malformed_transmit_chains_are_dropped_with_an_empty_used_entry() {
     }
     assert_eq!(r.net.stats().tx_dropped, 7);
     assert_eq!(r.net.stats().tx_frames, 0);
+    assert_eq!(r.net.metrics().tx_malformed_frames.get(), 7);
+    assert_eq!(r.net.metrics().tx_packets_count.get(), 0);
 }
 
 #[test]
@@ -279,6 +285,12 @@ fn receive_waits_for_buffers_without_watching_the_tap() {
     assert_eq!(r.used(&r.rx, 1), (1, 212));
     assert!(r.net.wants_io());
     assert_eq!(r.net.stats().rx_frames, 2);
+    let m = r.net.metrics();
+    assert_eq!((m.rx_packets_count.get(), m.rx_bytes_count.get()), (2, 324));
+    assert_eq!(m.rx_count.get(), 2, "two frames read from the TAP");
+    assert_eq!(m.no_rx_avail_buffer.get(), 2);
+    assert_eq!(m.rx_tap_event_count.get(), 1);
+    assert_eq!(m.rx_queue_event_count.get(), 2);
 }
 
 #[test]
@@ -330,6 +342,7 @@ fn malformed_receive_chains_get_empty_used_entries() {
     assert_eq!(used, vec![(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 112)]);
     assert_eq!(r.net.stats().rx_dropped, 4);
     assert_eq!(r.net.stats().rx_frames, 1);
+    assert_eq!(r.net.metrics().rx_fails.get(), 4);
 }
 
 #[test]
@@ -343,6 +356,8 @@ fn runt_frames_from_the_tap_are_skipped() {
     r.net.process_rx();
     assert_eq!(r.used(&r.rx, 0), (0, 22));
     assert_eq!(r.net.stats().rx_dropped, 1);
+    assert_eq!(r.net.metrics().rx_fails.get(), 1);
+    assert_eq!(r.net.metrics().rx_count.get(), 1);
 }
 
 #[test]
@@ -364,6 +379,8 @@ fn transmit_rate_limit_holds_frames_until_the_timer() {
     r.net.handle(Wake::Source(TX_TIMER_SOURCE));
     assert_eq!(r.net.io_mut().sent.len(), 3);
     assert_eq!(r.used_count(&r.tx), 3);
+    assert_eq!(r.net.metrics().tx_rate_limiter_throttled.get(), 2);
+    assert_eq!(r.net.metrics().tx_rate_limiter_event_count.get(), 2);
 }
 
 #[test]
@@ -390,6 +407,8 @@ fn receive_rate_limit_holds_frames_until_the_timer() {
     r.net.handle(Wake::Source(RX_TIMER_SOURCE));
     assert_eq!(r.used_count(&r.rx), 3);
     assert!(r.net.wants_io());
+    assert_eq!(r.net.metrics().rx_rate_limiter_throttled.get(), 2);
+    assert_eq!(r.net.metrics().rx_event_rate_limiter_count.get(), 2);
 }
 
 #[test]
@@ -418,6 +437,7 @@ fn a_failing_tap_is_left_alone_until_the_next_receive_kick() {
     r.net.io_mut().broken = true;
     r.net.handle(Wake::Source(super::queues::TAP_SOURCE));
     assert!(!r.net.wants_io(), "no spinning on a failing TAP");
+    assert_eq!(r.net.metrics().tap_read_fails.get(), 1);
     r.net.io_mut().broken = false;
     r.net.io_mut().incoming.push_back(packet(60));
     r.net.handle(Wake::Queue(RX_QUEUE));

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+pub use metrics::EntropyMetrics;
 use virtio_queue::{Queue, QueueT};
 
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
@@ -20,11 +21,18 @@ const MAX_CHAINS_PER_WAKE: usize = 4096;
 pub struct Rng {
     acked_features: u64,
     worker: Option<Worker>,
+    metrics: Arc<EntropyMetrics>,
 }
 
 impl Rng {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Counts in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<EntropyMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -51,7 +59,11 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
 
 /// Serves one request: fills its writable buffers with random bytes and
 /// returns how many were written. A malformed chain gets zero bytes.
-fn serve(chain: virtio_queue::DescriptorChain<&GuestMemoryMmap>, mem: &GuestMemoryMmap) -> u32 {
+fn serve(
+    chain: virtio_queue::DescriptorChain<&GuestMemoryMmap>,
+    mem: &GuestMemoryMmap,
+    metrics: &EntropyMetrics,
+) -> u32 {
     let Ok(mut writer) = chain.writer(mem) else {
         return 0;
     };
@@ -59,17 +71,29 @@ fn serve(chain: virtio_queue::DescriptorChain<&GuestMemoryMmap>, mem: &GuestMemo
     let mut buf = [0u8; 4096];
     while left > 0 {
         let n = left.min(buf.len());
-        if getrandom(&mut buf[..n]).is_err() || writer.write_all(&buf[..n]).is_err() {
+        if getrandom(&mut buf[..n]).is_err() {
+            metrics.host_rng_fails.inc();
+            break;
+        }
+        if writer.write_all(&buf[..n]).is_err() {
             break;
         }
         left -= n;
     }
+    metrics.entropy_event_count.inc();
+    metrics.entropy_bytes.add(writer.bytes_written() as u64);
     u32::try_from(writer.bytes_written()).unwrap_or(u32::MAX)
 }
 
-/// Serves every pending request, then interrupts the guest if it asked.
-/// Public for the fuzz targets: everything in the queue is guest input.
-pub fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &dyn VirtioInterrupt) {
+/// Serves every pending request, counting in `metrics`, then interrupts
+/// the guest if it asked. Public for the fuzz targets: everything in the
+/// queue is guest input.
+pub fn process_queue(
+    queue: &mut Queue,
+    mem: &GuestMemoryMmap,
+    irq: &dyn VirtioInterrupt,
+    metrics: &EntropyMetrics,
+) {
     let mut served = 0usize;
     loop {
         // Notifications off while draining; back on, then look again for
@@ -81,7 +105,7 @@ pub fn process_queue(queue: &mut Queue, mem: &GuestMemoryMmap, irq: &dyn VirtioI
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
             popped = true;
             let head = chain.head_index();
-            let len = serve(chain, mem);
+            let len = serve(chain, mem, metrics);
             if queue.add_used(mem, head, len).is_err() {
                 crate::log_limit::warn_limited!("virtio-rng: cannot add to the used ring");
                 return;
@@ -141,8 +165,9 @@ impl VirtioDevice for Rng {
         };
         let mem = ctx.mem;
         let irq: Arc<dyn VirtioInterrupt> = ctx.interrupt;
+        let metrics = self.metrics.clone();
         let worker = Worker::spawn("virtio-rng".into(), vec![evt], vec![], move |_, _| {
-            process_queue(&mut queue, &mem, irq.as_ref());
+            process_queue(&mut queue, &mem, irq.as_ref(), &metrics);
         })
         .map_err(ActivateError::Worker)?;
         self.worker = Some(worker);
@@ -195,7 +220,11 @@ mod tests {
         mock.add_desc_chains(&descs, 0).unwrap();
         let mut queue: Queue = mock.create_queue().unwrap();
         let irq = irq();
-        process_queue(&mut queue, &mem, &irq);
+        let metrics = EntropyMetrics::default();
+        process_queue(&mut queue, &mem, &irq, &metrics);
+        assert_eq!(metrics.entropy_event_count.get(), 1);
+        assert_eq!(metrics.entropy_bytes.get(), 1024);
+        assert_eq!(metrics.host_rng_fails.get(), 0);
         let used: u32 = mem.read_obj(GuestAddress(mock.used_addr().0 + 4)).unwrap();
         assert_eq!(used, 0, "head index");
         let len: u32 = mem.read_obj(GuestAddress(mock.used_addr().0 + 8)).unwrap();
@@ -213,9 +242,11 @@ mod tests {
         let descs = [descriptor(0xffff_0000, 4096, WRITE, 0)];
         mock.add_desc_chains(&descs, 0).unwrap();
         let mut queue: Queue = mock.create_queue().unwrap();
-        process_queue(&mut queue, &mem, &irq());
+        let metrics = EntropyMetrics::default();
+        process_queue(&mut queue, &mem, &irq(), &metrics);
         let len: u32 = mem.read_obj(GuestAddress(mock.used_addr().0 + 8)).unwrap();
         assert_eq!(len, 0);
+        assert_eq!(metrics.entropy_bytes.get(), 0);
     }
 
     #[test]
@@ -225,7 +256,7 @@ mod tests {
         let descs = [descriptor(0x4000, 64, 0, 0)];
         mock.add_desc_chains(&descs, 0).unwrap();
         let mut queue: Queue = mock.create_queue().unwrap();
-        process_queue(&mut queue, &mem, &irq());
+        process_queue(&mut queue, &mem, &irq(), &EntropyMetrics::default());
         let len: u32 = mem.read_obj(GuestAddress(mock.used_addr().0 + 8)).unwrap();
         assert_eq!(len, 0);
         let mut bytes = [0xffu8; 64];

@@ -96,6 +96,9 @@ pub struct Connection {
     pub in_rx_queue: bool,
     /// What the worker watches the socket for (readable, writable).
     pub interest: (bool, bool),
+    /// Ended by a reset the device chose (not a clean close), for the
+    /// `conns_killed` metric.
+    killed: bool,
 }
 
 impl Connection {
@@ -121,6 +124,7 @@ impl Connection {
             closing: false,
             in_rx_queue: false,
             interest: (false, false),
+            killed: false,
         }
     }
 
@@ -149,6 +153,19 @@ impl Connection {
     /// Resets the connection: the host program sees EOF, the guest is
     /// owed a RST and nothing else.
     pub fn kill(&mut self) {
+        if !self.dead {
+            self.killed = true;
+        }
+        self.end_with_rst();
+    }
+
+    /// Whether [`Connection::kill`] ended it.
+    pub fn was_killed(&self) -> bool {
+        self.killed
+    }
+
+    /// Ends the connection owing the guest a RST and nothing else.
+    fn end_with_rst(&mut self) {
         if !self.dead {
             self.forget();
             self.pending.rst = true;
@@ -282,7 +299,7 @@ impl Connection {
         }
         if self.closing {
             // Clean close: everything reached the host; the RST ends it.
-            self.kill();
+            self.end_with_rst();
         }
         self.refresh();
     }
@@ -556,6 +573,7 @@ mod tests {
         let out = drain(&mut c);
         assert_eq!(out.last().unwrap().0.op, Op::Rst as u16);
         assert!(c.is_gone());
+        assert!(!c.was_killed(), "a clean close");
     }
 
     #[test]
@@ -622,6 +640,7 @@ mod tests {
         let (mut c, mut host, answer) = host_initiated();
         c.on_guest_packet(&answer, Op::Rw, b"early");
         assert_eq!(drain(&mut c)[0].0.op, Op::Rst as u16);
+        assert!(c.was_killed());
         let mut got = Vec::new();
         host.read_to_end(&mut got).unwrap();
         assert!(got.is_empty(), "no OK line: closed");

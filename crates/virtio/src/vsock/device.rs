@@ -20,6 +20,7 @@ pub struct Vsock {
     socket: HostSocket,
     acked_features: u64,
     worker: Option<Worker>,
+    metrics: std::sync::Arc<metrics::VsockMetrics>,
 }
 
 impl Vsock {
@@ -31,7 +32,14 @@ impl Vsock {
             socket,
             acked_features: 0,
             worker: None,
+            metrics: Default::default(),
         })
+    }
+
+    /// Counts in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<metrics::VsockMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -88,7 +96,7 @@ impl VirtioDevice for Vsock {
                 .map_err(ActivateError::Worker)?,
         };
         let listener = self.socket.listener().map_err(ActivateError::Worker)?;
-        let muxer = Muxer::new(self.config.clone(), listener);
+        let muxer = Muxer::new(self.config.clone(), listener).with_metrics(self.metrics.clone());
         let sources = vec![muxer.listener_fd()];
         debug_assert_eq!(LISTENER_SOURCE, 0);
         let mut handler = QueueHandler::new(muxer, self.config.cid, ctx.mem, ctx.interrupt, rx, tx);

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use metrics::VsockMetrics;
 use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -40,6 +41,8 @@ pub struct QueueHandler {
     guest_cid: u64,
     /// One packet's payload on its way from guest memory to the muxer.
     payload: Vec<u8>,
+    /// The muxer's metrics, counted in here too.
+    metrics: Arc<VsockMetrics>,
 }
 
 impl QueueHandler {
@@ -52,6 +55,7 @@ impl QueueHandler {
         tx: DeviceQueue,
     ) -> QueueHandler {
         QueueHandler {
+            metrics: muxer.metrics().clone(),
             mem,
             irq,
             rx,
@@ -69,8 +73,11 @@ impl QueueHandler {
     /// Serves whatever woke the worker, then both queues until neither
     /// can move or their budgets for this wake-up are spent.
     pub fn on_wake(&mut self, wake: Wake, w: &dyn Watch) {
-        if let Wake::Source(index) = wake {
-            self.muxer.on_source(index, w);
+        match wake {
+            Wake::Source(index) => self.muxer.on_source(index, w),
+            Wake::Queue(RX_QUEUE) => self.metrics.rx_queue_event_count.inc(),
+            Wake::Queue(TX_QUEUE) => self.metrics.tx_queue_event_count.inc(),
+            _ => {}
         }
         // Kicks on any queue come down to the same work; the event queue
         // is never used (no transport resets happen).
@@ -112,6 +119,7 @@ impl QueueHandler {
                 let head = chain.head_index();
                 handle_tx(
                     &mut self.muxer,
+                    &self.metrics,
                     &mut self.payload,
                     self.guest_cid,
                     chain,
@@ -187,6 +195,8 @@ impl QueueHandler {
                     let ok = writer.write_all(&header.to_bytes()).is_ok()
                         && writer.write_all(payload).is_ok();
                     if ok {
+                        self.metrics.rx_packets_count.inc();
+                        self.metrics.rx_bytes_count.add(payload.len() as u64);
                         u32::try_from(writer.bytes_written()).unwrap_or(0)
                     } else {
                         0
@@ -222,6 +232,7 @@ fn more_after_enabling(queue: &mut Queue, mem: &GuestMemoryMmap, idle_passes: u3
 /// RST when its sender can be told).
 fn handle_tx(
     muxer: &mut Muxer,
+    metrics: &VsockMetrics,
     payload: &mut Vec<u8>,
     guest_cid: u64,
     chain: DescriptorChain<&GuestMemoryMmap>,
@@ -259,6 +270,8 @@ fn handle_tx(
         tracing::debug!("virtio-vsock: dropped a packet whose payload cannot be read");
         return;
     }
+    metrics.tx_packets_count.inc();
+    metrics.tx_bytes_count.add(payload.len() as u64);
     muxer.on_guest_packet(&header, op, payload, w);
 }
 

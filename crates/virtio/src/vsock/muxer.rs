@@ -7,6 +7,9 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
+
+use metrics::VsockMetrics;
 
 use super::config::VsockConfig;
 use super::connection::{ConnKey, Connection, Verdict};
@@ -93,6 +96,7 @@ pub struct Muxer {
     rsts: VecDeque<Header>,
     next_port: u32,
     scratch: Vec<u8>,
+    metrics: Arc<VsockMetrics>,
 }
 
 impl Muxer {
@@ -110,7 +114,19 @@ impl Muxer {
             rsts: VecDeque::new(),
             next_port: FIRST_LOCAL_PORT,
             scratch: vec![0; MAX_PAYLOAD],
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<VsockMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What the device counted.
+    pub fn metrics(&self) -> &Arc<VsockMetrics> {
+        &self.metrics
     }
 
     pub fn listener_fd(&self) -> RawFd {
@@ -252,6 +268,7 @@ impl Muxer {
     /// Adds a connection whose socket `w` watches for reading as `source`.
     fn insert(&mut self, key: ConnKey, source: usize, mut conn: Connection, w: &dyn Watch) {
         conn.interest = (true, false);
+        self.metrics.conns_added.inc();
         self.by_source.insert(source, key);
         self.conns.insert(key, Entry { source, conn });
         self.after(key, w);
@@ -264,6 +281,10 @@ impl Muxer {
             return;
         };
         if e.conn.is_gone() {
+            self.metrics.conns_removed.inc();
+            if e.conn.was_killed() {
+                self.metrics.conns_killed.inc();
+            }
             let source = e.source;
             w.remove(source);
             self.by_source.remove(&source);

@@ -294,6 +294,15 @@ fn host_program_and_guest_talk_through_the_queues() {
     let mut rest = Vec::new();
     host.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+
+    let m = h.muxer().metrics();
+    assert_eq!((m.conns_added.get(), m.conns_removed.get()), (1, 1));
+    assert_eq!(m.conns_killed.get(), 0, "closed, not killed");
+    assert_eq!(m.rx_bytes_count.get(), 10240);
+    assert!(m.rx_packets_count.get() >= 5, "request, 3 data, RST");
+    assert_eq!((m.tx_packets_count.get(), m.tx_bytes_count.get()), (3, 13));
+    assert_eq!(m.rx_queue_event_count.get(), 1);
+    assert_eq!(m.tx_queue_event_count.get(), 3);
 }
 
 #[test]

@@ -1,56 +1,20 @@
-//! Metrics: what the VMM counts, written as one JSON object per line to
-//! the file or FIFO a `PUT /metrics` names, on `FlushMetrics` and every
-//! [`FLUSH_INTERVAL`], in Firecracker's groups where they apply. Each
-//! counter is what the VMM really did since the previous line (as
-//! Firecracker's are), kept in process-wide atomics that the code that
-//! does the work bumps (one guest per VMM process).
+//! Metrics lines: what the VMM and its devices counted (the `metrics`
+//! crate), written as one JSON object per line to the file or FIFO a
+//! `PUT /metrics` names, on `FlushMetrics` and every [`FLUSH_INTERVAL`],
+//! in Firecracker's groups. Each counter is what was really done since
+//! the previous line, as Firecracker's are.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use metrics::{Group, Registry};
+use serde_json::{Map, Value};
 
 /// How often a metrics line is written without being asked.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(60);
-
-/// A counter of the VMM's own work, reset as each line is written.
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub const fn new() -> Counter {
-        Counter(AtomicU64::new(0))
-    }
-
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn take(&self) -> u64 {
-        self.0.swap(0, Ordering::Relaxed)
-    }
-}
-
-impl Default for Counter {
-    fn default() -> Self {
-        Counter::new()
-    }
-}
-
-/// vCPU exits handled by the VMM, by kind (Firecracker's `vcpu` group).
-pub static VCPU_EXIT_IO_IN: Counter = Counter::new();
-pub static VCPU_EXIT_IO_OUT: Counter = Counter::new();
-pub static VCPU_EXIT_MMIO_READ: Counter = Counter::new();
-pub static VCPU_EXIT_MMIO_WRITE: Counter = Counter::new();
-/// Exits that ended the run with an error.
-pub static VCPU_FAILURES: Counter = Counter::new();
-/// API requests the VMM served, and those it refused (`api_server`).
-pub static API_REQUESTS: Counter = Counter::new();
-pub static API_REQUEST_FAILS: Counter = Counter::new();
-/// Pauses and resumes carried out (`vmm`).
-pub static VM_PAUSES: Counter = Counter::new();
-pub static VM_RESUMES: Counter = Counter::new();
 
 /// Where metrics lines go, once a `PUT /metrics` named it.
 #[derive(Default)]
@@ -99,36 +63,47 @@ impl MetricsSink {
             return Ok(());
         };
         self.last = Some(Instant::now());
-        let line = line();
+        let line = line(metrics::registry());
         file.write_all(line.as_bytes())
             .map_err(|e| format!("cannot write metrics: {e}"))
     }
 }
 
-/// One metrics line, taking every counter.
-fn line() -> String {
+/// A group as a JSON object.
+fn object(counts: Vec<(&'static str, u64)>) -> Value {
+    Value::Object(
+        counts
+            .into_iter()
+            .map(|(name, count)| (name.to_owned(), Value::from(count)))
+            .collect(),
+    )
+}
+
+/// One metrics line, taking every counter: the VMM's own groups, then
+/// `devices`'.
+fn line(devices: &Registry) -> String {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    format!(
-        concat!(
-            "{{\"utc_timestamp_ms\":{},",
-            "\"api_server\":{{\"requests\":{},\"request_fails\":{}}},",
-            "\"vcpu\":{{\"exit_io_in\":{},\"exit_io_out\":{},\"exit_mmio_read\":{},",
-            "\"exit_mmio_write\":{},\"failures\":{}}},",
-            "\"vmm\":{{\"pauses\":{},\"resumes\":{}}}}}\n"
-        ),
-        now_ms,
-        API_REQUESTS.take(),
-        API_REQUEST_FAILS.take(),
-        VCPU_EXIT_IO_IN.take(),
-        VCPU_EXIT_IO_OUT.take(),
-        VCPU_EXIT_MMIO_READ.take(),
-        VCPU_EXIT_MMIO_WRITE.take(),
-        VCPU_FAILURES.take(),
-        VM_PAUSES.take(),
-        VM_RESUMES.take(),
-    )
+    let mut line = Map::new();
+    line.insert("utc_timestamp_ms".into(), Value::from(now_ms));
+    line.insert("api_server".into(), object(metrics::API_SERVER.take()));
+    for (name, group) in [
+        ("get_api_requests", metrics::GET_API_REQUESTS.take()),
+        ("put_api_requests", metrics::PUT_API_REQUESTS.take()),
+        ("patch_api_requests", metrics::PATCH_API_REQUESTS.take()),
+    ] {
+        line.insert(name.into(), object(group));
+    }
+    line.insert("vcpu".into(), object(metrics::VCPU.take()));
+    line.insert("vmm".into(), object(metrics::VMM.take()));
+    line.insert("latencies_us".into(), object(metrics::LATENCIES.values()));
+    for (name, counts) in devices.take() {
+        line.insert(name, object(counts));
+    }
+    let mut text = Value::Object(line).to_string();
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
@@ -137,25 +112,48 @@ mod tests {
 
     #[test]
     fn a_line_is_json_in_firecrackers_groups() {
-        let line: serde_json::Value = serde_json::from_str(&line()).unwrap();
+        let line: Value = serde_json::from_str(&line(&Registry::default())).unwrap();
         assert!(line["utc_timestamp_ms"].as_u64().unwrap() > 0);
         for (group, key) in [
             ("api_server", "requests"),
+            ("get_api_requests", "instance_info_count"),
+            ("put_api_requests", "actions_fails"),
+            ("patch_api_requests", "drive_count"),
             ("vcpu", "exit_io_out"),
             ("vcpu", "exit_mmio_write"),
             ("vmm", "pauses"),
+            ("latencies_us", "pause_vm"),
+            ("latencies_us", "resume_vm"),
+            ("block", "read_bytes"),
+            ("net", "tx_bytes_count"),
+            ("vsock", "conns_added"),
+            ("balloon", "inflate_count"),
+            ("entropy", "entropy_bytes"),
+            ("uart", "write_count"),
         ] {
             assert!(line[group][key].is_u64(), "{group}.{key} in {line}");
         }
     }
 
     #[test]
-    fn a_counter_counts_since_it_was_last_taken() {
-        let counter = Counter::new();
-        counter.inc();
-        counter.inc();
-        assert_eq!(counter.take(), 2);
-        assert_eq!(counter.take(), 0);
+    fn a_line_has_each_devices_group_and_their_sum_counted_since_the_last() {
+        let devices = Registry::default();
+        devices.block("root").read_bytes.add(4096);
+        devices.block("scratch").read_bytes.add(512);
+        devices.net("eth0").tx_packets_count.inc();
+        devices.uart().write_count.add(3);
+        let first: Value = serde_json::from_str(&line(&devices)).unwrap();
+        assert_eq!(first["block_root"]["read_bytes"], 4096);
+        assert_eq!(first["block_scratch"]["read_bytes"], 512);
+        assert_eq!(first["block"]["read_bytes"], 4608);
+        assert_eq!(first["net_eth0"]["tx_packets_count"], 1);
+        assert_eq!(first["net"]["tx_packets_count"], 1);
+        assert_eq!(first["uart"]["write_count"], 3);
+
+        let second: Value = serde_json::from_str(&line(&devices)).unwrap();
+        assert_eq!(second["block_root"]["read_bytes"], 0);
+        assert_eq!(second["block"]["read_bytes"], 0);
+        assert_eq!(second["uart"]["write_count"], 0);
     }
 
     #[test]
