@@ -4,10 +4,14 @@ use std::io::Write;
 use std::sync::Arc;
 
 use metrics::UartMetrics;
-use vm_superio::serial::{SerialEvents, SerialState};
+use vm_superio::serial::SerialEvents;
 use vm_superio::{Serial, Trigger};
 
 use crate::bus::BusDevice;
+
+mod persist;
+
+pub use persist::{UartEdges, UartState};
 
 /// Number of I/O ports a 16550 occupies.
 pub const SERIAL_PORT_LEN: u64 = 8;
@@ -88,11 +92,6 @@ impl<T: Trigger, EV: SerialEvents, W: Write> SerialDevice<T, EV, W> {
     /// Free room in the receive FIFO.
     pub fn input_capacity(&self) -> usize {
         self.uart.fifo_capacity()
-    }
-
-    /// The register state, for snapshots.
-    pub fn state(&self) -> SerialState {
-        self.uart.state()
     }
 }
 
