@@ -79,29 +79,16 @@ impl Host {
         stream
     }
 
-    /// Configures the `count` guest, as Firecracker's getting-started
-    /// guide configures a guest.
+    /// Configures the `count` guest.
     fn configure_count(&self, api: &mut ApiClient) {
-        let boot = format!(
-            r#"{{"kernel_image_path": "{}", "boot_args": "count"}}"#,
-            self.kernel()
-        );
-        expect(api.put("/boot-source", &boot), 204);
-        expect(
-            api.put(
-                "/machine-config",
-                r#"{"vcpu_count": 1, "mem_size_mib": 64}"#,
-            ),
-            204,
-        );
+        api.configure(&self.kernel, "count");
     }
 }
 
 /// Asserts `answer` has `status`, showing it otherwise.
 #[track_caller]
 fn expect(answer: Answer, status: u16) -> Answer {
-    assert_eq!(answer.status, status, "{answer:?}");
-    answer
+    answer.expect(status)
 }
 
 /// Asserts `answer` is a 400 whose `fault_message` contains `text`.

@@ -437,18 +437,21 @@ fn the_config_files_logger_is_used() {
         "{logged}"
     );
     let flag_log = setup.dir.path().join("flag.log");
-    let run = run_command(
-        setup.firecracker(),
-        &[
-            "--no-api",
-            "--config-file",
-            &config,
-            "--log-path",
-            flag_log.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    let with_flag_log = |config: &str| {
+        let run = run_command(
+            setup.firecracker(),
+            &[
+                "--no-api",
+                "--config-file",
+                config,
+                "--log-path",
+                flag_log.to_str().unwrap(),
+            ],
+            b"",
+        );
+        assert_eq!(run.status, EXIT_OK, "{run:?}");
+    };
+    with_flag_log(&config);
     assert_eq!(
         std::fs::read_to_string(&log)
             .unwrap()
@@ -460,19 +463,7 @@ fn the_config_files_logger_is_used() {
     let flagged = std::fs::read_to_string(&flag_log).unwrap();
     assert!(!flagged.contains("guest started"), "{flagged}");
     // A section without log_path changes the flags' log, not its file.
-    let config = setup.config("exit", r#""logger": {"show_level": true}"#);
-    let run = run_command(
-        setup.firecracker(),
-        &[
-            "--no-api",
-            "--config-file",
-            &config,
-            "--log-path",
-            flag_log.to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    with_flag_log(&setup.config("exit", r#""logger": {"show_level": true}"#));
     let flagged = std::fs::read_to_string(&flag_log).unwrap();
     assert!(flagged.contains("INFO guest started"), "{flagged}");
 }

@@ -17,6 +17,13 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Asserts the answer's status, showing the answer otherwise.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Answer {
+        assert_eq!(self.status, status, "{self:?}");
+        self
+    }
+
     /// The `fault_message` of an error answer (empty if there is none).
     pub fn fault(&self) -> String {
         self.json()["fault_message"]
@@ -99,6 +106,22 @@ impl ApiClient {
 
     pub fn patch(&mut self, path: &str, body: &str) -> Answer {
         self.send("PATCH", path, Some(body))
+    }
+
+    /// `PUT /boot-source` with `kernel` and `boot_args` (for the test
+    /// guests, the command), then `PUT /machine-config` with one vCPU and
+    /// 64 MiB, as Firecracker's getting-started guide configures a guest.
+    pub fn configure(&mut self, kernel: &Path, boot_args: &str) {
+        let boot = format!(
+            r#"{{"kernel_image_path": "{}", "boot_args": "{boot_args}"}}"#,
+            kernel.display()
+        );
+        self.put("/boot-source", &boot).expect(204);
+        self.put(
+            "/machine-config",
+            r#"{"vcpu_count": 1, "mem_size_mib": 64}"#,
+        )
+        .expect(204);
     }
 
     /// Writes raw bytes, for malformed requests.
