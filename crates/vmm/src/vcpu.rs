@@ -107,7 +107,7 @@ fn run_loop(vcpu: &mut Vcpu, buses: &Buses, exit: &ExitSignal, gate: &VcpuGate) 
     while !exit.is_stopping() {
         // A pause parks the thread here, between a completed exit and the
         // next entry; the stop that ends a pause opens the gate first.
-        gate.pass();
+        gate.pass(id, vcpu);
         if exit.is_stopping() {
             break;
         }
