@@ -44,6 +44,7 @@ commands:
 	COMMAND	initrd
 	COMMAND	idle
 	COMMAND	count
+	COMMAND	stamp
 	COMMAND	checks
 	COMMAND	exit
 	.long	0, 0
@@ -339,6 +340,54 @@ cmd_count:
 	in	%dx, %al
 	cmp	$'P', %al
 	jne	1b
+	jmp	poweroff
+
+/*
+ * stamp: write a word of its own (its address, inverted) into each 4 KiB
+ * page of [STAMP_START, STAMP_END), then count as count does, checking
+ * every stamped word before each line: "stamp N ok", or "stamp N bad
+ * ADDR" at the first page that lost its word. A guest restored from a
+ * snapshot goes on from N with its RAM as it was. 'P' powers off.
+ */
+cmd_stamp:
+	mov	$STAMP_START, %esi
+1:	mov	%esi, %eax
+	not	%eax
+	mov	%eax, (%esi)
+	add	$STAMP_PAGE, %esi
+	cmp	$STAMP_END, %esi
+	jb	1b
+	xor	%ebx, %ebx		/* lines printed */
+2:	mov	$COUNT_STEP, %ecx
+3:	dec	%ecx
+	jnz	3b
+	inc	%ebx
+	PRINT	"stamp "
+	mov	%ebx, %eax
+	call	print_dec
+	mov	$STAMP_START, %esi
+4:	mov	%esi, %eax
+	not	%eax
+	cmp	%eax, (%esi)
+	jne	5f
+	add	$STAMP_PAGE, %esi
+	cmp	$STAMP_END, %esi
+	jb	4b
+	PRINT	" ok\n"
+	jmp	6f
+5:	PRINT	" bad "
+	mov	%esi, %eax
+	xor	%ecx, %ecx
+	call	print_hex
+	call	put_newline
+6:	mov	$COM1_LSR, %dx
+	in	%dx, %al
+	test	$LSR_DATA_READY, %al
+	jz	2b
+	mov	$COM1, %dx
+	in	%dx, %al
+	cmp	$'P', %al
+	jne	2b
 	jmp	poweroff
 
 /*

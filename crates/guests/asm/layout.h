@@ -22,6 +22,11 @@
 /* Turns of count's empty loop between two lines (about 0.1 s on PVM). */
 #define COUNT_STEP		50000
 
+/* The RAM stamp stamps, a word per 4 KiB page (the guest has 64 MiB). */
+#define STAMP_START		0x00800000
+#define STAMP_END		0x02000000
+#define STAMP_PAGE		0x1000
+
 /* Ports nothing is attached to (used by poke and piobench). */
 #define UNUSED_PORT		0x9f0
 #define UNUSED_PORT2		0x2e8

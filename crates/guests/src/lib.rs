@@ -4,7 +4,7 @@
 //! All three images run one body of code, which does what the first word of
 //! the kernel command line that names a command asks (`demo` when none does):
 //! `demo`, `memmap`, `smp`, `echo`, `reset`, `acpireset`, `biosreset`, `triplefault`,
-//! `poke`, `piobench`, `initrd`, `idle`, `count`, `checks`, `exit`, `wildjump`. They write to COM1 and power
+//! `poke`, `piobench`, `initrd`, `idle`, `count`, `stamp`, `checks`, `exit`, `wildjump`. They write to COM1 and power
 //! off through the FADT's sleep control register. The images differ only in
 //! how they are booted.
 

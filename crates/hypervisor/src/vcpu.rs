@@ -1,6 +1,8 @@
+use std::sync::{Mutex, PoisonError};
+
 use kvm_bindings::{
-    kvm_fpu, kvm_lapic_state, kvm_regs, kvm_sregs, CpuId, Msrs, KVM_SYSTEM_EVENT_CRASH,
-    KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+    kvm_cpuid_entry2, kvm_fpu, kvm_lapic_state, kvm_regs, kvm_sregs, CpuId, Msrs,
+    KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
 };
 use kvm_ioctls::{VcpuExit as KvmExit, VcpuFd};
 
@@ -42,11 +44,25 @@ pub enum VcpuExit<'a> {
 pub struct Vcpu {
     fd: VcpuFd,
     id: u32,
+    /// The CPUID last given with [`Vcpu::set_cpuid`], for snapshots.
+    cpuid: Mutex<Option<Vec<kvm_cpuid_entry2>>>,
 }
 
 impl Vcpu {
     pub(crate) fn new(fd: VcpuFd, id: u32) -> Self {
-        Vcpu { fd, id }
+        Vcpu {
+            fd,
+            id,
+            cpuid: Mutex::new(None),
+        }
+    }
+
+    /// The CPUID last given with [`Vcpu::set_cpuid`], if any.
+    pub(crate) fn cpuid_given(&self) -> Option<Vec<kvm_cpuid_entry2>> {
+        self.cpuid
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn fd(&self) -> &VcpuFd {
@@ -62,7 +78,10 @@ impl Vcpu {
     pub fn set_cpuid(&self, cpuid: &CpuId) -> Result<()> {
         self.fd
             .set_cpuid2(cpuid)
-            .map_err(Error::ioctl("KVM_SET_CPUID2"))
+            .map_err(Error::ioctl("KVM_SET_CPUID2"))?;
+        *self.cpuid.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(cpuid.as_slice().to_vec());
+        Ok(())
     }
 
     /// Writes MSRs; fails unless KVM accepted every one of them.

@@ -24,7 +24,7 @@ const MSR_BATCH: usize = 64;
 /// One vCPU's architectural state, as KVM keeps it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct VcpuState {
-    /// The CPUID leaves the guest sees (it may have relied on any of them).
+    /// The CPUID leaves the VMM gave the vCPU (the guest may rely on any).
     pub cpuid: Vec<kvm_cpuid_entry2>,
     /// Every MSR KVM let the VMM read, with its value.
     pub msrs: Vec<kvm_msr_entry>,
@@ -49,11 +49,17 @@ impl Vcpu {
     /// running (its thread is out of `KVM_RUN`).
     pub fn save_state(&self, msr_indices: &[u32]) -> Result<VcpuState> {
         let fd = self.fd();
-        let cpuid = fd
-            .get_cpuid2(KVM_MAX_CPUID_ENTRIES)
-            .map_err(Error::ioctl("KVM_GET_CPUID2"))?
-            .as_slice()
-            .to_vec();
+        // What the VMM gave the vCPU, not what KVM_GET_CPUID2 reads back:
+        // under some KVMs (PVM) the latter also holds host bits that KVM
+        // does not offer, which a restore could not give again.
+        let cpuid = match self.cpuid_given() {
+            Some(given) => given,
+            None => fd
+                .get_cpuid2(KVM_MAX_CPUID_ENTRIES)
+                .map_err(Error::ioctl("KVM_GET_CPUID2"))?
+                .as_slice()
+                .to_vec(),
+        };
         // The MP state first: reading it makes KVM settle pending APIC
         // events (an INIT or SIPI) into the state read after it.
         let mp_state = fd

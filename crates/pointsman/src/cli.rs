@@ -101,6 +101,23 @@ pub struct RunArgs {
     /// balloon, entropy, logger, metrics) instead of the options above.
     #[arg(long, value_name = "FILE", conflicts_with_all = GUEST_OPTIONS)]
     pub config_file: Option<PathBuf>,
+    /// Bring back the guest a snapshot saved (`PUT /snapshot/create`)
+    /// instead of booting one: its state file; --mem-file gives its memory.
+    #[arg(
+        long,
+        value_name = "SNAPSHOT",
+        requires = "mem_file",
+        conflicts_with_all = GUEST_OPTIONS,
+        conflicts_with = "config_file"
+    )]
+    pub restore: Option<PathBuf>,
+    /// The memory file of the snapshot --restore names.
+    #[arg(long, value_name = "PATH", requires = "restore")]
+    pub mem_file: Option<PathBuf>,
+    /// The restored guest goes on at once; without it, it waits paused
+    /// for `PATCH /vm {"state": "Resumed"}` on --api-sock.
+    #[arg(long, requires = "restore")]
+    pub resume: bool,
     /// Serve Firecracker's API on this Unix socket. With --kernel or
     /// --config-file the guest boots at once and the API controls it;
     /// with neither, the API configures and starts it (InstanceStart).
@@ -167,8 +184,15 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
 /// `--api-sock`, Firecracker's API controls the guest; with neither a
 /// kernel nor a config file, it configures and starts the guest too.
 pub fn run(args: &RunArgs) -> ExitCode {
-    let waits_for_api =
-        args.api_sock.is_some() && args.kernel.is_none() && args.config_file.is_none();
+    let waits_for_api = args.api_sock.is_some()
+        && args.kernel.is_none()
+        && args.config_file.is_none()
+        && args.restore.is_none();
+    if args.restore.is_some() && !args.resume && args.api_sock.is_none() {
+        return launch::bad_input(
+            "--restore without --resume waits paused for the API: give --api-sock too, or --resume",
+        );
+    }
     if waits_for_api && has_guest_options(args) {
         return launch::bad_input(
             "guest options need --kernel or --config-file; without them the API configures the guest",
@@ -176,6 +200,31 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     let mut log = logging::init(args.verbose);
     let mut metrics = None;
+    let options = vmm::StartOptions {
+        no_reboot: args.no_reboot,
+        pci: args.pci,
+    };
+    if let (Some(snapshot), Some(memory)) = (&args.restore, &args.mem_file) {
+        let boot = vmm::Boot::Restore(vmm::RestoreFrom {
+            snapshot: snapshot.clone(),
+            memory: memory.clone(),
+            resume: args.resume,
+        });
+        return match args.api_sock.clone() {
+            None => launch::boot(boot, options, args.verbose),
+            Some(socket) => launch::serve_api(launch::ApiLaunch {
+                socket,
+                max_payload: api::Limits::default().max_payload_bytes,
+                id: vmm::resources::DEFAULT_INSTANCE_ID.to_owned(),
+                boot: Some(boot),
+                resources: VmResources::default(),
+                options,
+                metrics: None,
+                logger: Some(log.into_hook()),
+                verbose: args.verbose,
+            }),
+        };
+    }
     let (config, resources) = match &args.config_file {
         Some(path) => match config_file::load(path) {
             Ok((resources, mut config)) => {
@@ -207,18 +256,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
         let Some(config) = config else {
             unreachable!("without an API socket there is always a guest to boot");
         };
-        return launch::boot(&config, args.verbose);
+        return launch::boot(vmm::Boot::Config(config), options, args.verbose);
     };
     launch::serve_api(launch::ApiLaunch {
         socket,
         max_payload: api::Limits::default().max_payload_bytes,
         id: vmm::resources::DEFAULT_INSTANCE_ID.to_owned(),
-        boot: config,
+        boot: config.map(vmm::Boot::Config),
         resources,
-        options: vmm::StartOptions {
-            no_reboot: args.no_reboot,
-            pci: args.pci,
-        },
+        options,
         metrics,
         logger: Some(log.into_hook()),
         verbose: args.verbose,

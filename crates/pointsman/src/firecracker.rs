@@ -222,15 +222,15 @@ pub fn run(args: &FirecrackerArgs) -> ExitCode {
         Some((resources, mut config)) => {
             config.no_reboot = options.no_reboot;
             config.pci = options.pci;
-            (resources, Some(config))
+            (resources, Some(vmm::Boot::Config(config)))
         }
         None => (vmm::VmResources::default(), None),
     };
     if args.no_api {
-        let Some(config) = boot else {
+        let Some(boot) = boot else {
             unreachable!("clap makes --no-api require --config-file");
         };
-        return launch::boot(&config, false);
+        return launch::boot(boot, options, false);
     }
     launch::serve_api(launch::ApiLaunch {
         socket: args.api_sock.clone(),

@@ -7,15 +7,15 @@ use std::process::ExitCode;
 
 use api::firecracker::FirecrackerApi;
 use api::ServerOptions;
-use vmm::{Controller, LoggerHook, StartOptions, VmConfig, VmResources};
+use vmm::{Boot, Controller, LoggerHook, StartOptions, VmResources};
 
 use crate::exit_code;
 
-/// Boots `config` and maps how it ended to the exit status, with one
-/// line on stderr when it did not end cleanly (and the vCPU registers
-/// under `verbose` when the guest failed).
-pub fn boot(config: &VmConfig, verbose: bool) -> ExitCode {
-    let outcome = vmm::run(config);
+/// Boots (or restores) the guest and maps how it ended to the exit
+/// status, with one line on stderr when it did not end cleanly (and the
+/// vCPU registers under `verbose` when the guest failed).
+pub fn boot(boot: Boot, options: StartOptions, verbose: bool) -> ExitCode {
+    let outcome = vmm::run_boot(boot, options);
     report(&outcome, verbose)
 }
 
@@ -46,8 +46,9 @@ pub struct ApiLaunch {
     pub max_payload: usize,
     /// The instance id `GET /` shows.
     pub id: String,
-    /// The guest to boot at once; with none, the API configures it.
-    pub boot: Option<VmConfig>,
+    /// The guest to boot (or restore) at once; with none, the API
+    /// configures it.
+    pub boot: Option<Boot>,
     /// The configuration as `GET /vm/config` shows it.
     pub resources: VmResources,
     pub options: StartOptions,

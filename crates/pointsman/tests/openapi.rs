@@ -36,6 +36,8 @@ const SERVED: &[(&str, &str)] = &[
     ("put", "/logger"),
     ("put", "/metrics"),
     ("put", "/serial"),
+    ("put", "/snapshot/create"),
+    ("put", "/snapshot/load"),
 ];
 
 /// Routes that always answer 400 because Pointsman lacks the feature.
@@ -44,8 +46,6 @@ const REFUSED: &[(&str, &str)] = &[
     ("put", "/mmds"),
     ("patch", "/mmds"),
     ("put", "/mmds/config"),
-    ("put", "/snapshot/create"),
-    ("put", "/snapshot/load"),
     ("put", "/cpu-config"),
     ("get", "/hotplug/memory"),
     ("put", "/hotplug/memory"),

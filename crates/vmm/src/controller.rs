@@ -15,6 +15,7 @@ use crate::resources::{
 };
 use crate::run_control::RunControl;
 use crate::serial_output::SerialOutput;
+use crate::snapshot::LoadedSnapshot;
 use crate::{DriveUpdate, LimiterUpdate, NetUpdate};
 
 /// What the command line adds to a guest configured through the API.
@@ -109,6 +110,46 @@ impl Controller {
         config.pci = self.options.pci;
         config.serial = self.serial.clone();
         Ok(config)
+    }
+
+    /// The configuration so far, as `GET /vm/config` shows it.
+    pub(crate) fn resources(&self) -> &VmResources {
+        &self.resources
+    }
+
+    /// The guest a snapshot load brings back, with this VMM's own options
+    /// (`--no-reboot`, `PUT /serial`). Refused once a guest was configured
+    /// here, as Firecracker refuses it: the snapshot brings its own.
+    pub(crate) fn restore_config(&self, loaded: &LoadedSnapshot) -> Result<VmConfig, ActionError> {
+        let r = &self.resources;
+        let configured = r.boot_source.is_some()
+            || r.machine_config.is_some()
+            || !r.drives.is_empty()
+            || !r.network_interfaces.is_empty()
+            || r.vsock.is_some()
+            || r.balloon.is_some()
+            || r.entropy.is_some();
+        if configured {
+            return Err(ActionError::new(
+                "a snapshot is loaded into a VMM with no guest configured: it brings its own configuration",
+            ));
+        }
+        let mut config = loaded
+            .config()
+            .map_err(|e| ActionError::new(e.to_string()))?;
+        config.no_reboot = self.options.no_reboot;
+        config.serial = self.serial.clone();
+        Ok(config)
+    }
+
+    /// Once the snapshot's guest is restored: its configuration is this
+    /// VMM's from now on (`GET /vm/config`), with this VMM's logger and
+    /// metrics.
+    pub(crate) fn adopt_snapshot(&mut self, loaded: &LoadedSnapshot) {
+        let mut resources = loaded.resources.clone();
+        resources.logger = self.resources.logger.take();
+        resources.metrics = self.resources.metrics.take();
+        self.resources = resources;
     }
 
     /// Carries out a request that needs no machine (every request but a

@@ -9,7 +9,7 @@ use devices::acpi_pm::{AcpiPm, ACPI_PM_LEN};
 use devices::i8042::{I8042, I8042_PORT_LEN};
 use devices::pci::PCI_CONFIG_PORT_LEN;
 use devices::pvpanic::{PvPanic, PVPANIC_PORT_LEN};
-use devices::serial::{SerialDevice, SERIAL_PORT_LEN};
+use devices::serial::{SerialDevice, UartEdges, SERIAL_PORT_LEN};
 use devices::Bus;
 use hypervisor::Vm;
 use virtio::{
@@ -26,8 +26,10 @@ use crate::memory::GuestMemoryMmap;
 use crate::net::Taps;
 use crate::pci::PciBus;
 use crate::serial_output::SerialWriter;
+use crate::snapshot::LegacyDevicesState;
 use crate::vcpu::Buses;
 use crate::{Error, Result};
+use ::snapshot::Persist;
 
 /// An interrupt line: a write to the eventfd, which KVM turns into the
 /// guest interrupt through an irqfd.
@@ -76,6 +78,8 @@ pub(crate) struct Devices {
     pub com1_reads_stdin: bool,
     /// The keyboard controller, for Ctrl-Alt-Del from the host.
     pub i8042: Arc<Mutex<KeyboardController>>,
+    /// The ACPI power-management block, for snapshots.
+    pub acpi_pm: Arc<Mutex<AcpiPm<ExitTrigger>>>,
     /// The ACPI (DSDT) description of every device.
     pub aml: Vec<u8>,
     /// Steers the balloon at run time (for the control plane to come).
@@ -91,13 +95,15 @@ pub(crate) fn eventfd(what: &'static str) -> Result<EventFd> {
     EventFd::new(EFD_NONBLOCK).map_err(|source| Error::Host { what, source })
 }
 
-/// Creates the devices `config` asks for and places them on the buses.
+/// Creates the devices `config` asks for and places them on the buses;
+/// the legacy devices go on from `restored` if given (a snapshot's).
 pub(crate) fn create_devices(
     vm: &Arc<Vm>,
     memory: &GuestMemoryMmap,
     config: &VmConfig,
     exit: &Arc<ExitSignal>,
     taps: &Taps,
+    restored: Option<&LegacyDevicesState>,
 ) -> Result<Devices> {
     let irq = eventfd("create the COM1 interrupt eventfd")?;
     vm.register_irqfd(&irq, ports::COM1_IRQ)?;
@@ -109,34 +115,55 @@ pub(crate) fn create_devices(
     // Each device counts in the registry's metrics for its id, the same
     // ones again after a reboot in place.
     let registry = metrics::registry();
-    let com1 = Arc::new(Mutex::new(SerialDevice::with_metrics(
-        IrqLine(irq),
-        InputDrained(drained_for_uart),
-        config.serial.writer(registry.uart())?,
-        registry.uart(),
-    )));
+    let com1 = match restored {
+        Some(state) => SerialDevice::restore(
+            UartEdges {
+                irq: IrqLine(irq),
+                events: InputDrained(drained_for_uart),
+                out: config.serial.writer(registry.uart())?,
+                metrics: registry.uart(),
+            },
+            &state.com1,
+        )?,
+        None => SerialDevice::with_metrics(
+            IrqLine(irq),
+            InputDrained(drained_for_uart),
+            config.serial.writer(registry.uart())?,
+            registry.uart(),
+        ),
+    };
+    let com1 = Arc::new(Mutex::new(com1));
 
     let keyboard_irq = eventfd("create the i8042 interrupt eventfd")?;
     vm.register_irqfd(&keyboard_irq, ports::I8042_IRQ)?;
-    let i8042 = Arc::new(Mutex::new(I8042::new(
+    let i8042_edges = (
         ExitTrigger::new(exit, DeviceExit::Reset),
         IrqLine(keyboard_irq),
-    )));
-    let acpi_pm = AcpiPm::new(
+    );
+    let i8042 = match restored {
+        Some(state) => I8042::restore(i8042_edges, &state.i8042)?,
+        None => I8042::new(i8042_edges.0, i8042_edges.1),
+    };
+    let i8042 = Arc::new(Mutex::new(i8042));
+    let acpi_pm_edges = (
         ExitTrigger::new(exit, DeviceExit::PowerOff),
         ExitTrigger::new(exit, DeviceExit::Reset),
-        ports::ACPI_S5_SLEEP_TYPE,
-        ports::ACPI_RESET_VALUE,
     );
+    let acpi_pm = match restored {
+        Some(state) => AcpiPm::restore(acpi_pm_edges, &state.acpi_pm)?,
+        None => AcpiPm::new(
+            acpi_pm_edges.0,
+            acpi_pm_edges.1,
+            ports::ACPI_S5_SLEEP_TYPE,
+            ports::ACPI_RESET_VALUE,
+        ),
+    };
+    let acpi_pm = Arc::new(Mutex::new(acpi_pm));
 
     let mut pio = Bus::new();
     pio.insert(u64::from(ports::COM1), SERIAL_PORT_LEN, com1.clone())?;
     pio.insert(u64::from(ports::I8042_DATA), I8042_PORT_LEN, i8042.clone())?;
-    pio.insert(
-        u64::from(ports::ACPI_PM),
-        ACPI_PM_LEN,
-        Arc::new(Mutex::new(acpi_pm)),
-    )?;
+    pio.insert(u64::from(ports::ACPI_PM), ACPI_PM_LEN, acpi_pm.clone())?;
 
     pio.insert(
         u64::from(ports::PVPANIC),
@@ -211,6 +238,7 @@ pub(crate) fn create_devices(
         com1_input_drained: drained,
         com1_reads_stdin: config.serial.is_terminal(),
         i8042,
+        acpi_pm,
         aml,
         balloon,
         virtio,

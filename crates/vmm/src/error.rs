@@ -93,6 +93,16 @@ pub enum Error {
     /// A disk image that cannot be used.
     #[error("{0}")]
     Disk(#[source] virtio::block::BlockError),
+    /// A snapshot's machine state that a device refuses.
+    #[error("{0}")]
+    SnapshotDevice(#[from] devices::StateError),
+    /// A snapshot file that cannot be read, or is not a whole, intact
+    /// snapshot of this format.
+    #[error("cannot load the snapshot {path}: {reason}")]
+    SnapshotFile { path: PathBuf, reason: String },
+    /// A snapshot that does not fit this host, its memory file or itself.
+    #[error("cannot restore the snapshot: {0}")]
+    SnapshotMismatch(String),
     /// The guest triple-faulted.
     #[error("the guest triple-faulted on vCPU {vcpu}")]
     TripleFault { vcpu: u32, registers: String },
@@ -145,6 +155,9 @@ impl Error {
                 | Error::DuplicateId { .. }
                 | Error::Tap(_)
                 | Error::NothingToBoot
+                | Error::SnapshotDevice(_)
+                | Error::SnapshotFile { .. }
+                | Error::SnapshotMismatch(_)
         )
     }
 

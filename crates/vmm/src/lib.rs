@@ -26,6 +26,7 @@ pub mod resources;
 mod run_control;
 mod serial_output;
 mod signals;
+mod snapshot;
 mod vcpu;
 mod vcpu_gate;
 
@@ -48,6 +49,7 @@ pub use virtio::vsock::VsockConfig;
 use std::path::Path;
 
 use hypervisor::Hypervisor;
+pub use not_started::RestoreFrom;
 use not_started::Started;
 use request::RequestSource;
 use tracing::info;
@@ -59,19 +61,34 @@ pub const KVM_PATH: &str = "/dev/kvm";
 /// resets under `no_reboot`, fails, or SIGTERM or SIGINT ends it
 /// ([`Error::Stopped`]; this installs handlers for both).
 pub fn run(config: &VmConfig) -> Result<GuestExit> {
-    let controller = Controller::new(
-        VmResources::from_vm_config(config),
-        StartOptions::default(),
-        None,
-    );
-    run_controlled(Some(config.clone()), controller, None)
+    run_boot(Boot::Config(config.clone()), StartOptions::default())
+}
+
+/// [`run`] for a guest booted or restored (`--restore`, which `options`
+/// apply to), with no API.
+pub fn run_boot(boot: Boot, options: StartOptions) -> Result<GuestExit> {
+    let resources = match &boot {
+        Boot::Config(config) => VmResources::from_vm_config(config),
+        // The snapshot brings its own.
+        Boot::Restore(_) => VmResources::default(),
+    };
+    run_controlled(Some(boot), Controller::new(resources, options, None), None)
+}
+
+/// How the guest comes to life without waiting for requests.
+#[derive(Clone, Debug)]
+pub enum Boot {
+    /// Booted from its kernel.
+    Config(VmConfig),
+    /// Brought back from a snapshot (`--restore`).
+    Restore(RestoreFrom),
 }
 
 /// [`run`], serving `requests` (the API's) all along through `controller`:
 /// with no `boot`, the VMM waits for the requests that configure and
-/// start the guest.
+/// start the guest (or load a snapshot).
 pub fn run_controlled(
-    boot: Option<VmConfig>,
+    boot: Option<Boot>,
     mut controller: Controller,
     mut requests: Option<&mut dyn RequestSource>,
 ) -> Result<GuestExit> {
@@ -81,8 +98,12 @@ pub fn run_controlled(
         mut config,
         mut taps,
         mut machine,
+        paused,
     } = match (boot, requests.as_deref_mut()) {
-        (Some(config), _) => not_started::prepare(config, &hypervisor)?,
+        (Some(Boot::Config(config)), _) => not_started::prepare(config, &hypervisor)?,
+        (Some(Boot::Restore(from)), _) => {
+            not_started::restore(&from, &hypervisor, &mut controller)?
+        }
         (None, Some(source)) => not_started::wait_for_start(source, &hypervisor, &mut controller)?,
         (None, None) => return Err(Error::NothingToBoot),
     };
@@ -92,10 +113,14 @@ pub fn run_controlled(
         .is_terminal()
         .then(console::TerminalGuard::new);
     let mut boots = 1u32;
+    // Only a restored guest may start paused; after a reset it boots.
+    let mut start_paused = paused;
     loop {
-        info!(boot = boots, "guest started");
+        info!(boot = boots, paused = start_paused, "guest started");
         let handles = machine.device_handles();
-        match machine.run(requests.as_deref_mut(), &mut controller)? {
+        let outcome = machine.run(requests.as_deref_mut(), &mut controller, start_paused)?;
+        start_paused = false;
+        match outcome {
             GuestExit::Reset if !config.no_reboot => {
                 info!("guest reset: restarting it in place");
             }

@@ -37,7 +37,10 @@ impl VmState {
         match (self, action.phase()) {
             (_, Phase::Any) => Ok(self),
             (NotStarted, Phase::BeforeStart) => Ok(self),
-            (NotStarted, Phase::Start) => Ok(Running),
+            (NotStarted, Phase::Start) => match action {
+                VmmAction::LoadSnapshot(load) if !load.resume() => Ok(Paused),
+                _ => Ok(Running),
+            },
             (NotStarted, Phase::AfterStart) => Err(ActionError::new(
                 "the requested operation is not supported before starting the microVM",
             )),
@@ -49,6 +52,9 @@ impl VmState {
                 VmmAction::Resume => Ok(Running),
                 VmmAction::SendCtrlAltDel if self == Paused => Err(ActionError::new(
                     "the microVM is paused: resume it before sending it keys",
+                )),
+                VmmAction::CreateSnapshot(_) if self == Running => Err(ActionError::new(
+                    "a snapshot is taken of a paused microVM: pause it first (PATCH /vm {\"state\": \"Paused\"})",
                 )),
                 _ => Ok(self),
             },
@@ -97,6 +103,21 @@ mod tests {
         refused(Running, VmmAction::Start);
         refused(Paused, VmmAction::Start);
         refused(Running, boot);
+        let load = |resume| {
+            VmmAction::LoadSnapshot(crate::resources::SnapshotLoadParams {
+                resume_vm: Some(resume),
+                ..serde_json::from_str(r#"{"snapshot_path": "s"}"#).unwrap()
+            })
+        };
+        ok(NotStarted, load(false), Paused);
+        ok(NotStarted, load(true), Running);
+        refused(Paused, load(true));
+        let create = VmmAction::CreateSnapshot(
+            serde_json::from_str(r#"{"snapshot_path": "s", "mem_file_path": "m"}"#).unwrap(),
+        );
+        refused(NotStarted, create.clone());
+        refused(Running, create.clone());
+        ok(Paused, create, Paused);
     }
 
     #[test]

@@ -25,10 +25,11 @@ use crate::exit::{ExitSignal, GuestExit};
 use crate::lifecycle::VmState;
 use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap, GuestRam};
 use crate::net::Taps;
-use crate::request::RequestSource;
+use crate::request::{RequestSource, VmmAction};
 use crate::request_metrics::RequestCounters;
 use crate::run_control::RunControl;
 use crate::signals;
+use crate::snapshot::LegacyDevicesState;
 use crate::vcpu::{self, VcpuSetup};
 use crate::vcpu_gate::VcpuGate;
 use crate::{Error, Result};
@@ -42,13 +43,43 @@ const DEFAULT_INITRD_ADDR_MAX: u64 = u32::MAX as u64;
 /// A built, not yet running, machine. Field order is drop order: devices
 /// (and their clones of guest memory) and the VM go before the RAM.
 pub(crate) struct Machine {
-    exit: Arc<ExitSignal>,
+    pub(crate) exit: Arc<ExitSignal>,
     /// [`virtio::abandoned_workers`] when the machine was built.
     workers_abandoned_before: usize,
-    vcpus: Vec<Vcpu>,
-    devices: Devices,
-    _vm: Arc<Vm>,
-    _ram: GuestRam,
+    pub(crate) vcpus: Vec<Vcpu>,
+    pub(crate) devices: Devices,
+    /// The MSRs a snapshot saves of each vCPU: all KVM lets the VMM read.
+    pub(crate) msr_indices: Arc<[u32]>,
+    /// Whether the virtio devices are on PCI.
+    pub(crate) pci: bool,
+    pub(crate) vm: Arc<Vm>,
+    pub(crate) ram: GuestRam,
+}
+
+/// A VM with its RAM mapped and its devices, before any vCPU.
+pub(crate) struct Platform {
+    pub vm: Arc<Vm>,
+    pub exit: Arc<ExitSignal>,
+    pub devices: Devices,
+}
+
+impl Platform {
+    /// The VM over `ram`, with the in-kernel platform and the devices
+    /// `config` asks for (the legacy ones going on from `restored`).
+    pub(crate) fn build(
+        config: &VmConfig,
+        hypervisor: &Hypervisor,
+        taps: &Taps,
+        ram: &GuestRam,
+        restored: Option<&LegacyDevicesState>,
+    ) -> Result<Platform> {
+        let vm = Arc::new(hypervisor.create_vm()?);
+        vm.create_x86_platform(KVM_TSS_ADDRESS)?;
+        map_guest_memory(&vm, &ram.memory)?;
+        let exit = Arc::new(ExitSignal::new()?);
+        let devices = create_devices(&vm, &ram.memory, config, &exit, taps, restored)?;
+        Ok(Platform { vm, exit, devices })
+    }
 }
 
 impl Machine {
@@ -59,16 +90,10 @@ impl Machine {
         taps: &Taps,
     ) -> Result<Machine> {
         let ram = create_guest_memory(config.memory, config.huge_pages)?;
+        let platform = Platform::build(config, hypervisor, taps, &ram, None)?;
         let memory = &ram.memory;
-        let vm = Arc::new(hypervisor.create_vm()?);
-        vm.create_x86_platform(KVM_TSS_ADDRESS)?;
-        map_guest_memory(&vm, memory)?;
-
-        let exit = Arc::new(ExitSignal::new()?);
-        let devices = create_devices(&vm, memory, config, &exit, taps)?;
-
         let kernel = load_kernel(memory, &config.kernel)?;
-        let entry = load_boot_files(memory, config, &kernel, &devices.aml)?;
+        let entry = load_boot_files(memory, config, &kernel, &platform.devices.aml)?;
 
         let setup = VcpuSetup {
             supported_cpuid: hypervisor.supported_cpuid()?,
@@ -77,18 +102,30 @@ impl Machine {
         };
         let mut vcpus = Vec::with_capacity(config.cpus as usize);
         for id in 0..config.cpus {
-            let vcpu = vm.create_vcpu(id)?;
+            let vcpu = platform.vm.create_vcpu(id)?;
             vcpu::configure(&vcpu, &setup, (id == 0).then_some(entry))?;
             vcpus.push(vcpu);
         }
+        Machine::assemble(config, platform, vcpus, ram, hypervisor)
+    }
 
+    /// The machine made of its parts.
+    pub(crate) fn assemble(
+        config: &VmConfig,
+        platform: Platform,
+        vcpus: Vec<Vcpu>,
+        ram: GuestRam,
+        hypervisor: &Hypervisor,
+    ) -> Result<Machine> {
         Ok(Machine {
-            exit,
+            exit: platform.exit,
             workers_abandoned_before: virtio::abandoned_workers(),
             vcpus,
-            devices,
-            _vm: vm,
-            _ram: ram,
+            devices: platform.devices,
+            msr_indices: hypervisor.msr_index_list()?.into(),
+            pci: config.pci,
+            vm: platform.vm,
+            ram,
         })
     }
 
@@ -98,11 +135,14 @@ impl Machine {
     }
 
     /// Runs the guest until it powers off, resets or fails, serving
-    /// `requests` (the API's) meanwhile.
+    /// `requests` (the API's) meanwhile; `paused`, it starts paused (a
+    /// restored guest without `resume_vm`), its vCPUs parked before their
+    /// first entry.
     pub(crate) fn run<'r>(
         mut self,
         mut requests: Option<&mut (dyn RequestSource + 'r)>,
         controller: &mut Controller,
+        paused: bool,
     ) -> Result<GuestExit> {
         let mut events =
             EventManager::<Box<dyn MutEventSubscriber>>::new().map_err(|e| Error::Host {
@@ -129,7 +169,8 @@ impl Machine {
             )?)));
         }
 
-        let gate = Arc::new(VcpuGate::new());
+        let gate = Arc::new(VcpuGate::with_closed(paused));
+        input.set(!paused);
         let mut threads = Vec::with_capacity(self.vcpus.len());
         for vcpu in self.vcpus.drain(..) {
             let buses = self.devices.buses.clone();
@@ -145,7 +186,11 @@ impl Machine {
             threads,
             gate,
             input,
-            state: VmState::Running,
+            state: if paused {
+                VmState::Paused
+            } else {
+                VmState::Running
+            },
         };
 
         while !self.exit.is_stopping() {
@@ -167,8 +212,12 @@ impl Machine {
             if let Some(source) = requests.as_deref_mut() {
                 while let Some(request) = source.next_request() {
                     let counters = RequestCounters::of(&request.action);
-                    let answer =
-                        controller.serve_running(request.action, &mut control, &self.devices);
+                    let answer = match request.action {
+                        VmmAction::CreateSnapshot(params) => {
+                            self.serve_create_snapshot(&control, controller, params)
+                        }
+                        action => controller.serve_running(action, &mut control, &self.devices),
+                    };
                     counters.count(&answer);
                     (request.reply)(answer);
                 }
@@ -189,16 +238,16 @@ impl Machine {
         let Machine {
             workers_abandoned_before,
             devices,
-            _vm,
-            _ram,
+            vm,
+            ram,
             ..
         } = self;
         drop(devices);
-        drop(_vm);
+        drop(vm);
         let workers_stopped = virtio::abandoned_workers() == workers_abandoned_before;
         if !(vcpus_stopped && workers_stopped) {
             error!("threads of the stopped machine are still running: its guest memory stays mapped until the process ends");
-            std::mem::forget(_ram);
+            std::mem::forget(ram);
         }
     }
 }

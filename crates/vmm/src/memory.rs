@@ -1,5 +1,7 @@
 //! Guest RAM: host mappings and their KVM memory slots.
 
+use std::fs::File;
+
 use arch::x86_64::memory::ram_regions;
 use hypervisor::{Hypervisor, Vm};
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
@@ -39,6 +41,28 @@ pub(crate) struct GuestRam {
 /// each region on a 2 MiB boundary with `huge_pages`' advice. The mappings
 /// are lazily backed: untouched guest pages cost nothing.
 pub(crate) fn create_guest_memory(size: u64, huge_pages: HugePages) -> Result<GuestRam> {
+    lay_out(size, huge_pages, |_, len, advice| {
+        RamMapping::new(len, advice)
+    })
+}
+
+/// Guest RAM of `size` bytes over `file` (a snapshot's memory file: the
+/// regions one after the other), mapped private and copy-on-write, so a
+/// restored guest reads only the pages it touches and clones of one
+/// snapshot share its page cache.
+pub(crate) fn map_memory_file(file: &File, size: u64, huge_pages: HugePages) -> Result<GuestRam> {
+    lay_out(size, huge_pages, |offset, len, advice| {
+        RamMapping::from_file(file, offset, len, advice)
+    })
+}
+
+/// The regions of `size` bytes of RAM, each mapped by `map(offset, len,
+/// advice)`, where `offset` is the region's place in the RAM as a whole.
+fn lay_out(
+    size: u64,
+    huge_pages: HugePages,
+    map: impl Fn(u64, usize, Option<libc::c_int>) -> std::io::Result<RamMapping>,
+) -> Result<GuestRam> {
     let too_large = |reason: String| Error::GuestMemory { size, reason };
     let advice = match huge_pages {
         HugePages::HostPolicy => None,
@@ -47,10 +71,12 @@ pub(crate) fn create_guest_memory(size: u64, huge_pages: HugePages) -> Result<Gu
     };
     let mut mappings = Vec::new();
     let mut regions = Vec::new();
+    let mut offset = 0u64;
     for (addr, len) in ram_regions(size) {
-        let len = usize::try_from(len)
+        let bytes = usize::try_from(len)
             .map_err(|_| too_large("larger than the host address space".into()))?;
-        let mapping = RamMapping::new(len, advice).map_err(|e| too_large(e.to_string()))?;
+        let mapping = map(offset, bytes, advice).map_err(|e| too_large(e.to_string()))?;
+        offset += len;
         // SAFETY: the region goes into `GuestRam::memory`, which drops
         // before `GuestRam::_mappings`; clones of the memory handed to
         // devices and vCPUs go with the machine, which drops before its RAM.

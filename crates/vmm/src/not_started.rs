@@ -2,6 +2,7 @@
 //! starts the guest, as `firecracker --api-sock` does.
 
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 
 use hypervisor::Hypervisor;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
@@ -13,13 +14,25 @@ use crate::machine::Machine;
 use crate::net::Taps;
 use crate::request::{ActionError, RequestSource, VmmAction, VmmData};
 use crate::request_metrics::RequestCounters;
+use crate::snapshot::LoadedSnapshot;
 use crate::{signals, Error, Result};
 
-/// A booted, not yet running guest, and what it needs to restart.
+/// A booted (or restored), not yet running guest, and what it needs to
+/// restart.
 pub(crate) struct Started {
     pub config: VmConfig,
     pub taps: Taps,
     pub machine: Machine,
+    /// Restored from a snapshot without `resume_vm`: it starts paused.
+    pub paused: bool,
+}
+
+/// Where a snapshot to restore is, and whether the guest goes on at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreFrom {
+    pub snapshot: PathBuf,
+    pub memory: PathBuf,
+    pub resume: bool,
 }
 
 /// Checks `config` against this host and builds its first machine.
@@ -31,6 +44,30 @@ pub(crate) fn prepare(config: VmConfig, hypervisor: &Hypervisor) -> Result<Start
         config,
         taps,
         machine,
+        paused: false,
+    })
+}
+
+/// Brings back the guest `from` names, as `controller` would (its
+/// options), and makes the snapshot's configuration the controller's.
+pub(crate) fn restore(
+    from: &RestoreFrom,
+    hypervisor: &Hypervisor,
+    controller: &mut Controller,
+) -> Result<Started> {
+    let loaded = LoadedSnapshot::open(&from.snapshot, &from.memory)?;
+    let config = controller
+        .restore_config(&loaded)
+        .map_err(|e| Error::SnapshotMismatch(e.0))?;
+    config.validate(hypervisor)?;
+    let taps = Taps::open(&config)?;
+    let machine = Machine::restore(&loaded, &config, hypervisor, &taps)?;
+    controller.adopt_snapshot(&loaded);
+    Ok(Started {
+        config,
+        taps,
+        machine,
+        paused: !from.resume,
     })
 }
 
@@ -73,6 +110,28 @@ pub(crate) fn wait_for_start(
                             prepare(config, hypervisor).map_err(|e| ActionError::new(e.to_string()))
                         });
                         match started {
+                            Ok(started) => {
+                                counters.count(&Ok::<(), ()>(()));
+                                (request.reply)(Ok(VmmData::Empty));
+                                return Ok(started);
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    VmmAction::LoadSnapshot(load) => {
+                        let restored = load
+                            .memory_file()
+                            .map_err(|e| ActionError::new(e.to_string()))
+                            .and_then(|memory| {
+                                let from = RestoreFrom {
+                                    snapshot: PathBuf::from(&load.snapshot_path),
+                                    memory: PathBuf::from(memory),
+                                    resume: load.resume(),
+                                };
+                                restore(&from, hypervisor, controller)
+                                    .map_err(|e| ActionError::new(e.to_string()))
+                            });
+                        match restored {
                             Ok(started) => {
                                 counters.count(&Ok::<(), ()>(()));
                                 (request.reply)(Ok(VmmData::Empty));

@@ -10,7 +10,9 @@
 //! as a raw pointer and this type unmaps it. Alignment costs nothing when
 //! no huge page comes (the host's THP policy and `--memory ...,thp=` say).
 
+use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::ptr::null_mut;
 
 use vm_memory::mmap::MmapRegionBuilder;
@@ -25,6 +27,8 @@ const PROT: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
 /// untouched guest page costs the host nothing, as with `vm-memory`'s own
 /// mappings.
 const FLAGS: libc::c_int = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+/// A file mapped private: copy-on-write, the file left as it is.
+const FILE_FLAGS: libc::c_int = libc::MAP_PRIVATE | libc::MAP_NORESERVE;
 
 /// One 2 MiB-aligned anonymous mapping; unmapped on drop.
 #[derive(Debug)]
@@ -43,6 +47,29 @@ impl RamMapping {
     /// Maps `len` bytes (a multiple of the page size) at a 2 MiB boundary,
     /// with `advice` (`MADV_HUGEPAGE` or `MADV_NOHUGEPAGE`) if given.
     pub(crate) fn new(len: usize, advice: Option<libc::c_int>) -> io::Result<RamMapping> {
+        Self::map(len, advice, None)
+    }
+
+    /// Maps `len` bytes of `file` from `offset` (both multiples of the
+    /// page size), private and copy-on-write: the guest reads the file's
+    /// pages through the page cache, shared with every other mapping of
+    /// it, and a page it writes becomes its own. A restored guest's RAM.
+    pub(crate) fn from_file(
+        file: &File,
+        offset: u64,
+        len: usize,
+        advice: Option<libc::c_int>,
+    ) -> io::Result<RamMapping> {
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        Self::map(len, advice, Some((file.as_raw_fd(), offset)))
+    }
+
+    fn map(
+        len: usize,
+        advice: Option<libc::c_int>,
+        file: Option<(RawFd, libc::off_t)>,
+    ) -> io::Result<RamMapping> {
         let reserve = len
             .checked_add(HUGE_PAGE)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
@@ -56,9 +83,15 @@ impl RamMapping {
         let head = (HUGE_PAGE - (base as usize) % HUGE_PAGE) % HUGE_PAGE;
         // SAFETY: `head < HUGE_PAGE`, so the result stays in the reservation.
         let start = unsafe { base.add(head) };
+        let (flags, fd, offset) = match file {
+            Some((fd, offset)) => (FILE_FLAGS, fd, offset),
+            None => (FLAGS, -1, 0),
+        };
         // SAFETY: [start, start + len) lies inside the reservation made
-        // above, which this function owns; MAP_FIXED replaces only it.
-        let mapped = unsafe { libc::mmap(start.cast(), len, PROT, FLAGS | libc::MAP_FIXED, -1, 0) };
+        // above, which this function owns; MAP_FIXED replaces only it. A
+        // file mapping is private: the file never changes through it.
+        let mapped =
+            unsafe { libc::mmap(start.cast(), len, PROT, flags | libc::MAP_FIXED, fd, offset) };
         let tail = reserve - head - len;
         // SAFETY: the head and tail are the unused ends of the reservation
         // (either may be empty, which munmap rejects harmlessly); after a
@@ -190,6 +223,30 @@ mod tests {
         assert_eq!(flags(None), (false, false));
         assert_eq!(flags(Some(libc::MADV_HUGEPAGE)), (true, false));
         assert_eq!(flags(Some(libc::MADV_NOHUGEPAGE)), (false, true));
+    }
+
+    #[test]
+    fn a_file_mapping_is_private_copy_on_write() {
+        let path = std::env::temp_dir().join(format!("pointsman-ram-{}", std::process::id()));
+        let mut content = vec![0u8; 2 * HUGE_PAGE];
+        content[HUGE_PAGE] = 0x5a;
+        std::fs::write(&path, &content).unwrap();
+        let file = File::open(&path).unwrap();
+        // The second 2 MiB of the file, read-only on the host side.
+        let ram = RamMapping::from_file(&file, HUGE_PAGE as u64, HUGE_PAGE, None).unwrap();
+        assert_eq!(ram.addr() % HUGE_PAGE, 0);
+        // SAFETY: the region is dropped at the end of the test, before `ram`.
+        let region = unsafe { ram.region(GuestAddress(0)) }.unwrap();
+        assert_eq!(region.read_obj::<u8>(MemoryRegionAddress(0)).unwrap(), 0x5a);
+        region.write_obj(0xa5u8, MemoryRegionAddress(0)).unwrap();
+        assert_eq!(region.read_obj::<u8>(MemoryRegionAddress(0)).unwrap(), 0xa5);
+        assert_eq!(
+            std::fs::read(&path).unwrap()[HUGE_PAGE],
+            0x5a,
+            "the file changed"
+        );
+        assert!(RamMapping::from_file(&file, u64::MAX - 4095, 4096, None).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::lifecycle::VmState;
 use crate::resources::{
     Balloon, BalloonStats, BalloonStatsUpdate, BalloonUpdate, BootSource, Drive, Entropy, Logger,
     MachineConfig, MachineConfigUpdate, Metrics, NetworkInterface, PartialDrive,
-    PartialNetworkInterface, Serial, VmResources, Vsock,
+    PartialNetworkInterface, Serial, SnapshotCreateParams, SnapshotLoadParams, VmResources, Vsock,
 };
 
 /// What a request asks the VMM to do: Firecracker's API requests, one
@@ -67,6 +67,11 @@ pub enum VmmAction {
     SendCtrlAltDel,
     /// `FlushMetrics`: write the metrics now.
     FlushMetrics,
+    /// `PUT /snapshot/create` on a paused guest.
+    CreateSnapshot(SnapshotCreateParams),
+    /// `PUT /snapshot/load`: the guest comes back from a snapshot instead
+    /// of booting.
+    LoadSnapshot(SnapshotLoadParams),
 }
 
 /// When an action may come.
@@ -106,8 +111,9 @@ impl VmmAction {
             | PatchBalloonStats(_)
             | Pause
             | Resume
-            | SendCtrlAltDel => Phase::AfterStart,
-            Start => Phase::Start,
+            | SendCtrlAltDel
+            | CreateSnapshot(_) => Phase::AfterStart,
+            Start | LoadSnapshot(_) => Phase::Start,
         }
     }
 }

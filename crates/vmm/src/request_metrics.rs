@@ -38,9 +38,8 @@ impl RequestCounters {
             PatchNetworkInterface(_) => (&PATCH.network_count, Some(&PATCH.network_fails)),
             PatchMachineConfig(_) => (&PATCH.machine_cfg_count, Some(&PATCH.machine_cfg_fails)),
             GetVmConfig | GetBalloon | GetBalloonStats | PutEntropy(_) | PutBalloon(_)
-            | PatchBalloon(_) | PatchBalloonStats(_) | Pause | Resume => {
-                return RequestCounters::default()
-            }
+            | PatchBalloon(_) | PatchBalloonStats(_) | Pause | Resume | CreateSnapshot(_)
+            | LoadSnapshot(_) => return RequestCounters::default(),
         };
         RequestCounters {
             count: Some(count),

@@ -38,6 +38,7 @@ struct GateState<T> {
 }
 
 impl<T> VcpuGate<T> {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::with_closed(false)
     }

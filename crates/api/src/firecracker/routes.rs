@@ -5,8 +5,8 @@ use vmm::request::VmmAction;
 use vmm::resources::{
     ActionType, Balloon, BalloonStatsUpdate, BalloonUpdate, BootSource, Drive, Entropy,
     InstanceActionInfo, Logger, MachineConfig, MachineConfigUpdate, Metrics, NetworkInterface,
-    PartialDrive, PartialNetworkInterface, Serial, VmState, VmStateTarget, Vsock,
-    FIRECRACKER_VERSION,
+    PartialDrive, PartialNetworkInterface, Serial, SnapshotCreateParams, SnapshotLoadParams,
+    VmState, VmStateTarget, Vsock, FIRECRACKER_VERSION,
 };
 
 use crate::{check_body_id, parse_path, ApiRequest, ApiResponse, Method};
@@ -27,7 +27,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "mmds",
         "the metadata service (MMDS) is not supported by Pointsman",
     ),
-    ("snapshot", "snapshots are not supported by Pointsman yet"),
     (
         "cpu-config",
         "custom CPU templates are not supported by Pointsman",
@@ -143,6 +142,12 @@ fn route(request: &ApiRequest) -> Result<VmmAction, ApiResponse> {
         ("logger", None, Put) => VmmAction::PutLogger(body::<Logger>(request)?),
         ("metrics", None, Put) => VmmAction::PutMetrics(body::<Metrics>(request)?),
         ("serial", None, Put) => VmmAction::PutSerial(body::<Serial>(request)?),
+        ("snapshot", Some("create"), Put) => {
+            VmmAction::CreateSnapshot(body::<SnapshotCreateParams>(request)?)
+        }
+        ("snapshot", Some("load"), Put) => {
+            VmmAction::LoadSnapshot(body::<SnapshotLoadParams>(request)?)
+        }
         _ => return Err(invalid(request)),
     };
     Ok(action)
@@ -331,7 +336,28 @@ mod tests {
         assert!(refused(Put, "/actions", r#"{"action_type":"Explode"}"#).contains("invalid JSON"));
         assert!(refused(Put, "/mmds", "{}").contains("MMDS"));
         assert!(refused(Get, "/mmds", "").contains("MMDS"));
-        assert!(refused(Put, "/snapshot/create", "{}").contains("snapshots"));
+        assert!(
+            refused(Put, "/snapshot/create", r#"{"snapshot_path":"s"}"#).contains("mem_file_path")
+        );
+        assert!(
+            refused(Put, "/snapshot/load", r#"{"mem_file_path":"m"}"#).contains("snapshot_path")
+        );
+        assert!(matches!(
+            action(
+                Put,
+                "/snapshot/create",
+                r#"{"snapshot_path":"s","mem_file_path":"m"}"#
+            ),
+            VmmAction::CreateSnapshot(_)
+        ));
+        assert!(matches!(
+            action(
+                Put,
+                "/snapshot/load",
+                r#"{"snapshot_path":"s","mem_backend":{"backend_type":"File","backend_path":"m"}}"#
+            ),
+            VmmAction::LoadSnapshot(_)
+        ));
         assert!(refused(Patch, "/balloon/hinting", "{}").contains("hinting"));
         // Firecracker's hinting paths have three parts.
         assert!(refused(Patch, "/balloon/hinting/start", "{}").contains("free page hinting"));

@@ -4,11 +4,11 @@
 use kvm_bindings::{kvm_cpuid_entry2, CpuId, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
 
 /// Leaf 1 ECX: running under a hypervisor.
-const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
+pub(crate) const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
 /// Leaf 1 EDX: more than one logical processor per package.
-const LEAF1_EDX_HTT: u32 = 1 << 28;
+pub(crate) const LEAF1_EDX_HTT: u32 = 1 << 28;
 /// Leaf 0x80000001 ECX: AMD's "core multi-processing legacy mode".
-const EXT1_ECX_CMP_LEGACY: u32 = 1 << 1;
+pub(crate) const EXT1_ECX_CMP_LEGACY: u32 = 1 << 1;
 /// Leaf 0xB/0x1F ECX level types.
 const LEVEL_TYPE_SMT: u32 = 1;
 const LEVEL_TYPE_CORE: u32 = 2;

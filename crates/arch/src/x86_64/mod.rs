@@ -1,6 +1,7 @@
 //! x86_64 machine setup.
 
 pub mod acpi;
+pub mod cpu_features;
 pub mod cpuid;
 pub mod gdt;
 pub mod lapic;

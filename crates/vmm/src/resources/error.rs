@@ -65,6 +65,9 @@ pub enum ResourceError {
     /// Balloon features Pointsman lacks.
     #[error("balloon: {0} is not supported by Pointsman")]
     BalloonFeature(&'static str),
+    /// Fields that cannot be given together, or one of which is needed.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// A top-level section of the configuration Pointsman lacks.
     #[error("{0} is not supported by Pointsman")]
     Unsupported(&'static str),

@@ -20,6 +20,7 @@ mod metrics;
 mod network;
 mod rate_limiter;
 mod serial;
+mod snapshot;
 mod vm_resources;
 mod vsock;
 
@@ -38,6 +39,10 @@ pub use metrics::Metrics;
 pub use network::{NetworkInterface, PartialNetworkInterface};
 pub use rate_limiter::{RateLimiter, TokenBucket};
 pub use serial::Serial;
+pub use snapshot::{
+    MemoryBackend, MemoryBackendType, NetworkOverride, SnapshotCreateParams, SnapshotLoadParams,
+    SnapshotType, VsockOverride,
+};
 pub use vm_resources::{VmResources, EMBEDDED_KERNEL_PATH};
 pub use vsock::Vsock;
 

@@ -1,0 +1,287 @@
+//! Snapshots through Firecracker's API and `pointsman run --restore`: the
+//! `stamp` test guest (a word in each page of 24 MiB of its RAM, checked
+//! before each numbered line) is paused and snapshotted, its VMM killed,
+//! and restored in a new process, where it goes on from the next number
+//! with every page as it was; bad snapshot files are refused by name.
+
+mod common;
+use common::api_client::{Answer, ApiClient};
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A snapshot taken of a running `stamp` guest, and the last number the
+/// guest printed before it.
+struct Taken {
+    dir: Scratch,
+    state: PathBuf,
+    memory: PathBuf,
+    last: u64,
+}
+
+/// The numbers of the `stamp N` lines in `output` (the last may be a line
+/// the guest had not finished).
+fn stamps(output: &str) -> Vec<u64> {
+    output
+        .split("stamp ")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+fn socket_in(dir: &Scratch, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+/// Boots `stamp` through the API, lets it print a few lines, pauses it,
+/// snapshots it and kills its VMM (SIGKILL: nothing of it is left to
+/// help the restore).
+fn take_snapshot(name: &str) -> Taken {
+    let dir = Scratch::new(name);
+    let kernel = dir.file("pvh.elf", guests::PVH);
+    let socket = socket_in(&dir, "first.sock");
+    let mut vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
+    let mut api = ApiClient::connect(&socket);
+    api.configure(&kernel, "stamp");
+    api.put("/actions", r#"{"action_type": "InstanceStart"}"#)
+        .expect(204);
+    vm.wait_for("stamp 3 ok");
+    api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
+    let (state, memory) = (dir.path().join("vm.snap"), dir.path().join("vm.mem"));
+    let body = format!(
+        r#"{{"snapshot_path": "{}", "mem_file_path": "{}", "snapshot_type": "Full"}}"#,
+        state.display(),
+        memory.display()
+    );
+    api.put("/snapshot/create", &body).expect(204);
+    // Still paused, and still answering.
+    assert_eq!(api.get("/").expect(200).json()["state"], "Paused");
+    let output = vm.output();
+    assert!(!output.contains("bad"), "{output}");
+    let last = *stamps(&output).last().expect("no stamp line");
+    vm.send_signal(libc::SIGKILL);
+    let _ = vm.finish_with_status();
+    Taken {
+        dir,
+        state,
+        memory,
+        last,
+    }
+}
+
+/// Checks the restored guest's console: it goes on from the next number,
+/// every page still holding its word.
+#[track_caller]
+fn goes_on_from(output: &str, last: u64) {
+    let numbers = stamps(output);
+    assert_eq!(
+        numbers.first().copied(),
+        Some(last + 1),
+        "the restored guest started over:\n{output}"
+    );
+    assert!(!output.contains("bad"), "RAM changed:\n{output}");
+}
+
+#[test]
+fn a_guest_restored_in_a_new_process_goes_on_with_its_memory() {
+    require_kvm();
+    let taken = take_snapshot("snapshot-restore");
+    let (state, memory) = (
+        taken.state.to_str().unwrap(),
+        taken.memory.to_str().unwrap(),
+    );
+    let mut vm = Session::start(&["run", "--restore", state, "--mem-file", memory, "--resume"]);
+    let next = format!("stamp {} ok", taken.last + 3);
+    vm.wait_for(&next);
+    vm.type_text("P");
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    goes_on_from(&run.stdout, taken.last);
+    // The memory file is the restored guest's only through a private
+    // mapping: restoring it again gives the same start.
+    let mut again = Session::start(&["run", "--restore", state, "--mem-file", memory, "--resume"]);
+    again.wait_for(&format!("stamp {} ok", taken.last + 1));
+    again.type_text("P");
+    let run = again.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    goes_on_from(&run.stdout, taken.last);
+}
+
+#[test]
+fn a_snapshot_loaded_through_the_api_waits_paused_for_its_resume() {
+    require_kvm();
+    let taken = take_snapshot("snapshot-load");
+    let socket = socket_in(&taken.dir, "second.sock");
+    let mut vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
+    let mut api = ApiClient::connect(&socket);
+    assert_eq!(api.get("/").expect(200).json()["state"], "Not started");
+    let body = format!(
+        r#"{{"snapshot_path": "{}", "mem_backend": {{"backend_type": "File", "backend_path": "{}"}}, "resume_vm": false}}"#,
+        taken.state.display(),
+        taken.memory.display()
+    );
+    api.put("/snapshot/load", &body).expect(204);
+    assert_eq!(api.get("/").expect(200).json()["state"], "Paused");
+    let config = api.get("/vm/config").expect(200).json();
+    assert_eq!(config["boot-source"]["boot_args"], "stamp", "{config}");
+    assert_eq!(config["machine-config"]["mem_size_mib"], 64, "{config}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        stamps(&vm.output()).is_empty(),
+        "the paused guest ran: {}",
+        vm.output()
+    );
+    // Loaded once: a second load, or a boot, is refused.
+    refused(api.put("/snapshot/load", &body), "after starting");
+    refused(
+        api.put("/actions", r#"{"action_type": "InstanceStart"}"#),
+        "after starting",
+    );
+    api.patch("/vm", r#"{"state": "Resumed"}"#).expect(204);
+    vm.wait_for(&format!("stamp {} ok", taken.last + 2));
+    // And it can be snapshotted again, in its new life.
+    api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
+    let body = format!(
+        r#"{{"snapshot_path": "{}", "mem_file_path": "{}"}}"#,
+        taken.dir.path().join("again.snap").display(),
+        taken.dir.path().join("again.mem").display()
+    );
+    api.put("/snapshot/create", &body).expect(204);
+    api.patch("/vm", r#"{"state": "Resumed"}"#).expect(204);
+    vm.type_text("P");
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    goes_on_from(&run.stdout, taken.last);
+}
+
+#[track_caller]
+fn refused(answer: Answer, text: &str) {
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer.fault().contains(text), "no {text:?} in {answer:?}");
+}
+
+/// A copy of `from` in `dir` as `name`, changed by `edit`.
+fn edited(dir: &Scratch, from: &Path, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut bytes = std::fs::read(from).unwrap();
+    edit(&mut bytes);
+    dir.file(name, &bytes)
+}
+
+#[test]
+fn bad_snapshot_files_are_refused_by_name_and_nothing_runs() {
+    require_kvm();
+    let taken = take_snapshot("snapshot-bad");
+    let dir = &taken.dir;
+    let state = &taken.state;
+    let missing = dir.path().join("missing.snap");
+    let truncated = edited(dir, state, "truncated.snap", |b| b.truncate(b.len() / 2));
+    let flipped = edited(dir, state, "flipped.snap", |b| {
+        let middle = b.len() / 2;
+        b[middle] ^= 0x10;
+    });
+    let other_version = edited(dir, state, "version.snap", |b| {
+        b[8..12].copy_from_slice(&99u32.to_le_bytes())
+    });
+    let not_a_snapshot = dir.file("kernel.snap", guests::PVH);
+    let short_memory = dir.path().join("short.mem");
+    std::fs::copy(&taken.memory, &short_memory).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&short_memory)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let memory = taken.memory.clone();
+    let cases: [(&Path, &Path, &str); 6] = [
+        (&missing, &memory, "missing.snap"),
+        (&not_a_snapshot, &memory, "not a Pointsman snapshot"),
+        (&truncated, &memory, "truncated"),
+        (&flipped, &memory, "corrupted"),
+        (&other_version, &memory, "version 99"),
+        (state, &short_memory, "has 33554432 bytes"),
+    ];
+
+    let socket = socket_in(dir, "bad.sock");
+    let vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
+    let mut api = ApiClient::connect(&socket);
+    for (snapshot, memory, why) in cases {
+        let body = format!(
+            r#"{{"snapshot_path": "{}", "mem_file_path": "{}", "resume_vm": true}}"#,
+            snapshot.display(),
+            memory.display()
+        );
+        refused(api.put("/snapshot/load", &body), why);
+        assert_eq!(api.get("/").expect(200).json()["state"], "Not started");
+        // The command line refuses it the same way: one line, status 2.
+        let run = run(
+            &[
+                "run",
+                "--restore",
+                snapshot.to_str().unwrap(),
+                "--mem-file",
+                memory.to_str().unwrap(),
+                "--resume",
+            ],
+            b"",
+        );
+        assert_eq!(run.status, EXIT_BAD_INPUT, "{why}: {run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{why}: {run:?}");
+        assert!(run.stderr.contains(why), "{why}: {run:?}");
+    }
+    let uffd = format!(
+        r#"{{"snapshot_path": "{}", "mem_backend": {{"backend_type": "Uffd", "backend_path": "/x"}}}}"#,
+        state.display()
+    );
+    refused(api.put("/snapshot/load", &uffd), "Uffd");
+    assert!(stamps(&vm.output()).is_empty(), "{}", vm.output());
+    // After all that, the good snapshot still loads in the same VMM.
+    let good = format!(
+        r#"{{"snapshot_path": "{}", "mem_file_path": "{}", "resume_vm": true}}"#,
+        state.display(),
+        taken.memory.display()
+    );
+    api.put("/snapshot/load", &good).expect(204);
+    let mut vm = vm;
+    vm.wait_for(&format!("stamp {} ok", taken.last + 1));
+    vm.type_text("P");
+    assert_eq!(vm.finish().status, EXIT_OK);
+}
+
+#[test]
+fn snapshots_are_refused_while_running_as_diffs_and_with_virtio_devices() {
+    require_kvm();
+    let dir = Scratch::new("snapshot-refused");
+    let kernel = dir.file("pvh.elf", guests::PVH);
+    let socket = socket_in(&dir, "api.sock");
+    let mut vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
+    let mut api = ApiClient::connect(&socket);
+    // Refused before the start.
+    let body = format!(
+        r#"{{"snapshot_path": "{}", "mem_file_path": "{}"}}"#,
+        dir.path().join("s").display(),
+        dir.path().join("m").display()
+    );
+    refused(api.put("/snapshot/create", &body), "before starting");
+    api.configure(&kernel, "count");
+    api.put("/entropy", "{}").expect(204);
+    api.put("/actions", r#"{"action_type": "InstanceStart"}"#)
+        .expect(204);
+    vm.wait_for("count 2");
+    refused(api.put("/snapshot/create", &body), "paused");
+    api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
+    let diff = body.replace('}', r#", "snapshot_type": "Diff"}"#);
+    refused(api.put("/snapshot/create", &diff), "Diff");
+    refused(api.put("/snapshot/create", &body), "virtio devices");
+    assert!(
+        !dir.path().join("s").exists(),
+        "a refused snapshot left a file"
+    );
+    api.patch("/vm", r#"{"state": "Resumed"}"#).expect(204);
+    vm.wait_for("count ");
+    vm.type_text("P");
+    assert_eq!(vm.finish().status, EXIT_OK);
+}

@@ -1,0 +1,12 @@
+//! Snapshots of a paused guest: its machine state in one file (the
+//! `snapshot` crate's format), its RAM in another; and a machine restored
+//! from the two.
+
+mod create;
+mod memory_file;
+mod restore;
+mod state;
+
+pub(crate) use memory_file::write_memory;
+pub(crate) use restore::LoadedSnapshot;
+pub(crate) use state::{LegacyDevicesState, MachineState};
