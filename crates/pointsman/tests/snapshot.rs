@@ -196,8 +196,10 @@ fn bad_snapshot_files_are_refused_by_name_and_nothing_runs() {
         .set_len(32 << 20)
         .unwrap();
     let memory = taken.memory.clone();
-    let cases: [(&Path, &Path, &str); 6] = [
+    let endless = Path::new("/dev/zero");
+    let cases: [(&Path, &Path, &str); 7] = [
         (&missing, &memory, "missing.snap"),
+        (endless, &memory, "larger than a snapshot"),
         (&not_a_snapshot, &memory, "not a Pointsman snapshot"),
         (&truncated, &memory, "truncated"),
         (&flipped, &memory, "corrupted"),

@@ -4,6 +4,7 @@
 //! instead of a kernel loaded.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use arch::x86_64::cpu_features::missing_features;
@@ -25,6 +26,59 @@ pub(crate) struct LoadedSnapshot {
     pub memory: File,
 }
 
+/// The most a snapshot file (machine state, not RAM) may hold: far more
+/// than any machine's state takes (kilobytes per vCPU), so that a path to
+/// something endless (`/dev/zero`) is refused rather than read for ever.
+const MAX_STATE_BYTES: u64 = 64 << 20;
+
+/// The file at `path`, if it holds at most [`MAX_STATE_BYTES`].
+fn read_limited(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_STATE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_STATE_BYTES {
+        return Err(format!(
+            "it is larger than a snapshot's {} MiB",
+            MAX_STATE_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The machine state in a snapshot file's `bytes`, checked as far as it
+/// can be without a machine.
+pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<MachineState, String> {
+    let state: MachineState = ::snapshot::decode(bytes).map_err(|e| e.to_string())?;
+    state.check()?;
+    Ok(state)
+}
+
+/// What a snapshot file holds, for `pointsman snapshot describe` and
+/// tools; an error says why the file cannot be restored.
+#[derive(Debug)]
+pub struct SnapshotInfo {
+    pub format_version: u32,
+    pub vcpus: usize,
+    pub memory_bytes: u64,
+    /// The guest's configuration, in the config file's format.
+    pub resources: VmResources,
+}
+
+/// Reads a snapshot file's `bytes` as a restore would, short of a machine.
+pub fn describe_snapshot(bytes: &[u8]) -> std::result::Result<SnapshotInfo, String> {
+    let state = decode(bytes)?;
+    let resources = VmResources::from_json(&state.resources)
+        .map_err(|e| format!("its configuration does not parse: {e}"))?;
+    Ok(SnapshotInfo {
+        format_version: ::snapshot::FORMAT_VERSION,
+        vcpus: state.vcpus.len(),
+        memory_bytes: state.memory_bytes,
+        resources,
+    })
+}
+
 impl LoadedSnapshot {
     /// Reads the snapshot at `state_path` and opens `memory_path`,
     /// refusing a file that is not a whole, intact snapshot of this
@@ -34,8 +88,8 @@ impl LoadedSnapshot {
             path: state_path.to_owned(),
             reason,
         };
-        let bytes = std::fs::read(state_path).map_err(|e| refused(e.to_string()))?;
-        let state: MachineState = ::snapshot::decode(&bytes).map_err(|e| refused(e.to_string()))?;
+        let bytes = read_limited(state_path).map_err(refused)?;
+        let state = decode(&bytes).map_err(refused)?;
         let resources = VmResources::from_json(&state.resources)
             .map_err(|e| refused(format!("its configuration does not parse: {e}")))?;
         let memory = File::open(memory_path).map_err(|source| Error::OpenFile {

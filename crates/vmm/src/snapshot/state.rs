@@ -1,11 +1,14 @@
 //! What a snapshot file holds: everything the guest can observe of the
 //! machine but its RAM (which goes to the memory file).
 
-use devices::acpi_pm::AcpiPmState;
-use devices::i8042::I8042State;
-use devices::serial::UartState;
+use ::snapshot::Persist;
+use devices::acpi_pm::{AcpiPm, AcpiPmState};
+use devices::i8042::{I8042State, I8042};
+use devices::serial::{SerialDevice, UartEdges, UartState};
+use devices::{StateError, Trigger};
 use hypervisor::{PlatformState, VcpuState};
 use serde::{Deserialize, Serialize};
+use vm_superio::serial::NoEvents;
 
 /// A paused machine, as [`snapshot::encode`] writes it.
 #[derive(Serialize, Deserialize)]
@@ -30,4 +33,47 @@ pub(crate) struct LegacyDevicesState {
     pub com1: UartState,
     pub i8042: I8042State,
     pub acpi_pm: AcpiPmState,
+}
+
+/// An edge of a device checked apart from any machine: wired to nothing.
+struct Unwired;
+
+impl Trigger for Unwired {
+    type E = std::io::Error;
+
+    fn trigger(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LegacyDevicesState {
+    /// Refuses a device state the device would refuse on restore, before
+    /// any machine is built: each device restores from it once, wired to
+    /// nothing.
+    pub(crate) fn check(&self) -> Result<(), StateError> {
+        let uart = UartEdges {
+            irq: Unwired,
+            events: NoEvents,
+            out: std::io::sink(),
+            metrics: Default::default(),
+        };
+        SerialDevice::restore(uart, &self.com1)?;
+        I8042::restore((Unwired, Unwired), &self.i8042)?;
+        AcpiPm::restore((Unwired, Unwired), &self.acpi_pm)?;
+        Ok(())
+    }
+}
+
+impl MachineState {
+    /// Refuses a state no machine could have been in: device states the
+    /// devices refuse, no vCPU, no RAM.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.vcpus.is_empty() {
+            return Err("it holds no vCPU".into());
+        }
+        if self.memory_bytes == 0 {
+            return Err("its guest has no RAM".into());
+        }
+        self.legacy.check().map_err(|e| e.to_string())
+    }
 }
