@@ -20,9 +20,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use api_client::{Answer, ApiClient};
+use api_client::ApiClient;
 use common::process::{IdleMemory, Running};
-use common::{median_duration, mib, ms, percentile, us, Markers};
+use common::scratch::ScratchDir;
+use common::{median_duration, mib, ms, round_indices, us, Latency, Markers};
 
 /// Idle-memory runs of each set-up, of which the median is reported.
 const IDLE_RUNS: usize = 5;
@@ -134,17 +135,14 @@ const IDLE: Guest = Guest {
 
 /// The bench's files: the guest image, the config file, the API socket.
 struct Scratch {
-    dir: PathBuf,
+    dir: ScratchDir,
 }
 
 impl Scratch {
     fn new() -> Result<Scratch, String> {
-        let dir = std::env::temp_dir().join(format!("pointsman-api-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let scratch = Scratch { dir };
-        std::fs::write(scratch.kernel(), guests::PVH)
-            .map_err(|e| format!("cannot write the guest image: {e}"))?;
-        Ok(scratch)
+        let dir = ScratchDir::new("api")?;
+        dir.write("pvh.elf", guests::PVH)?;
+        Ok(Scratch { dir })
     }
 
     fn kernel(&self) -> PathBuf {
@@ -205,7 +203,7 @@ impl Scratch {
         }
         match self.configure(guest) {
             Ok(()) => Ok(running),
-            Err(e) => Err(failed(running, &e)),
+            Err(e) => Err(running.failed(&e)),
         }
     }
 
@@ -215,10 +213,10 @@ impl Scratch {
         let mut api = self.client()?;
         let boot = self.boot_source(guest).to_string();
         let machine = Scratch::machine_config(guest).to_string();
-        request(&mut api, "PUT", "/boot-source", Some(&boot), 204)?;
-        request(&mut api, "PUT", "/machine-config", Some(&machine), 204)?;
+        api.try_request("PUT", "/boot-source", Some(&boot), 204)?;
+        api.try_request("PUT", "/machine-config", Some(&machine), 204)?;
         let start = r#"{"action_type": "InstanceStart"}"#;
-        request(&mut api, "PUT", "/actions", Some(start), 204)?;
+        api.try_request("PUT", "/actions", Some(start), 204)?;
         Ok(())
     }
 
@@ -229,47 +227,12 @@ impl Scratch {
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Sends one request and checks its status.
-fn request(
-    api: &mut ApiClient,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-    status: u16,
-) -> Result<Answer, String> {
-    let answer = api
-        .try_send(method, path, body)
-        .map_err(|e| format!("{method} {path}: {e}"))?;
-    if answer.status == status {
-        Ok(answer)
-    } else {
-        Err(format!(
-            "{method} {path}: {} (not {status}): {}",
-            answer.status, answer.body
-        ))
-    }
-}
-
-/// `why`, with the VMM's output, after killing it.
-fn failed(running: Running, why: &str) -> String {
-    match running.kill() {
-        Ok((_, lines)) => format!("{why}; output: {}", lines.join(" / ")),
-        Err(e) => format!("{why}; then {e}"),
-    }
-}
-
 /// Waits for the guest's `idle`, or fails with its output.
 fn idled(running: Running) -> Result<Running, String> {
     if running.wait_for_line("idle") {
         Ok(running)
     } else {
-        Err(failed(running, "the `idle` guest never said idle"))
+        Err(running.failed("the `idle` guest never said idle"))
     }
 }
 
@@ -301,19 +264,14 @@ fn idle_once(scratch: &Scratch, setup: Option<Start>) -> Result<IdleMemory, Stri
             // Once it answers, as a client that looked before configuring.
             let answered = scratch
                 .client()
-                .and_then(|mut api| request(&mut api, "GET", "/", None, 200));
+                .and_then(|mut api| api.try_request("GET", "/", None, 200));
             if let Err(e) = answered {
-                return Err(failed(running, &e));
+                return Err(running.failed(&e));
             }
             running
         }
     };
     running.idle_memory(IDLE_SETTLE)
-}
-
-/// The indices of an array of `N`, in the order round `round` runs them.
-fn round_indices<const N: usize>(round: usize) -> [usize; N] {
-    common::round_order(std::array::from_fn(|i| i), round)
 }
 
 /// Per set-up, the run with the median VmRSS.
@@ -340,24 +298,6 @@ fn idle_memory(scratch: &Scratch) -> Vec<Result<IdleMemory, String>> {
 
 // ---- 2 and 3. Request latency ----
 
-/// The median and 99th percentile of timed requests.
-#[derive(Clone, Copy)]
-struct Latency {
-    count: usize,
-    median: Duration,
-    p99: Duration,
-}
-
-impl Latency {
-    fn of(samples: &[Duration]) -> Latency {
-        Latency {
-            count: samples.len(),
-            median: median_duration(samples),
-            p99: percentile(samples, 99.0).unwrap_or_default(),
-        }
-    }
-}
-
 /// Times `GET /` on one kept-alive connection, then with a connection of
 /// its own each, to a VMM whose guest idles.
 fn get_latency(scratch: &Scratch) -> Result<[Latency; 2], String> {
@@ -367,19 +307,19 @@ fn get_latency(scratch: &Scratch) -> Result<[Latency; 2], String> {
             running.kill()?;
             Ok(timed)
         }
-        Err(e) => Err(failed(running, &e)),
+        Err(e) => Err(running.failed(&e)),
     }
 }
 
 fn time_gets(scratch: &Scratch) -> Result<[Latency; 2], String> {
     let mut api = scratch.client()?;
     for _ in 0..GET_WARM_UP {
-        request(&mut api, "GET", "/", None, 200)?;
+        api.try_request("GET", "/", None, 200)?;
     }
     let mut kept = Vec::with_capacity(GET_REQUESTS);
     for _ in 0..GET_REQUESTS {
         let sent = Instant::now();
-        request(&mut api, "GET", "/", None, 200)?;
+        api.try_request("GET", "/", None, 200)?;
         kept.push(sent.elapsed());
     }
     drop(api);
@@ -387,7 +327,7 @@ fn time_gets(scratch: &Scratch) -> Result<[Latency; 2], String> {
     for _ in 0..GET_REQUESTS {
         let sent = Instant::now();
         let mut api = scratch.client()?;
-        request(&mut api, "GET", "/", None, 200)?;
+        api.try_request("GET", "/", None, 200)?;
         fresh.push(sent.elapsed());
     }
     Ok([Latency::of(&kept), Latency::of(&fresh)])
@@ -405,14 +345,14 @@ fn pause_latency(scratch: &Scratch, cpus: u32) -> Result<[Latency; 2], String> {
     let guest = Guest { cmd: "count", cpus };
     let running = scratch.launch(Start::CommandLineApi, guest)?;
     if running.wait_for(|l| count_of(l).is_some()).is_none() {
-        return Err(failed(running, "the `count` guest never counted"));
+        return Err(running.failed("the `count` guest never counted"));
     }
     match time_pauses(scratch, &running) {
         Ok(timed) => {
             running.kill()?;
             Ok(timed)
         }
-        Err(e) => Err(failed(running, &e)),
+        Err(e) => Err(running.failed(&e)),
     }
 }
 
@@ -422,22 +362,10 @@ fn time_pauses(scratch: &Scratch, running: &Running) -> Result<[Latency; 2], Str
     let mut resumed = Vec::with_capacity(PAUSE_PAIRS);
     for _ in 0..PAUSE_PAIRS {
         let sent = Instant::now();
-        request(
-            &mut api,
-            "PATCH",
-            "/vm",
-            Some(r#"{"state": "Paused"}"#),
-            204,
-        )?;
+        api.try_request("PATCH", "/vm", Some(r#"{"state": "Paused"}"#), 204)?;
         paused.push(sent.elapsed());
         let sent = Instant::now();
-        request(
-            &mut api,
-            "PATCH",
-            "/vm",
-            Some(r#"{"state": "Resumed"}"#),
-            204,
-        )?;
+        api.try_request("PATCH", "/vm", Some(r#"{"state": "Resumed"}"#), 204)?;
         resumed.push(sent.elapsed());
         std::thread::sleep(RUN_BETWEEN_PAIRS);
     }
@@ -475,7 +403,7 @@ fn first_output_once(scratch: &Scratch, start: Start) -> Result<(Duration, Durat
             running.kill()?;
             Ok((cpu?, wall))
         }
-        _ => Err(failed(running, "the first console line is not `idle`")),
+        _ => Err(running.failed("the first console line is not `idle`")),
     }
 }
 

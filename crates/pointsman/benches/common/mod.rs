@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -260,6 +261,11 @@ pub fn round_order<T, const N: usize>(items: [T; N], round: usize) -> [T; N] {
     order
 }
 
+/// The indices of an array of `N`, in the order round `round` runs them.
+pub fn round_indices<const N: usize>(round: usize) -> [usize; N] {
+    round_order(std::array::from_fn(|i| i), round)
+}
+
 /// The median (the mean of the two middle values for an even count), or
 /// `None` for no values.
 pub fn median(values: &[f64]) -> Option<f64> {
@@ -292,6 +298,24 @@ pub fn percentile(values: &[Duration], p: f64) -> Option<Duration> {
     )]
     let rank = (p / 100.0 * v.len() as f64).ceil() as usize;
     v.get(rank.clamp(1, v.len().max(1)) - 1).copied()
+}
+
+/// The median and 99th percentile of timed requests or runs.
+#[derive(Clone, Copy)]
+pub struct Latency {
+    pub count: usize,
+    pub median: Duration,
+    pub p99: Duration,
+}
+
+impl Latency {
+    pub fn of(samples: &[Duration]) -> Latency {
+        Latency {
+            count: samples.len(),
+            median: median_duration(samples),
+            p99: percentile(samples, 99.0).unwrap_or_default(),
+        }
+    }
 }
 
 /// A duration in milliseconds, two decimals.

@@ -168,8 +168,23 @@ impl Running {
 
     /// The VMM's /proc/PID/status.
     pub fn proc_status(&self) -> Result<String, String> {
-        let path = format!("/proc/{}/status", self.child.id());
+        self.proc_file("status")
+    }
+
+    /// The VMM's /proc/PID/`name` (`status`, `smaps_rollup`, ...).
+    pub fn proc_file(&self, name: &str) -> Result<String, String> {
+        let path = format!("/proc/{}/{name}", self.child.id());
         std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))
+    }
+
+    /// Whether the VMM still runs: not exited, which leaves it a zombie
+    /// (state `Z` in /proc/PID/stat) until it is reaped.
+    pub fn is_alive(&self) -> bool {
+        self.proc_file("stat").is_ok_and(|stat| {
+            // The state follows the command name, which may hold spaces.
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+            !state.is_some_and(|s| s.starts_with('Z'))
+        })
     }
 
     /// Reaps the VMM; returns its exit status, usage and console lines.
@@ -210,6 +225,15 @@ impl Running {
             rss_file: field("RssFile:")?,
             maxrss: sample.maxrss_kib,
         })
+    }
+
+    /// `why`, with the VMM's output, after killing it: the error of a run
+    /// that went wrong.
+    pub fn failed(self, why: &str) -> String {
+        match self.kill() {
+            Ok((_, lines)) => format!("{why}; output: {}", lines.join(" / ")),
+            Err(e) => format!("{why}; then {e}"),
+        }
     }
 
     /// Kills and reaps the VMM, for runs whose guest never powers off;

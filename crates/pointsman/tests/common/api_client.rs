@@ -1,8 +1,8 @@
 //! A small HTTP/1.1 client for the API socket, as Firecracker's clients
 //! talk to it: one request at a time on a kept-alive connection, bodies
 //! framed by `Content-Length`. The tests panic on any I/O error through
-//! the plain methods; the API bench (`benches/api.rs`, which includes this
-//! file) gets the errors through the `try_` ones.
+//! the plain methods; the benches (`benches/api.rs`, `benches/snapshot.rs`,
+//! which include this file) get the errors through the `try_` ones.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -94,6 +94,28 @@ impl ApiClient {
         }
         self.writer.write_all(request.as_bytes())?;
         self.read_answer()
+    }
+
+    /// [`ApiClient::try_send`], checking the answer's status: the error
+    /// names the request and the answer it got instead.
+    pub fn try_request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        status: u16,
+    ) -> Result<Answer, String> {
+        let answer = self
+            .try_send(method, path, body)
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        if answer.status == status {
+            Ok(answer)
+        } else {
+            Err(format!(
+                "{method} {path}: {} (not {status}): {}",
+                answer.status, answer.body
+            ))
+        }
     }
 
     pub fn get(&mut self, path: &str) -> Answer {
