@@ -4,7 +4,8 @@
 //! guest reads them as zeros without touching the disk.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
@@ -17,7 +18,7 @@ const PAGE: usize = 4096;
 /// Writes every RAM region of `memory`, in order, to a new file at
 /// `path` (replacing one there).
 pub(crate) fn write_memory(memory: &GuestMemoryMmap, path: &Path) -> io::Result<()> {
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
@@ -33,7 +34,7 @@ pub(crate) fn write_memory(memory: &GuestMemoryMmap, path: &Path) -> io::Result<
         // machine keeps while it is paused; no vCPU or device worker runs,
         // so nothing writes it while it is read.
         let bytes = unsafe { std::slice::from_raw_parts(host.cast_const(), len) };
-        write_sparse(&mut file, bytes)?;
+        write_sparse(&file, total, bytes)?;
         total += region.len();
     }
     // The trailing holes, if any, still count in the file's length.
@@ -41,26 +42,24 @@ pub(crate) fn write_memory(memory: &GuestMemoryMmap, path: &Path) -> io::Result<
     file.sync_all()
 }
 
-/// Writes `bytes` at the file's position, seeking over whole pages of
-/// zeros instead of writing them.
-fn write_sparse(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` at `offset` in `file`, one positioned write per run of
+/// pages that are not all zeros: the pages of zeros between them are
+/// left as holes, without a system call each.
+fn write_sparse(file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
     let mut run_start = None;
     for (index, page) in bytes.chunks(PAGE).enumerate() {
         let zero = page.iter().all(|&b| b == 0);
         match (zero, run_start) {
             (false, None) => run_start = Some(index * PAGE),
             (true, Some(start)) => {
-                file.write_all(&bytes[start..index * PAGE])?;
+                file.write_all_at(&bytes[start..index * PAGE], offset + start as u64)?;
                 run_start = None;
             }
             _ => {}
         }
-        if zero {
-            file.seek(SeekFrom::Current(page.len() as i64))?;
-        }
     }
     if let Some(start) = run_start {
-        file.write_all(&bytes[start..])?;
+        file.write_all_at(&bytes[start..], offset + start as u64)?;
     }
     Ok(())
 }
