@@ -63,7 +63,15 @@ pub const MPTABLE_START: u64 = EBDA_START;
 /// tables follow it.
 pub const RSDP_START: u64 = 0xe_0000;
 /// End of the area reserved for ACPI tables (exclusive).
-pub const ACPI_END: u64 = RESET_VECTOR;
+pub const ACPI_END: u64 = VMGENID_START;
+
+/// The VM generation ID (16 bytes, a GUID), just below the reset vector
+/// in the BIOS area the guest never uses as RAM: the ACPI `VGEN` device's
+/// `ADDR` points the guest here, and each restore of a snapshot writes a
+/// new one (see `x86_64::acpi::vmgenid_aml`).
+pub const VMGENID_START: u64 = RESET_VECTOR - VMGENID_LEN;
+/// Bytes of the VM generation ID.
+pub const VMGENID_LEN: u64 = 16;
 
 /// The x86 reset vector, `f000:fff0` in real mode, where a BIOS would
 /// start the machine over; see `x86_64::reset_vector`.
@@ -153,4 +161,8 @@ pub mod ports {
     pub const PCI_CONFIG_LEN: u16 = 8;
     /// Sleep type of S5 (soft off), as the DSDT's `_S5_` object gives it.
     pub const ACPI_S5_SLEEP_TYPE: u8 = 5;
+    /// Interrupt line of the ACPI generic event device (GED), by which
+    /// the VMM tells the guest its generation ID changed: ISA IRQ 3, free
+    /// since the machine has no COM2.
+    pub const GED_IRQ: u32 = 3;
 }

@@ -119,3 +119,124 @@ fn a_linux_guest_goes_on_after_its_vmm_is_killed_and_restored() {
         "the guest booted again:\n{restored}"
     );
 }
+
+/// The clones' guest: on `rand`, 32 bytes of /dev/urandom as an md5, and
+/// how many times the kernel said it reseeded for a new VM generation
+/// (Linux's `vmgenid` driver, on the VMM's notice).
+const RANDOM_INIT: &str = r#"
+echo @@ready
+while read line; do
+    if [ "$line" = rand ]; then
+        forks=$(dmesg | grep -c 'virtual machine fork')
+        echo "@@rand $(head -c 32 /dev/urandom | md5sum | cut -c1-32) $forks"
+    fi
+    [ "$line" = off ] && poweroff -f
+done
+"#;
+
+/// Boots the guest through the API, reads random bytes, snapshots it,
+/// then restores four clones of it at once, each with its own console,
+/// and has each read random bytes again.
+const CLONES_SCRIPT: &str = r#"
+chmod 755 /bin/api-test-tool
+api() { /bin/api-test-tool /tmp/api.sock "$@" || echo "@@api-failed $1 $2"; }
+start_vm --api-sock /tmp/api.sock --no-reboot
+for i in $(seq 1 100); do [ -S /tmp/api.sock ] && break; sleep 0.1; done
+api PUT /boot-source '{"kernel_image_path":"/guest/vmlinuz","initrd_path":"/guest/initrd.cpio","boot_args":"console=ttyS0 panic=-1"}'
+api PUT /machine-config '{"vcpu_count":1,"mem_size_mib":192}'
+api PUT /actions '{"action_type":"InstanceStart"}'
+wait_for @@ready 1 300
+send rand
+wait_for @@rand 1 60
+api PATCH /vm '{"state":"Paused"}'
+api PUT /snapshot/create '{"snapshot_path":"/tmp/vm.snap","mem_file_path":"/tmp/vm.mem"}'
+kill -9 $VM_PID; wait $VM_PID
+echo "@@original $(grep @@rand /tmp/vm.out)"
+for i in 4 5 6 7; do
+    rm -f /tmp/c$i.in; mkfifo /tmp/c$i.in
+    pointsman run --restore /tmp/vm.snap --mem-file /tmp/vm.mem --resume --no-reboot \
+        < /tmp/c$i.in > /tmp/c$i.out 2>&1 &
+    eval "exec $i> /tmp/c$i.in"
+done
+# Each guest hears of its new generation at once; give them a moment.
+sleep 3
+for i in 4 5 6 7; do echo rand >&$i; done
+for i in 4 5 6 7; do
+    n=0
+    until grep -q @@rand /tmp/c$i.out || [ $n -ge 300 ]; do sleep 0.2; n=$((n + 1)); done
+    echo off >&$i
+done
+wait
+for i in 4 5 6 7; do echo "@@clone $i $(grep @@rand /tmp/c$i.out)"; done
+"#;
+
+/// Four clones of one snapshot, restored at once, read different bytes
+/// from /dev/urandom: each restore gives the guest a new VM generation ID
+/// and tells it through the ACPI generic event device, and Linux's
+/// `vmgenid` driver (built into Debian's generic kernel) reseeds its
+/// random number generator. Without that, the clones, restored from the
+/// same memory, would read the same bytes.
+#[test]
+fn clones_of_one_snapshot_read_different_random_bytes() {
+    let pointsman = Path::new(env!("CARGO_BIN_EXE_pointsman"));
+    let tool = build_tool(TOOL, pointsman).expect("build the API test tool");
+    let host = test_host();
+    let generic = host
+        .assets()
+        .generic_kernel()
+        .expect("fetch linux-image-amd64");
+    let dir = Scratch::new("linux-clones");
+    let initrd = guest_initrd(&host, &dir, "initrd.cpio", &[], RANDOM_INIT);
+    let run = host
+        .run(
+            &[
+                ("guest/vmlinuz", &generic.vmlinuz),
+                ("guest/initrd.cpio", &initrd),
+                (&format!("bin/{TOOL}"), &tool),
+            ],
+            CLONES_SCRIPT,
+        )
+        .expect("run the test host");
+    let console = &run.console;
+    let tail = || run.console_tail(80);
+    assert!(!console.contains("@@api-failed"), "{}", tail());
+    // "MD5 FORKS" of a `@@rand` line.
+    let rand = |line: &str| -> (String, String) {
+        let rest = line.split("@@rand ").nth(1).unwrap_or("");
+        let mut words = rest.split_whitespace();
+        let md5 = words.next().unwrap_or("").to_owned();
+        (md5, words.next().unwrap_or("").to_owned())
+    };
+    let (original, forks) = rand(value(console, "original").unwrap_or(""));
+    assert_eq!(
+        original.len(),
+        32,
+        "nothing read before the snapshot:\n{}",
+        tail()
+    );
+    // A booted guest was told of no new generation.
+    assert_eq!(forks, "0", "{}", tail());
+    let clone_lines: Vec<&str> = console
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("@@clone "))
+        .collect();
+    assert_eq!(clone_lines.len(), 4, "{}", tail());
+    let mut clones = Vec::new();
+    for line in &clone_lines {
+        let (md5, forks) = rand(line);
+        assert_eq!(
+            forks,
+            "1",
+            "clone {line}: not told of its new generation:\n{}",
+            tail()
+        );
+        clones.push(md5);
+    }
+    for (i, bytes) in clones.iter().enumerate() {
+        assert_eq!(bytes.len(), 32, "clone {i} read nothing:\n{}", tail());
+        assert_ne!(*bytes, original, "clone {i} repeats the original");
+        for other in &clones[i + 1..] {
+            assert_ne!(bytes, other, "two clones read the same bytes:\n{}", tail());
+        }
+    }
+}

@@ -80,6 +80,9 @@ pub(crate) struct Devices {
     pub i8042: Arc<Mutex<KeyboardController>>,
     /// The ACPI power-management block, for snapshots.
     pub acpi_pm: Arc<Mutex<AcpiPm<ExitTrigger>>>,
+    /// The ACPI generic event device's interrupt: tells the guest its VM
+    /// generation ID changed.
+    pub ged_irq: EventFd,
     /// The ACPI (DSDT) description of every device.
     pub aml: Vec<u8>,
     /// Steers the balloon at run time (for the control plane to come).
@@ -174,9 +177,13 @@ pub(crate) fn create_devices(
         )))),
     )?;
 
+    let ged_irq = eventfd("create the generic event device's interrupt eventfd")?;
+    vm.register_irqfd(&ged_irq, ports::GED_IRQ)?;
+
     let mut aml = acpi::com1_aml();
     aml.extend(acpi::i8042_aml());
     aml.extend(acpi::pvpanic_aml());
+    aml.extend(acpi::vmgenid_aml());
 
     let mut virtio_devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
     if config.rng {
@@ -239,6 +246,7 @@ pub(crate) fn create_devices(
         com1_reads_stdin: config.serial.is_terminal(),
         i8042,
         acpi_pm,
+        ged_irq,
         aml,
         balloon,
         virtio,

@@ -11,6 +11,7 @@ mod device_manager;
 mod device_updates;
 mod error;
 mod exit;
+mod generation_id;
 pub mod lifecycle;
 mod machine;
 mod memory;

@@ -22,6 +22,7 @@ use crate::controller::Controller;
 use crate::device_manager::{create_devices, Devices};
 use crate::device_updates::DeviceHandles;
 use crate::exit::{ExitSignal, GuestExit};
+use crate::generation_id;
 use crate::lifecycle::VmState;
 use crate::memory::{create_guest_memory, map_guest_memory, GuestMemoryMmap, GuestRam};
 use crate::net::Taps;
@@ -93,6 +94,7 @@ impl Machine {
         let platform = Platform::build(config, hypervisor, taps, &ram, None)?;
         let memory = &ram.memory;
         let kernel = load_kernel(memory, &config.kernel)?;
+        generation_id::write_fresh(memory)?;
         let entry = load_boot_files(memory, config, &kernel, &platform.devices.aml)?;
 
         let setup = VcpuSetup {

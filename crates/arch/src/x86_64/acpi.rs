@@ -14,7 +14,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemory};
 
 use crate::layout::{
     ports, virtio_mmio_base, ACPI_END, APIC_START_32, IOAPIC_START_32, PCI_MMIO_SIZE,
-    PCI_MMIO_START, RSDP_START, VIRTIO_MMIO_SIZE,
+    PCI_MMIO_START, RSDP_START, VIRTIO_MMIO_SIZE, VMGENID_START,
 };
 use crate::{Error, Result};
 
@@ -80,6 +80,51 @@ pub fn pvpanic_aml() -> Vec<u8> {
             &aml::Name::new("_HID".into(), &hid),
             &aml::Name::new("_UID".into(), &aml::ZERO),
             &aml::Name::new("_CRS".into(), &crs),
+        ],
+    )
+    .to_aml_bytes(&mut bytes);
+    bytes
+}
+
+/// The AML describing the VM generation ID device (`VGEN`, which Linux's
+/// `vmgenid` driver binds to through `VMGENCTR`: its `ADDR` gives where
+/// the 16-byte ID is) and the generic event device (`ACPI0013`) that
+/// notifies it: an edge on [`ports::GED_IRQ`] runs `_EVT`, which tells the
+/// guest the ID changed, and the guest reseeds its random number
+/// generator at once (Linux 5.18 and later).
+pub fn vmgenid_aml() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let addr_low = u32::try_from(VMGENID_START).unwrap_or(0);
+    let addr_high = 0u32;
+    let addr = aml::Package::new(vec![&addr_low, &addr_high]);
+    let hid: aml::AmlString = "VMGENCTR".to_owned();
+    let cid: aml::AmlString = "VM_Gen_Counter".to_owned();
+    aml::Device::new(
+        "_SB_.VGEN".into(),
+        vec![
+            &aml::Name::new("_HID".into(), &hid),
+            &aml::Name::new("_CID".into(), &cid),
+            &aml::Name::new("_DDN".into(), &cid),
+            &aml::Name::new("ADDR".into(), &addr),
+        ],
+    )
+    .to_aml_bytes(&mut bytes);
+
+    let irq = aml::Interrupt::new(true, true, false, false, ports::GED_IRQ);
+    let crs = aml::ResourceTemplate::new(vec![&irq]);
+    let vgen: aml::Path = "\\_SB_.VGEN".into();
+    let changed: u8 = 0x80;
+    let notify = aml::Notify::new(&vgen, &changed);
+    let is_ged_irq = aml::Equal::new(&aml::Arg(0), &ports::GED_IRQ);
+    let on_ged_irq = aml::If::new(&is_ged_irq, vec![&notify]);
+    let ged_hid: aml::AmlString = "ACPI0013".to_owned();
+    aml::Device::new(
+        "_SB_.GED_".into(),
+        vec![
+            &aml::Name::new("_HID".into(), &ged_hid),
+            &aml::Name::new("_UID".into(), &aml::ZERO),
+            &aml::Name::new("_CRS".into(), &crs),
+            &aml::Method::new("_EVT".into(), 1, true, vec![&on_ged_irq]),
         ],
     )
     .to_aml_bytes(&mut bytes);
@@ -342,6 +387,25 @@ mod tests {
         assert_eq!(&dsdt[0..4], b"DSDT");
         assert!(sums_to_zero(&dsdt));
         assert!(dsdt.windows(4).any(|w| w == b"_S5_"));
+    }
+
+    #[test]
+    fn the_generation_id_device_and_its_event_device_are_described() {
+        let aml = vmgenid_aml();
+        let has = |needle: &[u8]| aml.windows(needle.len()).any(|w| w == needle);
+        for name in [
+            &b"VMGENCTR"[..],
+            b"VM_Gen_Counter",
+            b"ADDR",
+            b"ACPI0013",
+            b"_EVT",
+        ] {
+            assert!(has(name), "no {}", String::from_utf8_lossy(name));
+        }
+        // ADDR's first element: the ID's address as a DWord.
+        let mut addr = vec![0x0c];
+        addr.extend_from_slice(&0xf_ffe0u32.to_le_bytes());
+        assert!(has(&addr), "ADDR does not hold 0xfffe0");
     }
 
     #[test]

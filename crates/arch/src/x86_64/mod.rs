@@ -11,3 +11,4 @@ pub mod msr;
 pub mod paging;
 pub mod regs;
 pub mod reset_vector;
+pub mod vmgenid;

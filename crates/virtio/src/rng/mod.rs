@@ -37,7 +37,7 @@ impl Rng {
 }
 
 /// Fills `buf` from the host's entropy pool.
-fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+pub fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
     let mut filled = 0;
     while filled < buf.len() {
         let rest = &mut buf[filled..];

@@ -12,6 +12,7 @@ use hypervisor::Hypervisor;
 
 use super::MachineState;
 use crate::config::VmConfig;
+use crate::generation_id;
 use crate::machine::{Machine, Platform};
 use crate::memory::map_memory_file;
 use crate::net::Taps;
@@ -167,6 +168,10 @@ impl Machine {
             vcpu.restore_state(saved)?;
             vcpus.push(vcpu);
         }
+        // A restored guest is a new generation of its machine: clones of
+        // one snapshot must not go on with the same random state. After
+        // the interrupt controllers are restored, so the edge is kept.
+        generation_id::renew(&ram.memory, &platform.devices.ged_irq)?;
         Machine::assemble(config, platform, vcpus, ram, hypervisor)
     }
 }
