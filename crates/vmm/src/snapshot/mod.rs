@@ -9,4 +9,4 @@ mod state;
 
 pub(crate) use memory_file::write_memory;
 pub(crate) use restore::LoadedSnapshot;
-pub(crate) use state::{LegacyDevicesState, MachineState};
+pub(crate) use state::{DevicesState, LegacyDevicesState, MachineState};

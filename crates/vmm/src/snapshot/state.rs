@@ -6,6 +6,7 @@ use devices::i8042::I8042State;
 use devices::serial::UartState;
 use hypervisor::{PlatformState, VcpuState};
 use serde::{Deserialize, Serialize};
+use virtio::MmioState;
 
 /// A paused machine, as [`snapshot::encode`] writes it.
 #[derive(Serialize, Deserialize)]
@@ -21,7 +22,16 @@ pub(crate) struct MachineState {
     pub memory_bytes: u64,
     pub vcpus: Vec<VcpuState>,
     pub platform: PlatformState,
+    pub devices: DevicesState,
+}
+
+/// Every device's state.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct DevicesState {
     pub legacy: LegacyDevicesState,
+    /// The virtio-mmio transports and their devices, in device order (the
+    /// order `create_devices` builds them in from the configuration).
+    pub virtio: Vec<MmioState>,
 }
 
 /// The devices every machine has (pvpanic holds nothing).
