@@ -58,6 +58,8 @@ pub enum RestoreError {
         #[source]
         source: crate::ActivateError,
     },
+    #[error("{0}")]
+    Unsupported(#[source] SaveError),
     #[error("the restored virtio device (type {0}) did not park")]
     Park(u32),
     #[error("cannot clone a queue eventfd: {0}")]
@@ -101,6 +103,8 @@ impl TransportCore {
                 built: device_type,
             });
         }
+        // No snapshot this build writes holds one: a made-up file may.
+        saveable(device_type).map_err(RestoreError::Unsupported)?;
         let max_sizes = device.queue_max_sizes().to_vec();
         let configured = to_queues(device_type, &max_sizes, &state.queues, |q, max| {
             q.to_queue(max)

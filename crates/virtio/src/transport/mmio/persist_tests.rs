@@ -295,3 +295,21 @@ fn bad_saved_states_are_refused() {
     let error = restore(&no_queues, image.block()).unwrap();
     assert!(error.contains("has 0 queues"), "{error}");
 }
+
+#[test]
+fn a_device_no_snapshot_can_hold_is_refused_on_restore_too() {
+    // A balloon the driver has not touched yet: all else would fit.
+    let balloon = || crate::balloon::Balloon::new(&Default::default(), 1 << 20);
+    let rig = rig(Box::new(Rng::new()));
+    let mut state = rig.transport.save().unwrap();
+    let unused = state.core.queues[0];
+    state.core.device_type = crate::device_type::BALLOON;
+    state.core.queues = balloon()
+        .queue_max_sizes()
+        .iter()
+        .map(|&max_size| crate::SavedQueue { max_size, ..unused })
+        .collect();
+    let (e, _) = edges(Box::new(balloon()), &rig.mem);
+    let error = MmioTransport::restore(e, &state).err().unwrap().to_string();
+    assert!(error.contains("virtio-balloon"), "{error}");
+}
