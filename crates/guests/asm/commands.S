@@ -46,6 +46,7 @@ commands:
 	COMMAND	count
 	COMMAND	stamp
 	COMMAND	checks
+	COMMAND	vio		/* vio.S */
 	COMMAND	exit
 	.long	0, 0
 

@@ -20,6 +20,8 @@ vt_slot:	.long 0		/* its PCI device number */
 vq_desc_hi:	.long 0		/* high half of the next queue's descriptor table */
 	.globl	vq_used_off
 vq_used_off:	.long VQ_USED	/* where the next queue's used ring is, from its table */
+	.globl	vq_area
+vq_area:	.long VQ_AREA	/* where queue 0 of the current device lies */
 
 	.text
 
@@ -200,7 +202,7 @@ vt_driver_ok:
 vq_addr:
 	mov	%ebx, %edi
 	shl	$14, %edi			/* VQ_STRIDE */
-	add	$VQ_AREA, %edi
+	add	vq_area, %edi
 	ret
 
 /*

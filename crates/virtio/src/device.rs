@@ -3,7 +3,7 @@ use std::sync::Arc;
 use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::{GuestMemoryMmap, VirtioInterrupt, Worker};
+use crate::{GuestMemoryMmap, SaveError, SavedQueue, VirtioInterrupt, Worker};
 
 /// What a device gets when the driver sets DRIVER_OK: the guest memory,
 /// its interrupt, and its queues with the eventfds that signal them.
@@ -52,6 +52,10 @@ pub trait VirtioDevice: Send {
     /// The thread serving the queues, once activated: what a pause of the
     /// machine parks.
     fn worker(&self) -> Option<&Worker>;
+    /// Where the activated device's queues stand, read on its parked
+    /// worker (for a snapshot), with any interrupt it held back sent. A
+    /// device whose state a snapshot cannot hold yet says so.
+    fn save_queues(&self) -> Result<Vec<SavedQueue>, SaveError>;
 }
 
 /// Copies `config[offset..]` into `data`, reading beyond the end as zeros:

@@ -85,6 +85,24 @@ impl IrqTrigger {
         self.status.swap(0, Ordering::SeqCst)
     }
 
+    /// Sets the status bits a snapshot saved unread, without a pulse:
+    /// see [`IrqTrigger::resend`].
+    pub fn restore_status(&self, bits: u32) {
+        self.status.store(bits, Ordering::SeqCst);
+    }
+
+    /// Pulses the line again if status bits wait unread: for a restored
+    /// machine, once its interrupt controllers are back, since the saved
+    /// pulse may not have reached them before they were saved. A driver
+    /// that finds nothing new on a second interrupt ignores it.
+    pub fn resend(&self) {
+        if self.status() != 0 {
+            if let Err(e) = self.irq.write(1) {
+                crate::log_limit::warn_limited!("cannot raise a virtio interrupt: {e}");
+            }
+        }
+    }
+
     /// InterruptACK: clears the bits the driver handled.
     pub fn ack(&self, bits: u32) {
         self.status.fetch_and(!bits, Ordering::SeqCst);
@@ -146,6 +164,18 @@ mod tests {
         irq.signal_used_queue(0);
         assert_eq!(irq.eventfd().read().unwrap(), 1);
         assert_eq!(irq.status(), INT_VRING);
+    }
+
+    #[test]
+    fn a_restored_status_waits_for_the_resend_to_pulse() {
+        let irq = IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap());
+        irq.resend();
+        assert!(irq.eventfd().read().is_err(), "nothing to read: no pulse");
+        irq.restore_status(INT_CONFIG);
+        assert!(irq.eventfd().read().is_err(), "not before the resend");
+        irq.resend();
+        assert_eq!(irq.eventfd().read().unwrap(), 1);
+        assert_eq!(irq.take_status(), INT_CONFIG);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod moderation;
 pub mod net;
 pub mod rate_limiter;
 pub mod rng;
+mod saved_queue;
 pub mod transport;
 mod update;
 pub mod vsock;
@@ -26,8 +27,12 @@ mod worker;
 
 pub use device::{ActivateContext, ActivateError, VirtioDevice};
 pub use interrupt::{IrqTrigger, VirtioInterrupt};
-pub use transport::mmio::{MmioTransport, INTERRUPT_ACK_OFFSET, MMIO_SIZE, QUEUE_NOTIFY_OFFSET};
+pub use saved_queue::{QueueError, QueueReport, SaveError, SavedQueue};
+pub use transport::mmio::{
+    MmioEdges, MmioState, MmioTransport, INTERRUPT_ACK_OFFSET, MMIO_SIZE, QUEUE_NOTIFY_OFFSET,
+};
 pub use transport::Pausable;
+pub use transport::{CoreState, RestoreError};
 pub use update::UpdateError;
 pub use worker::{
     abandoned_workers, Doorbell, Sources, Wake, Worker, PAUSE_DEADLINE, STOP_DEADLINE,

@@ -23,6 +23,10 @@ pub enum Wake {
     /// the device's settings waits for it. Delivered between handler
     /// calls, and while the worker is paused too.
     Update,
+    /// The paused machine is being saved ([`Worker::save`]): the device
+    /// reports where its queues stand (and sends any interrupt it holds
+    /// back, so that no completion is lost). Delivered only while paused.
+    Save,
 }
 
 /// The extra sources of a worker, which the device may stop and start
@@ -150,6 +154,9 @@ struct ControlState {
     parked: bool,
     /// The doorbell rang and the thread has not answered it yet.
     rung: bool,
+    /// The owner asked the parked thread for a [`Wake::Save`], which it
+    /// has not answered yet.
+    save_asked: bool,
 }
 
 impl Control {
@@ -159,6 +166,7 @@ impl Control {
                 ask: Ask::Run,
                 parked: false,
                 rung: false,
+                save_asked: false,
             }),
             changed: Condvar::new(),
         }
@@ -183,10 +191,11 @@ impl Control {
         std::mem::take(&mut self.lock().rung)
     }
 
-    /// On the worker thread: parks while asked to pause, calling `update`
-    /// (without the lock) for each ring of the doorbell meanwhile; false
-    /// once asked to stop.
-    fn park_while_paused(&self, mut update: impl FnMut()) -> bool {
+    /// On the worker thread: parks while asked to pause, calling `wake`
+    /// (without the lock) with [`Wake::Update`] for each ring of the
+    /// doorbell and with [`Wake::Save`] for each save asked meanwhile;
+    /// false once asked to stop.
+    fn park_while_paused(&self, mut wake: impl FnMut(Wake)) -> bool {
         let mut state = self.lock();
         if state.ask == Ask::Pause {
             state.parked = true;
@@ -194,8 +203,16 @@ impl Control {
             while state.ask == Ask::Pause {
                 if std::mem::take(&mut state.rung) {
                     drop(state);
-                    update();
+                    wake(Wake::Update);
                     state = self.lock();
+                    continue;
+                }
+                if state.save_asked {
+                    drop(state);
+                    wake(Wake::Save);
+                    state = self.lock();
+                    state.save_asked = false;
+                    self.changed.notify_all();
                     continue;
                 }
                 state = self
@@ -217,6 +234,25 @@ impl Control {
             .wait_timeout_while(state, deadline, |s| !s.parked && s.ask == Ask::Pause)
             .unwrap_or_else(PoisonError::into_inner);
         state.parked
+    }
+
+    /// On the owner's thread: asks the parked thread for a [`Wake::Save`]
+    /// and waits up to `deadline` for it to answer; true if it did.
+    fn save(&self, deadline: Duration) -> bool {
+        let mut state = self.lock();
+        if !state.parked || state.ask != Ask::Pause {
+            return false;
+        }
+        state.save_asked = true;
+        self.changed.notify_all();
+        let (mut state, _) = self
+            .changed
+            .wait_timeout_while(state, deadline, |s| s.save_asked && s.parked)
+            .unwrap_or_else(PoisonError::into_inner);
+        let answered = !state.save_asked;
+        // One not answered in time is not left for the thread to find later.
+        state.save_asked = false;
+        answered
     }
 }
 
@@ -328,8 +364,8 @@ impl Worker {
                             Ask::Run => {}
                             Ask::Stop => return,
                             Ask::Pause => {
-                                let update = || on_wake(Wake::Update, &sources);
-                                if !asked.park_while_paused(update) {
+                                let parked_wake = |wake| on_wake(wake, &sources);
+                                if !asked.park_while_paused(parked_wake) {
                                     return;
                                 }
                                 // The rest of this round may be stale:
@@ -423,6 +459,14 @@ impl Worker {
         self.control.wait_parked(deadline)
     }
 
+    /// Has the parked thread's handler take a [`Wake::Save`], on the
+    /// thread itself, which owns the queues; waits up to `deadline` for
+    /// it. False if the thread is not parked (pause it first) or did not
+    /// answer in time.
+    pub fn save(&self, deadline: Duration) -> bool {
+        self.thread.is_some() && self.control.save(deadline)
+    }
+
     /// Lets a paused thread go on where it stopped.
     pub fn resume(&self) {
         if self.control.ask() == Ask::Pause {
@@ -514,7 +558,7 @@ mod tests {
                     sources.remove(i);
                     let _ = tx.send(("woken", i));
                 }
-                Wake::Queue(_) | Wake::Update => {}
+                Wake::Queue(_) | Wake::Update | Wake::Save => {}
             },
         )
         .unwrap();
@@ -661,6 +705,26 @@ mod tests {
         assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
         worker.resume();
         release.send(()).unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Wake::Queue(0)
+        );
+    }
+
+    #[test]
+    fn a_save_runs_on_the_parked_thread_only() {
+        let (worker, kick, rx) = queue_worker("test-save");
+        assert!(
+            !worker.save(Duration::from_millis(200)),
+            "a running worker saved"
+        );
+        assert!(worker.pause(Duration::from_secs(5)));
+        assert!(worker.save(Duration::from_secs(5)));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), Wake::Save);
+        // Still parked: a kick waits for the resume.
+        kick.write(1).unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        worker.resume();
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             Wake::Queue(0)

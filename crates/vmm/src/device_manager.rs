@@ -13,7 +13,8 @@ use devices::serial::{SerialDevice, UartEdges, SERIAL_PORT_LEN};
 use devices::Bus;
 use hypervisor::Vm;
 use virtio::{
-    IrqTrigger, MmioTransport, Pausable, VirtioDevice, INTERRUPT_ACK_OFFSET, QUEUE_NOTIFY_OFFSET,
+    IrqTrigger, MmioEdges, MmioState, MmioTransport, Pausable, VirtioDevice, INTERRUPT_ACK_OFFSET,
+    QUEUE_NOTIFY_OFFSET,
 };
 use vm_superio::serial::SerialEvents;
 use vm_superio::Trigger;
@@ -26,7 +27,7 @@ use crate::memory::GuestMemoryMmap;
 use crate::net::Taps;
 use crate::pci::PciBus;
 use crate::serial_output::SerialWriter;
-use crate::snapshot::LegacyDevicesState;
+use crate::snapshot::DevicesState;
 use crate::vcpu::Buses;
 use crate::{Error, Result};
 use ::snapshot::Persist;
@@ -99,15 +100,17 @@ pub(crate) fn eventfd(what: &'static str) -> Result<EventFd> {
 }
 
 /// Creates the devices `config` asks for and places them on the buses;
-/// the legacy devices go on from `restored` if given (a snapshot's).
+/// the devices go on from `restored` if given (a snapshot's).
 pub(crate) fn create_devices(
     vm: &Arc<Vm>,
     memory: &GuestMemoryMmap,
     config: &VmConfig,
     exit: &Arc<ExitSignal>,
     taps: &Taps,
-    restored: Option<&LegacyDevicesState>,
+    restored: Option<&DevicesState>,
 ) -> Result<Devices> {
+    let saved_virtio = restored.map(|state| state.virtio.as_slice());
+    let restored = restored.map(|state| &state.legacy);
     let irq = eventfd("create the COM1 interrupt eventfd")?;
     vm.register_irqfd(&irq, ports::COM1_IRQ)?;
     let drained = eventfd("create the COM1 input eventfd")?;
@@ -220,6 +223,16 @@ pub(crate) fn create_devices(
     }
     let mut mmio = Bus::new();
     let mut virtio = Vec::with_capacity(virtio_devices.len());
+    if let Some(saved) = saved_virtio {
+        // Snapshots hold virtio-mmio transports only, one per device.
+        let expected = if config.pci { 0 } else { virtio_devices.len() };
+        if saved.len() != expected {
+            return Err(Error::SnapshotMismatch(format!(
+                "it holds {} virtio-mmio devices, its configuration {expected}",
+                saved.len()
+            )));
+        }
+    }
     if config.pci {
         let mut bus = PciBus::new();
         for device in virtio_devices {
@@ -233,7 +246,9 @@ pub(crate) fn create_devices(
         aml.extend(acpi::pci_host_bridge_aml());
     } else {
         for (slot, device) in virtio_devices.into_iter().enumerate() {
-            let (transport, device_aml) = attach_virtio(vm, memory, &mut mmio, slot, device)?;
+            let saved = saved_virtio.and_then(|states| states.get(slot));
+            let (transport, device_aml) =
+                attach_virtio(vm, memory, &mut mmio, (slot, device), saved)?;
             virtio.push(transport);
             aml.extend(device_aml);
         }
@@ -256,14 +271,14 @@ pub(crate) fn create_devices(
 
 /// Puts a virtio device behind an MMIO transport in `slot`: its page of
 /// MMIO space and its interrupt line, its kicks caught by ioeventfds and
-/// its interrupts sent through an irqfd. Returns the transport and its
-/// ACPI description.
+/// its interrupts sent through an irqfd; as `saved` left it, if given (a
+/// snapshot's). Returns the transport and its ACPI description.
 fn attach_virtio(
     vm: &Vm,
     memory: &GuestMemoryMmap,
     mmio: &mut Bus,
-    slot: usize,
-    device: Box<dyn VirtioDevice>,
+    (slot, device): (usize, Box<dyn VirtioDevice>),
+    saved: Option<&MmioState>,
 ) -> Result<(SharedTransport, Vec<u8>)> {
     let gsi = *VIRTIO_GSIS
         .get(slot)
@@ -284,12 +299,20 @@ fn attach_virtio(
     // `IrqTrigger::take_status`): one exit to the VMM fewer per interrupt.
     let ack = eventfd("create a virtio interrupt ack eventfd")?;
     vm.register_mmio_ioevent_any(&ack, base + INTERRUPT_ACK_OFFSET)?;
-    let transport = MmioTransport::new(
-        device,
-        memory.clone(),
-        Arc::new(IrqTrigger::new(irq)),
-        queue_evts,
-    )
+    let interrupt = Arc::new(IrqTrigger::new(irq));
+    let transport = match saved {
+        Some(state) => MmioTransport::restore(
+            MmioEdges {
+                device,
+                mem: memory.clone(),
+                interrupt,
+                queue_evts,
+            },
+            state,
+        )
+        .map_err(|e| Error::SnapshotMismatch(e.to_string()))?,
+        None => MmioTransport::new(device, memory.clone(), interrupt, queue_evts),
+    }
     .with_ack_eventfd(ack);
     let transport = Arc::new(Mutex::new(transport));
     mmio.insert(base, VIRTIO_MMIO_SIZE, transport.clone())?;

@@ -30,7 +30,7 @@ use crate::request::{RequestSource, VmmAction};
 use crate::request_metrics::RequestCounters;
 use crate::run_control::RunControl;
 use crate::signals;
-use crate::snapshot::LegacyDevicesState;
+use crate::snapshot::DevicesState;
 use crate::vcpu::{self, VcpuSetup};
 use crate::vcpu_gate::VcpuGate;
 use crate::{Error, Result};
@@ -66,13 +66,13 @@ pub(crate) struct Platform {
 
 impl Platform {
     /// The VM over `ram`, with the in-kernel platform and the devices
-    /// `config` asks for (the legacy ones going on from `restored`).
+    /// `config` asks for (going on from `restored`, a snapshot's).
     pub(crate) fn build(
         config: &VmConfig,
         hypervisor: &Hypervisor,
         taps: &Taps,
         ram: &GuestRam,
-        restored: Option<&LegacyDevicesState>,
+        restored: Option<&DevicesState>,
     ) -> Result<Platform> {
         let vm = Arc::new(hypervisor.create_vm()?);
         vm.create_x86_platform(KVM_TSS_ADDRESS)?;
@@ -171,6 +171,12 @@ impl Machine {
             )?)));
         }
 
+        if !paused {
+            // Restored devices start parked, as a restored machine does.
+            for transport in &self.devices.virtio {
+                devices::bus::lock(transport).resume();
+            }
+        }
         let gate = Arc::new(VcpuGate::with_closed(paused));
         input.set(!paused);
         let mut threads = Vec::with_capacity(self.vcpus.len());

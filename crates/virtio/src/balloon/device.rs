@@ -179,7 +179,8 @@ impl VirtioDevice for Balloon {
                         work.request_stats(queue);
                     }
                 }
-                Wake::Update => {}
+                // Snapshots of a balloon are refused before any save.
+                Wake::Update | Wake::Save => {}
             },
         )
         .map_err(ActivateError::Worker)?;
@@ -197,5 +198,9 @@ impl VirtioDevice for Balloon {
 
     fn worker(&self) -> Option<&Worker> {
         self.worker.as_ref()
+    }
+
+    fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
+        Err(crate::SaveError::Unsupported("virtio-balloon"))
     }
 }

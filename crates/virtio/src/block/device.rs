@@ -10,7 +10,7 @@ use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDev
 use crate::moderation::Moderation;
 use crate::rate_limiter::RateLimiter;
 use crate::update::Mailbox;
-use crate::{device_type, features, Wake, Worker};
+use crate::{device_type, features, QueueReport, SaveError, SavedQueue, Wake, Worker};
 
 use super::config::DiskConfig;
 use super::disk::{Disk, DiskError};
@@ -67,6 +67,8 @@ pub struct Block {
     /// and with them (Linux does) the capacity.
     generation_at_ack: u32,
     worker: Option<Worker>,
+    /// Where the worker reports its queue for a snapshot.
+    report: QueueReport,
 }
 
 /// Bytes of configuration space the device fills in.
@@ -119,6 +121,7 @@ impl Block {
             acked_features: 0,
             generation_at_ack: 0,
             worker: None,
+            report: QueueReport::default(),
         })
     }
 
@@ -220,6 +223,7 @@ impl VirtioDevice for Block {
         sources.extend(handler.moderation_fd());
         let mailbox = Arc::new(Mailbox::<Change>::new());
         let updates = mailbox.clone();
+        let report = self.report.clone();
         let worker =
             Worker::spawn(
                 "virtio-blk".into(),
@@ -235,6 +239,7 @@ impl VirtioDevice for Block {
                             handler.update(change.disk.take(), &change.limits);
                         }
                     }
+                    Wake::Save => report.put(vec![handler.save()]),
                 },
             )
             .map_err(ActivateError::Worker)?;
@@ -262,5 +267,13 @@ impl VirtioDevice for Block {
 
     fn worker(&self) -> Option<&Worker> {
         self.worker.as_ref()
+    }
+
+    fn save_queues(&self) -> Result<Vec<SavedQueue>, SaveError> {
+        let worker = self
+            .worker
+            .as_ref()
+            .ok_or(SaveError::NoAnswer("virtio-blk"))?;
+        self.report.ask(worker, "virtio-blk")
     }
 }

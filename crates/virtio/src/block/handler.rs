@@ -15,7 +15,7 @@ use super::ranges::{RangeWork, Step, ZERO_STEP};
 use super::request::{self, Malformed, Request, RequestType, SECTOR_SIZE};
 use crate::moderation::{Hold, Moderation, ModerationConfig};
 use crate::rate_limiter::{LimiterUpdate, RateLimiter};
-use crate::{GuestMemoryMmap, VirtioInterrupt};
+use crate::{GuestMemoryMmap, SavedQueue, VirtioInterrupt};
 
 /// Status bytes (`VIRTIO_BLK_S_*`).
 pub mod status {
@@ -266,6 +266,24 @@ impl BlockQueue {
             self.disk = disk;
         }
         self.limiter.update(limits);
+    }
+
+    /// Where the queue stands, for a snapshot of the paused machine. An
+    /// interrupt moderation holds back goes now, so that no completion
+    /// waits for a timer the restored device will not have. A request in
+    /// progress (a discard or write-zeroes over several wakes, which the
+    /// queue waits for: it is the last one popped) goes back to the avail
+    /// ring, to be served again from its start after a restore: both
+    /// write the same result twice.
+    pub fn save(&mut self) -> SavedQueue {
+        if self.moderation.as_mut().is_some_and(Moderation::flush) {
+            self.signal_if_needed();
+        }
+        let mut saved = SavedQueue::from(&self.queue);
+        if self.in_progress.is_some() {
+            saved.next_avail = saved.next_avail.wrapping_sub(1);
+        }
+        saved
     }
 
     /// Interrupts the guest now, if its driver asked, ending any hold.

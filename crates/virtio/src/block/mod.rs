@@ -27,6 +27,8 @@ pub const MAX_RANGES: u32 = 32;
 pub const MAX_RANGE_SECTORS: u32 = 1 << 22;
 
 #[cfg(test)]
+mod save_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod update_tests;

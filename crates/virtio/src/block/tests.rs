@@ -517,7 +517,7 @@ fn an_available_index_out_of_range_ends_the_pass() {
 
 /// Completion moderation that never ends a hold by itself: the test
 /// fires its timer.
-fn moderated(mut rig: Rig) -> Rig {
+pub(super) fn moderated(mut rig: Rig) -> Rig {
     let config = ModerationConfig {
         hold: Hold::WhileBusy {
             max: Duration::from_secs(60),

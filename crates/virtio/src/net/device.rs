@@ -231,6 +231,10 @@ impl VirtioDevice for Net {
     fn worker(&self) -> Option<&Worker> {
         self.worker.as_ref()
     }
+
+    fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
+        Err(crate::SaveError::Unsupported("virtio-net"))
+    }
 }
 
 #[cfg(test)]

@@ -246,7 +246,7 @@ impl<T: FrameIo> NetQueues<T> {
             Wake::Source(RX_MODERATION_SOURCE) => self.on_moderation_timer(RX_QUEUE),
             Wake::Source(TX_MODERATION_SOURCE) => self.on_moderation_timer(TX_QUEUE),
             // Updates reach the device, which calls `update_limits`.
-            Wake::Queue(_) | Wake::Source(_) | Wake::Update => {}
+            Wake::Queue(_) | Wake::Source(_) | Wake::Update | Wake::Save => {}
         }
     }
 

@@ -7,7 +7,10 @@ pub use metrics::EntropyMetrics;
 use virtio_queue::{Queue, QueueT};
 
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
-use crate::{device_type, features, GuestMemoryMmap, VirtioInterrupt, Worker};
+use crate::{
+    device_type, features, GuestMemoryMmap, QueueReport, SaveError, SavedQueue, VirtioInterrupt,
+    Wake, Worker,
+};
 
 const QUEUE_SIZE: u16 = 256;
 /// Most bytes served per request, so one request cannot keep the worker
@@ -21,6 +24,8 @@ const MAX_CHAINS_PER_WAKE: usize = 4096;
 pub struct Rng {
     acked_features: u64,
     worker: Option<Worker>,
+    /// Where the worker reports its queue for a snapshot.
+    report: QueueReport,
     metrics: Arc<EntropyMetrics>,
 }
 
@@ -166,8 +171,16 @@ impl VirtioDevice for Rng {
         let mem = ctx.mem;
         let irq: Arc<dyn VirtioInterrupt> = ctx.interrupt;
         let metrics = self.metrics.clone();
-        let worker = Worker::spawn("virtio-rng".into(), vec![evt], vec![], move |_, _| {
-            process_queue(&mut queue, &mem, irq.as_ref(), &metrics);
+        let report = self.report.clone();
+        let worker = Worker::spawn("virtio-rng".into(), vec![evt], vec![], move |wake, _| {
+            match wake {
+                // Every request is answered within its wake: nothing is
+                // in flight or held back to save.
+                Wake::Save => report.put(vec![SavedQueue::from(&queue)]),
+                Wake::Queue(_) | Wake::Source(_) | Wake::Update => {
+                    process_queue(&mut queue, &mem, irq.as_ref(), &metrics)
+                }
+            }
         })
         .map_err(ActivateError::Worker)?;
         self.worker = Some(worker);
@@ -181,6 +194,14 @@ impl VirtioDevice for Rng {
 
     fn worker(&self) -> Option<&Worker> {
         self.worker.as_ref()
+    }
+
+    fn save_queues(&self) -> Result<Vec<SavedQueue>, SaveError> {
+        let worker = self
+            .worker
+            .as_ref()
+            .ok_or(SaveError::NoAnswer("virtio-rng"))?;
+        self.report.ask(worker, "virtio-rng")
     }
 }
 

@@ -10,6 +10,9 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::device::ActivateContext;
 use crate::{features, GuestMemoryMmap, VirtioDevice, VirtioInterrupt};
 
+mod persist;
+pub use persist::{CoreState, RestoreError};
+
 /// Device status bits (virtio 1.2, section 2.1).
 pub mod status {
     #[cfg(test)]

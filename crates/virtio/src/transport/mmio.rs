@@ -9,6 +9,9 @@ use vmm_sys_util::eventfd::EventFd;
 use super::core::TransportCore;
 use crate::{GuestMemoryMmap, IrqTrigger, VirtioDevice, VirtioInterrupt};
 
+mod persist;
+pub use persist::{MmioEdges, MmioState};
+
 /// Bytes of MMIO space each device takes.
 pub const MMIO_SIZE: u64 = 0x1000;
 /// Offset of QueueNotify, where ioeventfds catch the driver's kicks.
@@ -256,6 +259,9 @@ mod tests {
 
         fn worker(&self) -> Option<&crate::Worker> {
             None
+        }
+        fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
+            Err(crate::SaveError::Unsupported("fake"))
         }
     }
 

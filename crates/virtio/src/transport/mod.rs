@@ -1,10 +1,13 @@
 //! Transports: how a driver reaches a virtio device.
 
 mod core;
+pub use self::core::{CoreState, RestoreError};
 pub mod mmio;
 pub mod pci;
 
 use std::time::Duration;
+
+use crate::SaveError;
 
 /// A transport whose device pauses with the machine: its worker parks
 /// between handler calls, so that neither the queues nor the guest memory
@@ -18,6 +21,13 @@ pub trait Pausable: Send {
     fn resume(&self);
     /// The virtio device type, to say which device did not pause.
     fn device_type(&self) -> u32;
+    /// The paused transport's state for a snapshot: its device's worker
+    /// must be parked. Refused for a transport or device a snapshot
+    /// cannot hold yet.
+    fn save(&self) -> Result<mmio::MmioState, SaveError>;
+    /// For a restored transport, once the interrupt controllers are: its
+    /// interrupt again if the driver has saved status to read.
+    fn resend_interrupt(&self);
 }
 
 impl core::TransportCore {
@@ -33,6 +43,14 @@ impl core::TransportCore {
 }
 
 impl Pausable for mmio::MmioTransport {
+    fn save(&self) -> Result<mmio::MmioState, SaveError> {
+        mmio::MmioTransport::save(self)
+    }
+
+    fn resend_interrupt(&self) {
+        mmio::MmioTransport::resend_interrupt(self);
+    }
+
     fn pause(&self, deadline: Duration) -> bool {
         self.core().pause_device(deadline)
     }
@@ -47,6 +65,14 @@ impl Pausable for mmio::MmioTransport {
 }
 
 impl Pausable for pci::VirtioPciDevice {
+    fn save(&self) -> Result<mmio::MmioState, SaveError> {
+        Err(SaveError::Unsupported("virtio-pci"))
+    }
+
+    fn resend_interrupt(&self) {
+        // Never restored: its snapshots are refused.
+    }
+
     fn pause(&self, deadline: Duration) -> bool {
         self.core().pause_device(deadline)
     }

@@ -120,6 +120,10 @@ impl VirtioDevice for Vsock {
     fn worker(&self) -> Option<&Worker> {
         self.worker.as_ref()
     }
+
+    fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
+        Err(crate::SaveError::Unsupported("virtio-vsock"))
+    }
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ impl SnapshotLoadParams {
         }
         if !self.network_overrides.is_empty() || self.vsock_override.is_some() {
             return Err(ResourceError::Unsupported(
-                "network_overrides and vsock_override (snapshots of guests with virtio devices are not supported yet)",
+                "network_overrides and vsock_override (snapshots of guests with network interfaces or vsock are not supported yet)",
             ));
         }
         Ok(path)

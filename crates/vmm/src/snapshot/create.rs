@@ -7,7 +7,7 @@ use ::snapshot::Persist;
 use hypervisor::Vcpu;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
-use super::{write_memory, LegacyDevicesState, MachineState};
+use super::{write_memory, DevicesState, LegacyDevicesState, MachineState};
 use crate::controller::Controller;
 use crate::lifecycle::VmState;
 use crate::machine::Machine;
@@ -60,12 +60,17 @@ impl Machine {
                     .into(),
             );
         }
-        if !self.devices.virtio.is_empty() {
-            return Err(
-                "snapshots of guests with virtio devices (drives, network interfaces, vsock, balloon, entropy) are not supported by Pointsman yet"
-                    .into(),
-            );
-        }
+        // First: a device that cannot be saved refuses the snapshot before
+        // anything else is read, and an interrupt a device sends as it is
+        // saved (one moderation held back) reaches the interrupt
+        // controllers before they are.
+        let virtio = self
+            .devices
+            .virtio
+            .iter()
+            .map(|transport| devices::bus::lock(transport).save())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
         let ids: Vec<u32> = (0..control.threads.len())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
@@ -90,6 +95,7 @@ impl Machine {
             i8042: devices::bus::lock(&self.devices.i8042).save(),
             acpi_pm: devices::bus::lock(&self.devices.acpi_pm).save(),
         };
+        let devices = DevicesState { legacy, virtio };
         let state = MachineState {
             resources: serde_json::to_string(resources)
                 .map_err(|e| format!("cannot save the configuration: {e}"))?,
@@ -97,7 +103,7 @@ impl Machine {
             memory_bytes: self.ram.memory.iter().map(|r| r.len()).sum(),
             vcpus,
             platform,
-            legacy,
+            devices,
         };
         let bytes = ::snapshot::encode(&state).map_err(|e| e.to_string())?;
         std::fs::write(paths.state, bytes)

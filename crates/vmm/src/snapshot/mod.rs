@@ -10,4 +10,4 @@ mod state;
 pub(crate) use memory_file::write_memory;
 pub(crate) use restore::LoadedSnapshot;
 pub use restore::{describe_snapshot, SnapshotInfo};
-pub(crate) use state::{LegacyDevicesState, MachineState};
+pub(crate) use state::{DevicesState, LegacyDevicesState, MachineState};

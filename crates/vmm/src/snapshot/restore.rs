@@ -160,13 +160,18 @@ impl Machine {
             }
         }
         let ram = map_memory_file(&loaded.memory, state.memory_bytes, config.huge_pages)?;
-        let platform = Platform::build(config, hypervisor, taps, &ram, Some(&state.legacy))?;
+        let platform = Platform::build(config, hypervisor, taps, &ram, Some(&state.devices))?;
         platform.vm.restore_platform(&state.platform)?;
         let mut vcpus = Vec::with_capacity(cpus);
         for (id, saved) in (0u32..).zip(&state.vcpus) {
             let vcpu = platform.vm.create_vcpu(id)?;
             vcpu.restore_state(saved)?;
             vcpus.push(vcpu);
+        }
+        // Now that the interrupt controllers are back: a device's saved
+        // pulse may not have reached them before they were saved.
+        for transport in &platform.devices.virtio {
+            devices::bus::lock(transport).resend_interrupt();
         }
         // A restored guest is a new generation of its machine: clones of
         // one snapshot must not go on with the same random state. After

@@ -8,6 +8,7 @@ use devices::serial::{SerialDevice, UartEdges, UartState};
 use devices::{StateError, Trigger};
 use hypervisor::{PlatformState, VcpuState};
 use serde::{Deserialize, Serialize};
+use virtio::MmioState;
 use vm_superio::serial::NoEvents;
 
 /// A paused machine, as [`snapshot::encode`] writes it.
@@ -24,7 +25,16 @@ pub(crate) struct MachineState {
     pub memory_bytes: u64,
     pub vcpus: Vec<VcpuState>,
     pub platform: PlatformState,
+    pub devices: DevicesState,
+}
+
+/// Every device's state.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct DevicesState {
     pub legacy: LegacyDevicesState,
+    /// The virtio-mmio transports and their devices, in device order (the
+    /// order `create_devices` builds them in from the configuration).
+    pub virtio: Vec<MmioState>,
 }
 
 /// The devices every machine has (pvpanic holds nothing).
@@ -74,6 +84,6 @@ impl MachineState {
         if self.memory_bytes == 0 {
             return Err("its guest has no RAM".into());
         }
-        self.legacy.check().map_err(|e| e.to_string())
+        self.devices.legacy.check().map_err(|e| e.to_string())
     }
 }

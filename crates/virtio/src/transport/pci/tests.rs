@@ -61,6 +61,9 @@ impl VirtioDevice for FakeDevice {
     fn worker(&self) -> Option<&crate::Worker> {
         None
     }
+    fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
+        Err(crate::SaveError::Unsupported("fake"))
+    }
 }
 
 #[derive(Default)]
