@@ -240,3 +240,109 @@ fn clones_of_one_snapshot_read_different_random_bytes() {
         }
     }
 }
+
+/// The disk guest: writes block after block of its disk (each holding its
+/// own number), until told to stop; then checks every block it wrote.
+const DISK_INIT: &str = r#"
+for i in $(seq 1 100); do [ -b /dev/vda ] && break; sleep 0.1; done
+(
+    i=0
+    while [ ! -e /tmp/stop ]; do
+        printf 'block %08d\n' $i | dd of=/dev/vda bs=4096 seek=$i count=1 conv=sync oflag=direct 2>/dev/null \
+            || echo "@@write-failed $i"
+        i=$((i + 1))
+        [ $((i % 10)) = 0 ] && echo "@@wrote $i"
+    done
+    echo "@@written $i"
+) &
+echo @@ready
+while read line; do
+    case "$line" in
+    stop) touch /tmp/stop ;;
+    check*)
+        n=${line#check }
+        bad=none
+        b=0
+        while [ $b -lt $n ]; do
+            got=$(dd if=/dev/vda bs=4096 skip=$b count=1 iflag=direct 2>/dev/null | head -c 14)
+            [ "$got" = "$(printf 'block %08d' $b)" ] || { bad=$b; break; }
+            b=$((b + 1))
+        done
+        echo "@@check $n $bad"
+        ;;
+    off) poweroff -f ;;
+    esac
+done
+"#;
+
+const DISK_SCRIPT: &str = r#"
+chmod 755 /bin/api-test-tool
+api() { /bin/api-test-tool /tmp/api.sock "$@" || echo "@@api-failed $1 $2"; }
+truncate -s 64M /tmp/disk.img
+start_vm --api-sock /tmp/api.sock --no-reboot
+for i in $(seq 1 100); do [ -S /tmp/api.sock ] && break; sleep 0.1; done
+api PUT /boot-source '{"kernel_image_path":"/guest/vmlinuz","initrd_path":"/guest/initrd.cpio","boot_args":"console=ttyS0 panic=-1"}'
+api PUT /machine-config '{"vcpu_count":2,"mem_size_mib":256}'
+api PUT /drives/data '{"drive_id":"data","path_on_host":"/tmp/disk.img","is_root_device":false,"is_read_only":false}'
+api PUT /actions '{"action_type":"InstanceStart"}'
+wait_for @@ready 1 300 && wait_for "@@wrote 30" 1 120
+api PATCH /vm '{"state":"Paused"}'
+api PUT /snapshot/create '{"snapshot_path":"/tmp/vm.snap","mem_file_path":"/tmp/vm.mem"}'
+kill -9 $VM_PID; wait $VM_PID
+echo "@@before $(grep -c @@wrote /tmp/vm.out)"
+start_vm --restore /tmp/vm.snap --mem-file /tmp/vm.mem --resume --no-reboot
+wait_for @@wrote 3 120
+send stop
+wait_for @@written 1 60
+n=$(sed -n 's/.*@@written \([0-9]*\).*/\1/p' /tmp/vm.out | head -1)
+send "check $n"
+wait_for @@check 1 300
+send off
+finish_vm_within 120
+"#;
+
+/// A Linux guest writing its virtio-blk disk block after block is
+/// snapshotted mid-stream, its VMM killed, and restored over the same
+/// image: the disk queue goes on where it stood, and every block the
+/// guest wrote, before and after, reads back as written.
+#[test]
+fn a_linux_guest_writing_its_disk_goes_on_after_restore() {
+    let pointsman = Path::new(env!("CARGO_BIN_EXE_pointsman"));
+    let tool = build_tool(TOOL, pointsman).expect("build the API test tool");
+    let host = test_host();
+    let dir = Scratch::new("linux-snapshot-disk");
+    let initrd = guest_initrd(
+        &host,
+        &dir,
+        "initrd.cpio",
+        &["virtio_mmio", "virtio_blk"],
+        DISK_INIT,
+    );
+    let kernel = host.assets().cloud.vmlinuz.clone();
+    let run = host
+        .run(
+            &[
+                ("guest/vmlinuz", &kernel),
+                ("guest/initrd.cpio", &initrd),
+                (&format!("bin/{TOOL}"), &tool),
+            ],
+            DISK_SCRIPT,
+        )
+        .expect("run the test host");
+    let console = &run.console;
+    let tail = || run.console_tail(80);
+    assert!(!console.contains("@@api-failed"), "{}", tail());
+    assert!(!console.contains("@@write-failed"), "{}", tail());
+    let vms = run.vm_runs();
+    let (restored, status) = vms.last().unwrap_or_else(|| panic!("{}", tail()));
+    assert_eq!(*status, 0, "{restored}");
+    let written: u64 = value(restored, "written")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no @@written:\n{restored}"));
+    assert!(written >= 50, "only {written} blocks:\n{restored}");
+    assert_eq!(
+        value(restored, "check"),
+        Some(format!("{written} none").as_str()),
+        "a block lost or torn:\n{restored}"
+    );
+}
