@@ -33,6 +33,9 @@ pub enum Error {
     /// Saved state holds more entries than KVM's structures take.
     #[error("saved state has {count} {what}, more than KVM takes")]
     StateTooLarge { what: &'static str, count: usize },
+    /// A stopped vCPU's last instruction needs the VMM again.
+    #[error("the vCPU stopped inside an instruction that needs more device accesses")]
+    PendingIo,
     /// An ioctl failed.
     #[error("KVM {op} failed: {source}")]
     Ioctl {

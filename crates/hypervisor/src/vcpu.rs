@@ -69,6 +69,10 @@ impl Vcpu {
         &self.fd
     }
 
+    pub(crate) fn fd_mut(&mut self) -> &mut VcpuFd {
+        &mut self.fd
+    }
+
     /// The vCPU's index, which is also its APIC ID.
     pub fn id(&self) -> u32 {
         self.id

@@ -43,6 +43,31 @@ pub struct VcpuState {
 }
 
 impl Vcpu {
+    /// Lets KVM finish the instruction of the last I/O exit without
+    /// running the guest any further (`KVM_RUN` with `immediate_exit`).
+    /// KVM applies an I/O read's result (and moves past the instruction)
+    /// only on the next `KVM_RUN`: a state read before that is of a vCPU
+    /// still at the instruction, which a restore would run again, after
+    /// the device already acted on it once (a status register read, and
+    /// so cleared, whose value the guest never gets). Call it on a
+    /// stopped vCPU before [`Vcpu::save_state`].
+    pub fn complete_pending_io(&mut self) -> Result<()> {
+        let fd = self.fd_mut();
+        fd.set_kvm_immediate_exit(1);
+        let result = fd.run().map(|_| ());
+        fd.set_kvm_immediate_exit(0);
+        match result {
+            Err(e) if e.errno() == libc::EINTR => Ok(()),
+            // Another exit: the instruction needs the VMM again (an access
+            // split across pages), which a stopped vCPU cannot serve.
+            Ok(()) => Err(Error::PendingIo),
+            Err(source) => Err(Error::Ioctl {
+                op: "KVM_RUN",
+                source,
+            }),
+        }
+    }
+
     /// Reads the whole state. `msr_indices` are the MSRs to save (the
     /// host's `KVM_GET_MSR_INDEX_LIST`); those KVM will not read for this
     /// vCPU are left out rather than failing the save. The vCPU must not be
@@ -235,6 +260,47 @@ mod tests {
         // MSRs comes back.
         let indices = |s: &VcpuState| s.msrs.iter().map(|m| m.index).collect::<Vec<_>>();
         assert_eq!(indices(&again), indices(&saved));
+    }
+
+    /// A vCPU stopped right after the VMM answered a port read: the value
+    /// reaches the guest's register, and the instruction is done, only
+    /// once KVM_RUN comes back, which the saved state must not miss.
+    #[test]
+    fn a_pending_port_read_is_completed_before_the_state_is_read() {
+        let hv = hypervisor();
+        let vm = vm_with_irqchip();
+        // mov al, 0; in al, 0x80; out 0x81, al; jmp $
+        map_code(&vm, &[0xb0, 0x00, 0xe4, 0x80, 0xe6, 0x81, 0xeb, 0xfe]);
+        let mut vcpu = vm.create_vcpu(0).unwrap();
+        vcpu.set_cpuid(hv.supported_cpuid().unwrap()).unwrap();
+        start_at_code(&vcpu);
+        loop {
+            match vcpu.run().unwrap() {
+                VcpuExit::IoIn { port: 0x80, data } => {
+                    data[0] = 0x42;
+                    break;
+                }
+                VcpuExit::Interrupted => continue,
+                other => panic!("unexpected exit {other:?}"),
+            }
+        }
+        vcpu.complete_pending_io().unwrap();
+        let state = vcpu.save_state(&[]).unwrap();
+        assert_eq!(state.regs.rax & 0xff, 0x42, "the read's value is in AL");
+        assert_eq!(state.regs.rip, 0x1004, "past the IN instruction");
+        // And the guest goes on from there, not repeating the read.
+        assert_eq!(next_out_81(&mut vcpu), 0x42);
+    }
+
+    /// Runs to the next write to port 0x81 and returns the byte written.
+    fn next_out_81(vcpu: &mut Vcpu) -> u8 {
+        loop {
+            match vcpu.run().unwrap() {
+                VcpuExit::IoOut { port: 0x81, data } => return data[0],
+                VcpuExit::Interrupted => continue,
+                other => panic!("unexpected exit {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -11,9 +11,61 @@ use std::path::Path;
 
 use common::linux::{guest_initrd, test_host, value};
 use common::Scratch;
-use testhost::build_tool;
+use testhost::{build_tool, HostRun};
 
 const TOOL: &str = "api-test-tool";
+
+/// Shell functions the host scripts share: the API, a guest booted
+/// through it, and a snapshot after which the VMM is killed.
+const HELPERS: &str = r#"
+chmod 755 /bin/api-test-tool
+api() { /bin/api-test-tool /tmp/api.sock "$@" || echo "@@api-failed $1 $2"; }
+# boot_via_api VCPUS MIB [DRIVE]: Pointsman with the API boots /guest's
+# kernel and initrd with the distribution's options (and the drive).
+boot_via_api() {
+    start_vm --api-sock /tmp/api.sock --no-reboot
+    for i in $(seq 1 100); do [ -S /tmp/api.sock ] && break; sleep 0.1; done
+    api PUT /boot-source '{"kernel_image_path":"/guest/vmlinuz","initrd_path":"/guest/initrd.cpio","boot_args":"console=ttyS0 panic=-1"}'
+    api PUT /machine-config "{\"vcpu_count\":$1,\"mem_size_mib\":$2}"
+    [ -z "$3" ] || api PUT /drives/data "$3"
+    api PUT /actions '{"action_type":"InstanceStart"}'
+}
+# snapshot_and_kill: pauses the guest, snapshots it to /tmp/vm.snap and
+# /tmp/vm.mem, and kills its VMM (nothing of it helps the restore).
+snapshot_and_kill() {
+    api PATCH /vm '{"state":"Paused"}'
+    api PUT /snapshot/create '{"snapshot_path":"/tmp/vm.snap","mem_file_path":"/tmp/vm.mem"}'
+    kill -9 $VM_PID; wait $VM_PID
+}
+"#;
+
+/// Runs `script` (after [`HELPERS`]) in the test host with `kernel` and
+/// an initrd loading `modules` and running `init`.
+fn run(kernel: Option<&Path>, modules: &[&str], init: &str, script: &str) -> HostRun {
+    let pointsman = Path::new(env!("CARGO_BIN_EXE_pointsman"));
+    let tool = build_tool(TOOL, pointsman).expect("build the API test tool");
+    let host = test_host();
+    let dir = Scratch::new("linux-snapshot");
+    let initrd = guest_initrd(&host, &dir, "initrd.cpio", modules, init);
+    let cloud = host.assets().cloud.vmlinuz.clone();
+    let kernel = kernel.unwrap_or(&cloud);
+    let run = host
+        .run(
+            &[
+                ("guest/vmlinuz", kernel),
+                ("guest/initrd.cpio", &initrd),
+                (&format!("bin/{TOOL}"), &tool),
+            ],
+            &format!("{HELPERS}{script}"),
+        )
+        .expect("run the test host");
+    assert!(
+        !run.console.contains("@@api-failed"),
+        "{}",
+        run.console_tail(80)
+    );
+    run
+}
 
 /// The guest's init: a tick with its count and uptime every second in the
 /// background, and an echo of each console line; `off` powers off.
@@ -29,20 +81,12 @@ done
 
 /// The host's side: boot, snapshot, kill, restore.
 const SCRIPT: &str = r#"
-chmod 755 /bin/api-test-tool
-api() { /bin/api-test-tool /tmp/api.sock "$@" || echo "@@api-failed $1 $2"; }
-start_vm --api-sock /tmp/api.sock --no-reboot
-for i in $(seq 1 100); do [ -S /tmp/api.sock ] && break; sleep 0.1; done
-api PUT /boot-source '{"kernel_image_path":"/guest/vmlinuz","initrd_path":"/guest/initrd.cpio","boot_args":"console=ttyS0 panic=-1"}'
-api PUT /machine-config '{"vcpu_count":2,"mem_size_mib":256}'
-api PUT /actions '{"action_type":"InstanceStart"}'
+boot_via_api 2 256
 wait_for @@ready 1 300 && wait_for @@tick 3 120
 send hello
 wait_for "@@got hello" 1 60
-api PATCH /vm '{"state":"Paused"}'
-api PUT /snapshot/create '{"snapshot_path":"/tmp/vm.snap","mem_file_path":"/tmp/vm.mem"}'
+snapshot_and_kill
 echo "@@snapshot-bytes $(wc -c < /tmp/vm.snap) $(wc -c < /tmp/vm.mem) $(du -k /tmp/vm.mem | cut -f1)"
-kill -9 $VM_PID; wait $VM_PID
 echo "@@first-begin"; cat /tmp/vm.out; echo "@@first-end"
 start_vm --restore /tmp/vm.snap --mem-file /tmp/vm.mem --resume --no-reboot
 wait_for @@tick 3 120
@@ -65,25 +109,9 @@ fn ticks(text: &str) -> Vec<(u64, f64)> {
 
 #[test]
 fn a_linux_guest_goes_on_after_its_vmm_is_killed_and_restored() {
-    let pointsman = Path::new(env!("CARGO_BIN_EXE_pointsman"));
-    let tool = build_tool(TOOL, pointsman).expect("build the API test tool");
-    let host = test_host();
-    let dir = Scratch::new("linux-snapshot");
-    let initrd = guest_initrd(&host, &dir, "initrd.cpio", &[], INIT);
-    let kernel = host.assets().cloud.vmlinuz.clone();
-    let run = host
-        .run(
-            &[
-                ("guest/vmlinuz", &kernel),
-                ("guest/initrd.cpio", &initrd),
-                (&format!("bin/{TOOL}"), &tool),
-            ],
-            SCRIPT,
-        )
-        .expect("run the test host");
+    let run = run(None, &[], INIT, SCRIPT);
     let console = &run.console;
     let tail = || run.console_tail(80);
-    assert!(!console.contains("@@api-failed"), "{}", tail());
     eprintln!(
         "snapshot, memory file, its disk KiB: {:?}",
         value(console, "snapshot-bytes")
@@ -138,19 +166,11 @@ done
 /// then restores four clones of it at once, each with its own console,
 /// and has each read random bytes again.
 const CLONES_SCRIPT: &str = r#"
-chmod 755 /bin/api-test-tool
-api() { /bin/api-test-tool /tmp/api.sock "$@" || echo "@@api-failed $1 $2"; }
-start_vm --api-sock /tmp/api.sock --no-reboot
-for i in $(seq 1 100); do [ -S /tmp/api.sock ] && break; sleep 0.1; done
-api PUT /boot-source '{"kernel_image_path":"/guest/vmlinuz","initrd_path":"/guest/initrd.cpio","boot_args":"console=ttyS0 panic=-1"}'
-api PUT /machine-config '{"vcpu_count":1,"mem_size_mib":192}'
-api PUT /actions '{"action_type":"InstanceStart"}'
+boot_via_api 1 192
 wait_for @@ready 1 300
 send rand
 wait_for @@rand 1 60
-api PATCH /vm '{"state":"Paused"}'
-api PUT /snapshot/create '{"snapshot_path":"/tmp/vm.snap","mem_file_path":"/tmp/vm.mem"}'
-kill -9 $VM_PID; wait $VM_PID
+snapshot_and_kill
 echo "@@original $(grep @@rand /tmp/vm.out)"
 for i in 4 5 6 7; do
     rm -f /tmp/c$i.in; mkfifo /tmp/c$i.in
@@ -178,28 +198,13 @@ for i in 4 5 6 7; do echo "@@clone $i $(grep @@rand /tmp/c$i.out)"; done
 /// same memory, would read the same bytes.
 #[test]
 fn clones_of_one_snapshot_read_different_random_bytes() {
-    let pointsman = Path::new(env!("CARGO_BIN_EXE_pointsman"));
-    let tool = build_tool(TOOL, pointsman).expect("build the API test tool");
-    let host = test_host();
-    let generic = host
+    let generic = test_host()
         .assets()
         .generic_kernel()
         .expect("fetch linux-image-amd64");
-    let dir = Scratch::new("linux-clones");
-    let initrd = guest_initrd(&host, &dir, "initrd.cpio", &[], RANDOM_INIT);
-    let run = host
-        .run(
-            &[
-                ("guest/vmlinuz", &generic.vmlinuz),
-                ("guest/initrd.cpio", &initrd),
-                (&format!("bin/{TOOL}"), &tool),
-            ],
-            CLONES_SCRIPT,
-        )
-        .expect("run the test host");
+    let run = run(Some(&generic.vmlinuz), &[], RANDOM_INIT, CLONES_SCRIPT);
     let console = &run.console;
     let tail = || run.console_tail(80);
-    assert!(!console.contains("@@api-failed"), "{}", tail());
     // "MD5 FORKS" of a `@@rand` line.
     let rand = |line: &str| -> (String, String) {
         let rest = line.split("@@rand ").nth(1).unwrap_or("");
@@ -270,28 +275,23 @@ while read line; do
         done
         echo "@@check $n $bad"
         ;;
+    diag)
+        echo "@@diag inflight $(cat /sys/block/vda/inflight) stat $(cat /sys/block/vda/stat)"
+        grep -i virtio /proc/interrupts | sed 's/^/@@diag /'
+        ;;
     off) poweroff -f ;;
     esac
 done
 "#;
 
 const DISK_SCRIPT: &str = r#"
-chmod 755 /bin/api-test-tool
-api() { /bin/api-test-tool /tmp/api.sock "$@" || echo "@@api-failed $1 $2"; }
 truncate -s 64M /tmp/disk.img
-start_vm --api-sock /tmp/api.sock --no-reboot
-for i in $(seq 1 100); do [ -S /tmp/api.sock ] && break; sleep 0.1; done
-api PUT /boot-source '{"kernel_image_path":"/guest/vmlinuz","initrd_path":"/guest/initrd.cpio","boot_args":"console=ttyS0 panic=-1"}'
-api PUT /machine-config '{"vcpu_count":2,"mem_size_mib":256}'
-api PUT /drives/data '{"drive_id":"data","path_on_host":"/tmp/disk.img","is_root_device":false,"is_read_only":false}'
-api PUT /actions '{"action_type":"InstanceStart"}'
+boot_via_api 2 256 '{"drive_id":"data","path_on_host":"/tmp/disk.img","is_root_device":false,"is_read_only":false}'
 wait_for @@ready 1 300 && wait_for "@@wrote 30" 1 120
-api PATCH /vm '{"state":"Paused"}'
-api PUT /snapshot/create '{"snapshot_path":"/tmp/vm.snap","mem_file_path":"/tmp/vm.mem"}'
-kill -9 $VM_PID; wait $VM_PID
+snapshot_and_kill
 echo "@@before $(grep -c @@wrote /tmp/vm.out)"
 start_vm --restore /tmp/vm.snap --mem-file /tmp/vm.mem --resume --no-reboot
-wait_for @@wrote 3 120
+wait_for @@wrote 3 120 || { send diag; sleep 2; }
 send stop
 wait_for @@written 1 60
 n=$(sed -n 's/.*@@written \([0-9]*\).*/\1/p' /tmp/vm.out | head -1)
@@ -307,31 +307,9 @@ finish_vm_within 120
 /// guest wrote, before and after, reads back as written.
 #[test]
 fn a_linux_guest_writing_its_disk_goes_on_after_restore() {
-    let pointsman = Path::new(env!("CARGO_BIN_EXE_pointsman"));
-    let tool = build_tool(TOOL, pointsman).expect("build the API test tool");
-    let host = test_host();
-    let dir = Scratch::new("linux-snapshot-disk");
-    let initrd = guest_initrd(
-        &host,
-        &dir,
-        "initrd.cpio",
-        &["virtio_mmio", "virtio_blk"],
-        DISK_INIT,
-    );
-    let kernel = host.assets().cloud.vmlinuz.clone();
-    let run = host
-        .run(
-            &[
-                ("guest/vmlinuz", &kernel),
-                ("guest/initrd.cpio", &initrd),
-                (&format!("bin/{TOOL}"), &tool),
-            ],
-            DISK_SCRIPT,
-        )
-        .expect("run the test host");
+    let run = run(None, &["virtio_mmio", "virtio_blk"], DISK_INIT, DISK_SCRIPT);
     let console = &run.console;
     let tail = || run.console_tail(80);
-    assert!(!console.contains("@@api-failed"), "{}", tail());
     assert!(!console.contains("@@write-failed"), "{}", tail());
     let vms = run.vm_runs();
     let (restored, status) = vms.last().unwrap_or_else(|| panic!("{}", tail()));

@@ -79,7 +79,10 @@ impl Machine {
             .gate
             .on_each_parked(
                 &ids,
-                move |vcpu: &mut Vcpu| vcpu.save_state(&msrs),
+                move |vcpu: &mut Vcpu| {
+                    vcpu.complete_pending_io()?;
+                    vcpu.save_state(&msrs)
+                },
                 PAUSE_DEADLINE,
             )
             .ok_or("a vCPU did not save its state in time")?
