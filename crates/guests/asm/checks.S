@@ -17,9 +17,10 @@ vs_cid:		.long 0		/* the guest's vsock CID (low half) */
 
 	.text
 
-/* rng_check: a 16-byte request on queue 0 must come back full. */
-	.globl	rng_check
-rng_check:
+/* rng_request: a 16-byte request on queue 0; carry set unless it came
+ * back full. */
+	.globl	rng_request
+rng_request:
 	DESC	0, 0, BUF, 16, DESC_F_WRITE
 	mov	$0, %ebx
 	mov	$0, %ecx
@@ -28,7 +29,15 @@ rng_check:
 	call	vq_wait_long
 	jc	1f
 	cmp	$16, %eax
-	jne	1f
+	je	1f
+	stc
+1:	ret
+
+/* rng_check: rng_request must succeed. */
+	.globl	rng_check
+rng_check:
+	call	rng_request
+	jc	1f
 	PRINT	"rng ok\n"
 	ret
 1:	PRINT	"rng FAILED\n"
@@ -44,9 +53,9 @@ blk_header:
 	movb	$0xff, BLK_STATUS
 	ret
 
-/* blk_check: reading sector 0 must succeed. */
-	.globl	blk_check
-blk_check:
+/* blk_read: one read of sector 0; carry set if it failed. */
+	.globl	blk_read
+blk_read:
 	call	blk_header
 	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
 	DESC	0, 1, BLK_DATA, 512, DESC_F_WRITE|DESC_F_NEXT, 2
@@ -58,7 +67,15 @@ blk_check:
 	call	vq_wait_long
 	jc	1f
 	cmpb	$0, BLK_STATUS
-	jne	1f
+	je	1f
+	stc
+1:	ret
+
+/* blk_check: blk_read must succeed. */
+	.globl	blk_check
+blk_check:
+	call	blk_read
+	jc	1f
 	PRINT	"blk ok\n"
 	ret
 1:	PRINT	"blk FAILED\n"

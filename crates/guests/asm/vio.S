@@ -24,42 +24,21 @@ vio_failed:	.long 0		/* requests that failed on this line */
 
 	.text
 
-/* vio_rng: one entropy request on the rng; carry set if it failed. */
+/* vio_rng: one entropy request on the rng (checks.S); carry set if it
+ * failed. */
 vio_rng:
 	mov	rng_base, %eax
 	mov	%eax, vt_base
 	movl	$RNG_AREA, vq_area
-	DESC	0, 0, BUF, 16, DESC_F_WRITE
-	mov	$0, %ebx
-	mov	$0, %ecx
-	call	vq_push
-	call	vt_kick
-	call	vq_wait_long
-	jc	1f
-	cmp	$16, %eax
-	je	1f
-	stc
-1:	ret
+	jmp	rng_request
 
-/* vio_blk: one read of sector 0 on the disk; carry set if it failed. */
+/* vio_blk: one read of sector 0 on the disk (checks.S); carry set if it
+ * failed. */
 vio_blk:
 	mov	blk_base, %eax
 	mov	%eax, vt_base
 	movl	$VQ_AREA, vq_area
-	call	blk_header
-	DESC	0, 0, BLK_HEADER, 16, DESC_F_NEXT, 1
-	DESC	0, 1, BLK_DATA, 512, DESC_F_WRITE|DESC_F_NEXT, 2
-	DESC	0, 2, BLK_STATUS, 1, DESC_F_WRITE
-	mov	$0, %ebx
-	mov	$0, %ecx
-	call	vq_push
-	call	vt_kick
-	call	vq_wait_long
-	jc	1f
-	cmpb	$0, BLK_STATUS
-	je	1f
-	stc
-1:	ret
+	jmp	blk_read
 
 	.globl	cmd_vio
 cmd_vio:
