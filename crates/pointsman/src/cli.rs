@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use vmm::{DiskConfig, KernelSource, VmConfig, VmResources};
 
 use crate::firecracker::FirecrackerArgs;
-use crate::{config_file, launch, logging};
+use crate::{config_file, launch, logging, restore_overrides};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,6 +34,12 @@ pub enum Command {
 /// The options that describe the guest, which a config file replaces.
 const GUEST_OPTIONS: [&str; 10] = [
     "kernel", "initrd", "cmdline", "cpus", "memory", "rng", "balloon", "vsock", "disk", "net",
+];
+
+/// The guest options a snapshot brings itself: `--net` and `--vsock` stay,
+/// giving its devices new host ends.
+const RESTORE_CONFLICTS: [&str; 8] = [
+    "kernel", "initrd", "cmdline", "cpus", "memory", "rng", "balloon", "disk",
 ];
 
 #[derive(Args, Debug)]
@@ -103,11 +109,14 @@ pub struct RunArgs {
     pub config_file: Option<PathBuf>,
     /// Bring back the guest a snapshot saved (`PUT /snapshot/create`)
     /// instead of booting one: its state file; --mem-file gives its memory.
+    /// Beside it, `--net id=NAME,tap=TAP` gives the snapshot's NIC NAME a
+    /// new TAP and `--vsock socket=PATH` its vsock device a new socket
+    /// (each clone of one snapshot needs its own).
     #[arg(
         long,
         value_name = "SNAPSHOT",
         requires = "mem_file",
-        conflicts_with_all = GUEST_OPTIONS,
+        conflicts_with_all = RESTORE_CONFLICTS,
         conflicts_with = "config_file"
     )]
     pub restore: Option<PathBuf>,
@@ -205,10 +214,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
         pci: args.pci,
     };
     if let (Some(snapshot), Some(memory)) = (&args.restore, &args.mem_file) {
+        let overrides = match restore_overrides::parse(&args.net, args.vsock.as_deref()) {
+            Ok(overrides) => overrides,
+            Err(e) => return launch::bad_input(e),
+        };
         let boot = vmm::Boot::Restore(vmm::RestoreFrom {
             snapshot: snapshot.clone(),
             memory: memory.clone(),
             resume: args.resume,
+            overrides,
         });
         return match args.api_sock.clone() {
             None => launch::boot(boot, options, args.verbose),

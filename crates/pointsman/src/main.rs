@@ -7,6 +7,7 @@ mod exit_code;
 mod firecracker;
 mod launch;
 mod logging;
+mod restore_overrides;
 
 use std::process::ExitCode;
 

@@ -93,6 +93,9 @@ pub(crate) struct Devices {
     pub virtio: Vec<SharedTransport>,
     /// The disks and NICs, to change while the guest runs.
     pub handles: DeviceHandles,
+    /// Each NIC's MAC, drawn at random where the configuration gave none:
+    /// a snapshot keeps it, so that the restored guest's NIC is the same.
+    pub nic_macs: Vec<[u8; 6]>,
 }
 
 pub(crate) fn eventfd(what: &'static str) -> Result<EventFd> {
@@ -215,10 +218,12 @@ pub(crate) fn create_devices(
         handles.drives.push((key, block.handle()));
         virtio_devices.push(Box::new(block));
     }
+    let mut nic_macs = Vec::new();
     for (index, (net, device)) in taps.devices().into_iter().enumerate() {
         let key = nic_key(index, net.id.as_deref());
         let device = device.with_metrics(registry.net(&key));
         handles.nics.push((key, device.handle()));
+        nic_macs.push(device.mac());
         virtio_devices.push(Box::new(device));
     }
     let mut mmio = Bus::new();
@@ -266,6 +271,7 @@ pub(crate) fn create_devices(
         balloon,
         virtio,
         handles,
+        nic_macs,
     })
 }
 

@@ -14,6 +14,7 @@ use crate::machine::Machine;
 use crate::net::Taps;
 use crate::request::{ActionError, RequestSource, VmmAction, VmmData};
 use crate::request_metrics::RequestCounters;
+use crate::resources::SnapshotOverrides;
 use crate::snapshot::LoadedSnapshot;
 use crate::{signals, Error, Result};
 
@@ -33,6 +34,8 @@ pub struct RestoreFrom {
     pub snapshot: PathBuf,
     pub memory: PathBuf,
     pub resume: bool,
+    /// New host ends for its NICs and vsock device.
+    pub overrides: SnapshotOverrides,
 }
 
 /// Checks `config` against this host and builds its first machine.
@@ -55,7 +58,10 @@ pub(crate) fn restore(
     hypervisor: &Hypervisor,
     controller: &mut Controller,
 ) -> Result<Started> {
-    let loaded = LoadedSnapshot::open(&from.snapshot, &from.memory)?;
+    let mut loaded = LoadedSnapshot::open(&from.snapshot, &from.memory)?;
+    from.overrides
+        .apply(&mut loaded.resources)
+        .map_err(|e| Error::SnapshotMismatch(e.to_string()))?;
     let config = controller
         .restore_config(&loaded)
         .map_err(|e| Error::SnapshotMismatch(e.0))?;
@@ -127,6 +133,7 @@ pub(crate) fn wait_for_start(
                                     snapshot: PathBuf::from(&load.snapshot_path),
                                     memory: PathBuf::from(memory),
                                     resume: load.resume(),
+                                    overrides: load.overrides(),
                                 };
                                 restore(&from, hypervisor, controller)
                                     .map_err(|e| ActionError::new(e.to_string()))

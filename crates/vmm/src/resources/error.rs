@@ -68,6 +68,12 @@ pub enum ResourceError {
     /// Fields that cannot be given together, or one of which is needed.
     #[error("{0}")]
     Conflict(&'static str),
+    /// Two snapshot load overrides for one NIC.
+    #[error("network_overrides names iface_id {0} twice")]
+    DuplicateOverride(String),
+    /// A snapshot load override for a device the snapshot lacks.
+    #[error("the snapshot has no {0} to override")]
+    NoSuchOverride(String),
     /// A top-level section of the configuration Pointsman lacks.
     #[error("{0} is not supported by Pointsman")]
     Unsupported(&'static str),

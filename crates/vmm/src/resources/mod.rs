@@ -41,7 +41,7 @@ pub use rate_limiter::{RateLimiter, TokenBucket};
 pub use serial::Serial;
 pub use snapshot::{
     MemoryBackend, MemoryBackendType, NetworkOverride, SnapshotCreateParams, SnapshotLoadParams,
-    SnapshotType, VsockOverride,
+    SnapshotOverrides, SnapshotType, VsockOverride,
 };
 pub use vm_resources::{VmResources, EMBEDDED_KERNEL_PATH};
 pub use vsock::Vsock;

@@ -27,7 +27,7 @@ pub struct NetworkInterface {
     pub tx_rate_limiter: Option<RateLimiter>,
 }
 
-fn validate_tap_name(name: &str) -> Result<(), ResourceError> {
+pub(super) fn validate_tap_name(name: &str) -> Result<(), ResourceError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_TAP_NAME
         && name != "."

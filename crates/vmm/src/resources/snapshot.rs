@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ResourceError;
+use super::network::validate_tap_name;
+use super::{validate_id, ResourceError, VmResources};
 
 /// What kind of snapshot to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,16 +141,71 @@ impl SnapshotLoadParams {
                 "huge_pages other than \"Snapshot\" or \"None\" on a snapshot load",
             ));
         }
-        if !self.network_overrides.is_empty() || self.vsock_override.is_some() {
-            return Err(ResourceError::Unsupported(
-                "network_overrides and vsock_override (snapshots of guests with network interfaces or vsock are not supported yet)",
-            ));
-        }
+        self.overrides().validate()?;
         Ok(path)
+    }
+
+    /// The devices' new host ends the request gives.
+    pub fn overrides(&self) -> SnapshotOverrides {
+        SnapshotOverrides {
+            network: self.network_overrides.clone(),
+            vsock: self.vsock_override.clone(),
+        }
     }
 
     pub fn resume(&self) -> bool {
         self.resume_vm.unwrap_or(false)
+    }
+}
+
+/// New host ends for a restored guest's devices: each clone of one
+/// snapshot needs its own TAP and vsock socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotOverrides {
+    pub network: Vec<NetworkOverride>,
+    pub vsock: Option<VsockOverride>,
+}
+
+impl SnapshotOverrides {
+    /// Checks each override on its own, before any snapshot is read.
+    pub fn validate(&self) -> Result<(), ResourceError> {
+        for (i, net) in self.network.iter().enumerate() {
+            validate_id("iface_id", &net.iface_id)?;
+            validate_tap_name(&net.host_dev_name)?;
+            if self.network[..i].iter().any(|n| n.iface_id == net.iface_id) {
+                return Err(ResourceError::DuplicateOverride(net.iface_id.clone()));
+            }
+        }
+        if let Some(vsock) = &self.vsock {
+            non_empty("vsock_override.uds_path", &vsock.uds_path)?;
+        }
+        Ok(())
+    }
+
+    /// `resources` (a snapshot's configuration) with the new host ends:
+    /// an override for a NIC or vsock device the snapshot does not have
+    /// is refused, as Firecracker refuses it.
+    pub fn apply(&self, resources: &mut VmResources) -> Result<(), ResourceError> {
+        self.validate()?;
+        for net in &self.network {
+            let nic = resources
+                .network_interfaces
+                .iter_mut()
+                .find(|nic| nic.iface_id == net.iface_id)
+                .ok_or_else(|| {
+                    ResourceError::NoSuchOverride(format!("network interface {}", net.iface_id))
+                })?;
+            nic.host_dev_name.clone_from(&net.host_dev_name);
+        }
+        if let Some(over) = &self.vsock {
+            let vsock = resources
+                .vsock
+                .as_mut()
+                .ok_or_else(|| ResourceError::NoSuchOverride("vsock device".into()))?;
+            vsock.uds_path.clone_from(&over.uds_path);
+            vsock.validate()?;
+        }
+        Ok(())
     }
 }
 
@@ -222,5 +278,61 @@ mod tests {
             let err = load(json).memory_file().unwrap_err().to_string();
             assert!(err.contains(why), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn overrides_give_the_snapshots_devices_new_host_ends() {
+        let mut resources = VmResources::from_json(
+            r#"{"boot-source": {"kernel_image_path": "k"},
+                "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"},
+                                       {"iface_id": "eth1", "host_dev_name": "tap1"}],
+                "vsock": {"guest_cid": 3, "uds_path": "/run/v.sock"}}"#,
+        )
+        .unwrap();
+        let load = load(
+            r#"{"snapshot_path": "s", "mem_file_path": "m",
+                "network_overrides": [{"iface_id": "eth1", "host_dev_name": "tap9"}],
+                "vsock_override": {"uds_path": "/run/clone.sock"}}"#,
+        );
+        load.memory_file().unwrap();
+        load.overrides().apply(&mut resources).unwrap();
+        let taps: Vec<_> = resources
+            .network_interfaces
+            .iter()
+            .map(|n| n.host_dev_name.as_str())
+            .collect();
+        assert_eq!(taps, ["tap0", "tap9"]);
+        assert_eq!(
+            resources.vsock.as_ref().unwrap().uds_path,
+            "/run/clone.sock"
+        );
+    }
+
+    #[test]
+    fn overrides_of_devices_the_snapshot_lacks_are_refused() {
+        let mut bare =
+            VmResources::from_json(r#"{"boot-source": {"kernel_image_path": "k"}}"#).unwrap();
+        let nic = SnapshotOverrides {
+            network: vec![NetworkOverride {
+                iface_id: "eth0".into(),
+                host_dev_name: "tap0".into(),
+            }],
+            vsock: None,
+        };
+        let err = nic.apply(&mut bare).unwrap_err().to_string();
+        assert!(err.contains("network interface eth0"), "{err}");
+        let vsock = SnapshotOverrides {
+            network: Vec::new(),
+            vsock: Some(VsockOverride {
+                uds_path: "/x".into(),
+            }),
+        };
+        let err = vsock.apply(&mut bare).unwrap_err().to_string();
+        assert!(err.contains("vsock"), "{err}");
+        let bad_tap = load(
+            r#"{"snapshot_path": "s", "mem_file_path": "m",
+                "network_overrides": [{"iface_id": "eth0", "host_dev_name": "a/b"}]}"#,
+        );
+        assert!(bad_tap.memory_file().is_err());
     }
 }

@@ -100,7 +100,7 @@ impl Machine {
         };
         let devices = DevicesState { legacy, virtio };
         let state = MachineState {
-            resources: serde_json::to_string(resources)
+            resources: serde_json::to_string(&with_macs(resources, &self.devices.nic_macs))
                 .map_err(|e| format!("cannot save the configuration: {e}"))?,
             pci: self.pci,
             memory_bytes: self.ram.memory.iter().map(|r| r.len()).sum(),
@@ -117,5 +117,38 @@ impl Machine {
                 paths.memory.display()
             )
         })
+    }
+}
+
+/// `resources` with each NIC's MAC as the guest sees it: one drawn at
+/// random at boot is not drawn again on restore.
+fn with_macs(resources: &VmResources, macs: &[[u8; 6]]) -> VmResources {
+    let mut resources = resources.clone();
+    for (nic, mac) in resources.network_interfaces.iter_mut().zip(macs) {
+        nic.guest_mac = Some(virtio::net::config::format_mac(mac));
+    }
+    resources
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drawn_macs_are_kept_in_the_configuration() {
+        let resources = VmResources::from_json(
+            r#"{"boot-source": {"kernel_image_path": "k"},
+                "network-interfaces": [
+                    {"iface_id": "a", "host_dev_name": "tap0"},
+                    {"iface_id": "b", "host_dev_name": "tap1", "guest_mac": "02:00:00:00:00:09"}]}"#,
+        )
+        .unwrap();
+        let saved = with_macs(&resources, &[[2, 1, 2, 3, 4, 5], [2, 0, 0, 0, 0, 9]]);
+        let macs: Vec<_> = saved
+            .network_interfaces
+            .iter()
+            .map(|n| n.guest_mac.as_deref().unwrap())
+            .collect();
+        assert_eq!(macs, ["02:01:02:03:04:05", "02:00:00:00:00:09"]);
     }
 }
