@@ -5,8 +5,9 @@
 //! console line, against a command-line boot to its first, and how long
 //! `PUT /snapshot/load` takes; and the memory of a restored guest, alone
 //! and as one of several clones of one snapshot sharing the memory file's
-//! page cache. All on the small test guests, with 64 and 512 MiB of RAM
-//! and one vCPU, under /dev/kvm.
+//! page cache; Diff snapshots; how fast a fleet of clones starts. All on
+//! the small test guests, with 128 MiB and 1 GiB of RAM and one vCPU,
+//! under /dev/kvm.
 //!
 //! Writes the `## Snapshots` section of `docs/benchmarks.md`. Run with
 //! `cargo bench -p pointsman --bench snapshot`.
@@ -29,7 +30,7 @@ use common::scratch::ScratchDir;
 use common::{median_duration, mib, ms, round_indices, Latency, Markers};
 
 /// Guest RAM sizes: the tests' guest, and one mostly untouched.
-const MEMORY_MIB: [u32; 2] = [64, 512];
+const MEMORY_MIB: [u32; 2] = [128, 1024];
 /// Snapshots taken of each guest and RAM size, each in a new VMM.
 const CREATE_RUNS: usize = 20;
 /// Restores (and boots) timed to the guest's next line, after a warm-up.
@@ -50,6 +51,11 @@ const CREATE_SETUPS: [(Guest, u32); 4] = [
 ];
 /// Guests restored from one snapshot at once.
 const CLONES: usize = 4;
+/// Idle guests restored from one snapshot at once, to time how fast a
+/// fleet of clones starts and what each adds.
+const FLEET: usize = 16;
+/// `PUT /snapshot/load`'s target: Firecracker's published resume time.
+const LOAD_TARGET: Duration = Duration::from_millis(8);
 
 /// Where a create's and a restore's time goes, from `strace` of the
 /// release VMM. Static text, shown under the method.
@@ -326,6 +332,80 @@ fn create_many<const N: usize>(
         .collect()
 }
 
+// ---- 1b. Diff snapshots ----
+
+/// Diff snapshots taken per RAM size, each in a new VMM.
+const DIFF_RUNS: usize = 10;
+
+/// Diff snapshots of the `count` guest after a little work.
+struct DiffFigures {
+    latency: Latency,
+    /// The Full snapshot's memory file, taken a line before.
+    full_size: FileSize,
+    diff_size: FileSize,
+}
+
+/// `DIFF_RUNS` times: the `count` guest configured through the API with
+/// `track_dirty_pages`, a Full snapshot after its first line, then a
+/// Diff after its next (a little work: its stack, its counter, the
+/// clock), the Diff timed.
+fn diff_create(bench: &Bench, memory_mib: u32) -> Result<DiffFigures, String> {
+    let mut runs = Vec::with_capacity(DIFF_RUNS);
+    for _ in 0..DIFF_RUNS {
+        let socket = bench.socket("diff");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pointsman"));
+        command.arg("run").arg("--api-sock").arg(&socket);
+        let running = Running::start(command)?;
+        let done = diff_once(bench, &running, &socket, memory_mib);
+        runs.push(then_kill(running, done)?);
+    }
+    let latencies: Vec<Duration> = runs.iter().map(|r| r.0).collect();
+    let &(_, full_size, diff_size) = runs.last().ok_or("no run")?;
+    Ok(DiffFigures {
+        latency: Latency::of(&latencies),
+        full_size,
+        diff_size,
+    })
+}
+
+fn diff_once(
+    bench: &Bench,
+    running: &Running,
+    socket: &Path,
+    memory_mib: u32,
+) -> Result<(Duration, FileSize, FileSize), String> {
+    let mut api =
+        ApiClient::try_connect(socket).map_err(|e| format!("cannot connect to the API: {e}"))?;
+    let boot = serde_json::json!({"kernel_image_path": bench.kernel, "boot_args": "count"});
+    api.try_request("PUT", "/boot-source", Some(&boot.to_string()), 204)?;
+    let machine = serde_json::json!({
+        "vcpu_count": 1, "mem_size_mib": memory_mib, "track_dirty_pages": true,
+    });
+    api.try_request("PUT", "/machine-config", Some(&machine.to_string()), 204)?;
+    let start = r#"{"action_type": "InstanceStart"}"#;
+    api.try_request("PUT", "/actions", Some(start), 204)?;
+    let mut snapshot = |kind: &str| -> Result<(Duration, FileSize), String> {
+        let state = bench.dir.join(&format!("diff-{kind}.snap"));
+        let memory = bench.dir.join(&format!("diff-{kind}.mem"));
+        let _ = std::fs::remove_file(&state);
+        let _ = std::fs::remove_file(&memory);
+        api.try_request("PATCH", "/vm", Some(r#"{"state": "Paused"}"#), 204)?;
+        let body = serde_json::json!({
+            "snapshot_path": state, "mem_file_path": memory, "snapshot_type": kind,
+        });
+        let sent = Instant::now();
+        api.try_request("PUT", "/snapshot/create", Some(&body.to_string()), 204)?;
+        let latency = sent.elapsed();
+        api.try_request("PATCH", "/vm", Some(r#"{"state": "Resumed"}"#), 204)?;
+        Ok((latency, FileSize::of(&memory)?))
+    };
+    next_line(running, Guest::Count)?;
+    let (_, full) = snapshot("Full")?;
+    next_line(running, Guest::Count)?;
+    let (latency, diff) = snapshot("Diff")?;
+    Ok((latency, full, diff))
+}
+
 // ---- 2. Restore to the next line, against a boot ----
 
 /// How a guest is brought to its next line.
@@ -493,6 +573,9 @@ struct Footprint {
     /// Resident pages of the snapshot's memory file, where it is mapped
     /// (the guest RAM it read; pages it wrote are anonymous copies).
     memory_file_rss: u64,
+    /// Resident pages no other process maps (smaps_rollup's
+    /// Private_Clean + Private_Dirty): what this VMM alone adds.
+    private: u64,
 }
 
 impl Footprint {
@@ -503,6 +586,7 @@ impl Footprint {
             rss_file: self.rss_file + other.rss_file,
             pss: self.pss + other.pss,
             memory_file_rss: self.memory_file_rss + other.memory_file_rss,
+            private: self.private + other.private,
         }
     }
 }
@@ -539,6 +623,7 @@ fn footprint(running: &Running, memory_file: Option<&Path>) -> Result<Footprint,
         rss_file: field(&status, "RssFile:")?,
         pss: field(&rollup, "Pss:")?,
         memory_file_rss,
+        private: field(&rollup, "Private_Clean:")? + field(&rollup, "Private_Dirty:")?,
     })
 }
 
@@ -638,6 +723,69 @@ fn clones(
     }
 }
 
+/// A fleet of clones: how fast they start and what each adds.
+struct Fleet {
+    /// From the first spawn until every clone's `GET /` said `Running`.
+    all_running: Duration,
+    /// Their footprints' sum, read once all ran.
+    sum: Footprint,
+}
+
+/// `FLEET` VMMs spawned at once, each restoring `snapshot` (the `idle`
+/// guest) with `--resume` and an API socket, polled with `GET /` until
+/// each says `Running`.
+fn fleet(bench: &Bench, snapshot: &Snapshot) -> Result<Fleet, String> {
+    let sockets: Vec<PathBuf> = (0..FLEET)
+        .map(|i| bench.socket(&format!("clone{i}")))
+        .collect();
+    let started = Instant::now();
+    let mut vms = Vec::with_capacity(FLEET);
+    for socket in &sockets {
+        let mut command = Bench::restore(snapshot);
+        command.arg("--api-sock").arg(socket);
+        match Running::start(command) {
+            Ok(running) => vms.push(running),
+            Err(e) => {
+                vms.into_iter().for_each(|vm| drop(vm.kill()));
+                return Err(e);
+            }
+        }
+    }
+    let measured = (|| {
+        for socket in &sockets {
+            let mut api = ApiClient::try_connect(socket)
+                .map_err(|e| format!("cannot connect to a clone's API: {e}"))?;
+            while api.try_request("GET", "/", None, 200)?.json()["state"] != "Running" {
+                if started.elapsed() > Duration::from_secs(60) {
+                    return Err("a clone was not running after 60 s".to_owned());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let all_running = started.elapsed();
+        std::thread::sleep(IDLE_SETTLE);
+        let mut sum = Footprint::default();
+        for vm in &vms {
+            sum = sum.add(footprint(vm, Some(&snapshot.memory))?);
+        }
+        Ok(Fleet { all_running, sum })
+    })();
+    let mut vms = vms.into_iter();
+    match measured {
+        Ok(fleet) => {
+            for vm in vms {
+                vm.kill()?;
+            }
+            Ok(fleet)
+        }
+        Err(e) => {
+            let first = vms.next().map(|vm| vm.failed(&e)).unwrap_or(e);
+            vms.for_each(|vm| drop(vm.kill()));
+            Err(first)
+        }
+    }
+}
+
 // ---- Measuring it all ----
 
 /// A guest's restores and boots to its next line.
@@ -653,6 +801,8 @@ struct PerMemory {
     load: Vec<(Guest, Result<Latency, String>)>,
     idle: Result<[Footprint; 2], String>,
     clones: [Result<Footprint, String>; 2],
+    fleet: Result<Fleet, String>,
+    diff: Result<DiffFigures, String>,
 }
 
 struct Figures {
@@ -720,12 +870,19 @@ fn measure() -> Result<Figures, String> {
             created(&create, Guest::Stamp, memory_mib)
                 .and_then(|c| clones(&bench, start, &c.snapshot, memory_mib))
         });
+        eprintln!("snapshot: {memory_mib} MiB: {FLEET} idle clones at once");
+        let fleet =
+            created(&create, Guest::Idle, memory_mib).and_then(|c| fleet(&bench, &c.snapshot));
+        eprintln!("snapshot: {memory_mib} MiB: Diff snapshots, {DIFF_RUNS} runs");
+        let diff = diff_create(&bench, memory_mib);
         per_memory.push(PerMemory {
+            diff,
             memory_mib,
             restore,
             load,
             idle,
             clones,
+            fleet,
         });
     }
     Ok(Figures { create, per_memory })
@@ -754,6 +911,32 @@ fn create_table(out: &mut String, create: &[Result<CreateFigures, String>]) {
                 out,
                 "| `{}` | {memory_mib} MiB | not measured: {e} | | | | |",
                 guest.cmd()
+            ),
+        };
+    }
+    out.push('\n');
+}
+
+fn diff_table(out: &mut String, per_memory: &[PerMemory]) {
+    out.push_str(
+        "| `count` guest (1 vCPU), RAM | Diff `PUT /snapshot/create` after one more line, median | 99th percentile | Full memory file on disk | Diff memory file on disk |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    for m in per_memory {
+        let _ = match &m.diff {
+            Ok(d) => writeln!(
+                out,
+                "| `count`, {} MiB | **{}** | {} | {} | **{}** |",
+                m.memory_mib,
+                ms(d.latency.median),
+                ms(d.latency.p99),
+                size(d.full_size.disk),
+                size(d.diff_size.disk),
+            ),
+            Err(e) => writeln!(
+                out,
+                "| `count`, {} MiB | not measured: {e} | | | |",
+                m.memory_mib
             ),
         };
     }
@@ -836,18 +1019,19 @@ fn footprint_cells(f: &Footprint, with_file: bool) -> String {
         "–".into()
     };
     format!(
-        "**{}** | {} | {} | {file} | {}",
+        "**{}** | {} | {} | {file} | {} | **{}**",
         mib(f.vm_rss),
         mib(f.rss_anon),
         mib(f.rss_file),
-        mib(f.pss)
+        mib(f.pss),
+        mib(f.private)
     )
 }
 
 fn memory_tables(out: &mut String, per_memory: &[PerMemory]) {
     out.push_str(
-        "| The `idle` guest, RAM | Start | VmRSS | RssAnon | RssFile | … of the memory file | Pss |\n\
-         |---|---|---:|---:|---:|---:|---:|\n",
+        "| The `idle` guest, RAM | Start | VmRSS | RssAnon | RssFile | … of the memory file | Pss | Private |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for m in per_memory {
         let who = format!("`idle`, {} MiB", m.memory_mib);
@@ -858,14 +1042,14 @@ fn memory_tables(out: &mut String, per_memory: &[PerMemory]) {
                 footprint_cells(restored, true),
                 footprint_cells(booted, false)
             ),
-            Err(e) => writeln!(out, "| {who} | not measured: {e} | | | | | |"),
+            Err(e) => writeln!(out, "| {who} | not measured: {e} | | | | | | |"),
         };
     }
     out.push('\n');
     let _ = writeln!(
         out,
-        "| {CLONES} `stamp` guests at once, RAM | Start | Sum of VmRSS | Sum of RssAnon | Sum of RssFile | … of the memory file | Sum of Pss |\n\
-         |---|---|---:|---:|---:|---:|---:|"
+        "| {CLONES} `stamp` guests at once, RAM | Start | Sum of VmRSS | Sum of RssAnon | Sum of RssFile | … of the memory file | Sum of Pss | Sum of Private |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|"
     );
     for m in per_memory {
         let who = format!("{CLONES} × `stamp`, {} MiB", m.memory_mib);
@@ -880,9 +1064,35 @@ fn memory_tables(out: &mut String, per_memory: &[PerMemory]) {
                     "| {who} | {how} | {} |",
                     footprint_cells(f, *start == Start::Restore)
                 ),
-                Err(e) => writeln!(out, "| {who} | {how}: not measured: {e} | | | | | |"),
+                Err(e) => writeln!(out, "| {who} | {how}: not measured: {e} | | | | | | |"),
             };
         }
+    }
+    out.push('\n');
+    fleet_table(out, per_memory);
+}
+
+fn fleet_table(out: &mut String, per_memory: &[PerMemory]) {
+    let _ = writeln!(
+        out,
+        "| {FLEET} `idle` clones of one snapshot, RAM | All running after | Clones started per second | Private per clone | Pss per clone | VmRSS per clone |\n\
+         |---|---:|---:|---:|---:|---:|"
+    );
+    for m in per_memory {
+        let who = format!("{FLEET} × `idle`, {} MiB", m.memory_mib);
+        let per = |kib: u64| mib(kib / FLEET as u64);
+        let _ = match &m.fleet {
+            Ok(f) => writeln!(
+                out,
+                "| {who} | {} | **{:.0}** | **{}** | {} | {} |",
+                ms(f.all_running),
+                FLEET as f64 / f.all_running.as_secs_f64(),
+                per(f.sum.private),
+                per(f.sum.pss),
+                per(f.sum.vm_rss),
+            ),
+            Err(e) => writeln!(out, "| {who} | not measured: {e} | | | | |"),
+        };
     }
     out.push('\n');
 }
@@ -897,7 +1107,10 @@ fn method(out: &mut String) {
          /snapshot/create` is timed from writing the request to reading the answer (the VMM \
          writes the memory file page by page, skipping pages of zeros, then `fsync`s it); \
          {CREATE_RUNS} snapshots of each set-up in turn, each in a new VMM and to new files. \
-         \"Memory file\" is its length, \"… on disk\" the blocks it takes (`st_blocks`). Restore: \
+         \"Memory file\" is its length, \"… on disk\" the blocks it takes (`st_blocks`). Diff: \
+         the `count` guest configured through the API with `track_dirty_pages`, a Full snapshot \
+         after its first line, resumed, paused after its next line and a `Diff` snapshot timed; \
+         {DIFF_RUNS} runs, each in a new VMM. Restore: \
          from `spawn` of `pointsman run --restore SNAP --mem-file MEM --resume` to the guest's \
          next line, when the VMM's CPU time (user+sys of all its threads, its CPU clock) is read \
          with the VMM still running, against `pointsman run --kernel pvh.elf --cmdline CMD \
@@ -922,7 +1135,12 @@ fn method(out: &mut String) {
          start (after `idle` for the booted guest), the run with the median VmRSS of \
          {MEMORY_RUNS}; \"… of the memory file\" is the Rss of its mapping (/proc/PID/smaps), \
          the guest RAM read from the page cache. Clones: {CLONES} VMMs started at once, read \
-         once each has printed a line (`stamp` reads all its 24 MiB before each line). Other \
+         once each has printed a line (`stamp` reads all its 24 MiB before each line). \
+         Private: smaps_rollup's Private_Clean + Private_Dirty, the pages no other process maps \
+         (what the VMM adds to the host). Fleet: {FLEET} `run --restore … --resume --api-sock` \
+         spawned at once, each then polled with `GET /` until it says `Running`; clones per \
+         second is {FLEET} over the time from the first spawn to the last `Running`, on 2 \
+         shared CPUs. Other \
          agents' builds and tests share the machine's 2 CPUs, so the 99th percentiles and wall \
          times are noisy.\n\n",
         IDLE_SETTLE.as_millis(),
@@ -940,15 +1158,18 @@ fn targets(out: &mut String, per_memory: &[PerMemory]) {
             })
         })
         .collect();
-    let in_ms = per_memory.iter().flat_map(|m| &m.load).all(|(_, l)| {
-        l.as_ref()
-            .is_ok_and(|l| l.median < Duration::from_millis(10))
-    });
+    let in_ms = per_memory
+        .iter()
+        .flat_map(|m| &m.load)
+        .all(|(_, l)| l.as_ref().is_ok_and(|l| l.median < LOAD_TARGET));
     let verdict = |met: bool| if met { "**met**" } else { "**not met**" };
     let _ = writeln!(
         out,
-        "- A restore in milliseconds (`PUT /snapshot/load` median under 10 ms): {}: {} (most \
-         of it KVM's memory slot set-up, as in a boot: see where the time goes, above)",
+        "- A restore in milliseconds (`PUT /snapshot/load` median under {} ms, Firecracker's \
+         published resume time, with the memory file in the page cache): {}: {}. The floor is \
+         KVM's memory slot set-up, as in a boot (see where the time goes, above): the rest of a \
+         load is about 2.5 ms",
+        LOAD_TARGET.as_millis(),
         loads.join(", "),
         verdict(in_ms)
     );
@@ -994,8 +1215,10 @@ fn targets(out: &mut String, per_memory: &[PerMemory]) {
     let _ = writeln!(
         out,
         "- A restored guest's RSS counts only the pages it touches (a restored idle guest's VmRSS \
-         within 1 MiB from 64 to 512 MiB of RAM, under 1 MiB of its memory file resident): {}: \
+         within 1 MiB from {} to {} MiB of RAM, under 1 MiB of its memory file resident): {}: \
          {}. The {CLONES} clones share what they read through the page cache ({}).\n",
+        MEMORY_MIB[0],
+        MEMORY_MIB[1],
         idle_text.join("; "),
         verdict(flat),
         clones.join("; ")
@@ -1004,7 +1227,7 @@ fn targets(out: &mut String, per_memory: &[PerMemory]) {
 
 fn commands(out: &mut String) {
     out.push_str(
-        "Command lines (`CMD` is `idle`, `stamp` or `count`, `N` 64M or 512M):\n\n```\n\
+        "Command lines (`CMD` is `idle`, `stamp` or `count`, `N` 128M or 1024M):\n\n```\n\
          pointsman run --kernel pvh.elf --cmdline CMD --cpus 1 --memory N --api-sock api.sock\n\
          curl --unix-socket api.sock -X PATCH http://localhost/vm -d '{\"state\": \"Paused\"}'\n\
          curl --unix-socket api.sock -X PUT http://localhost/snapshot/create \\\n    \
@@ -1031,6 +1254,7 @@ fn section(figures: &Result<Figures, String>) -> String {
     match figures {
         Ok(f) => {
             create_table(&mut out, &f.create);
+            diff_table(&mut out, &f.per_memory);
             restore_table(&mut out, &f.per_memory);
             load_table(&mut out, &f.per_memory);
             memory_tables(&mut out, &f.per_memory);
