@@ -707,13 +707,19 @@ fn clones(
         let file = (start == Start::Restore).then_some(snapshot.memory.as_path());
         sum = sum.and_then(|s| footprint(vm, file).map(|f| s.add(f)));
     }
+    kill_all(vms, sum)
+}
+
+/// Kills every VMM of `vms` once `done` is known; if it failed, the
+/// error carries the first VMM's output.
+fn kill_all<T>(vms: Vec<Running>, done: Result<T, String>) -> Result<T, String> {
     let mut vms = vms.into_iter();
-    match sum {
-        Ok(sum) => {
+    match done {
+        Ok(done) => {
             for vm in vms {
                 vm.kill()?;
             }
-            Ok(sum)
+            Ok(done)
         }
         Err(e) => {
             let first = vms.next().map(|vm| vm.failed(&e)).unwrap_or(e);
@@ -770,20 +776,7 @@ fn fleet(bench: &Bench, snapshot: &Snapshot) -> Result<Fleet, String> {
         }
         Ok(Fleet { all_running, sum })
     })();
-    let mut vms = vms.into_iter();
-    match measured {
-        Ok(fleet) => {
-            for vm in vms {
-                vm.kill()?;
-            }
-            Ok(fleet)
-        }
-        Err(e) => {
-            let first = vms.next().map(|vm| vm.failed(&e)).unwrap_or(e);
-            vms.for_each(|vm| drop(vm.kill()));
-            Err(first)
-        }
-    }
+    kill_all(vms, measured)
 }
 
 // ---- Measuring it all ----
