@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use vmm::{DiskConfig, KernelSource, VmConfig, VmResources};
 
 use crate::firecracker::FirecrackerArgs;
+use crate::jail_command::JailArgs;
 use crate::{config_file, launch, logging, restore_overrides};
 
 #[derive(Parser, Debug)]
@@ -29,6 +30,11 @@ pub enum Command {
     /// binary runs): see `pointsman firecracker --help`.
     #[command(disable_version_flag = true)]
     Firecracker(FirecrackerArgs),
+    /// Run a VMM confined: a root of its own with only its guest's files,
+    /// new namespaces, a cgroup, limits, an unprivileged user without
+    /// capabilities. `pointsman jail --id ID --uid U --gid G -- ARGS`
+    /// runs `pointsman run ARGS` so.
+    Jail(JailArgs),
 }
 
 /// The options that describe the guest, which a config file replaces.

@@ -5,6 +5,7 @@ mod cli;
 mod config_file;
 mod exit_code;
 mod firecracker;
+mod jail_command;
 mod launch;
 mod logging;
 mod restore_overrides;
@@ -35,5 +36,6 @@ fn main() -> ExitCode {
         // Each sets up its logging from its flags and config file.
         cli::Command::Run(args) => cli::run(&args),
         cli::Command::Firecracker(args) => firecracker::run(&args),
+        cli::Command::Jail(args) => jail_command::run(&args),
     }
 }

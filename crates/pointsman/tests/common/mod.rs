@@ -240,6 +240,11 @@ impl Session {
         stdin.flush().unwrap();
     }
 
+    /// The VMM process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// Sends `signal` to the VMM process.
     pub fn send_signal(&self, signal: i32) {
         let pid = self.child.as_ref().unwrap().id();
