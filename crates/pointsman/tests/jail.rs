@@ -45,14 +45,20 @@ fn cpu_cgroup(id: &str) -> PathBuf {
     Path::new("/sys/fs/cgroup/cpu/pointsman-test").join(id)
 }
 
+/// A scratch directory with an empty chroot base and the test guest.
+fn jail_files(name: &str) -> (Scratch, PathBuf, PathBuf) {
+    let dir = Scratch::new(name);
+    let base = dir.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    let kernel = dir.file("pvh.elf", guests::PVH);
+    (dir, base, kernel)
+}
+
 #[test]
 fn a_jailed_vmm_runs_its_guest_confined() {
     require_kvm();
     require_root();
-    let dir = Scratch::new("jail-run");
-    let base = dir.path().join("base");
-    std::fs::create_dir(&base).unwrap();
-    let kernel = dir.file("pvh.elf", guests::PVH);
+    let (dir, base, kernel) = jail_files("jail-run");
     let disk = dir.file("disk.img", &[0x5a; 64 * 1024]);
     // The guest writes its disk: the jail's user must own it.
     std::os::unix::fs::chown(&disk, Some(JAIL_ID), Some(JAIL_ID)).unwrap();
@@ -160,10 +166,7 @@ fn a_jailed_vmm_runs_its_guest_confined() {
 fn with_a_new_pid_namespace_the_jailer_waits_and_passes_the_status_on() {
     require_kvm();
     require_root();
-    let dir = Scratch::new("jail-pidns");
-    let base = dir.path().join("base");
-    std::fs::create_dir(&base).unwrap();
-    let kernel = dir.file("pvh.elf", guests::PVH);
+    let (dir, base, kernel) = jail_files("jail-pidns");
     let id = format!("jail-pidns-{}", std::process::id());
     let id_text = JAIL_ID.to_string();
     let jail = |cmdline: &str, id: &str| {
@@ -200,10 +203,7 @@ fn with_a_new_pid_namespace_the_jailer_waits_and_passes_the_status_on() {
 #[test]
 fn bad_jail_input_is_refused_and_leaves_nothing_behind() {
     require_root();
-    let dir = Scratch::new("jail-bad");
-    let base = dir.path().join("base");
-    std::fs::create_dir(&base).unwrap();
-    let kernel = dir.file("pvh.elf", guests::PVH);
+    let (dir, base, kernel) = jail_files("jail-bad");
     let base_text = base.to_str().unwrap().to_owned();
     let kernel_text = kernel.to_str().unwrap().to_owned();
     let file_base = kernel_text.clone();
