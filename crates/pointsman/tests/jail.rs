@@ -166,7 +166,7 @@ fn a_jailed_vmm_runs_its_guest_confined() {
 fn with_a_new_pid_namespace_the_jailer_waits_and_passes_the_status_on() {
     require_kvm();
     require_root();
-    let (dir, base, kernel) = jail_files("jail-pidns");
+    let (_dir, base, kernel) = jail_files("jail-pidns");
     let id = format!("jail-pidns-{}", std::process::id());
     let id_text = JAIL_ID.to_string();
     let jail = |cmdline: &str, id: &str| {
