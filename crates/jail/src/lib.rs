@@ -12,6 +12,7 @@
 
 mod cgroup;
 mod error;
+pub mod landlock;
 mod limits;
 mod mounts;
 mod privileges;

@@ -8,7 +8,7 @@ use vmm::{DiskConfig, KernelSource, VmConfig, VmResources};
 
 use crate::firecracker::FirecrackerArgs;
 use crate::jail_command::JailArgs;
-use crate::{config_file, launch, logging, restore_overrides};
+use crate::{config_file, landlock_rules, launch, logging, restore_overrides};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -138,6 +138,17 @@ pub struct RunArgs {
     /// with neither, the API configures and starts it (InstanceStart).
     #[arg(long, value_name = "PATH")]
     pub api_sock: Option<PathBuf>,
+    /// Limit the VMM's file access with Landlock (where the kernel has
+    /// it) to the files the guest needs: its kernel, initrd, disks,
+    /// snapshot, sockets' directories, /dev/kvm and /dev/net/tun.
+    /// `pointsman jail` turns it on.
+    #[arg(long)]
+    pub landlock: bool,
+    /// With --landlock: a directory beneath which the VMM may also make,
+    /// read and write files (for snapshots, logs or disks given through
+    /// the API later). Repeatable.
+    #[arg(long, value_name = "DIR", requires = "landlock")]
+    pub landlock_rule: Vec<PathBuf>,
     /// Log what the VMM does to stderr, and print the vCPU registers when
     /// the guest fails.
     #[arg(long, short)]
@@ -224,6 +235,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
             Ok(overrides) => overrides,
             Err(e) => return launch::bad_input(e),
         };
+        if args.landlock {
+            if let Err(e) = landlock_rules::confine(args, None, &VmResources::default()) {
+                return launch::bad_input(e);
+            }
+        }
         let boot = vmm::Boot::Restore(vmm::RestoreFrom {
             snapshot: snapshot.clone(),
             memory: memory.clone(),
@@ -272,6 +288,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
             Err(e) => return launch::report(&Err(e), args.verbose),
         },
     };
+    if args.landlock {
+        if let Err(e) = landlock_rules::confine(args, config.as_ref(), &resources) {
+            return launch::bad_input(e);
+        }
+    }
     let Some(socket) = args.api_sock.clone() else {
         let Some(config) = config else {
             unreachable!("without an API socket there is always a guest to boot");

@@ -147,6 +147,9 @@ fn jail(args: &JailArgs) -> Result<Outcome, Failure> {
     let (files, rewritten) = jailed_arguments(given);
     let mut vmm_args = vec![OsString::from("run")];
     vmm_args.extend(rewritten);
+    // Everything in the root is the VM's own: Landlock keeps the VMM to
+    // it, should it get out of its mount namespace's view.
+    vmm_args.extend(["--landlock", "--landlock-rule", "/"].map(OsString::from));
     jail::run(&spec, &files, &vmm_args).map_err(|e| {
         if e.is_bad_input() {
             Failure::BadInput(e.to_string())

@@ -6,6 +6,7 @@ mod config_file;
 mod exit_code;
 mod firecracker;
 mod jail_command;
+mod landlock_rules;
 mod launch;
 mod logging;
 mod restore_overrides;

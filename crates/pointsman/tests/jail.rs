@@ -269,3 +269,56 @@ fn bad_jail_input_is_refused_and_leaves_nothing_behind() {
         );
     }
 }
+
+/// `run --landlock` (without the jail): the VMM reads its kernel and
+/// writes its disk, but a snapshot goes only where `--landlock-rule`
+/// allows, even though the VMM runs as root.
+#[test]
+fn landlock_keeps_the_vmm_to_its_files() {
+    require_kvm();
+    let (dir, _base, kernel) = jail_files("jail-landlock");
+    let disk = dir.file("disk.img", &[0x5a; 64 * 1024]);
+    let snapshots = dir.path().join("snapshots");
+    std::fs::create_dir(&snapshots).unwrap();
+    let socket = dir.path().join("api.sock");
+    let disk_spec = format!("path={}", disk.display());
+    let mut vm = Session::start(&[
+        "run",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--cmdline",
+        "vio",
+        "--rng",
+        "--disk",
+        &disk_spec,
+        "--api-sock",
+        socket.to_str().unwrap(),
+        "--landlock",
+        "--landlock-rule",
+        snapshots.to_str().unwrap(),
+    ]);
+    vm.wait_for("vio 2 ok");
+    let mut api = ApiClient::connect(&socket);
+    api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
+    let body = |dir: &Path| {
+        format!(
+            r#"{{"snapshot_path": "{0}/vm.snap", "mem_file_path": "{0}/vm.mem"}}"#,
+            dir.display()
+        )
+    };
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let refused = api.put("/snapshot/create", &body(&elsewhere)).expect(400);
+    assert!(
+        refused.body.contains("ermission denied"),
+        "{}",
+        refused.body
+    );
+    assert!(!elsewhere.join("vm.snap").exists());
+    api.put("/snapshot/create", &body(&snapshots)).expect(204);
+    assert!(snapshots.join("vm.mem").exists());
+    api.patch("/vm", r#"{"state": "Resumed"}"#).expect(204);
+    vm.wait_for("vio 3 ok");
+    vm.send_signal(libc::SIGTERM);
+    assert_eq!(vm.finish().status, 143);
+}
