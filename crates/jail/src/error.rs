@@ -33,6 +33,8 @@ pub enum JailError {
     },
     #[error("two of the VM's files are both {0} in the jail")]
     SameName(String),
+    #[error("--net tap={0}: not a TAP name (1 to 15 characters, no '/', ':' or spaces)")]
+    BadTap(String),
     #[error("--netns {path}: {source}")]
     NetNs {
         path: PathBuf,
@@ -98,6 +100,7 @@ impl JailError {
                 | JailError::NoAccess { .. }
                 | JailError::SameName(_)
                 | JailError::NetNs { .. }
+                | JailError::BadTap(_)
                 | JailError::BadCgroup(_)
                 | JailError::BadParentCgroup(_)
                 | JailError::BadLimit(..)

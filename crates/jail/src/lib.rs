@@ -17,6 +17,7 @@ mod limits;
 mod mounts;
 mod privileges;
 mod spec;
+mod tap;
 
 pub use cgroup::{CgroupSetting, CgroupVersion};
 pub use error::JailError;
@@ -56,6 +57,9 @@ pub fn run(spec: &JailSpec, files: &[VmFile], args: &[OsString]) -> Result<Outco
     spec.limits.apply()?;
     if let Some(netns) = &spec.netns {
         mounts::join_netns(netns)?;
+    }
+    for tap in &spec.taps {
+        tap::give_tap(tap, spec.uid, spec.gid)?;
     }
     mounts::build_root(&root, files, spec.uid, spec.gid)?;
     mounts::pivot_into(&root)?;

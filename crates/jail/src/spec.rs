@@ -57,6 +57,8 @@ pub struct JailSpec {
     pub limits: ResourceLimits,
     pub daemonize: bool,
     pub new_pid_ns: bool,
+    /// The TAPs the VM's NICs use: made (or taken) for the VMM's user.
+    pub taps: Vec<String>,
 }
 
 /// Longest id, as Firecracker's jailer.
@@ -101,6 +103,9 @@ impl JailSpec {
                 path: netns.clone(),
                 source,
             })?;
+        }
+        if let Some(bad) = self.taps.iter().find(|t| !crate::tap::valid_name(t)) {
+            return Err(JailError::BadTap(bad.clone()));
         }
         crate::cgroup::validate(self)?;
         check_files(files)?;
@@ -200,6 +205,7 @@ mod tests {
             limits: ResourceLimits::default(),
             daemonize: false,
             new_pid_ns: false,
+            taps: Vec::new(),
         }
     }
 
@@ -225,6 +231,7 @@ mod tests {
             (Box::new(|s| s.id = String::new()), "--id"),
             (Box::new(|s| s.id = "x".repeat(65)), "--id"),
             (Box::new(|s| s.uid = 0), "--allow-root"),
+            (Box::new(|s| s.taps = vec!["a/b".into()]), "TAP"),
             (Box::new(|s| s.gid = 0), "--allow-root"),
             (
                 Box::new(|s| s.chroot_base = "/proc/self/exe".into()),

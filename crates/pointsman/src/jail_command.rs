@@ -143,6 +143,16 @@ fn jail(args: &JailArgs) -> Result<Outcome, Failure> {
         limits,
         daemonize: args.daemonize,
         new_pid_ns: args.new_pid_ns,
+        taps: parsed
+            .run
+            .net
+            .iter()
+            .filter_map(|spec| {
+                spec.split(',')
+                    .find_map(|part| part.strip_prefix("tap="))
+                    .map(str::to_owned)
+            })
+            .collect(),
     };
     let (files, rewritten) = jailed_arguments(given);
     let mut vmm_args = vec![OsString::from("run")];

@@ -63,6 +63,7 @@ fn a_jailed_vmm_runs_its_guest_confined() {
     // The guest writes its disk: the jail's user must own it.
     std::os::unix::fs::chown(&disk, Some(JAIL_ID), Some(JAIL_ID)).unwrap();
     let id = format!("jail-run-{}", std::process::id());
+    let tap = format!("ptj{}", std::process::id() % 100_000);
     let id_text = JAIL_ID.to_string();
     let disk_spec = format!("path={}", disk.display());
     let mut vm = Session::start(&[
@@ -89,9 +90,14 @@ fn a_jailed_vmm_runs_its_guest_confined() {
         &disk_spec,
         "--api-sock",
         dir.path().join("api.sock").to_str().unwrap(),
+        "--net",
+        &format!("tap={tap}"),
     ]);
     vm.wait_for("vio 2 ok");
     let pid = vm.pid();
+    // The jailer made the TAP for the jail's user (the VMM could not).
+    let owner = std::fs::read_to_string(format!("/sys/class/net/{tap}/owner")).unwrap();
+    assert_eq!(owner.trim(), id_text);
     let root = base.join("pointsman").join(&id).join("root");
 
     // Its user, capabilities and privileges.
@@ -144,7 +150,8 @@ fn a_jailed_vmm_runs_its_guest_confined() {
         "/snapshot/create",
         &body(outside.to_str().unwrap(), "/tmp/escaped.mem"),
     );
-    refused.expect(400);
+    let refused = refused.expect(400);
+    assert!(refused.body.contains("No such file"), "{}", refused.body);
     assert!(
         !outside.exists(),
         "the jailed VMM wrote {}",
@@ -160,6 +167,10 @@ fn a_jailed_vmm_runs_its_guest_confined() {
     let run = vm.finish();
     assert_eq!(run.status, 143, "{run:?}");
     let _ = std::fs::remove_dir(cpu_cgroup(&id));
+    // A TAP the jailer made persists, as one `ip tuntap` makes.
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", &tap])
+        .status();
 }
 
 #[test]

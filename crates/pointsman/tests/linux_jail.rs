@@ -8,13 +8,10 @@
 mod common;
 mod net_shell;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::linux::{test_host, value};
-use common::Scratch;
+use common::linux::{run_with_tools, value, DISK_NIC_VSOCK};
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS};
-use testhost::{build_tool, linux_guest_initramfs};
 
 const VSOCK_TOOL: &str = "vsock-test-tool";
 
@@ -37,7 +34,6 @@ chmod 755 /bin/vsock-test-tool
 J=40123
 mkdir -p /srv/jails
 truncate -s 64M /tmp/disk.img && chown $J:$J /tmp/disk.img
-tunctl -u $J -t tap0 >/dev/null && ip addr add 10.200.0.1/24 dev tap0 && ip link set tap0 up || echo "@@failed tap"
 rm -f /tmp/vm.in /tmp/vm.out /tmp/vm.err; mkfifo /tmp/vm.in; : > /tmp/vm.out
 pointsman jail --id linux1 --uid $J --gid $J --chroot-base /srv/jails -- \
     --kernel /guest/vmlinuz --initrd /guest/initrd.cpio --cmdline "console=ttyS0 panic=-1" \
@@ -47,6 +43,9 @@ pointsman jail --id linux1 --uid $J --gid $J --chroot-base /srv/jails -- \
 VM_PID=$!
 exec 3> /tmp/vm.in
 ROOT=/srv/jails/pointsman/linux1/root
+# The jailer made tap0 for the jail's user.
+for i in $(seq 1 100); do ip link show tap0 >/dev/null 2>&1 && break; sleep 0.1; done
+ip addr add 10.200.0.1/24 dev tap0 && ip link set tap0 up || echo "@@failed tap"
 wait_for @@ready 1 300 || echo "@@failed boot"
 field() { awk -v k="$1:" '$1 == k { $1 = ""; print substr($0, 2) }' /proc/$VM_PID/status; }
 echo "@@uid $(field Uid)"
@@ -56,6 +55,7 @@ echo "@@seccomp $(field Seccomp)"
 echo "@@root $(ls /proc/$VM_PID/root | tr '\n' ' ')"
 echo "@@host-etc $(ls /proc/$VM_PID/root/etc 2>&1 | head -1)"
 echo "@@disk $(head -c 6 /tmp/disk.img)"
+echo "@@tap-owner $(cat /sys/class/net/tap0/owner)"
 /bin/vsock-test-tool send-unix $ROOT/v.sock 6000 65536
 send off
 finish_vm_within 120
@@ -64,41 +64,14 @@ tunctl -d tap0 >/dev/null
 
 #[test]
 fn a_jailed_vmm_runs_a_linux_guest_with_disk_nic_and_vsock() {
-    let pointsman = Path::new(env!("CARGO_BIN_EXE_pointsman"));
-    let vsock_tool = build_tool(VSOCK_TOOL, pointsman).expect("build the vsock test tool");
-    let host = test_host()
-        .with_host_modules(&["tun"])
-        .timeout(Duration::from_secs(600));
-    let dir = Scratch::new("linux-jail");
-    let initrd = dir.path().join("initrd.cpio");
-    let assets = host.assets();
-    linux_guest_initramfs(
-        &assets.busybox,
-        &assets.cloud,
-        &[
-            "virtio_mmio",
-            "virtio_blk",
-            "virtio_net",
-            "vmw_vsock_virtio_transport",
-        ],
+    let run = run_with_tools(
+        "linux-jail",
+        DISK_NIC_VSOCK,
+        &[VSOCK_TOOL],
         &format!("{COMMON_HELPERS}{GUEST_HELPERS}{INIT}"),
-    )
-    .and_then(|mut image| {
-        image.program(&format!("bin/{VSOCK_TOOL}"), &vsock_tool)?;
-        image.write(&initrd)
-    })
-    .expect("build the guest initramfs");
-    let kernel = assets.cloud.vmlinuz.clone();
-    let run = host
-        .run(
-            &[
-                ("guest/vmlinuz", &kernel),
-                ("guest/initrd.cpio", &initrd),
-                (&format!("bin/{VSOCK_TOOL}"), &vsock_tool),
-            ],
-            &format!("{COMMON_HELPERS}{SCRIPT}"),
-        )
-        .expect("run the test host");
+        &format!("{COMMON_HELPERS}{SCRIPT}"),
+        Duration::from_secs(600),
+    );
     let console = &run.console;
     let tail = || run.console_tail(80);
     assert!(!console.contains("@@failed"), "{}", tail());
@@ -107,6 +80,7 @@ fn a_jailed_vmm_runs_a_linux_guest_with_disk_nic_and_vsock() {
     assert_eq!(*status, 0, "{vm}");
     assert!(vm.contains("@@disk-written"), "{vm}");
     assert!(vm.contains("@@reached"), "{vm}");
+    assert_eq!(value(console, "tap-owner"), Some("40123"), "{}", tail());
     assert!(vm.contains("@@echo-vsock echoed 65536"), "{vm}");
     assert_eq!(value(console, "disk"), Some("jailed"), "{}", tail());
     assert!(

@@ -9,13 +9,10 @@
 mod common;
 mod net_shell;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::linux::{test_host, value};
-use common::Scratch;
+use common::linux::{run_with_tools, value, DISK_NIC_VSOCK};
 use net_shell::{COMMON_HELPERS, GUEST_HELPERS};
-use testhost::{build_tool, linux_guest_initramfs};
 
 const API_TOOL: &str = "api-test-tool";
 const VSOCK_TOOL: &str = "vsock-test-tool";
@@ -104,43 +101,14 @@ tunctl -d tap1 >/dev/null
 
 #[test]
 fn full_then_diff_snapshot_of_a_guest_with_disk_nic_and_vsock_restored_on_new_host_ends() {
-    let pointsman = Path::new(env!("CARGO_BIN_EXE_pointsman"));
-    let api_tool = build_tool(API_TOOL, pointsman).expect("build the API test tool");
-    let vsock_tool = build_tool(VSOCK_TOOL, pointsman).expect("build the vsock test tool");
-    let host = test_host()
-        .with_host_modules(&["tun"])
-        .timeout(Duration::from_secs(900));
-    let dir = Scratch::new("linux-snapshot-devices");
-    let initrd = dir.path().join("initrd.cpio");
-    let assets = host.assets();
-    linux_guest_initramfs(
-        &assets.busybox,
-        &assets.cloud,
-        &[
-            "virtio_mmio",
-            "virtio_blk",
-            "virtio_net",
-            "vmw_vsock_virtio_transport",
-        ],
+    let run = run_with_tools(
+        "linux-snapshot-devices",
+        DISK_NIC_VSOCK,
+        &[API_TOOL, VSOCK_TOOL],
         &format!("{COMMON_HELPERS}{GUEST_HELPERS}{INIT}"),
-    )
-    .and_then(|mut image| {
-        image.program(&format!("bin/{VSOCK_TOOL}"), &vsock_tool)?;
-        image.write(&initrd)
-    })
-    .expect("build the guest initramfs");
-    let kernel = assets.cloud.vmlinuz.clone();
-    let run = host
-        .run(
-            &[
-                ("guest/vmlinuz", &kernel),
-                ("guest/initrd.cpio", &initrd),
-                (&format!("bin/{API_TOOL}"), &api_tool),
-                (&format!("bin/{VSOCK_TOOL}"), &vsock_tool),
-            ],
-            &format!("{COMMON_HELPERS}{SCRIPT}"),
-        )
-        .expect("run the test host");
+        &format!("{COMMON_HELPERS}{SCRIPT}"),
+        Duration::from_secs(900),
+    );
     let console = &run.console;
     let tail = || run.console_tail(80);
     assert!(!console.contains("@@api-failed"), "{}", tail());
