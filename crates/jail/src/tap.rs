@@ -11,7 +11,9 @@ use std::path::Path;
 
 use crate::JailError;
 
-/// TUNSETIFF's flags as the VMM opens its TAPs (`virtio::net::Tap`).
+/// TUNSETIFF's flags as the VMM opens its TAPs (`virtio::net::Tap`);
+/// they fit a `short` (0x5002).
+#[allow(clippy::cast_possible_truncation)]
 const FLAGS: libc::c_short =
     (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as libc::c_short;
 
