@@ -57,6 +57,11 @@ pub struct RunArgs {
     /// them, and with neither the host's THP policy decides.
     #[arg(long, value_name = "SIZE[,thp=on|off]", default_value = "128M")]
     pub memory: String,
+    /// KVM logs the pages the guest writes, so that `PUT /snapshot/create`
+    /// can take Diff snapshots (only what changed since the last snapshot);
+    /// with --restore, the restored guest's writes are logged.
+    #[arg(long, conflicts_with = "config_file")]
+    pub track_dirty_pages: bool,
     /// End the run when the guest resets instead of restarting it.
     #[arg(long)]
     pub no_reboot: bool,
@@ -145,6 +150,7 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         cpus: args.cpus,
         memory,
         huge_pages,
+        track_dirty_pages: args.track_dirty_pages,
         no_reboot: args.no_reboot,
         rng: args.rng,
         pci: args.pci,
@@ -209,6 +215,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             snapshot: snapshot.clone(),
             memory: memory.clone(),
             resume: args.resume,
+            track_dirty_pages: args.track_dirty_pages,
         });
         return match args.api_sock.clone() {
             None => launch::boot(boot, options, args.verbose),
@@ -277,6 +284,7 @@ fn has_guest_options(args: &RunArgs) -> bool {
         || args.cmdline.is_some()
         || args.cpus != 1
         || args.memory != "128M"
+        || args.track_dirty_pages
         || args.rng
         || args.balloon.is_some()
         || args.vsock.is_some()

@@ -33,6 +33,8 @@ pub struct RestoreFrom {
     pub snapshot: PathBuf,
     pub memory: PathBuf,
     pub resume: bool,
+    /// KVM logs the restored guest's writes, for Diff snapshots of it.
+    pub track_dirty_pages: bool,
 }
 
 /// Checks `config` against this host and builds its first machine.
@@ -56,13 +58,15 @@ pub(crate) fn restore(
     controller: &mut Controller,
 ) -> Result<Started> {
     let loaded = LoadedSnapshot::open(&from.snapshot, &from.memory)?;
-    let config = controller
+    let mut config = controller
         .restore_config(&loaded)
         .map_err(|e| Error::SnapshotMismatch(e.0))?;
+    // The load's choice, not the saved guest's (as Firecracker does).
+    config.track_dirty_pages = from.track_dirty_pages;
     config.validate(hypervisor)?;
     let taps = Taps::open(&config)?;
     let machine = Machine::restore(&loaded, &config, hypervisor, &taps)?;
-    controller.adopt_snapshot(&loaded);
+    controller.adopt_snapshot(&loaded, from.track_dirty_pages);
     Ok(Started {
         config,
         taps,
@@ -127,6 +131,7 @@ pub(crate) fn wait_for_start(
                                     snapshot: PathBuf::from(&load.snapshot_path),
                                     memory: PathBuf::from(memory),
                                     resume: load.resume(),
+                                    track_dirty_pages: load.track_dirty_pages(),
                                 };
                                 restore(&from, hypervisor, controller)
                                     .map_err(|e| ActionError::new(e.to_string()))

@@ -3,11 +3,11 @@
 //! from the two.
 
 mod create;
+mod dirty_pages;
 mod memory_file;
 mod restore;
 mod state;
 
-pub(crate) use memory_file::write_memory;
 pub(crate) use restore::LoadedSnapshot;
 pub use restore::{describe_snapshot, SnapshotInfo};
 pub(crate) use state::{DevicesState, LegacyDevicesState, MachineState};
