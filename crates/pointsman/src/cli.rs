@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use vmm::{DiskConfig, KernelSource, VmConfig, VmResources};
 
 use crate::firecracker::FirecrackerArgs;
+use crate::snapshot_cmd::SnapshotCommand;
 use crate::{config_file, launch, logging};
 
 #[derive(Parser, Debug)]
@@ -29,6 +30,9 @@ pub enum Command {
     /// binary runs): see `pointsman firecracker --help`.
     #[command(disable_version_flag = true)]
     Firecracker(FirecrackerArgs),
+    /// Work on snapshot files: merge Diff snapshots' memory files.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 }
 
 /// The options that describe the guest, which a config file replaces.

@@ -7,6 +7,7 @@ mod exit_code;
 mod firecracker;
 mod launch;
 mod logging;
+mod snapshot_cmd;
 
 use std::process::ExitCode;
 
@@ -34,5 +35,6 @@ fn main() -> ExitCode {
         // Each sets up its logging from its flags and config file.
         cli::Command::Run(args) => cli::run(&args),
         cli::Command::Firecracker(args) => firecracker::run(&args),
+        cli::Command::Snapshot(command) => snapshot_cmd::run(&command),
     }
 }

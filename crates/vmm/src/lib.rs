@@ -40,7 +40,7 @@ pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use resources::{ResourceError, VmResources};
 pub use serial_output::SerialOutput;
-pub use snapshot::{describe_snapshot, SnapshotInfo};
+pub use snapshot::{describe_snapshot, merge_memory_files, MergeError, SnapshotInfo};
 pub use virtio::balloon::BalloonConfig;
 
 pub use virtio::block::{BlockUpdate as DriveUpdate, DiskConfig};

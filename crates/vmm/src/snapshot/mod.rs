@@ -5,9 +5,11 @@
 mod create;
 mod dirty_pages;
 mod memory_file;
+mod merge;
 mod restore;
 mod state;
 
+pub use merge::{merge_memory_files, MergeError};
 pub(crate) use restore::LoadedSnapshot;
 pub use restore::{describe_snapshot, SnapshotInfo};
 pub(crate) use state::{DevicesState, LegacyDevicesState, MachineState};
