@@ -618,3 +618,127 @@ fn merging_memory_files_of_different_sizes_is_refused() {
     assert!(run.stderr.contains("4096 bytes"), "{run:?}");
     assert_eq!(std::fs::read(&base).unwrap(), [1; 8192]);
 }
+
+/// Runs a paused, restored guest on `api` until `line`, pauses it and takes
+/// a Diff into `dir`; the console before this VMM's is `before`.
+fn diff_of_restored(
+    vm: &mut Session,
+    api: &mut ApiClient,
+    dir: Scratch,
+    before: &str,
+    line: u64,
+) -> Taken {
+    api.patch("/vm", r#"{"state": "Resumed"}"#).expect(204);
+    vm.wait_for(&format!("stamp {line} ok"));
+    api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
+    let (state, memory) = (dir.path().join("vm.snap"), dir.path().join("vm.mem"));
+    let body = format!(
+        r#"{{"snapshot_path": "{}", "mem_file_path": "{}", "snapshot_type": "Diff"}}"#,
+        state.display(),
+        memory.display()
+    );
+    api.put("/snapshot/create", &body).expect(204);
+    let output = format!("{before}{}", vm.output());
+    let last = *stamps(&output).last().unwrap();
+    Taken {
+        dir,
+        state,
+        memory,
+        word: "stamp ".into(),
+        last,
+        output,
+    }
+}
+
+/// A restored guest tracks dirty pages only if its load asks: then its
+/// Diffs hold what changed since the restore, to lay over the memory file
+/// it came from, and a Diff of a guest restored from that merge goes on
+/// the chain (`track_dirty_pages` on `PUT /snapshot/load`, then
+/// `--track-dirty-pages` with `--restore`).
+#[test]
+fn a_restored_guest_takes_diffs_against_the_memory_file_it_came_from() {
+    require_kvm();
+    let taken = take_snapshot("snapshot-diff-load");
+    let (state, memory) = (
+        taken.state.to_str().unwrap(),
+        taken.memory.to_str().unwrap(),
+    );
+    let diff_body = |dir: &Scratch| {
+        format!(
+            r#"{{"snapshot_path": "{}", "mem_file_path": "{}", "snapshot_type": "Diff"}}"#,
+            dir.path().join("s").display(),
+            dir.path().join("m").display()
+        )
+    };
+
+    // Restored without tracking: no Diff.
+    let socket = socket_in(&taken.dir, "untracked.sock");
+    let sock = socket.to_str().unwrap();
+    let vm = Session::start(&[
+        "run",
+        "--restore",
+        state,
+        "--mem-file",
+        memory,
+        "--api-sock",
+        sock,
+    ]);
+    let mut api = ApiClient::connect(&socket);
+    refused(
+        api.put("/snapshot/create", &diff_body(&taken.dir)),
+        "track_dirty_pages",
+    );
+    vm.send_signal(libc::SIGKILL);
+    vm.finish();
+
+    // Loaded with tracking through the API.
+    let socket = socket_in(&taken.dir, "tracked.sock");
+    let mut vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
+    let mut api = ApiClient::connect(&socket);
+    let load = format!(
+        r#"{{"snapshot_path": "{state}", "mem_file_path": "{memory}", "track_dirty_pages": true}}"#
+    );
+    api.put("/snapshot/load", &load).expect(204);
+    let config = api.get("/vm/config").expect(200).json();
+    assert_eq!(
+        config["machine-config"]["track_dirty_pages"], true,
+        "{config}"
+    );
+    let first = Scratch::new("snapshot-diff-load-1");
+    let first = diff_of_restored(&mut vm, &mut api, first, &taken.output, taken.last + 3);
+    vm.send_signal(libc::SIGKILL);
+    vm.finish();
+    let once = merged(&first.dir, &taken.memory, "merged.mem", &[&first.memory]);
+
+    // Restored from the merge with --track-dirty-pages: a second Diff.
+    let socket = socket_in(&first.dir, "again.sock");
+    let mut vm = Session::start(&[
+        "run",
+        "--restore",
+        first.state.to_str().unwrap(),
+        "--mem-file",
+        once.to_str().unwrap(),
+        "--track-dirty-pages",
+        "--api-sock",
+        socket.to_str().unwrap(),
+    ]);
+    let mut api = ApiClient::connect(&socket);
+    let second = Scratch::new("snapshot-diff-load-2");
+    let second = diff_of_restored(&mut vm, &mut api, second, &first.output, first.last + 3);
+    vm.send_signal(libc::SIGKILL);
+    vm.finish();
+
+    // The Full's memory with both Diffs goes on from the second.
+    let chain = merged(
+        &second.dir,
+        &taken.memory,
+        "chain.mem",
+        &[&first.memory, &second.memory],
+    );
+    let run = restore_until(
+        &second.state,
+        &chain,
+        &format!("stamp {} ok", second.last + 2),
+    );
+    goes_on_from(&second, &run.stdout);
+}
