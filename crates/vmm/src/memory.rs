@@ -48,6 +48,19 @@ pub(crate) struct GuestRam {
     _mappings: Vec<RamMapping>,
 }
 
+impl GuestRam {
+    /// Marks every page dirty for the next Diff snapshot: this RAM
+    /// replaced the RAM the last snapshot saved (a guest reset boots on
+    /// fresh RAM), so any page may differ from that snapshot's, zeros
+    /// included.
+    pub(crate) fn mark_all_dirty(&self) {
+        for region in self.memory.iter() {
+            let bitmap = std::ops::Deref::deref(region).bitmap();
+            bitmap.set_addr_range(0, bitmap.byte_size());
+        }
+    }
+}
+
 /// Allocates `size` bytes of guest RAM, laid out around the 32-bit hole,
 /// each region on a 2 MiB boundary with `huge_pages`' advice. The mappings
 /// are lazily backed: untouched guest pages cost nothing.

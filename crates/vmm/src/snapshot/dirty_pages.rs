@@ -155,6 +155,20 @@ mod tests {
         assert_eq!(DirtyPages::take(&vm, memory, false).unwrap(), taken);
     }
 
+    /// RAM that replaced the last snapshot's (a reset) is dirty throughout.
+    #[test]
+    fn fresh_ram_after_a_reset_is_all_dirty() {
+        let hypervisor = hypervisor::Hypervisor::open(std::path::Path::new("/dev/kvm")).unwrap();
+        let vm = hypervisor.create_vm().unwrap();
+        let ram = create_guest_memory(5 << 30, HugePages::HostPolicy).unwrap();
+        ram.mark_all_dirty();
+        let taken = DirtyPages::take(&vm, &ram.memory, false).unwrap();
+        for (index, region) in ram.memory.iter().enumerate() {
+            let pages = usize::try_from(region.len() / 4096).unwrap();
+            assert_eq!(taken.runs(index).collect::<Vec<_>>(), [(0, pages)]);
+        }
+    }
+
     /// A slot KVM keeps no log of fails the take, and what the RAM's
     /// bitmaps held is still there for the next one.
     #[test]
