@@ -1,7 +1,8 @@
 //! A snapshot's memory file: guest RAM region after region, as one file
 //! the restored guest maps private. Pages of zeros are left as holes, so
 //! the file costs the disk only what the guest wrote, and a restored
-//! guest reads them as zeros without touching the disk.
+//! guest reads them as zeros without touching the disk. A Diff snapshot's
+//! holds only the dirty pages, each at its place.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -13,7 +14,7 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 use super::dirty_pages::DirtyPages;
 use crate::memory::GuestMemoryMmap;
 
-/// The unit of the zero test: the host's base page.
+/// The unit of the zero test and of the dirty bitmaps: the host's base page.
 const PAGE: usize = 4096;
 
 /// Writes every RAM region of `memory`, in order, to a new file at
