@@ -14,8 +14,9 @@ pub use initrd::{load_initrd, InitrdRegion};
 pub use kernel::{load_kernel, KernelEntry, LoadedKernel};
 pub use params::{write_boot_info, BootInfo};
 
-/// The guest memory type every loader writes to.
-pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;
+/// The guest memory type every loader writes to: the VMM's, whose dirty
+/// bitmap records each page written (`vmm::memory` says why).
+pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<vm_memory::bitmap::AtomicBitmap>;
 
 /// `size` bytes of guest RAM from address 0, for unit tests.
 #[cfg(test)]

@@ -348,8 +348,15 @@ cmd_count:
  * page of [STAMP_START, STAMP_END), then count as count does, checking
  * every stamped word before each line: "stamp N ok", or "stamp N bad
  * ADDR" at the first page that lost its word. A guest restored from a
- * snapshot goes on from N with its RAM as it was. 'P' powers off.
+ * snapshot goes on from N with its RAM as it was. N lives in RAM
+ * (stamp_lines), not in a register: a guest restored over an older
+ * memory file than its state's counts on from the older N. 'P' powers
+ * off.
  */
+	.data
+	.balign	4
+stamp_lines:	.long 0
+	.text
 cmd_stamp:
 	mov	$STAMP_START, %esi
 1:	mov	%esi, %eax
@@ -358,13 +365,13 @@ cmd_stamp:
 	add	$STAMP_PAGE, %esi
 	cmp	$STAMP_END, %esi
 	jb	1b
-	xor	%ebx, %ebx		/* lines printed */
+	movl	$0, stamp_lines
 2:	mov	$COUNT_STEP, %ecx
 3:	dec	%ecx
 	jnz	3b
-	inc	%ebx
+	incl	stamp_lines
 	PRINT	"stamp "
-	mov	%ebx, %eax
+	mov	stamp_lines, %eax
 	call	print_dec
 	mov	$STAMP_START, %esi
 4:	mov	%esi, %eax

@@ -33,6 +33,9 @@ pub enum Error {
     /// Saved state holds more entries than KVM's structures take.
     #[error("saved state has {count} {what}, more than KVM takes")]
     StateTooLarge { what: &'static str, count: usize },
+    /// A memory slot larger than the host's address space.
+    #[error("memory slot {slot} of {size} bytes is larger than the host's address space")]
+    SlotTooLarge { slot: u32, size: u64 },
     /// A stopped vCPU's last instruction needs the VMM again.
     #[error("the vCPU stopped inside an instruction that needs more device accesses")]
     PendingIo,

@@ -22,4 +22,4 @@ pub use platform_state::PlatformState;
 pub use system::Hypervisor;
 pub use vcpu::{Vcpu, VcpuExit};
 pub use vcpu_state::VcpuState;
-pub use vm::Vm;
+pub use vm::{MemorySlot, Vm};

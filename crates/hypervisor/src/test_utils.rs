@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{Hypervisor, Vcpu, Vm};
+use crate::{Hypervisor, MemorySlot, Vcpu, Vm};
 
 // KVM wants the TSS below 4 GiB; these VMs have no RAM to collide with.
 pub const TSS_ADDR: u64 = 0xfffb_d000;
@@ -27,6 +27,15 @@ pub fn vm_with_irqchip() -> Vm {
 /// page is never unmapped, so it outlives the VM.
 pub fn map_code(vm: &Vm, code: &[u8]) {
     assert!(code.len() <= 0x1000);
+    let page = map_page(vm, 0, CODE_ADDR, false);
+    // SAFETY: the page is ours, writable and no smaller than the code.
+    unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), page, code.len()) };
+}
+
+/// Maps a new zeroed page at `guest_addr` in `vm`, as memory slot `slot`,
+/// KVM logging the guest's writes to it if `log_dirty_pages`. The page
+/// is never unmapped, so it outlives the VM; its host address is returned.
+pub fn map_page(vm: &Vm, slot: u32, guest_addr: u64, log_dirty_pages: bool) -> *mut u8 {
     // SAFETY: an anonymous private mapping of one page, checked below.
     let page = unsafe {
         libc::mmap(
@@ -39,10 +48,16 @@ pub fn map_code(vm: &Vm, code: &[u8]) {
         )
     };
     assert_ne!(page, libc::MAP_FAILED);
-    // SAFETY: the page is ours, writable and no smaller than the code.
-    unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), page.cast::<u8>(), code.len()) };
+    let slot = MemorySlot {
+        slot,
+        guest_addr,
+        size: 0x1000,
+        host_addr: page as u64,
+        log_dirty_pages,
+    };
     // SAFETY: the mapping is never unmapped: it outlives the VM.
-    unsafe { vm.map_memory(0, CODE_ADDR, 0x1000, page as u64) }.unwrap();
+    unsafe { vm.map_memory(slot) }.unwrap();
+    page.cast()
 }
 
 /// Points `vcpu` at [`CODE_ADDR`] in real mode with flat segments.

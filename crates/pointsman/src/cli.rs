@@ -8,6 +8,7 @@ use vmm::{DiskConfig, KernelSource, VmConfig, VmResources};
 
 use crate::firecracker::FirecrackerArgs;
 use crate::jail_command::JailArgs;
+use crate::snapshot_cmd::SnapshotCommand;
 use crate::{config_file, landlock_rules, launch, logging, restore_overrides};
 
 #[derive(Parser, Debug)]
@@ -35,6 +36,9 @@ pub enum Command {
     /// capabilities. `pointsman jail --id ID --uid U --gid G -- ARGS`
     /// runs `pointsman run ARGS` so.
     Jail(JailArgs),
+    /// Work on snapshot files: merge Diff snapshots' memory files.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 }
 
 /// The options that describe the guest, which a config file replaces.
@@ -69,6 +73,11 @@ pub struct RunArgs {
     /// them, and with neither the host's THP policy decides.
     #[arg(long, value_name = "SIZE[,thp=on|off]", default_value = "128M")]
     pub memory: String,
+    /// KVM logs the pages the guest writes, so that `PUT /snapshot/create`
+    /// can take Diff snapshots (only what changed since the last snapshot);
+    /// with --restore, the restored guest's writes are logged.
+    #[arg(long, conflicts_with = "config_file")]
+    pub track_dirty_pages: bool,
     /// End the run when the guest resets instead of restarting it.
     #[arg(long)]
     pub no_reboot: bool,
@@ -171,6 +180,7 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
         cpus: args.cpus,
         memory,
         huge_pages,
+        track_dirty_pages: args.track_dirty_pages,
         no_reboot: args.no_reboot,
         rng: args.rng,
         pci: args.pci,
@@ -245,6 +255,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             memory: memory.clone(),
             resume: args.resume,
             overrides,
+            track_dirty_pages: args.track_dirty_pages,
         });
         return match args.api_sock.clone() {
             None => launch::boot(boot, options, args.verbose),
@@ -318,6 +329,7 @@ fn has_guest_options(args: &RunArgs) -> bool {
         || args.cmdline.is_some()
         || args.cpus != 1
         || args.memory != "128M"
+        || args.track_dirty_pages
         || args.rng
         || args.balloon.is_some()
         || args.vsock.is_some()

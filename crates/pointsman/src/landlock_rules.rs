@@ -141,6 +141,7 @@ mod tests {
             rng: false,
             balloon: None,
             pci: false,
+            track_dirty_pages: false,
             serial: vmm::SerialOutput::default(),
         };
         assert_eq!(

@@ -10,6 +10,7 @@ mod landlock_rules;
 mod launch;
 mod logging;
 mod restore_overrides;
+mod snapshot_cmd;
 
 use std::process::ExitCode;
 
@@ -38,5 +39,6 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => cli::run(&args),
         cli::Command::Firecracker(args) => firecracker::run(&args),
         cli::Command::Jail(args) => jail_command::run(&args),
+        cli::Command::Snapshot(command) => snapshot_cmd::run(&command),
     }
 }

@@ -4,7 +4,9 @@
 //! and restored in a new process, where it goes on from the next number
 //! with every page as it was; bad snapshot files are refused by name. The
 //! `vio` test guest (an entropy request and a disk read per numbered
-//! line) goes on using the same virtio queues after its restore.
+//! line) goes on using the same virtio queues after its restore. Diff
+//! snapshots (dirty page tracking) hold only what changed since the
+//! snapshot before, which `pointsman snapshot merge` lays over its memory.
 
 mod common;
 use common::api_client::{Answer, ApiClient};
@@ -400,7 +402,10 @@ fn snapshots_are_refused_while_running_as_diffs_and_with_vsock_or_pci() {
     refused(api.put("/snapshot/create", &body), "paused");
     api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
     let diff = body.replace('}', r#", "snapshot_type": "Diff"}"#);
-    refused(api.put("/snapshot/create", &diff), "Diff");
+    refused(
+        api.put("/snapshot/create", &diff),
+        "needs dirty page tracking",
+    );
     // Named, though the guest's driver never started it.
     refused(api.put("/snapshot/create", &body), "virtio-vsock");
     assert!(
@@ -427,4 +432,313 @@ fn snapshots_are_refused_while_running_as_diffs_and_with_vsock_or_pci() {
     api.patch("/vm", r#"{"state": "Resumed"}"#).expect(204);
     vm.type_text("P");
     assert_eq!(vm.finish().status, EXIT_OK);
+}
+
+/// A Full snapshot of a test guest booted with dirty page tracking, then
+/// a Diff of the same guest some lines later, each with the console up
+/// to it (in two scratch directories).
+struct FullThenDiff {
+    full: Taken,
+    diff: Taken,
+}
+
+/// Boots test guest `command` through the API with `track_dirty_pages`,
+/// its devices added by `add_devices`; pauses it after its third line for
+/// a Full snapshot and, resumed, three lines later for a Diff; then kills
+/// its VMM.
+fn take_full_then_diff(
+    name: &str,
+    command: &str,
+    add_devices: impl FnOnce(&mut ApiClient, &Scratch),
+) -> FullThenDiff {
+    let (full_dir, diff_dir) = (Scratch::new(name), Scratch::new(&format!("{name}-diff")));
+    let kernel = full_dir.file("pvh.elf", guests::PVH);
+    let socket = socket_in(&full_dir, "first.sock");
+    let mut vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
+    let mut api = ApiClient::connect(&socket);
+    api.configure(&kernel, command);
+    api.patch("/machine-config", r#"{"track_dirty_pages": true}"#)
+        .expect(204);
+    add_devices(&mut api, &full_dir);
+    api.put("/actions", r#"{"action_type": "InstanceStart"}"#)
+        .expect(204);
+    let word = format!("{command} ");
+    let snapshot = |vm: &mut Session, api: &mut ApiClient, dir: Scratch, line, kind| {
+        vm.wait_for(&format!("{word}{line} ok"));
+        api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
+        let (state, memory) = (dir.path().join("vm.snap"), dir.path().join("vm.mem"));
+        let body = format!(
+            r#"{{"snapshot_path": "{}", "mem_file_path": "{}", "snapshot_type": "{kind}"}}"#,
+            state.display(),
+            memory.display()
+        );
+        api.put("/snapshot/create", &body).expect(204);
+        // The paused guest prints nothing more: its console up to here.
+        let output = vm.output();
+        let last = *numbers(&output, &word).last().expect("no numbered line");
+        Taken {
+            dir,
+            state,
+            memory,
+            word: word.clone(),
+            last,
+            output,
+        }
+    };
+    let full = snapshot(&mut vm, &mut api, full_dir, 3, "Full");
+    api.patch("/vm", r#"{"state": "Resumed"}"#).expect(204);
+    let diff = snapshot(&mut vm, &mut api, diff_dir, full.last + 3, "Diff");
+    vm.send_signal(libc::SIGKILL);
+    let (run, _) = vm.finish_with_status();
+    assert!(!run.stdout.contains("bad"), "{}", run.stdout);
+    assert!(!run.stdout.contains("FAILED"), "{}", run.stdout);
+    FullThenDiff { full, diff }
+}
+
+/// Bytes of disk the file at `path` takes (its allocated blocks).
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// Whether the file at `path` holds data (not a hole) at `offset`.
+fn data_at(path: &Path, offset: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let at = libc::off_t::try_from(offset).unwrap();
+    // SAFETY: lseek on a file this test opened.
+    unsafe { libc::lseek(file.as_raw_fd(), at, libc::SEEK_DATA) == at }
+}
+
+/// A copy of the memory file `from`, as `name` in `dir`, merged with the
+/// Diff memory files `diffs` by `pointsman snapshot merge`.
+fn merged(dir: &Scratch, from: &Path, name: &str, diffs: &[&Path]) -> PathBuf {
+    let base = dir.path().join(name);
+    std::fs::copy(from, &base).unwrap();
+    let mut args = vec!["snapshot", "merge", base.to_str().unwrap()];
+    args.extend(diffs.iter().map(|d| d.to_str().unwrap()));
+    let run = run(&args, b"");
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    base
+}
+
+/// Restores `state` over `memory` in a new process and waits for `line`.
+fn restore_until(state: &Path, memory: &Path, line: &str) -> Run {
+    let mut vm = Session::start(&[
+        "run",
+        "--restore",
+        state.to_str().unwrap(),
+        "--mem-file",
+        memory.to_str().unwrap(),
+        "--resume",
+    ]);
+    vm.wait_for(line);
+    vm.type_text("P");
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    run
+}
+
+/// `stamp` keeps its line count in RAM and, after its first lines, writes
+/// nothing else but its stack: its Diff holds a few pages against the
+/// Full's 24 MiB of stamps. Merged over the Full memory, the Diff's state
+/// goes on from the Diff's count with every stamp intact; over the Full
+/// memory alone it counts on from the Full's: the Diff holds what changed.
+#[test]
+fn a_diff_snapshot_holds_what_changed_since_the_full_one() {
+    require_kvm();
+    let FullThenDiff { full, diff } = take_full_then_diff("snapshot-diff", "stamp", |_, _| {});
+    let full_size = std::fs::metadata(&full.memory).unwrap().len();
+    assert_eq!(std::fs::metadata(&diff.memory).unwrap().len(), full_size);
+    let (full_disk, diff_disk) = (allocated(&full.memory), allocated(&diff.memory));
+    assert!(full_disk >= 24 << 20, "the Full takes {full_disk} bytes");
+    assert!(
+        diff_disk * 50 < full_disk,
+        "the Diff takes {diff_disk} bytes, the Full {full_disk}"
+    );
+
+    let memory = merged(&diff.dir, &full.memory, "merged.mem", &[&diff.memory]);
+    let run = restore_until(&diff.state, &memory, &format!("stamp {} ok", diff.last + 2));
+    goes_on_from(&diff, &run.stdout);
+
+    // The Diff's state over the Full's memory: the count is the Full's.
+    let stale = restore_until(
+        &diff.state,
+        &full.memory,
+        &format!("stamp {} ok", full.last + 2),
+    );
+    assert!(
+        !stale.stdout.contains(&format!("stamp {} ", diff.last + 1)),
+        "the Full memory already held the Diff's count:\n{}",
+        stale.stdout
+    );
+}
+
+/// What the VMM wrote into the guest after the Full snapshot, which KVM's
+/// dirty log does not see, is in the Diff: the used rings of the disk and
+/// the entropy device and the entropy buffer, pages the `vio` guest only
+/// reads. Restored from the merged memory, the guest goes on using both.
+#[test]
+fn a_diff_snapshot_holds_what_the_devices_wrote() {
+    require_kvm();
+    let FullThenDiff { full, diff } =
+        take_full_then_diff("snapshot-diff-vio", "vio", add_rng_and_disk);
+    // virtio.h: the disk's ring area VQ(0) and the rng's VQ(4), each used
+    // ring 0x2000 in; BUF, where the rng's bytes go.
+    for (page, what) in [
+        (0x42000, "the disk's used ring"),
+        (0x52000, "the entropy device's used ring"),
+        (0x60000, "the entropy buffer"),
+    ] {
+        assert!(data_at(&diff.memory, page), "{what} is not in the Diff");
+    }
+    let memory = merged(&diff.dir, &full.memory, "merged.mem", &[&diff.memory]);
+    let run = restore_until(&diff.state, &memory, &format!("vio {} ok", diff.last + 2));
+    goes_on_from(&diff, &run.stdout);
+}
+
+/// A merge of memory files of different sizes is refused and changes
+/// nothing: one line, status 2.
+#[test]
+fn merging_memory_files_of_different_sizes_is_refused() {
+    let dir = Scratch::new("snapshot-merge-sizes");
+    let base = dir.file("base.mem", &[1; 8192]);
+    let diff = dir.file("diff.mem", &[2; 4096]);
+    let run = run(
+        &[
+            "snapshot",
+            "merge",
+            base.to_str().unwrap(),
+            diff.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(run.status, EXIT_BAD_INPUT, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(run.stderr.contains("4096 bytes"), "{run:?}");
+    assert_eq!(std::fs::read(&base).unwrap(), [1; 8192]);
+}
+
+/// Runs a paused, restored guest on `api` until `line`, pauses it and takes
+/// a Diff into `dir`; the console before this VMM's is `before`.
+fn diff_of_restored(
+    vm: &mut Session,
+    api: &mut ApiClient,
+    dir: Scratch,
+    before: &str,
+    line: u64,
+) -> Taken {
+    api.patch("/vm", r#"{"state": "Resumed"}"#).expect(204);
+    vm.wait_for(&format!("stamp {line} ok"));
+    api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
+    let (state, memory) = (dir.path().join("vm.snap"), dir.path().join("vm.mem"));
+    let body = format!(
+        r#"{{"snapshot_path": "{}", "mem_file_path": "{}", "snapshot_type": "Diff"}}"#,
+        state.display(),
+        memory.display()
+    );
+    api.put("/snapshot/create", &body).expect(204);
+    let output = format!("{before}{}", vm.output());
+    let last = *stamps(&output).last().unwrap();
+    Taken {
+        dir,
+        state,
+        memory,
+        word: "stamp ".into(),
+        last,
+        output,
+    }
+}
+
+/// A restored guest tracks dirty pages only if its load asks: then its
+/// Diffs hold what changed since the restore, to lay over the memory file
+/// it came from, and a Diff of a guest restored from that merge goes on
+/// the chain (`track_dirty_pages` on `PUT /snapshot/load`, then
+/// `--track-dirty-pages` with `--restore`).
+#[test]
+fn a_restored_guest_takes_diffs_against_the_memory_file_it_came_from() {
+    require_kvm();
+    let taken = take_snapshot("snapshot-diff-load");
+    let (state, memory) = (
+        taken.state.to_str().unwrap(),
+        taken.memory.to_str().unwrap(),
+    );
+    let diff_body = |dir: &Scratch| {
+        format!(
+            r#"{{"snapshot_path": "{}", "mem_file_path": "{}", "snapshot_type": "Diff"}}"#,
+            dir.path().join("s").display(),
+            dir.path().join("m").display()
+        )
+    };
+
+    // Restored without tracking: no Diff.
+    let socket = socket_in(&taken.dir, "untracked.sock");
+    let sock = socket.to_str().unwrap();
+    let vm = Session::start(&[
+        "run",
+        "--restore",
+        state,
+        "--mem-file",
+        memory,
+        "--api-sock",
+        sock,
+    ]);
+    let mut api = ApiClient::connect(&socket);
+    refused(
+        api.put("/snapshot/create", &diff_body(&taken.dir)),
+        "track_dirty_pages",
+    );
+    vm.send_signal(libc::SIGKILL);
+    vm.finish();
+
+    // Loaded with tracking through the API.
+    let socket = socket_in(&taken.dir, "tracked.sock");
+    let mut vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
+    let mut api = ApiClient::connect(&socket);
+    let load = format!(
+        r#"{{"snapshot_path": "{state}", "mem_file_path": "{memory}", "track_dirty_pages": true}}"#
+    );
+    api.put("/snapshot/load", &load).expect(204);
+    let config = api.get("/vm/config").expect(200).json();
+    assert_eq!(
+        config["machine-config"]["track_dirty_pages"], true,
+        "{config}"
+    );
+    let first = Scratch::new("snapshot-diff-load-1");
+    let first = diff_of_restored(&mut vm, &mut api, first, &taken.output, taken.last + 3);
+    vm.send_signal(libc::SIGKILL);
+    vm.finish();
+    let once = merged(&first.dir, &taken.memory, "merged.mem", &[&first.memory]);
+
+    // Restored from the merge with --track-dirty-pages: a second Diff.
+    let socket = socket_in(&first.dir, "again.sock");
+    let mut vm = Session::start(&[
+        "run",
+        "--restore",
+        first.state.to_str().unwrap(),
+        "--mem-file",
+        once.to_str().unwrap(),
+        "--track-dirty-pages",
+        "--api-sock",
+        socket.to_str().unwrap(),
+    ]);
+    let mut api = ApiClient::connect(&socket);
+    let second = Scratch::new("snapshot-diff-load-2");
+    let second = diff_of_restored(&mut vm, &mut api, second, &first.output, first.last + 3);
+    vm.send_signal(libc::SIGKILL);
+    vm.finish();
+
+    // The Full's memory with both Diffs goes on from the second.
+    let chain = merged(
+        &second.dir,
+        &taken.memory,
+        "chain.mem",
+        &[&first.memory, &second.memory],
+    );
+    let run = restore_until(
+        &second.state,
+        &chain,
+        &format!("stamp {} ok", second.last + 2),
+    );
+    goes_on_from(&second, &run.stdout);
 }

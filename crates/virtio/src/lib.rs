@@ -38,8 +38,13 @@ pub use worker::{
     abandoned_workers, Doorbell, Sources, Wake, Worker, PAUSE_DEADLINE, STOP_DEADLINE,
 };
 
-/// Guest memory as devices see it.
-pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;
+/// Guest memory as devices see it: every write through it marks its pages
+/// in the region's dirty bitmap, so a Diff snapshot holds what a device
+/// wrote into the guest (disk reads, received frames, used rings), which
+/// KVM's dirty log does not see. A device that writes guest memory any
+/// other way (through a raw pointer, as the disk's `preadv` does) marks
+/// the pages itself.
+pub type GuestMemoryMmap = vm_memory::GuestMemoryMmap<vm_memory::bitmap::AtomicBitmap>;
 
 /// Device types (virtio 1.2, section 5).
 pub mod device_type {

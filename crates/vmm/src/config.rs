@@ -56,6 +56,8 @@ pub struct VmConfig {
     pub memory: u64,
     /// Whether guest RAM asks for transparent huge pages.
     pub huge_pages: HugePages,
+    /// KVM logs the pages the guest writes, for Diff snapshots.
+    pub track_dirty_pages: bool,
     /// End the run, instead of restarting the guest, when it resets.
     pub no_reboot: bool,
     /// Give the guest a virtio-rng device.

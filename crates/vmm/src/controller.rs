@@ -144,9 +144,15 @@ impl Controller {
 
     /// Once the snapshot's guest is restored: its configuration is this
     /// VMM's from now on (`GET /vm/config`), with this VMM's logger and
-    /// metrics.
-    pub(crate) fn adopt_snapshot(&mut self, loaded: &LoadedSnapshot) {
+    /// metrics, and the load's `track_dirty_pages`.
+    pub(crate) fn adopt_snapshot(&mut self, loaded: &LoadedSnapshot, track_dirty_pages: bool) {
         let mut resources = loaded.resources.clone();
+        if track_dirty_pages || resources.machine_config.is_some() {
+            let machine = resources
+                .machine_config
+                .get_or_insert_with(Default::default);
+            machine.track_dirty_pages = track_dirty_pages;
+        }
         resources.logger = self.resources.logger.take();
         resources.metrics = self.resources.metrics.take();
         self.resources = resources;

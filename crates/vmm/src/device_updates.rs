@@ -222,6 +222,7 @@ mod tests {
             cpus: 1,
             memory: crate::DEFAULT_MEMORY,
             huge_pages: crate::HugePages::default(),
+            track_dirty_pages: false,
             no_reboot: false,
             rng: false,
             balloon: None,

@@ -40,7 +40,7 @@ pub use error::{Error, Result};
 pub use exit::GuestExit;
 pub use resources::{ResourceError, VmResources};
 pub use serial_output::SerialOutput;
-pub use snapshot::{describe_snapshot, SnapshotInfo};
+pub use snapshot::{describe_snapshot, merge_memory_files, MergeError, SnapshotInfo};
 pub use virtio::balloon::BalloonConfig;
 
 pub use virtio::block::{BlockUpdate as DriveUpdate, DiskConfig};
@@ -135,5 +135,8 @@ pub fn run_controlled(
         // Disks and NICs changed while the guest ran stay changed.
         handles.carry_over(&mut config, &mut taps);
         machine = machine::Machine::build(&config, &hypervisor, &taps)?;
+        // A Diff snapshot of the rebooted guest is laid over the last
+        // snapshot of the guest before: all of its fresh RAM differs.
+        machine.ram.mark_all_dirty();
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct Machine {
     pub(crate) msr_indices: Arc<[u32]>,
     /// Whether the virtio devices are on PCI.
     pub(crate) pci: bool,
+    /// Whether KVM logs the guest's writes to RAM (Diff snapshots).
+    pub(crate) track_dirty_pages: bool,
     pub(crate) vm: Arc<Vm>,
     pub(crate) ram: GuestRam,
 }
@@ -76,7 +78,7 @@ impl Platform {
     ) -> Result<Platform> {
         let vm = Arc::new(hypervisor.create_vm()?);
         vm.create_x86_platform(KVM_TSS_ADDRESS)?;
-        map_guest_memory(&vm, &ram.memory)?;
+        map_guest_memory(&vm, &ram.memory, config.track_dirty_pages)?;
         let exit = Arc::new(ExitSignal::new()?);
         let devices = create_devices(&vm, &ram.memory, config, &exit, taps, restored)?;
         Ok(Platform { vm, exit, devices })
@@ -126,6 +128,7 @@ impl Machine {
             devices: platform.devices,
             msr_indices: hypervisor.msr_index_list()?.into(),
             pci: config.pci,
+            track_dirty_pages: config.track_dirty_pages,
             vm: platform.vm,
             ram,
         })

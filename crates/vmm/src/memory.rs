@@ -3,13 +3,24 @@
 use std::fs::File;
 
 use arch::x86_64::memory::ram_regions;
-use hypervisor::{Hypervisor, Vm};
+use hypervisor::{Hypervisor, MemorySlot, Vm};
+use vm_memory::bitmap::AtomicBitmap;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 
 use crate::ram_mapping::RamMapping;
 use crate::{Error, HugePages, Result};
 
-pub(crate) type GuestMemoryMmap = vm_memory::GuestMemoryMmap<()>;
+/// Guest RAM, each region with a dirty bitmap (one bit per 4 KiB page)
+/// that every write through `vm-memory` marks: how a Diff snapshot learns
+/// the pages the VMM itself wrote (disk reads, received frames, used
+/// rings, the VM generation ID), which KVM's dirty log, made of the
+/// guest's own writes, does not hold. Always there, tracking or not (as
+/// `virtio::GuestMemoryMmap` and `boot::GuestMemoryMmap`, the same type):
+/// it costs 4 KiB per 128 MiB of RAM and an atomic OR per page written,
+/// and one memory type spares every device a generic parameter; KVM's
+/// log, which costs the guest a fault per page it first writes after each
+/// snapshot, is what `track_dirty_pages` turns on.
+pub(crate) type GuestMemoryMmap = vm_memory::GuestMemoryMmap<AtomicBitmap>;
 
 /// Guest physical address width when KVM does not report one.
 const DEFAULT_PHYS_BITS: u32 = 36;
@@ -35,6 +46,19 @@ pub(crate) fn guest_phys_bits(hypervisor: &Hypervisor) -> u32 {
 pub(crate) struct GuestRam {
     pub memory: GuestMemoryMmap,
     _mappings: Vec<RamMapping>,
+}
+
+impl GuestRam {
+    /// Marks every page dirty for the next Diff snapshot: this RAM
+    /// replaced the RAM the last snapshot saved (a guest reset boots on
+    /// fresh RAM), so any page may differ from that snapshot's, zeros
+    /// included.
+    pub(crate) fn mark_all_dirty(&self) {
+        for region in self.memory.iter() {
+            let bitmap = std::ops::Deref::deref(region).bitmap();
+            bitmap.set_addr_range(0, bitmap.byte_size());
+        }
+    }
 }
 
 /// Allocates `size` bytes of guest RAM, laid out around the 32-bit hole,
@@ -91,8 +115,13 @@ fn lay_out(
     })
 }
 
-/// Gives every RAM region to the VM as a memory slot.
-pub(crate) fn map_guest_memory(vm: &Vm, memory: &GuestMemoryMmap) -> Result<()> {
+/// Gives every RAM region to the VM as a memory slot (slot N is region
+/// N), KVM logging the guest's writes to them if `log_dirty_pages`.
+pub(crate) fn map_guest_memory(
+    vm: &Vm,
+    memory: &GuestMemoryMmap,
+    log_dirty_pages: bool,
+) -> Result<()> {
     for (slot, region) in (0u32..).zip(memory.iter()) {
         let host = region
             .get_host_address(MemoryRegionAddress(0))
@@ -100,9 +129,16 @@ pub(crate) fn map_guest_memory(vm: &Vm, memory: &GuestMemoryMmap) -> Result<()> 
                 size: region.len(),
                 reason: e.to_string(),
             })?;
+        let slot = MemorySlot {
+            slot,
+            guest_addr: region.start_addr().0,
+            size: region.len(),
+            host_addr: host as u64,
+            log_dirty_pages,
+        };
         // SAFETY: the region is a live mapping owned by `memory`, which the
         // machine keeps until after the VM (and its vCPUs) are gone.
-        unsafe { vm.map_memory(slot, region.start_addr().0, region.len(), host as u64)? };
+        unsafe { vm.map_memory(slot)? };
     }
     Ok(())
 }

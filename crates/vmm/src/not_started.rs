@@ -36,6 +36,8 @@ pub struct RestoreFrom {
     pub resume: bool,
     /// New host ends for its NICs and vsock device.
     pub overrides: SnapshotOverrides,
+    /// KVM logs the restored guest's writes, for Diff snapshots of it.
+    pub track_dirty_pages: bool,
 }
 
 /// Checks `config` against this host and builds its first machine.
@@ -62,13 +64,15 @@ pub(crate) fn restore(
     from.overrides
         .apply(&mut loaded.resources)
         .map_err(|e| Error::SnapshotMismatch(e.to_string()))?;
-    let config = controller
+    let mut config = controller
         .restore_config(&loaded)
         .map_err(|e| Error::SnapshotMismatch(e.0))?;
+    // The load's choice, not the saved guest's (as Firecracker does).
+    config.track_dirty_pages = from.track_dirty_pages;
     config.validate(hypervisor)?;
     let taps = Taps::open(&config)?;
     let machine = Machine::restore(&loaded, &config, hypervisor, &taps)?;
-    controller.adopt_snapshot(&loaded);
+    controller.adopt_snapshot(&loaded, from.track_dirty_pages);
     Ok(Started {
         config,
         taps,
@@ -134,6 +138,7 @@ pub(crate) fn wait_for_start(
                                     memory: PathBuf::from(memory),
                                     resume: load.resume(),
                                     overrides: load.overrides(),
+                                    track_dirty_pages: load.track_dirty_pages(),
                                 };
                                 restore(&from, hypervisor, controller)
                                     .map_err(|e| ActionError::new(e.to_string()))

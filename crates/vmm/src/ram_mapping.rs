@@ -12,14 +12,20 @@
 
 use std::fs::File;
 use std::io;
+use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr::null_mut;
 
+use vm_memory::bitmap::AtomicBitmap;
 use vm_memory::mmap::MmapRegionBuilder;
 use vm_memory::{GuestAddress, GuestRegionMmap};
 
 /// The huge page size the alignment is for.
 pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
+/// The page the dirty bitmaps count in: KVM's dirty log's (the host's
+/// base page), so that the two can be ORed word for word.
+pub(crate) const DIRTY_PAGE: NonZeroUsize = NonZeroUsize::new(4096).unwrap();
 
 /// How RAM is mapped.
 const PROT: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
@@ -122,12 +128,16 @@ impl RamMapping {
     /// # Safety
     /// The region (and every clone of the guest memory holding it) must be
     /// dropped before this mapping is.
-    pub(crate) unsafe fn region(&self, guest: GuestAddress) -> io::Result<GuestRegionMmap<()>> {
+    pub(crate) unsafe fn region(
+        &self,
+        guest: GuestAddress,
+    ) -> io::Result<GuestRegionMmap<AtomicBitmap>> {
         let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+        let dirty = AtomicBitmap::new(self.len, DIRTY_PAGE);
         // SAFETY: `addr` and `len` describe a live mapping owned by `self`,
         // which the caller keeps until the region is gone.
         let region = unsafe {
-            MmapRegionBuilder::new(self.len)
+            MmapRegionBuilder::new_with_bitmap(self.len, dirty)
                 .with_raw_mmap_pointer(self.addr)
                 .with_mmap_prot(PROT)
                 .with_mmap_flags(FLAGS)

@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use vm_memory::bitmap::Bitmap;
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 
 use super::pages::GuestRange;
@@ -68,6 +69,10 @@ pub fn discard(mem: &GuestMemoryMmap, range: GuestRange) -> Result<(), DiscardEr
     if ret != 0 {
         return Err(DiscardError::Madvise(std::io::Error::last_os_error()));
     }
+    // The pages are zeros now: a Diff snapshot must carry that over the
+    // older memory file, which may hold what was there before.
+    let start = usize::try_from(offset).map_err(|_| outside())?;
+    region.bitmap().mark_dirty(start, len);
     Ok(())
 }
 
@@ -82,6 +87,8 @@ mod tests {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
         mem.write_obj(0xdead_beef_u32, GuestAddress(page)).unwrap();
         mem.write_obj(0xfeed_u32, GuestAddress(2 * page)).unwrap();
+        let region = mem.find_region(GuestAddress(0)).unwrap();
+        std::ops::Deref::deref(region).bitmap().reset();
         discard(
             &mem,
             GuestRange {
@@ -92,6 +99,11 @@ mod tests {
         .unwrap();
         assert_eq!(mem.read_obj::<u32>(GuestAddress(page)).unwrap(), 0);
         assert_eq!(mem.read_obj::<u32>(GuestAddress(2 * page)).unwrap(), 0xfeed);
+        // Zeros now, for the next Diff snapshot too; the rest stays clean.
+        let bitmap = region.bitmap();
+        let at = |addr: u64| usize::try_from(addr).unwrap();
+        assert!(bitmap.dirty_at(at(page)) && bitmap.dirty_at(at(2 * page - 1)));
+        assert!(!bitmap.dirty_at(at(2 * page)) && !bitmap.dirty_at(0));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
+use vm_memory::bitmap::Bitmap;
+
 use super::config::{DiskConfig, ID_BYTES};
 use super::GuestSlice;
 
@@ -496,8 +498,13 @@ fn gather(bufs: &[GuestSlice], mut skip: usize, mut dst: &mut [u8]) -> std::io::
 
 /// One `preadv`/`pwritev` after another until every byte moved.
 fn vectored(file: &File, offset: u64, bufs: &[GuestSlice], op: Op) -> std::io::Result<()> {
-    // The guards keep the pointers valid (and, with a dirty bitmap, mark
-    // the pages) until the I/O is done.
+    // The guards keep the pointers valid until the I/O is done. They mark
+    // no page dirty: a read into guest memory marks its buffers itself.
+    if op == Op::Read {
+        for b in bufs {
+            b.bitmap().mark_dirty(0, b.len());
+        }
+    }
     let guards: Vec<_> = bufs
         .iter()
         .filter(|b| !b.is_empty())

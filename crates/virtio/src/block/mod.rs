@@ -18,8 +18,10 @@ pub use disk::{DirectAlign, Disk, DiskError};
 pub use handle::{BlockHandle, BlockUpdate};
 pub use handler::{status, BlockQueue, MODERATION};
 
-/// Guest memory as the device reads and writes it.
-pub type GuestSlice<'a> = vm_memory::VolatileSlice<'a, ()>;
+/// Guest memory as the device reads and writes it, with the part of the
+/// dirty bitmap that covers it.
+pub type GuestSlice<'a> =
+    vm_memory::VolatileSlice<'a, vm_memory::bitmap::BS<'a, vm_memory::bitmap::AtomicBitmap>>;
 
 /// Most ranges in one discard or write-zeroes request.
 pub const MAX_RANGES: u32 = 32;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
 use virtio_queue::Queue;
-use vm_memory::{Bytes, GuestAddress};
+use vm_memory::bitmap::Bitmap;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::request::types;
@@ -182,6 +183,36 @@ fn write_then_read_back() {
     assert_eq!((m.read_count.get(), m.read_bytes.get()), (1, 4096));
     assert_eq!(m.flush_count.get(), 1);
     assert_eq!(m.execute_fails.get() + m.invalid_reqs_count.get(), 0);
+}
+
+/// A Diff snapshot holds what the device wrote into the guest, which
+/// KVM's dirty log does not see: a disk read (`preadv` straight into
+/// guest memory, past the bitmap), the status byte and the used ring
+/// mark their pages in the dirty bitmap; the buffer of a write, which
+/// the device only reads, stays clean.
+#[test]
+fn what_the_device_writes_into_the_guest_is_marked_dirty() {
+    let image = Image::new(1 << 20);
+    let mut rig = Rig::new(open(&image, ""), unlimited(), |mem, mock| {
+        request(mem, mock, 0, types::OUT, 8, (DATA, 4096));
+        request(mem, mock, 3, types::IN, 8, (DATA + 0x2000, 8192));
+    });
+    let region = rig.mem.iter().next().unwrap();
+    // The region's whole bitmap (the trait's `bitmap()` is a slice of it).
+    let bitmap = std::ops::Deref::deref(region).bitmap();
+    bitmap.reset();
+    rig.queue.process();
+    assert_eq!(rig.used_count(), 2);
+    let dirty = |addr: u64| bitmap.dirty_at(usize::try_from(addr).unwrap());
+    assert!(
+        dirty(DATA + 0x2000) && dirty(DATA + 0x3000),
+        "the read's data"
+    );
+    assert!(dirty(STATUS), "the status byte");
+    assert!(dirty(rig.used_addr), "the used ring");
+    assert!(!dirty(DATA), "the write's data was only read");
+    assert!(!dirty(HEADER), "the headers were only read");
+    assert!(!dirty(DATA + 0x4000), "past the read");
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub struct MachineConfig {
     /// Only `"None"` is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_template: Option<String>,
-    /// Accepted and ignored until Pointsman has Diff snapshots (dirty page tracking).
+    /// KVM logs the pages the guest writes, which Diff snapshots need.
     #[serde(default)]
     pub track_dirty_pages: bool,
     #[serde(default)]

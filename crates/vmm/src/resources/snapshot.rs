@@ -27,13 +27,7 @@ pub struct SnapshotCreateParams {
 impl SnapshotCreateParams {
     pub fn validate(&self) -> Result<(), ResourceError> {
         non_empty("snapshot_path", &self.snapshot_path)?;
-        non_empty("mem_file_path", &self.mem_file_path)?;
-        if self.snapshot_type == SnapshotType::Diff {
-            return Err(ResourceError::Unsupported(
-                "snapshot_type \"Diff\" (only \"Full\" snapshots so far)",
-            ));
-        }
-        Ok(())
+        non_empty("mem_file_path", &self.mem_file_path)
     }
 }
 
@@ -122,11 +116,6 @@ impl SnapshotLoadParams {
             },
         };
         non_empty("mem_backend.backend_path", path)?;
-        if self.track_dirty_pages == Some(true) || self.enable_diff_snapshots == Some(true) {
-            return Err(ResourceError::Unsupported(
-                "track_dirty_pages (only \"Full\" snapshots so far)",
-            ));
-        }
         if self.clock_realtime == Some(true) {
             return Err(ResourceError::Unsupported(
                 "clock_realtime (the guest's clock goes on from the snapshot)",
@@ -155,6 +144,14 @@ impl SnapshotLoadParams {
 
     pub fn resume(&self) -> bool {
         self.resume_vm.unwrap_or(false)
+    }
+
+    /// Whether KVM logs the restored guest's writes (for Diff snapshots):
+    /// `track_dirty_pages`, or its deprecated name `enable_diff_snapshots`.
+    pub fn track_dirty_pages(&self) -> bool {
+        self.track_dirty_pages
+            .or(self.enable_diff_snapshots)
+            .unwrap_or(false)
     }
 }
 
@@ -225,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn create_defaults_to_full_and_refuses_diff_for_now() {
+    fn create_defaults_to_full_and_takes_diff() {
         let p: SnapshotCreateParams =
             serde_json::from_str(r#"{"snapshot_path": "s", "mem_file_path": "m"}"#).unwrap();
         assert_eq!(p.snapshot_type, SnapshotType::Full);
@@ -234,7 +231,8 @@ mod tests {
             r#"{"snapshot_path": "s", "mem_file_path": "m", "snapshot_type": "Diff"}"#,
         )
         .unwrap();
-        assert!(diff.validate().unwrap_err().to_string().contains("Diff"));
+        diff.validate().unwrap();
+        assert_eq!(diff.snapshot_type, SnapshotType::Diff);
         assert!(serde_json::from_str::<SnapshotCreateParams>(r#"{"snapshot_path": "s"}"#).is_err());
         assert!(serde_json::from_str::<SnapshotCreateParams>(
             r#"{"snapshot_path": "s", "mem_file_path": "m", "version": "1"}"#
@@ -252,6 +250,25 @@ mod tests {
         );
         assert_eq!(new.memory_file().unwrap(), "m2");
         assert!(!new.resume());
+        assert!(!new.track_dirty_pages());
+    }
+
+    #[test]
+    fn dirty_page_tracking_comes_from_either_name() {
+        for (fields, tracked) in [
+            (r#""track_dirty_pages": true"#, true),
+            (r#""enable_diff_snapshots": true"#, true),
+            (
+                r#""track_dirty_pages": false, "enable_diff_snapshots": true"#,
+                false,
+            ),
+            (r#""track_dirty_pages": false"#, false),
+        ] {
+            let json = format!(r#"{{"snapshot_path": "s", "mem_file_path": "m", {fields}}}"#);
+            let p = load(&json);
+            assert_eq!(p.memory_file().unwrap(), "m");
+            assert_eq!(p.track_dirty_pages(), tracked, "{json}");
+        }
     }
 
     #[test]
@@ -269,10 +286,6 @@ mod tests {
             (
                 r#"{"snapshot_path": "", "mem_file_path": "m"}"#,
                 "snapshot_path",
-            ),
-            (
-                r#"{"snapshot_path": "s", "mem_file_path": "m", "track_dirty_pages": true}"#,
-                "track_dirty_pages",
             ),
         ] {
             let err = load(json).memory_file().unwrap_err().to_string();

@@ -192,6 +192,7 @@ impl VmResources {
             cpus: machine.vcpu_count,
             memory: machine.memory_bytes()?,
             huge_pages: machine.huge_pages_advice(),
+            track_dirty_pages: machine.track_dirty_pages,
             no_reboot: false,
             rng: self.entropy.is_some(),
             balloon: self
@@ -255,6 +256,7 @@ impl VmResources {
                     HugePages::On => super::HugePagesConfig::Hugetlbfs2M,
                     HugePages::HostPolicy | HugePages::Off => super::HugePagesConfig::None,
                 },
+                track_dirty_pages: config.track_dirty_pages,
                 ..MachineConfig::default()
             }),
             metrics: None,

@@ -7,20 +7,24 @@ use ::snapshot::Persist;
 use hypervisor::Vcpu;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
-use super::{write_memory, DevicesState, LegacyDevicesState, MachineState};
+use super::dirty_pages::DirtyPages;
+use super::memory_file::{write_dirty_memory, write_memory};
+use super::{DevicesState, LegacyDevicesState, MachineState};
 use crate::controller::Controller;
 use crate::lifecycle::VmState;
 use crate::machine::Machine;
 use crate::request::{ActionError, VmmAction, VmmData};
-use crate::resources::SnapshotCreateParams;
 use crate::resources::VmResources;
+use crate::resources::{SnapshotCreateParams, SnapshotType};
 use crate::run_control::RunControl;
 use crate::vcpu_gate::PAUSE_DEADLINE;
 
-/// Where a snapshot goes.
+/// Where a snapshot goes, and what its memory file holds.
 pub(crate) struct SnapshotPaths<'a> {
     pub state: &'a Path,
     pub memory: &'a Path,
+    /// Full: all of RAM. Diff: the pages written since the last snapshot.
+    pub kind: SnapshotType,
 }
 
 impl Machine {
@@ -40,6 +44,7 @@ impl Machine {
         let paths = SnapshotPaths {
             state: Path::new(&params.snapshot_path),
             memory: Path::new(&params.mem_file_path),
+            kind: params.snapshot_type,
         };
         self.save_snapshot(control, controller.resources(), paths)
             .map_err(ActionError)?;
@@ -48,6 +53,8 @@ impl Machine {
 
     /// Writes the machine's state and its RAM to `paths`. The machine must
     /// be paused, so that nothing changes while it is read; it stays so.
+    /// Either kind of snapshot restarts the dirty page logs, so that the
+    /// next Diff holds only what changes after this one.
     pub(crate) fn save_snapshot(
         &self,
         control: &RunControl,
@@ -57,6 +64,12 @@ impl Machine {
         if control.state != VmState::Paused {
             return Err(
                 "a snapshot is taken of a paused guest: pause it first (PATCH /vm {\"state\": \"Paused\"})"
+                    .into(),
+            );
+        }
+        if paths.kind == SnapshotType::Diff && !self.track_dirty_pages {
+            return Err(
+                "a Diff snapshot needs dirty page tracking: set track_dirty_pages in PUT /machine-config before the start (or in PUT /snapshot/load, or --track-dirty-pages)"
                     .into(),
             );
         }
@@ -111,11 +124,23 @@ impl Machine {
         let bytes = ::snapshot::encode(&state).map_err(|e| e.to_string())?;
         std::fs::write(paths.state, bytes)
             .map_err(|e| format!("cannot write the snapshot {}: {e}", paths.state.display()))?;
-        write_memory(&self.ram.memory, paths.memory).map_err(|e| {
-            format!(
-                "cannot write the memory file {}: {e}",
-                paths.memory.display()
-            )
+        self.write_memory_file(paths.memory, paths.kind)
+    }
+
+    /// Writes the RAM, all of it or the pages written since the last
+    /// snapshot, restarting the dirty page logs; if the file cannot be
+    /// written, the pages stay dirty for the next snapshot.
+    fn write_memory_file(&self, path: &Path, kind: SnapshotType) -> Result<(), String> {
+        let memory = &self.ram.memory;
+        let dirty = DirtyPages::take(&self.vm, memory, self.track_dirty_pages)
+            .map_err(|e| format!("cannot read the dirty page log: {e}"))?;
+        let written = match kind {
+            SnapshotType::Full => write_memory(memory, path),
+            SnapshotType::Diff => write_dirty_memory(memory, &dirty, path),
+        };
+        written.map_err(|e| {
+            dirty.give_back(memory);
+            format!("cannot write the memory file {}: {e}", path.display())
         })
     }
 }

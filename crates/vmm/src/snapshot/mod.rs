@@ -3,11 +3,13 @@
 //! from the two.
 
 mod create;
+mod dirty_pages;
 mod memory_file;
+mod merge;
 mod restore;
 mod state;
 
-pub(crate) use memory_file::write_memory;
+pub use merge::{merge_memory_files, MergeError};
 pub(crate) use restore::LoadedSnapshot;
 pub use restore::{describe_snapshot, SnapshotInfo};
 pub(crate) use state::{DevicesState, LegacyDevicesState, MachineState};
