@@ -155,7 +155,21 @@ pub(crate) fn pivot_into(root: &Path) -> Result<(), JailError> {
     chdir(root).map_err(JailError::system("enter the root"))?;
     // The old root goes under the new one, then is detached: no
     // directory for it is needed.
-    pivot_root(".", ".").map_err(JailError::system("pivot into the root"))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(JailError::system("detach the host's root"))?;
+    match pivot_root(".", ".") {
+        Ok(()) => {
+            umount2(".", MntFlags::MNT_DETACH)
+                .map_err(JailError::system("detach the host's root"))?;
+        }
+        // A host running from its initramfs (rootfs) cannot pivot its
+        // root away: the root mount is moved over `/` instead, and the
+        // process chroots into it. The VMM keeps no capability with which
+        // to leave a chroot.
+        Err(nix::Error::EINVAL) => {
+            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .map_err(JailError::system("move the root over /"))?;
+            nix::unistd::chroot(".").map_err(JailError::system("chroot into the root"))?;
+        }
+        Err(e) => return Err(JailError::system("pivot into the root")(e)),
+    }
     chdir("/").map_err(JailError::system("enter the root"))
 }

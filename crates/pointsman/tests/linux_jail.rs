@@ -46,7 +46,7 @@ ROOT=/srv/jails/pointsman/linux1/root
 # The jailer made tap0 for the jail's user.
 for i in $(seq 1 100); do ip link show tap0 >/dev/null 2>&1 && break; sleep 0.1; done
 ip addr add 10.200.0.1/24 dev tap0 && ip link set tap0 up || echo "@@failed tap"
-wait_for @@ready 1 300 || echo "@@failed boot"
+wait_for @@ready 1 300 || { echo "@@failed boot"; cat /tmp/vm.err; }
 field() { awk -v k="$1:" '$1 == k { $1 = ""; print substr($0, 2) }' /proc/$VM_PID/status; }
 echo "@@uid $(field Uid)"
 echo "@@capeff $(field CapEff)"
