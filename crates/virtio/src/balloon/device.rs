@@ -164,10 +164,12 @@ impl VirtioDevice for Balloon {
         let stats_index = roles.iter().position(|&r| r == QueueRole::Stats);
         let held_stats = std::mem::take(&mut self.restored_stats);
         if let Some(head) = held_stats {
-            let size = stats_index.and_then(|i| queues.get(i)).map(|q| q.size());
+            // A ready one: the buffer goes back to its used ring.
+            let stats_queue = stats_index.and_then(|i| queues.get(i));
+            let size = stats_queue.filter(|q| q.ready()).map(|q| q.size());
             if size.is_none_or(|size| head >= size) {
                 return Err(ActivateError::Device(format!(
-                    "virtio-balloon: the saved stats buffer {head} is not in a stats queue of {size:?} entries"
+                    "virtio-balloon: the saved stats buffer {head} is not in a ready stats queue (of {size:?} entries)"
                 )));
             }
         }

@@ -226,6 +226,10 @@ fn a_made_up_held_stats_buffer_is_refused() {
     assert!(error.contains("stats buffer 16"), "{error}");
     let error = restore(&with_balloon(&|b| b.held_stats = Some(u16::MAX)));
     assert!(error.contains("outside a queue of 256"), "{error}");
+    let mut unready = with_balloon(&|b| b.held_stats = Some(0));
+    unready.core.live_queues[2].ready = false;
+    let error = restore(&unready);
+    assert!(error.contains("not in a ready stats queue"), "{error}");
     let error = restore(&with_balloon(&|b| b.num_pages = u32::MAX));
     assert!(error.contains("larger than the guest's"), "{error}");
 }
