@@ -75,7 +75,8 @@ pub enum RestoreError {
 
 impl TransportCore {
     /// The state of the paused machine's device: an activated device's
-    /// worker reports its queues on its own thread.
+    /// worker reports its queues on its own thread, and the device its own
+    /// state beyond them, if it keeps any.
     pub fn save(&self) -> Result<CoreState, SaveError> {
         let saved = self.device.save()?;
         let queue_count = self.device.queue_max_sizes().len();
@@ -101,8 +102,9 @@ impl TransportCore {
     }
 
     /// `device` (built anew from the saved configuration) as the driver
-    /// left it in `state`: its features acked and, if it was serving its
-    /// queues, serving them again from where they stood.
+    /// left it in `state`: its own state given back first, its features
+    /// acked and, if it was serving its queues, serving them again from
+    /// where they stood.
     pub fn restore(
         mut device: Box<dyn VirtioDevice>,
         mem: GuestMemoryMmap,
