@@ -1,10 +1,11 @@
 //! Restores a virtio-mmio transport from a made-up saved state, as a
 //! snapshot file someone crafted would give (its checksum proves nothing
 //! against that): the device behind it (first byte, as in virtio_mmio),
-//! then the state's fields, then guest memory. A restored, active device
-//! is resumed and kicked, so its worker serves whatever the saved queue
-//! positions point at. Refusals are the expected answer; only a panic,
-//! an overflow or a hang is a finding.
+//! then the state's fields (the device's own state too), then guest
+//! memory. A restored, active device is resumed and kicked, so its
+//! worker serves whatever the saved queue positions point at. Refusals
+//! are the expected answer; only a panic, an overflow or a hang is a
+//! finding.
 #![no_main]
 
 use std::sync::Arc;
@@ -12,9 +13,11 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use pointsman_fuzz::virtio_device;
+use virtio::balloon::{BalloonState, BalloonStats};
+use virtio::net::NetState;
 use virtio::{
-    CoreState, GuestMemoryMmap, IrqTrigger, MmioEdges, MmioState, MmioTransport, Pausable,
-    SavedQueue,
+    CoreState, DeviceState, GuestMemoryMmap, IrqTrigger, MmioEdges, MmioState, MmioTransport,
+    Pausable, SavedQueue,
 };
 use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -83,6 +86,24 @@ impl Fields<'_> {
             .map(|i| self.queue(max_sizes.get(i).copied().unwrap_or(256)))
             .collect()
     }
+    /// A device's own state: none, a NIC's or a balloon's.
+    fn device_state(&mut self) -> Option<DeviceState> {
+        match self.u8() % 3 {
+            0 => None,
+            1 => Some(DeviceState::Net(NetState { mac: self.take() })),
+            _ => {
+                let flags = self.u8();
+                let held_stats = (flags & 1 != 0).then(|| self.u16());
+                let stats = (flags & 2 != 0).then(|| BalloonStats::parse(&self.take::<30>()));
+                Some(DeviceState::Balloon(Box::new(BalloonState {
+                    num_pages: self.u32(),
+                    actual: self.u32(),
+                    held_stats,
+                    stats,
+                })))
+            }
+        }
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -108,6 +129,7 @@ fuzz_target!(|data: &[u8]| {
         activated: flags & 8 != 0,
         queues: b.queues(&max_sizes),
         live_queues: b.queues(&max_sizes),
+        device: b.device_state(),
     };
     let state = MmioState {
         core,

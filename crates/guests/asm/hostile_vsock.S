@@ -13,12 +13,17 @@
  * then offer a receive buffer with room for a packet header and no data
  * while the host's reply waits; once the test sends a byte on COM1, reset
  * the machine if it is 'R', reset the vsock device and then power off if
- * it is 'D', else power off.
+ * it is 'D', wait for an event (a restored device's transport reset) in
+ * the event buffer it posted first and then power off if it is 'E', else
+ * power off.
  */
 	.globl	cmd_hostile_vsock
 cmd_hostile_vsock:
 	call	vsock_up
 	jc	8f
+	movl	$-1, VS_EVENT
+	DESC	VSOCK_EVENT_QUEUE, 0, VS_EVENT, VSOCK_EVENT_SIZE, DESC_F_WRITE
+	OFFER	VSOCK_EVENT_QUEUE, 0
 	DESC	0, 0, VS_RX, VS_RX_LEN, DESC_F_WRITE
 	OFFER	0, 0
 	mov	$(VSOCK_OP_REQUEST << 16), %eax
@@ -51,6 +56,8 @@ cmd_hostile_vsock:
 	je	1f
 	cmp	$'D', %al
 	je	2f
+	cmp	$'E', %al
+	je	3f
 	PRINT	"vsock powering off\n"
 	jmp	poweroff
 1:	PRINT	"vsock resetting\n"
@@ -58,6 +65,17 @@ cmd_hostile_vsock:
 2:	xor	%eax, %eax			/* reset the device alone, then power off */
 	call	vt_set_status
 	PRINT	"vsock device reset\n"
+	jmp	poweroff
+3:	mov	$VSOCK_EVENT_QUEUE, %ebx
+	call	vq_wait_long
+	jc	4f
+	cmp	$VSOCK_EVENT_SIZE, %eax
+	jne	4f
+	cmpl	$VSOCK_TRANSPORT_RESET, VS_EVENT
+	jne	4f
+	PRINT	"vsock transport reset\n"
+	jmp	poweroff
+4:	PRINT	"vsock event FAILED\n"
 	jmp	poweroff
 8:	PRINT	"hostile_vsock: no vsock device\n"
 	jmp	poweroff

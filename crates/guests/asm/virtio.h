@@ -121,6 +121,7 @@
 #define VS_TX			0x71000		/* a packet header and its payload */
 #define VS_RX			0x72000
 #define VS_RX_LEN		0x200
+#define VS_EVENT		0x72800		/* one event (le32 id) */
 #define NET_TX			0x73000		/* a header and a 60-byte frame */
 #define NET_TX_LEN		(NET_HEADER + 60)
 #define NET_RX			0x74000		/* up to 4 receive buffers */
@@ -155,6 +156,9 @@
 #define VSOCK_GUEST_PORT	1234
 #define VSOCK_DEAD_PORT		9		/* nothing listens: the device answers RST */
 #define VSOCK_HOST_PORT		5000		/* the test's listener */
+#define VSOCK_EVENT_QUEUE	2
+#define VSOCK_EVENT_SIZE	4
+#define VSOCK_TRANSPORT_RESET	0		/* event id */
 
 /*
  * About 0.1 s of TSC ticks (1 to 5 GHz: 0.05 to 0.27 s): how long a

@@ -375,7 +375,7 @@ fn bad_snapshot_files_are_refused_by_name_and_nothing_runs() {
 }
 
 #[test]
-fn snapshots_are_refused_while_running_as_diffs_and_with_vsock_or_pci() {
+fn snapshots_are_refused_while_running_as_diffs_and_on_pci() {
     require_kvm();
     let dir = Scratch::new("snapshot-refused");
     let kernel = dir.file("pvh.elf", guests::PVH);
@@ -391,11 +391,6 @@ fn snapshots_are_refused_while_running_as_diffs_and_with_vsock_or_pci() {
     refused(api.put("/snapshot/create", &body), "before starting");
     api.configure(&kernel, "count");
     api.put("/entropy", "{}").expect(204);
-    let vsock = format!(
-        r#"{{"guest_cid": 3, "uds_path": "{}"}}"#,
-        dir.path().join("v.sock").display()
-    );
-    api.put("/vsock", &vsock).expect(204);
     api.put("/actions", r#"{"action_type": "InstanceStart"}"#)
         .expect(204);
     vm.wait_for("count 2");
@@ -406,8 +401,6 @@ fn snapshots_are_refused_while_running_as_diffs_and_with_vsock_or_pci() {
         api.put("/snapshot/create", &diff),
         "needs dirty page tracking",
     );
-    // Named, though the guest's driver never started it.
-    refused(api.put("/snapshot/create", &body), "virtio-vsock");
     assert!(
         !dir.path().join("s").exists(),
         "a refused snapshot left a file"
@@ -741,4 +734,106 @@ fn a_restored_guest_takes_diffs_against_the_memory_file_it_came_from() {
         &format!("stamp {} ok", second.last + 2),
     );
     goes_on_from(&second, &run.stdout);
+}
+
+/// A vsock device and a balloon (whose drivers this guest never starts)
+/// are saved with the guest and built anew on the restore, the vsock
+/// device listening again on its socket, which the killed VMM left behind.
+#[test]
+fn a_guest_with_vsock_and_balloon_devices_is_snapshotted_and_restored() {
+    require_kvm();
+    let taken = take_snapshot_of("snapshot-vsock-balloon", "stamp", |api, dir| {
+        let vsock = format!(
+            r#"{{"guest_cid": 3, "uds_path": "{}"}}"#,
+            dir.path().join("v.sock").display()
+        );
+        api.put("/vsock", &vsock).expect(204);
+        let balloon =
+            r#"{"amount_mib": 1, "deflate_on_oom": false, "stats_polling_interval_s": 5}"#;
+        api.put("/balloon", balloon).expect(204);
+    });
+    let (state, memory) = (
+        taken.state.to_str().unwrap(),
+        taken.memory.to_str().unwrap(),
+    );
+    let socket = socket_in(&taken.dir, "second.sock");
+    let mut vm = Session::start(&[
+        "run",
+        "--api-sock",
+        socket.to_str().unwrap(),
+        "--restore",
+        state,
+        "--mem-file",
+        memory,
+        "--resume",
+    ]);
+    vm.wait_for(&format!("stamp {} ok", taken.last + 2));
+    let mut api = ApiClient::connect(&socket);
+    let balloon = api.get("/balloon").expect(200).json();
+    assert_eq!(balloon["amount_mib"], 1, "{balloon}");
+    assert!(std::os::unix::net::UnixStream::connect(taken.dir.path().join("v.sock")).is_ok());
+    vm.type_text("P");
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    goes_on_from(&taken, &run.stdout);
+}
+
+/// A guest connected to a host program through its vsock device is
+/// snapshotted and restored: the connection ended with the old VMM, and
+/// the restored device says so with a transport reset in the event
+/// buffer the guest posted before the snapshot.
+#[test]
+fn a_restored_vsock_device_tells_its_guest_its_connections_are_gone() {
+    use std::io::{BufRead, BufReader, Write};
+    require_kvm();
+    let dir = Scratch::new("snapshot-vsock-reset");
+    let kernel = dir.file("pvh.elf", guests::PVH);
+    let uds = dir.path().join("v.sock");
+    let listener =
+        std::os::unix::net::UnixListener::bind(format!("{}_5000", uds.display())).unwrap();
+    // The host program: answers the guest's line, then holds the
+    // connection until the test ends.
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(stream.try_clone().unwrap()).read_line(&mut line);
+        let _ = stream.write_all(b"pong\n");
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let socket = socket_in(&dir, "first.sock");
+    let mut vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
+    let mut api = ApiClient::connect(&socket);
+    api.configure(&kernel, "hostile_vsock");
+    let vsock = format!(r#"{{"guest_cid": 3, "uds_path": "{}"}}"#, uds.display());
+    api.put("/vsock", &vsock).expect(204);
+    api.put("/actions", r#"{"action_type": "InstanceStart"}"#)
+        .expect(204);
+    vm.wait_for("vsock waiting");
+    api.patch("/vm", r#"{"state": "Paused"}"#).expect(204);
+    let (state, memory) = (dir.path().join("vm.snap"), dir.path().join("vm.mem"));
+    let body = format!(
+        r#"{{"snapshot_path": "{}", "mem_file_path": "{}"}}"#,
+        state.display(),
+        memory.display()
+    );
+    api.put("/snapshot/create", &body).expect(204);
+    vm.send_signal(libc::SIGKILL);
+    let (first, _) = vm.finish_with_status();
+    assert!(first.stdout.contains("vsock connected"), "{}", first.stdout);
+    let mut vm = Session::start(&[
+        "run",
+        "--restore",
+        state.to_str().unwrap(),
+        "--mem-file",
+        memory.to_str().unwrap(),
+        "--resume",
+    ]);
+    vm.type_text("E");
+    let run = vm.finish();
+    assert_eq!(run.status, EXIT_OK, "{run:?}");
+    assert!(
+        run.stdout.contains("vsock transport reset"),
+        "{}",
+        run.stdout
+    );
 }

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use virtio_queue::Queue;
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::{GuestMemoryMmap, SaveError, SavedQueue, VirtioInterrupt, Worker};
+use crate::{
+    DeviceState, DeviceStateError, GuestMemoryMmap, SaveError, SavedDevice, VirtioInterrupt, Worker,
+};
 
 /// What a device gets when the driver sets DRIVER_OK: the guest memory,
 /// its interrupt, and its queues with the eventfds that signal them.
@@ -52,10 +54,16 @@ pub trait VirtioDevice: Send {
     /// The thread serving the queues, once activated: what a pause of the
     /// machine parks.
     fn worker(&self) -> Option<&Worker>;
-    /// Where the activated device's queues stand, read on its parked
-    /// worker (for a snapshot), with any interrupt it held back sent. A
-    /// device whose state a snapshot cannot hold yet says so.
-    fn save_queues(&self) -> Result<Vec<SavedQueue>, SaveError>;
+    /// The device for a snapshot of the paused machine: once activated,
+    /// where its queues stand, read on its parked worker (with any
+    /// interrupt it held back sent); and its own state beyond them, if it
+    /// keeps any ([`DeviceState`]).
+    fn save(&self) -> Result<SavedDevice, SaveError>;
+    /// Takes back the state [`VirtioDevice::save`] gave, on a device built
+    /// anew for a restore, before the transport acks its features and, if
+    /// it was active, activates it. The state comes from a snapshot file:
+    /// one that does not fit the device is refused, never trusted.
+    fn restore_state(&mut self, state: Option<&DeviceState>) -> Result<(), DeviceStateError>;
 }
 
 /// Copies `config[offset..]` into `data`, reading beyond the end as zeros:

@@ -13,6 +13,7 @@
 pub mod balloon;
 pub mod block;
 mod device;
+mod device_state;
 mod interrupt;
 mod log_limit;
 pub mod moderation;
@@ -26,8 +27,9 @@ pub mod vsock;
 mod worker;
 
 pub use device::{ActivateContext, ActivateError, VirtioDevice};
+pub use device_state::{expect_no_state, DeviceState, DeviceStateError, SavedDevice};
 pub use interrupt::{IrqTrigger, VirtioInterrupt};
-pub use saved_queue::{QueueError, QueueReport, SaveError, SavedQueue};
+pub use saved_queue::{QueueError, SaveError, SaveReport, SavedQueue};
 pub use transport::mmio::{
     MmioEdges, MmioState, MmioTransport, INTERRUPT_ACK_OFFSET, MMIO_SIZE, QUEUE_NOTIFY_OFFSET,
 };

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 use virtio_queue::{Queue, QueueState, QueueT};
 
-use crate::{GuestMemoryMmap, Worker, PAUSE_DEADLINE};
+use crate::{GuestMemoryMmap, SavedDevice, Worker, PAUSE_DEADLINE};
 
 /// `virtio_queue::QueueState`, which has no serde, field for field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,20 +116,21 @@ pub enum SaveError {
     NoAnswer(&'static str),
 }
 
-/// Where a device's worker puts its queues' positions on a
-/// [`crate::Wake::Save`], for the device to hand to the transport.
+/// Where a device's worker puts what it saves on a [`crate::Wake::Save`]
+/// (its queues' positions, and any state it keeps), for the device to
+/// hand to the transport.
 #[derive(Clone, Default)]
-pub struct QueueReport(Arc<Mutex<Option<Vec<SavedQueue>>>>);
+pub struct SaveReport(Arc<Mutex<Option<SavedDevice>>>);
 
-impl QueueReport {
-    /// On the worker thread: where the queues stand now.
-    pub fn put(&self, queues: Vec<SavedQueue>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(queues);
+impl SaveReport {
+    /// On the worker thread: where the device stands now.
+    pub fn put(&self, saved: SavedDevice) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved);
     }
 
     /// Asks the parked `worker` of the `device` (its name, for the error)
-    /// for its queues' positions, on its own thread.
-    pub fn ask(&self, worker: &Worker, device: &'static str) -> Result<Vec<SavedQueue>, SaveError> {
+    /// for what it saves, on its own thread.
+    pub fn ask(&self, worker: &Worker, device: &'static str) -> Result<SavedDevice, SaveError> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
         if !worker.save(PAUSE_DEADLINE) {
             return Err(SaveError::NoAnswer(device));
@@ -139,6 +140,19 @@ impl QueueReport {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .ok_or(SaveError::NoAnswer(device))
+    }
+
+    /// What a device saves: asked of its `worker` once activated; nothing
+    /// (no queues, no state) before.
+    pub fn ask_if_active(
+        &self,
+        worker: Option<&Worker>,
+        device: &'static str,
+    ) -> Result<SavedDevice, SaveError> {
+        match worker {
+            Some(worker) => self.ask(worker, device),
+            None => Ok(SavedDevice::default()),
+        }
     }
 }
 

@@ -5,15 +5,19 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use virtio_queue::Queue;
+use virtio_queue::{Queue, QueueT};
 use vmm_sys_util::timerfd::TimerFd;
 
 use super::config::BalloonConfig;
 use super::feature;
 use super::handle::BalloonHandle;
+use super::persist::BalloonState;
 use super::work::{BalloonWork, QueueRole};
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
-use crate::{device_type, features, Wake, Worker};
+use crate::{
+    device_type, features, DeviceState, DeviceStateError, SaveError, SaveReport, SavedDevice,
+    SavedQueue, Wake, Worker,
+};
 
 const QUEUE_SIZE: u16 = 256;
 /// How often the device asks the guest for fresh statistics.
@@ -30,6 +34,11 @@ pub struct Balloon {
     queue_sizes: Vec<u16>,
     acked_features: u64,
     worker: Option<Worker>,
+    /// Where the worker reports its queues and held stats buffer for a
+    /// snapshot.
+    report: SaveReport,
+    /// The stats buffer a restored device holds from its next activation.
+    restored_stats: Option<u16>,
 }
 
 impl Balloon {
@@ -42,6 +51,8 @@ impl Balloon {
             queue_sizes: vec![QUEUE_SIZE; 2 + optional],
             acked_features: 0,
             worker: None,
+            report: SaveReport::default(),
+            restored_stats: None,
         }
     }
 
@@ -146,10 +157,24 @@ impl VirtioDevice for Balloon {
                 got,
             });
         }
-        let mut queues: Vec<(QueueRole, Queue)> = roles.iter().copied().zip(ctx.queues).collect();
+        // Every queue the driver set up is kept, those of features it did
+        // not take too: a snapshot saves them all.
+        let mut queues: Vec<Queue> = ctx.queues;
         let evts = ctx.queue_evts.into_iter().take(roles.len()).collect();
+        let stats_index = roles.iter().position(|&r| r == QueueRole::Stats);
+        let held_stats = std::mem::take(&mut self.restored_stats);
+        if let Some(head) = held_stats {
+            // A ready one: the buffer goes back to its used ring.
+            let stats_queue = stats_index.and_then(|i| queues.get(i));
+            let size = stats_queue.filter(|q| q.ready()).map(|q| q.size());
+            if size.is_none_or(|size| head >= size) {
+                return Err(ActivateError::Device(format!(
+                    "virtio-balloon: the saved stats buffer {head} is not in a ready stats queue (of {size:?} entries)"
+                )));
+            }
+        }
         let mut timer = None;
-        if roles.contains(&QueueRole::Stats) {
+        if stats_index.is_some() {
             let mut t = TimerFd::new().map_err(|e| ActivateError::Worker(e.into()))?;
             t.reset(STATS_INTERVAL, Some(STATS_INTERVAL))
                 .map_err(|e| ActivateError::Worker(e.into()))?;
@@ -158,13 +183,16 @@ impl VirtioDevice for Balloon {
         let sources = timer.iter().map(AsRawFd::as_raw_fd).collect();
         let mut work =
             BalloonWork::new(ctx.mem, &self.handle, ctx.interrupt.clone(), roles.clone());
+        work.hold_stats(held_stats);
+        let shared = self.handle.shared.clone();
+        let report = self.report.clone();
         let worker = Worker::spawn(
             "virtio-balloon".into(),
             evts,
             sources,
             move |wake, _| match wake {
                 Wake::Queue(i) => {
-                    if let Some((role, queue)) = queues.get_mut(i) {
+                    if let (Some(role), Some(queue)) = (roles.get(i), queues.get_mut(i)) {
                         work.serve(*role, queue);
                     }
                 }
@@ -174,13 +202,20 @@ impl VirtioDevice for Balloon {
                         // the timer wakes us again.
                         let _ = t.wait();
                     }
-                    let stats = queues.iter_mut().find(|(r, _)| *r == QueueRole::Stats);
-                    if let Some((_, queue)) = stats {
+                    if let Some(queue) = stats_index.and_then(|i| queues.get_mut(i)) {
                         work.request_stats(queue);
                     }
                 }
-                // Snapshots of a balloon are refused before any save.
-                Wake::Update | Wake::Save => {}
+                // Every buffer but the held stats one is answered within
+                // its wake: the positions are exact.
+                Wake::Save => report.put(SavedDevice {
+                    queues: queues.iter().map(SavedQueue::from).collect(),
+                    state: Some(DeviceState::Balloon(Box::new(BalloonState::of(
+                        &shared,
+                        work.held_stats(),
+                    )))),
+                }),
+                Wake::Update => {}
             },
         )
         .map_err(ActivateError::Worker)?;
@@ -191,6 +226,7 @@ impl VirtioDevice for Balloon {
 
     fn reset(&mut self) {
         self.worker = None;
+        self.restored_stats = None;
         self.set_interrupt(None);
         self.handle.shared.actual.store(0, Ordering::SeqCst);
         self.acked_features = 0;
@@ -200,7 +236,30 @@ impl VirtioDevice for Balloon {
         self.worker.as_ref()
     }
 
-    fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
-        Err(crate::SaveError::Unsupported("virtio-balloon"))
+    fn save(&self) -> Result<SavedDevice, SaveError> {
+        let Some(worker) = self.worker.as_ref() else {
+            let state = BalloonState::of(&self.handle.shared, self.restored_stats);
+            return Ok(SavedDevice {
+                queues: Vec::new(),
+                state: Some(DeviceState::Balloon(Box::new(state))),
+            });
+        };
+        self.report.ask(worker, "virtio-balloon")
+    }
+
+    fn restore_state(&mut self, state: Option<&DeviceState>) -> Result<(), DeviceStateError> {
+        let state = match state {
+            Some(DeviceState::Balloon(state)) => state,
+            Some(other) => {
+                return Err(DeviceStateError::OtherDevice {
+                    saved: other.device_name(),
+                    device: "virtio-balloon",
+                })
+            }
+            None => return Err(DeviceStateError::Missing("virtio-balloon")),
+        };
+        state.restore_into(&self.handle.shared, QUEUE_SIZE)?;
+        self.restored_stats = state.held_stats;
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@ mod device;
 mod discard;
 mod handle;
 mod pages;
+mod persist;
 mod request;
 pub mod stats;
 mod work;
@@ -22,6 +23,7 @@ pub use device::{Balloon, STATS_INTERVAL};
 pub use discard::{discard, host_page_size, DiscardError};
 pub use handle::{BalloonHandle, TargetError};
 pub use pages::{BalloonPages, GuestRange};
+pub use persist::BalloonState;
 pub use stats::BalloonStats;
 pub use work::{BalloonWork, QueueRole};
 

@@ -42,7 +42,7 @@ pub mod tag {
 
 /// The latest statistics: each known tag's value, if the guest sent it
 /// (memory figures in bytes, the others as counts).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BalloonStats {
     values: [Option<u64>; NAMES.len()],
 }

@@ -172,6 +172,18 @@ impl BalloonWork {
         Some(head)
     }
 
+    /// The head of the stats buffer the device holds, if any: the driver
+    /// waits for it back before its next report.
+    pub fn held_stats(&self) -> Option<u16> {
+        self.held_stats
+    }
+
+    /// Holds the stats buffer `head` as a saved device did; the caller
+    /// checked it against the stats queue's size.
+    pub fn hold_stats(&mut self, head: Option<u16>) {
+        self.held_stats = head;
+    }
+
     /// Hands the held stats buffer back, which asks the guest to refill
     /// it with fresh statistics.
     pub fn request_stats(&mut self, queue: &mut Queue) {

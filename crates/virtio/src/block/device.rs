@@ -10,7 +10,10 @@ use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDev
 use crate::moderation::Moderation;
 use crate::rate_limiter::RateLimiter;
 use crate::update::Mailbox;
-use crate::{device_type, features, QueueReport, SaveError, SavedQueue, Wake, Worker};
+use crate::{
+    device_type, expect_no_state, features, DeviceState, DeviceStateError, SaveError, SaveReport,
+    SavedDevice, Wake, Worker,
+};
 
 use super::config::DiskConfig;
 use super::disk::{Disk, DiskError};
@@ -68,7 +71,7 @@ pub struct Block {
     generation_at_ack: u32,
     worker: Option<Worker>,
     /// Where the worker reports its queue for a snapshot.
-    report: QueueReport,
+    report: SaveReport,
 }
 
 /// Bytes of configuration space the device fills in.
@@ -121,7 +124,7 @@ impl Block {
             acked_features: 0,
             generation_at_ack: 0,
             worker: None,
-            report: QueueReport::default(),
+            report: SaveReport::default(),
         })
     }
 
@@ -239,7 +242,7 @@ impl VirtioDevice for Block {
                             handler.update(change.disk.take(), &change.limits);
                         }
                     }
-                    Wake::Save => report.put(vec![handler.save()]),
+                    Wake::Save => report.put(SavedDevice::queues(vec![handler.save()])),
                 },
             )
             .map_err(ActivateError::Worker)?;
@@ -269,11 +272,12 @@ impl VirtioDevice for Block {
         self.worker.as_ref()
     }
 
-    fn save_queues(&self) -> Result<Vec<SavedQueue>, SaveError> {
-        let worker = self
-            .worker
-            .as_ref()
-            .ok_or(SaveError::NoAnswer("virtio-blk"))?;
-        self.report.ask(worker, "virtio-blk")
+    fn save(&self) -> Result<SavedDevice, SaveError> {
+        self.report
+            .ask_if_active(self.worker.as_ref(), "virtio-blk")
+    }
+
+    fn restore_state(&mut self, state: Option<&DeviceState>) -> Result<(), DeviceStateError> {
+        expect_no_state("virtio-blk", state)
     }
 }

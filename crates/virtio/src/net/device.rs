@@ -12,7 +12,10 @@ use super::{features as net, RX_QUEUE, TX_QUEUE};
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
 use crate::moderation::Moderation;
 use crate::update::Mailbox;
-use crate::{device_type, features, Wake, Worker};
+use crate::{
+    device_type, features, DeviceState, DeviceStateError, SaveError, SaveReport, SavedDevice, Wake,
+    Worker,
+};
 
 const QUEUE_SIZE: u16 = 256;
 /// `virtio_net_config.status`: the link is up.
@@ -29,7 +32,17 @@ pub struct Net {
     avail_features: u64,
     acked_features: u64,
     worker: Option<Worker>,
+    /// Where the worker reports its queues for a snapshot.
+    report: SaveReport,
     metrics: Arc<metrics::NetMetrics>,
+}
+
+/// What a NIC keeps beyond its queues and the features its driver
+/// accepted (from which the TAP's offloads follow): the MAC its driver
+/// read, which a NIC configured without one drew at random.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NetState {
+    pub mac: [u8; 6],
 }
 
 impl Net {
@@ -65,6 +78,7 @@ impl Net {
             avail_features: avail,
             acked_features: 0,
             worker: None,
+            report: SaveReport::default(),
             metrics: Arc::default(),
         }
     }
@@ -175,6 +189,7 @@ impl VirtioDevice for Net {
             sources.extend([rx_mod, tx_mod]);
         }
         let mut watching_tap = true;
+        let report = self.report.clone();
         let mailbox = Arc::new(Mailbox::<NetUpdate>::new());
         let updates = mailbox.clone();
         let worker = Worker::spawn(
@@ -182,11 +197,18 @@ impl VirtioDevice for Net {
             ctx.queue_evts,
             sources,
             move |wake, sources| {
-                if wake == Wake::Update {
-                    if let Some(taken) = updates.take() {
-                        handler.update_limits(&taken.update.rx, &taken.update.tx);
+                match wake {
+                    Wake::Update => {
+                        if let Some(taken) = updates.take() {
+                            handler.update_limits(&taken.update.rx, &taken.update.tx);
+                        }
+                        return;
                     }
-                    return;
+                    Wake::Save => {
+                        report.put(SavedDevice::queues(handler.save()));
+                        return;
+                    }
+                    Wake::Queue(_) | Wake::Source(_) => {}
                 }
                 handler.handle(wake);
                 let wanted = handler.wants_io();
@@ -232,8 +254,26 @@ impl VirtioDevice for Net {
         self.worker.as_ref()
     }
 
-    fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
-        Err(crate::SaveError::Unsupported("virtio-net"))
+    fn save(&self) -> Result<SavedDevice, SaveError> {
+        let mut saved = self
+            .report
+            .ask_if_active(self.worker.as_ref(), "virtio-net")?;
+        saved.state = Some(DeviceState::Net(NetState { mac: self.mac }));
+        Ok(saved)
+    }
+
+    fn restore_state(&mut self, state: Option<&DeviceState>) -> Result<(), DeviceStateError> {
+        match state {
+            Some(DeviceState::Net(net)) => {
+                self.mac = net.mac;
+                Ok(())
+            }
+            Some(other) => Err(DeviceStateError::OtherDevice {
+                saved: other.device_name(),
+                device: "virtio-net",
+            }),
+            None => Err(DeviceStateError::Missing("virtio-net")),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub mod queues;
 pub mod tap;
 
 pub use config::{ConfigError, NetConfig};
-pub use device::Net;
+pub use device::{Net, NetState};
 pub use handle::{NetHandle, NetUpdate};
 pub use queues::{FrameIo, NetQueues};
 pub use tap::{Tap, TapError};

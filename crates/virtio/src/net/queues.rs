@@ -12,7 +12,7 @@ use super::frame::{self, check_tx_header, read_tx_chain, rx_chain_capacity, writ
 use super::{features, Tap, HEADER_LEN, MAX_PACKET_LEN, RX_QUEUE, TX_QUEUE};
 use crate::moderation::{Hold, Moderation, ModerationConfig};
 use crate::rate_limiter::{LimiterUpdate, RateLimiter};
-use crate::{GuestMemoryMmap, VirtioInterrupt, Wake};
+use crate::{GuestMemoryMmap, SavedQueue, VirtioInterrupt, Wake};
 use vmm_sys_util::eventfd::EventFd;
 
 /// Extra worker sources, in the order the device registers them.
@@ -248,6 +248,27 @@ impl<T: FrameIo> NetQueues<T> {
             // Updates reach the device, which calls `update_limits`.
             Wake::Queue(_) | Wake::Source(_) | Wake::Update | Wake::Save => {}
         }
+    }
+
+    /// Where both queues stand, for a snapshot of the paused machine (rx,
+    /// tx). Interrupts moderation holds back go now, so that no completion
+    /// waits for a timer the restored device will not have. A transmit
+    /// chain waiting for the rate limiter (the last one popped) goes back
+    /// to the avail ring, to be sent after a restore; a received frame
+    /// waiting for guest buffers or the rate limiter took none, and is
+    /// lost with the old process, as on a wire.
+    pub fn save(&mut self) -> Vec<SavedQueue> {
+        for queue in [RX_QUEUE, TX_QUEUE] {
+            if self.moderation_of(queue).is_some_and(Moderation::flush) {
+                self.signal(queue);
+            }
+        }
+        let rx = SavedQueue::from(&self.rx);
+        let mut tx = SavedQueue::from(&self.tx);
+        if self.tx_pending.is_some() {
+            tx.next_avail = tx.next_avail.wrapping_sub(1);
+        }
+        vec![rx, tx]
     }
 
     /// A moderation timer fired: the held interrupt goes now.

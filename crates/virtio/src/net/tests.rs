@@ -682,3 +682,43 @@ fn new_limits_apply_to_their_direction_at_once() {
     assert_eq!(r.net.io_mut().sent.len(), 4, "transmit unlimited");
     assert_eq!(r.used_count(&r.rx), 3, "two more received");
 }
+
+#[test]
+fn a_frame_waiting_for_the_rate_limiter_is_saved_as_not_yet_taken() {
+    let mem = mem();
+    let mut r = rig(&mem, 0, None, Some(1));
+    mem.write_slice(&packet(50), GuestAddress(0x10_0000))
+        .unwrap();
+    let chain = |i| d(0x10_0000, 62, 0, i);
+    r.tx.add_desc_chains(&[chain(0), chain(0)], 0).unwrap();
+    r.net.handle(Wake::Queue(TX_QUEUE));
+    assert_eq!(r.net.io_mut().sent.len(), 1, "the second waits");
+    let saved = r.net.save();
+    assert_eq!(
+        (saved[TX_QUEUE].next_avail, saved[TX_QUEUE].next_used),
+        (1, 1),
+        "sent after a restore"
+    );
+    assert_eq!(saved[RX_QUEUE].next_avail, 0);
+    // The saved machine goes on as if nothing happened.
+    std::thread::sleep(Duration::from_millis(50));
+    r.net.handle(Wake::Source(TX_TIMER_SOURCE));
+    assert_eq!(r.net.io_mut().sent.len(), 2);
+    assert_eq!(r.net.save()[TX_QUEUE].next_avail, 2);
+}
+
+#[test]
+fn saving_sends_the_interrupts_moderation_holds_back() {
+    let mem = mem();
+    let mut r = moderated(rig(&mem, 0, None, None));
+    for i in 0..2 {
+        transmit_one(&mut r, &mem, i);
+    }
+    assert_eq!(r.irq.take_status(), INT_VRING, "the first completion");
+    r.net.save();
+    assert_eq!(
+        r.irq.take_status(),
+        INT_VRING,
+        "the second, sent on the save"
+    );
+}

@@ -8,8 +8,8 @@ use virtio_queue::{Queue, QueueT};
 
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
 use crate::{
-    device_type, features, GuestMemoryMmap, QueueReport, SaveError, SavedQueue, VirtioInterrupt,
-    Wake, Worker,
+    device_type, expect_no_state, features, DeviceState, DeviceStateError, GuestMemoryMmap,
+    SaveError, SaveReport, SavedDevice, SavedQueue, VirtioInterrupt, Wake, Worker,
 };
 
 const QUEUE_SIZE: u16 = 256;
@@ -25,7 +25,7 @@ pub struct Rng {
     acked_features: u64,
     worker: Option<Worker>,
     /// Where the worker reports its queue for a snapshot.
-    report: QueueReport,
+    report: SaveReport,
     metrics: Arc<EntropyMetrics>,
 }
 
@@ -176,7 +176,7 @@ impl VirtioDevice for Rng {
             match wake {
                 // Every request is answered within its wake: nothing is
                 // in flight or held back to save.
-                Wake::Save => report.put(vec![SavedQueue::from(&queue)]),
+                Wake::Save => report.put(SavedDevice::queues(vec![SavedQueue::from(&queue)])),
                 Wake::Queue(_) | Wake::Source(_) | Wake::Update => {
                     process_queue(&mut queue, &mem, irq.as_ref(), &metrics)
                 }
@@ -196,12 +196,13 @@ impl VirtioDevice for Rng {
         self.worker.as_ref()
     }
 
-    fn save_queues(&self) -> Result<Vec<SavedQueue>, SaveError> {
-        let worker = self
-            .worker
-            .as_ref()
-            .ok_or(SaveError::NoAnswer("virtio-rng"))?;
-        self.report.ask(worker, "virtio-rng")
+    fn save(&self) -> Result<SavedDevice, SaveError> {
+        self.report
+            .ask_if_active(self.worker.as_ref(), "virtio-rng")
+    }
+
+    fn restore_state(&mut self, state: Option<&DeviceState>) -> Result<(), DeviceStateError> {
+        expect_no_state("virtio-rng", state)
     }
 }
 

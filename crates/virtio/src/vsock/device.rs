@@ -6,7 +6,10 @@ use super::handler::{DeviceQueue, QueueHandler, RX_QUEUE, TX_QUEUE};
 use super::muxer::{Muxer, LISTENER_SOURCE};
 use super::socket::{HostSocket, SocketError};
 use crate::device::{read_config_bytes, ActivateContext, ActivateError, VirtioDevice};
-use crate::{device_type, features, Worker};
+use crate::{
+    device_type, expect_no_state, features, DeviceState, DeviceStateError, SaveError, SaveReport,
+    SavedDevice, Wake, Worker,
+};
 
 const QUEUE_SIZE: u16 = 256;
 const QUEUE_SIZES: [u16; 3] = [QUEUE_SIZE; 3];
@@ -20,6 +23,11 @@ pub struct Vsock {
     socket: HostSocket,
     acked_features: u64,
     worker: Option<Worker>,
+    /// Where the worker reports its queues for a snapshot.
+    report: SaveReport,
+    /// Restored in a new process: the driver's connections went with the
+    /// old one, and its next activation tells it with a transport reset.
+    reset_pending: bool,
     metrics: std::sync::Arc<metrics::VsockMetrics>,
 }
 
@@ -32,6 +40,8 @@ impl Vsock {
             socket,
             acked_features: 0,
             worker: None,
+            report: SaveReport::default(),
+            reset_pending: false,
             metrics: Default::default(),
         })
     }
@@ -79,7 +89,8 @@ impl VirtioDevice for Vsock {
         }
         debug_assert_eq!((RX_QUEUE, TX_QUEUE), (0, 1));
         let mut queues = ctx.queues.into_iter();
-        let (Some(rx), Some(tx)) = (queues.next(), queues.next()) else {
+        let (Some(rx), Some(tx), Some(event)) = (queues.next(), queues.next(), queues.next())
+        else {
             return Err(ActivateError::QueueCount { expected: 3, got });
         };
         // The handler kicks itself through these when it stops early.
@@ -99,12 +110,17 @@ impl VirtioDevice for Vsock {
         let muxer = Muxer::new(self.config.clone(), listener).with_metrics(self.metrics.clone());
         let sources = vec![muxer.listener_fd()];
         debug_assert_eq!(LISTENER_SOURCE, 0);
-        let mut handler = QueueHandler::new(muxer, self.config.cid, ctx.mem, ctx.interrupt, rx, tx);
+        let mut handler = QueueHandler::new(muxer, self.config.cid, ctx.mem, ctx.interrupt, rx, tx)
+            .with_event_queue(event, std::mem::take(&mut self.reset_pending));
+        let report = self.report.clone();
         let worker = Worker::spawn(
             "virtio-vsock".into(),
             ctx.queue_evts,
             sources,
-            move |wake, sources| handler.on_wake(wake, sources),
+            move |wake, sources| match wake {
+                Wake::Save => report.put(SavedDevice::queues(handler.save())),
+                _ => handler.on_wake(wake, sources),
+            },
         )
         .map_err(ActivateError::Worker)?;
         self.worker = Some(worker);
@@ -115,14 +131,26 @@ impl VirtioDevice for Vsock {
         // The worker owns the connections: they close with it.
         self.worker = None;
         self.acked_features = 0;
+        // A driver starting afresh has no connections to drop.
+        self.reset_pending = false;
     }
 
     fn worker(&self) -> Option<&Worker> {
         self.worker.as_ref()
     }
 
-    fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
-        Err(crate::SaveError::Unsupported("virtio-vsock"))
+    fn save(&self) -> Result<SavedDevice, SaveError> {
+        self.report
+            .ask_if_active(self.worker.as_ref(), "virtio-vsock")
+    }
+
+    /// Nothing is kept beyond the queues: the host sockets of the
+    /// connections end with the old process, so the restored device
+    /// starts with none and tells its driver so.
+    fn restore_state(&mut self, state: Option<&DeviceState>) -> Result<(), DeviceStateError> {
+        expect_no_state("virtio-vsock", state)?;
+        self.reset_pending = true;
+        Ok(())
     }
 }
 

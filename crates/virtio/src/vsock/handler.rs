@@ -11,7 +11,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::muxer::{Muxer, Watch};
 use super::packet::{Header, Op, HEADER_SIZE};
-use crate::{GuestMemoryMmap, VirtioInterrupt, Wake};
+use crate::{GuestMemoryMmap, SavedQueue, VirtioInterrupt, Wake};
 
 /// Queue indexes (virtio 1.2, section 5.10.2).
 pub const RX_QUEUE: usize = 0;
@@ -23,6 +23,13 @@ pub const EVENT_QUEUE: usize = 2;
 /// overlapping used rings); past this the worker kicks itself and
 /// returns, so its other sources and its stop signal get their turn.
 pub const CHAINS_PER_WAKE: u32 = 256;
+
+/// `virtio_vsock_event.id` of a transport reset (virtio 1.2, 5.10.6.6):
+/// the driver drops its connections, reads the CID again and keeps its
+/// listening sockets.
+pub const EVENT_TRANSPORT_RESET: u32 = 0;
+/// Bytes of `struct virtio_vsock_event { le32 id; }`.
+const EVENT_SIZE: u32 = 4;
 
 /// A queue and an eventfd that wakes the worker for it.
 pub struct DeviceQueue {
@@ -37,6 +44,12 @@ pub struct QueueHandler {
     irq: Arc<dyn VirtioInterrupt>,
     rx: DeviceQueue,
     tx: DeviceQueue,
+    /// The event queue, once the device gave it (a handler without one
+    /// never sends events).
+    event: Option<Queue>,
+    /// The driver's connections are gone (the device was restored in a
+    /// new process): a transport reset waits for an event buffer.
+    reset_pending: bool,
     muxer: Muxer,
     guest_cid: u64,
     /// One packet's payload on its way from guest memory to the muxer.
@@ -60,9 +73,80 @@ impl QueueHandler {
             irq,
             rx,
             tx,
+            event: None,
+            reset_pending: false,
             muxer,
             guest_cid,
             payload: Vec::new(),
+        }
+    }
+
+    /// Serves the event queue too; with `reset_pending`, tells the driver
+    /// of a transport reset as soon as it has an event buffer posted.
+    pub fn with_event_queue(mut self, queue: Queue, reset_pending: bool) -> QueueHandler {
+        self.event = Some(queue);
+        self.reset_pending = reset_pending;
+        self
+    }
+
+    /// Where the queues stand (rx, tx and the event queue if served), for
+    /// a snapshot of the paused machine. Every chain taken is answered
+    /// within its wake, so the positions are exact; the connections are
+    /// not saved (their host sockets end with the process).
+    pub fn save(&self) -> Vec<SavedQueue> {
+        let mut queues = vec![
+            SavedQueue::from(&self.rx.queue),
+            SavedQueue::from(&self.tx.queue),
+        ];
+        queues.extend(self.event.as_ref().map(SavedQueue::from));
+        queues
+    }
+
+    /// True while a transport reset waits for an event buffer.
+    pub fn reset_pending(&self) -> bool {
+        self.reset_pending
+    }
+
+    /// Sends the pending transport reset in the first event buffer that
+    /// can hold it; buffers too small for it are returned empty. With no
+    /// buffer posted, the driver's next one kicks the queue.
+    fn send_pending_reset(&mut self) {
+        if !self.reset_pending {
+            return;
+        }
+        let Some(queue) = self.event.as_mut() else {
+            return;
+        };
+        if !queue.ready() {
+            return;
+        }
+        // One pass over the ring at most, whatever its indexes claim.
+        for _ in 0..queue.size() {
+            let Some(chain) = queue.pop_descriptor_chain(&self.mem) else {
+                // Asks for a kick when a buffer comes (event index).
+                let _ = queue.enable_notification(&self.mem);
+                return;
+            };
+            let head = chain.head_index();
+            let sent = match chain.writer(&self.mem) {
+                Ok(mut writer) if writer.available_bytes() >= EVENT_SIZE as usize => writer
+                    .write_all(&EVENT_TRANSPORT_RESET.to_le_bytes())
+                    .is_ok(),
+                _ => false,
+            };
+            let len = if sent { EVENT_SIZE } else { 0 };
+            if queue.add_used(&self.mem, head, len).is_err() {
+                crate::log_limit::warn_limited!("virtio-vsock: cannot add to the event used ring");
+                return;
+            }
+            if queue.needs_notification(&self.mem).unwrap_or(true) {
+                self.irq.signal_used_queue(EVENT_QUEUE);
+            }
+            if sent {
+                tracing::debug!("virtio-vsock: transport reset sent");
+                self.reset_pending = false;
+                return;
+            }
         }
     }
 
@@ -73,6 +157,9 @@ impl QueueHandler {
     /// Serves whatever woke the worker, then both queues until neither
     /// can move or their budgets for this wake-up are spent.
     pub fn on_wake(&mut self, wake: Wake, w: &dyn Watch) {
+        // First, so the driver drops its old connections before it hears
+        // of new ones.
+        self.send_pending_reset();
         match wake {
             Wake::Source(index) => self.muxer.on_source(index, w),
             Wake::Queue(RX_QUEUE) => self.metrics.rx_queue_event_count.inc(),
@@ -80,7 +167,7 @@ impl QueueHandler {
             _ => {}
         }
         // Kicks on any queue come down to the same work; the event queue
-        // is never used (no transport resets happen).
+        // carries only the transport reset of a restore.
         let mut tx_budget = CHAINS_PER_WAKE;
         let mut rx_budget = CHAINS_PER_WAKE;
         loop {

@@ -18,7 +18,10 @@ mod socket;
 pub use config::{ConfigError, VsockConfig};
 pub use connection::BUF_ALLOC;
 pub use device::Vsock;
-pub use handler::{DeviceQueue, QueueHandler, CHAINS_PER_WAKE, EVENT_QUEUE, RX_QUEUE, TX_QUEUE};
+pub use handler::{
+    DeviceQueue, QueueHandler, CHAINS_PER_WAKE, EVENT_QUEUE, EVENT_TRANSPORT_RESET, RX_QUEUE,
+    TX_QUEUE,
+};
 pub use muxer::{Muxer, Unwatched, Watch, MAX_CONNECTIONS};
 pub use packet::{Header, Op, PacketError, HEADER_SIZE, HOST_CID};
 pub use socket::{HostSocket, SocketError};

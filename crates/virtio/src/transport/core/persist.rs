@@ -10,8 +10,8 @@ use vmm_sys_util::eventfd::EventFd;
 use super::{status, TransportCore};
 use crate::device::ActivateContext;
 use crate::{
-    device_type, GuestMemoryMmap, QueueError, SaveError, SavedQueue, VirtioDevice, VirtioInterrupt,
-    PAUSE_DEADLINE,
+    device_type, DeviceState, DeviceStateError, GuestMemoryMmap, QueueError, SaveError, SavedQueue,
+    VirtioDevice, VirtioInterrupt, PAUSE_DEADLINE,
 };
 
 /// What every transport saves of its device, whatever its registers.
@@ -26,6 +26,9 @@ pub struct CoreState {
     pub queues: Vec<SavedQueue>,
     /// Where the device's worker stood on each queue, once activated.
     pub live_queues: Vec<SavedQueue>,
+    /// What the device keeps beyond its queues (a balloon's target and
+    /// held stats buffer, a NIC's MAC), given back to it before it starts.
+    pub device: Option<DeviceState>,
 }
 
 /// Why a transport's saved state does not fit the device built anew.
@@ -58,8 +61,12 @@ pub enum RestoreError {
         #[source]
         source: crate::ActivateError,
     },
-    #[error("{0}")]
-    Unsupported(#[source] SaveError),
+    #[error("the virtio device (type {device}): {source}")]
+    State {
+        device: u32,
+        #[source]
+        source: DeviceStateError,
+    },
     #[error("the restored virtio device (type {0}) did not park")]
     Park(u32),
     #[error("cannot clone a queue eventfd: {0}")]
@@ -68,11 +75,18 @@ pub enum RestoreError {
 
 impl TransportCore {
     /// The state of the paused machine's device: an activated device's
-    /// worker reports its queues on its own thread.
+    /// worker reports its queues on its own thread, and the device its own
+    /// state beyond them, if it keeps any.
     pub fn save(&self) -> Result<CoreState, SaveError> {
-        saveable(self.device.device_type())?;
+        let saved = self.device.save()?;
+        let queue_count = self.device.queue_max_sizes().len();
         let live_queues = if self.activated {
-            self.device.save_queues()?
+            // A worker gone without a word would be saved as a device that
+            // serves no queue, which no restore accepts.
+            if saved.queues.len() != queue_count {
+                return Err(SaveError::NoAnswer(device_name(self.device.device_type())));
+            }
+            saved.queues
         } else {
             Vec::new()
         };
@@ -83,14 +97,16 @@ impl TransportCore {
             activated: self.activated,
             queues: self.queues.iter().map(SavedQueue::from).collect(),
             live_queues,
+            device: saved.state,
         })
     }
 
     /// `device` (built anew from the saved configuration) as the driver
-    /// left it in `state`: its features acked and, if it was serving its
-    /// queues, serving them again from where they stood.
+    /// left it in `state`: its own state given back first, its features
+    /// acked and, if it was serving its queues, serving them again from
+    /// where they stood.
     pub fn restore(
-        device: Box<dyn VirtioDevice>,
+        mut device: Box<dyn VirtioDevice>,
         mem: GuestMemoryMmap,
         queue_evts: Vec<EventFd>,
         interrupt: &Arc<dyn VirtioInterrupt>,
@@ -103,8 +119,12 @@ impl TransportCore {
                 built: device_type,
             });
         }
-        // No snapshot this build writes holds one: a made-up file may.
-        saveable(device_type).map_err(RestoreError::Unsupported)?;
+        device
+            .restore_state(state.device.as_ref())
+            .map_err(|source| RestoreError::State {
+                device: device_type,
+                source,
+            })?;
         let max_sizes = device.queue_max_sizes().to_vec();
         let configured = to_queues(device_type, &max_sizes, &state.queues, |q, max| {
             q.to_queue(max)
@@ -171,16 +191,15 @@ impl TransportCore {
     }
 }
 
-/// Refuses, by name, the devices that keep more than their queues (a
-/// TAP's offloads, vsock connections, balloon pages), whose state a
-/// snapshot cannot hold yet: even before their driver started them.
-fn saveable(device_type: u32) -> Result<(), SaveError> {
+/// The device's name, for errors.
+fn device_name(device_type: u32) -> &'static str {
     match device_type {
-        device_type::RNG | device_type::BLOCK => Ok(()),
-        device_type::NET => Err(SaveError::Unsupported("virtio-net")),
-        device_type::VSOCK => Err(SaveError::Unsupported("virtio-vsock")),
-        device_type::BALLOON => Err(SaveError::Unsupported("virtio-balloon")),
-        _ => Err(SaveError::Unsupported("unknown virtio")),
+        device_type::NET => "virtio-net",
+        device_type::BLOCK => "virtio-blk",
+        device_type::RNG => "virtio-rng",
+        device_type::BALLOON => "virtio-balloon",
+        device_type::VSOCK => "virtio-vsock",
+        _ => "virtio",
     }
 }
 

@@ -33,21 +33,28 @@ struct Rig {
     kick: EventFd,
 }
 
-fn edges(device: Box<dyn VirtioDevice>, mem: &GuestMemoryMmap) -> (MmioEdges, EventFd) {
-    let evt = EventFd::new(EFD_NONBLOCK).unwrap();
-    let kick = evt.try_clone().unwrap();
+/// The edges of a transport over `device`, with a way to kick each of its
+/// queues.
+fn edges(device: Box<dyn VirtioDevice>, mem: &GuestMemoryMmap) -> (MmioEdges, Vec<EventFd>) {
+    let evts: Vec<EventFd> = device
+        .queue_max_sizes()
+        .iter()
+        .map(|_| EventFd::new(EFD_NONBLOCK).unwrap())
+        .collect();
+    let kicks = evts.iter().map(|e| e.try_clone().unwrap()).collect();
     let edges = MmioEdges {
         device,
         mem: mem.clone(),
         interrupt: Arc::new(IrqTrigger::new(EventFd::new(EFD_NONBLOCK).unwrap())),
-        queue_evts: vec![evt],
+        queue_evts: evts,
     };
-    (edges, kick)
+    (edges, kicks)
 }
 
 fn rig(device: Box<dyn VirtioDevice>) -> Rig {
     let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
-    let (e, kick) = edges(device, &mem);
+    let (e, mut kicks) = edges(device, &mem);
+    let kick = kicks.remove(0);
     let transport = MmioTransport::new(e.device, e.mem, e.interrupt, e.queue_evts);
     Rig {
         transport,
@@ -132,7 +139,8 @@ impl Rig {
         let state = self.transport.save().unwrap();
         let bytes = snapshot::encode(&state).unwrap();
         let decoded: MmioState = snapshot::decode(&bytes).unwrap();
-        let (e, kick) = edges(device, &self.mem);
+        let (e, mut kicks) = edges(device, &self.mem);
+        let kick = kicks.remove(0);
         let transport = MmioTransport::restore(e, &decoded).unwrap();
         let again = snapshot::encode(&transport.save().unwrap()).unwrap();
         assert_eq!(bytes, again, "save, restore, save gave other bytes");
@@ -297,8 +305,9 @@ fn bad_saved_states_are_refused() {
 }
 
 #[test]
-fn a_device_no_snapshot_can_hold_is_refused_on_restore_too() {
-    // A balloon the driver has not touched yet: all else would fit.
+fn a_device_state_that_does_not_fit_the_device_is_refused() {
+    // A balloon the driver has not touched yet, saved with an entropy
+    // device's (empty) state: all else would fit.
     let balloon = || crate::balloon::Balloon::new(&Default::default(), 1 << 20);
     let rig = rig(Box::new(Rng::new()));
     let mut state = rig.transport.save().unwrap();
@@ -311,5 +320,23 @@ fn a_device_no_snapshot_can_hold_is_refused_on_restore_too() {
         .collect();
     let (e, _) = edges(Box::new(balloon()), &rig.mem);
     let error = MmioTransport::restore(e, &state).err().unwrap().to_string();
-    assert!(error.contains("virtio-balloon"), "{error}");
+    assert!(
+        error.contains("virtio-balloon device was saved without its state"),
+        "{error}"
+    );
+    // An entropy device given a balloon's state.
+    let mut rng_state = rig.transport.save().unwrap();
+    rng_state.core.device = balloon().save().unwrap().state;
+    let (e, _) = edges(Box::new(Rng::new()), &rig.mem);
+    let error = MmioTransport::restore(e, &rng_state)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("virtio-balloon device's state was saved for a virtio-rng"),
+        "{error}"
+    );
 }
+
+#[path = "persist_device_tests.rs"]
+mod net_vsock_balloon;

@@ -61,8 +61,14 @@ impl VirtioDevice for FakeDevice {
     fn worker(&self) -> Option<&crate::Worker> {
         None
     }
-    fn save_queues(&self) -> Result<Vec<crate::SavedQueue>, crate::SaveError> {
-        Err(crate::SaveError::Unsupported("fake"))
+    fn save(&self) -> Result<crate::SavedDevice, crate::SaveError> {
+        Ok(crate::SavedDevice::default())
+    }
+    fn restore_state(
+        &mut self,
+        state: Option<&crate::DeviceState>,
+    ) -> Result<(), crate::DeviceStateError> {
+        crate::expect_no_state("fake", state)
     }
 }
 

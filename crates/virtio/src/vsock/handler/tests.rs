@@ -578,3 +578,28 @@ fn a_ring_that_refills_itself_gets_a_bounded_turn() {
     assert_eq!(s.tx_kick.read().unwrap(), 1, "it kicked itself to go on");
     drop(h);
 }
+
+#[test]
+fn a_pending_transport_reset_skips_event_buffers_too_small_for_it() {
+    let s = Setup::new("reset");
+    let d = Driver::new(&s.mem);
+    let events = MockSplitQueue::create(&s.mem, GuestAddress(0x2_0000), 16);
+    let mut h = s
+        .handler(&d)
+        .with_event_queue(events.create_queue().unwrap(), true);
+    let w = Unwatched::default();
+    h.on_wake(Wake::Queue(EVENT_QUEUE), &w);
+    assert!(h.reset_pending(), "no buffer posted yet");
+    assert_eq!(s.irq.take_status(), 0);
+    let (small, large) = (0x30_0000, 0x30_1000);
+    s.mem.write_obj(u32::MAX, GuestAddress(large)).unwrap();
+    let descs = [desc(small, 2, WRITE, 0), desc(large, 4, WRITE, 0)];
+    events.add_desc_chains(&descs, 0).unwrap();
+    h.on_wake(Wake::Queue(EVENT_QUEUE), &w);
+    assert!(!h.reset_pending());
+    assert_eq!(d.used(&events, 0), vec![(0, 0), (1, 4)]);
+    let id: u32 = s.mem.read_obj(GuestAddress(large)).unwrap();
+    assert_eq!(id, EVENT_TRANSPORT_RESET);
+    assert_ne!(s.irq.take_status(), 0);
+    assert_eq!(h.save().len(), 3, "rx, tx and events");
+}
