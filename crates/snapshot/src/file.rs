@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 
 pub const MAGIC: [u8; 8] = *b"PTSMSNAP";
 /// The version of the state structs' layout this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const CRC: Crc<u64> = Crc::<u64>::new(&CRC_64_ECMA_182);
 const HEADER_LEN: usize = MAGIC.len() + 4 + 8;

@@ -4,10 +4,12 @@
 use ::snapshot::Persist;
 use devices::acpi_pm::{AcpiPm, AcpiPmState};
 use devices::i8042::{I8042State, I8042};
+use devices::pci::PciRootState;
 use devices::serial::{SerialDevice, UartEdges, UartState};
 use devices::{StateError, Trigger};
 use hypervisor::{PlatformState, VcpuState};
 use serde::{Deserialize, Serialize};
+use virtio::transport::pci::VirtioPciState;
 use virtio::MmioState;
 use vm_superio::serial::NoEvents;
 
@@ -35,6 +37,11 @@ pub(crate) struct DevicesState {
     /// The virtio-mmio transports and their devices, in device order (the
     /// order `create_devices` builds them in from the configuration).
     pub virtio: Vec<MmioState>,
+    /// The virtio-pci functions and their devices, in device order, for
+    /// a machine whose virtio devices are on PCI (`virtio` is then empty).
+    pub pci: Vec<VirtioPciState>,
+    /// The root of PCI bus 0 (CONFIG_ADDRESS, the host bridge), on PCI.
+    pub pci_root: Option<PciRootState>,
 }
 
 /// The devices every machine has (pvpanic holds nothing).
