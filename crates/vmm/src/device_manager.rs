@@ -226,7 +226,9 @@ pub(crate) fn create_devices(
     let mut mmio = Bus::new();
     let mut virtio = Vec::with_capacity(virtio_devices.len());
     if let Some(saved) = saved_devices {
-        check_transport_counts(saved, config.pci, virtio_devices.len())?;
+        saved
+            .check_transports(config.pci, virtio_devices.len())
+            .map_err(Error::SnapshotMismatch)?;
     }
     let saved_virtio = saved_devices.map(|state| state.virtio.as_slice());
     let mut pci_root = None;
@@ -274,30 +276,6 @@ pub(crate) fn create_devices(
         pci_root,
         handles,
     })
-}
-
-/// Refuses a snapshot whose virtio transports are not the `devices`
-/// virtio devices the configuration builds, each on the transport it
-/// picks (PCI or MMIO), with the PCI root's state exactly on PCI.
-fn check_transport_counts(saved: &DevicesState, pci: bool, devices: usize) -> Result<()> {
-    let (mmio, functions) = if pci { (0, devices) } else { (devices, 0) };
-    let counts = [
-        ("virtio-mmio devices", saved.virtio.len(), mmio),
-        ("virtio-pci functions", saved.pci.len(), functions),
-        (
-            "PCI roots",
-            usize::from(saved.pci_root.is_some()),
-            usize::from(pci),
-        ),
-    ];
-    for (what, saved, configured) in counts {
-        if saved != configured {
-            return Err(Error::SnapshotMismatch(format!(
-                "it holds {saved} {what}, its configuration {configured}"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Puts a virtio device behind an MMIO transport in `slot`: its page of
