@@ -224,6 +224,21 @@ fn a_restored_guest_goes_on_using_its_devices_on_pci() {
 fn a_loaded_guest_with_virtio_devices_waits_paused_and_snapshots_again() {
     require_kvm();
     let taken = take_snapshot_of("snapshot-virtio-load", "vio", add_rng_and_disk);
+    waits_paused_and_snapshots_again(&taken);
+}
+
+/// The same on PCI: a restored function saves as the original did.
+#[test]
+fn a_loaded_guest_on_pci_waits_paused_and_snapshots_again() {
+    require_kvm();
+    let taken = take_snapshot_with("snapshot-pci-load", "vio", &["--pci"], add_rng_and_disk);
+    waits_paused_and_snapshots_again(&taken);
+}
+
+/// Loads `taken` (a `vio` guest's) through the API, checks that nothing
+/// runs before the resume, snapshots the loaded machine again, resumes
+/// it, and restores the second snapshot: both go on.
+fn waits_paused_and_snapshots_again(taken: &Taken) {
     let socket = socket_in(&taken.dir, "second.sock");
     let mut vm = Session::start(&["run", "--api-sock", socket.to_str().unwrap()]);
     let mut api = ApiClient::connect(&socket);
@@ -250,7 +265,7 @@ fn a_loaded_guest_with_virtio_devices_waits_paused_and_snapshots_again() {
     vm.type_text("P");
     let run = vm.finish();
     assert_eq!(run.status, EXIT_OK, "{run:?}");
-    goes_on_from(&taken, &run.stdout);
+    goes_on_from(taken, &run.stdout);
     // The second snapshot holds the same guest, at the same point.
     let mut vm = Session::start(&[
         "run",
@@ -264,7 +279,7 @@ fn a_loaded_guest_with_virtio_devices_waits_paused_and_snapshots_again() {
     vm.type_text("P");
     let run = vm.finish();
     assert_eq!(run.status, EXIT_OK, "{run:?}");
-    goes_on_from(&taken, &run.stdout);
+    goes_on_from(taken, &run.stdout);
 }
 
 #[test]
