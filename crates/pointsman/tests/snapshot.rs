@@ -217,6 +217,54 @@ fn a_restored_guest_goes_on_using_its_devices_on_pci() {
     }
 }
 
+/// A snapshot file's state changed by `edit`, its checksum made right
+/// again: what someone who crafts a file can hand over.
+fn tampered(dir: &Scratch, from: &Path, name: &str, edit: impl FnOnce(&mut [u8])) -> PathBuf {
+    use crc::{Crc, CRC_64_ECMA_182};
+    edited(dir, from, name, |bytes| {
+        let body_end = bytes.len() - 8;
+        edit(&mut bytes[20..body_end]);
+        let crc = Crc::<u64>::new(&CRC_64_ECMA_182).checksum(&bytes[..body_end]);
+        bytes[body_end..].copy_from_slice(&crc.to_le_bytes());
+    })
+}
+
+/// A PCI function's saved state is checked against the function the
+/// configuration builds: a configuration space no guest could have left
+/// (another vendor ID) is refused by name, before anything runs.
+#[test]
+fn a_made_up_pci_state_is_refused() {
+    require_kvm();
+    let taken = take_snapshot_with("snapshot-pci-bad", "vio", &["--pci"], add_rng_and_disk);
+    // The entropy device's configuration space: 256 bytes (length 0x80
+    // 0x02 as a varint), starting with its vendor and device IDs.
+    let space = [0x80, 0x02, 0xf4, 0x1a, 0x44, 0x10];
+    let bad = tampered(&taken.dir, &taken.state, "bad.snap", |body| {
+        let at = body
+            .windows(space.len())
+            .position(|w| w == space)
+            .expect("the rng's configuration space");
+        body[at + 2] = 0xf5;
+    });
+    let run = run(
+        &[
+            "run",
+            "--restore",
+            bad.to_str().unwrap(),
+            "--mem-file",
+            taken.memory.to_str().unwrap(),
+            "--resume",
+        ],
+        b"",
+    );
+    assert_eq!(run.status, EXIT_BAD_INPUT, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    for words in ["virtio device of type 4", "byte 0x0 is 0xf5"] {
+        assert!(run.stderr.contains(words), "no {words:?} in {run:?}");
+    }
+    assert!(!run.stdout.contains("vio "), "{run:?}");
+}
+
 /// Restored devices wait with their paused machine: nothing is served
 /// until the resume, and the paused machine can be snapshotted again (its
 /// devices' workers parked), that snapshot restoring in turn.

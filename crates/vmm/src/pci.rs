@@ -79,6 +79,7 @@ impl PciBus {
             queue_evts.push(evt);
         }
         let msix = Arc::new(Msix::new(vectors, Arc::new(KvmMsiRoutes(vm.clone()))));
+        let kind = device.device_type();
         let function = match saved {
             Some(state) => VirtioPciDevice::restore(
                 PciEdges {
@@ -90,7 +91,11 @@ impl PciBus {
                 },
                 state,
             )
-            .map_err(|e| Error::SnapshotMismatch(e.to_string()))?,
+            .map_err(|e| {
+                Error::SnapshotMismatch(format!(
+                    "the PCI function of the virtio device of type {kind}: {e}"
+                ))
+            })?,
             None => VirtioPciDevice::new(device, memory.clone(), queue_evts, msix, bar)?,
         };
         let function = Arc::new(Mutex::new(function));

@@ -2,7 +2,6 @@
 
 mod core;
 pub use self::core::{CoreState, RestoreError};
-
 pub mod mmio;
 pub mod pci;
 
