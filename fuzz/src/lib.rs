@@ -1,7 +1,9 @@
 //! What the fuzz targets share: guest memory and virtqueues built from
 //! fuzzer bytes.
 
-use virtio::GuestMemoryMmap;
+use virtio::balloon::{BalloonState, BalloonStats};
+use virtio::net::NetState;
+use virtio::{CoreState, DeviceState, GuestMemoryMmap, SavedQueue};
 use virtio_queue::{Queue, QueueState};
 use vm_memory::{Bytes, GuestAddress};
 
@@ -165,4 +167,128 @@ fn image_file() -> (std::fs::File, std::path::PathBuf) {
         (file, path)
     });
     (file.try_clone().expect("image file handle"), path.clone())
+}
+
+/// Fuzzer bytes read in order; zeros once they run out.
+pub struct Fields<'a> {
+    bytes: &'a [u8],
+    mem_size: u64,
+}
+
+impl<'a> Fields<'a> {
+    /// Fields for guest memory of `mem_size` bytes.
+    pub fn new(bytes: &'a [u8], mem_size: u64) -> Self {
+        Fields { bytes, mem_size }
+    }
+
+    /// What is left: guest memory's contents, say.
+    pub fn rest(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        let n = self.bytes.len().min(N);
+        out[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        out
+    }
+    pub fn u8(&mut self) -> u8 {
+        self.take::<1>()[0]
+    }
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.take())
+    }
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+    /// An address in guest memory or just past it, mostly.
+    pub fn addr(&mut self) -> u64 {
+        let a = u64::from(self.u32());
+        if a & 0x8000_0000 != 0 {
+            a
+        } else {
+            a % (self.mem_size + 0x100)
+        }
+    }
+    pub fn queue(&mut self, max_size: u16) -> SavedQueue {
+        let flags = self.u8();
+        SavedQueue {
+            max_size: if flags & 0x80 != 0 {
+                self.u16()
+            } else {
+                max_size
+            },
+            next_avail: self.u16(),
+            next_used: self.u16(),
+            event_idx: flags & 1 != 0,
+            size: if flags & 0x40 != 0 {
+                self.u16()
+            } else {
+                1 << (self.u8() % 11)
+            },
+            ready: flags & 2 != 0,
+            desc_table: self.addr(),
+            avail_ring: self.addr(),
+            used_ring: self.addr(),
+        }
+    }
+    /// One queue per maximum size, give or take one.
+    pub fn queues(&mut self, max_sizes: &[u16]) -> Vec<SavedQueue> {
+        let count = match self.u8() % 8 {
+            0 => max_sizes.len().saturating_sub(1),
+            1 => max_sizes.len() + 1,
+            _ => max_sizes.len(),
+        };
+        (0..count)
+            .map(|i| self.queue(max_sizes.get(i).copied().unwrap_or(256)))
+            .collect()
+    }
+
+    /// The driver's view of `device` from a flags byte and fields: its
+    /// own type, features and a started status unless the flags say to
+    /// make them up, queues give or take one.
+    pub fn core_state(
+        &mut self,
+        device: &dyn virtio::VirtioDevice,
+        max_sizes: &[u16],
+    ) -> CoreState {
+        let flags = self.u8();
+        CoreState {
+            device_type: if flags & 1 != 0 {
+                self.u32()
+            } else {
+                device.device_type()
+            },
+            driver_features: if flags & 2 != 0 {
+                u64::from(self.u32()) | u64::from(self.u32()) << 32
+            } else {
+                device.avail_features() | (1 << 32)
+            },
+            status: if flags & 4 != 0 { self.u32() } else { 0xf },
+            activated: flags & 8 != 0,
+            queues: self.queues(max_sizes),
+            live_queues: self.queues(max_sizes),
+            device: self.device_state(),
+        }
+    }
+
+    /// A device's own state: none, a NIC's or a balloon's.
+    pub fn device_state(&mut self) -> Option<DeviceState> {
+        match self.u8() % 3 {
+            0 => None,
+            1 => Some(DeviceState::Net(NetState { mac: self.take() })),
+            _ => {
+                let flags = self.u8();
+                let held_stats = (flags & 1 != 0).then(|| self.u16());
+                let stats = (flags & 2 != 0).then(|| BalloonStats::parse(&self.take::<30>()));
+                Some(DeviceState::Balloon(Box::new(BalloonState {
+                    num_pages: self.u32(),
+                    actual: self.u32(),
+                    held_stats,
+                    stats,
+                })))
+            }
+        }
+    }
 }

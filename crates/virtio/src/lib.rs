@@ -33,8 +33,8 @@ pub use saved_queue::{QueueError, SaveError, SaveReport, SavedQueue};
 pub use transport::mmio::{
     MmioEdges, MmioState, MmioTransport, INTERRUPT_ACK_OFFSET, MMIO_SIZE, QUEUE_NOTIFY_OFFSET,
 };
-pub use transport::Pausable;
 pub use transport::{CoreState, RestoreError};
+pub use transport::{Pausable, TransportState};
 pub use update::UpdateError;
 pub use worker::{
     abandoned_workers, Doorbell, Sources, Wake, Worker, PAUSE_DEADLINE, STOP_DEADLINE,

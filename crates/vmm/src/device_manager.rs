@@ -7,7 +7,7 @@ use arch::layout::{ports, virtio_mmio_base, VIRTIO_GSIS, VIRTIO_MMIO_SIZE};
 use arch::x86_64::acpi;
 use devices::acpi_pm::{AcpiPm, ACPI_PM_LEN};
 use devices::i8042::{I8042, I8042_PORT_LEN};
-use devices::pci::PCI_CONFIG_PORT_LEN;
+use devices::pci::{PciRoot, PCI_CONFIG_PORT_LEN};
 use devices::pvpanic::{PvPanic, PVPANIC_PORT_LEN};
 use devices::serial::{SerialDevice, UartEdges, SERIAL_PORT_LEN};
 use devices::Bus;
@@ -91,6 +91,8 @@ pub(crate) struct Devices {
     pub balloon: Option<virtio::balloon::BalloonHandle>,
     /// Every virtio transport, for a pause of the machine.
     pub virtio: Vec<SharedTransport>,
+    /// The root of PCI bus 0, when the virtio devices are on PCI.
+    pub pci_root: Option<Arc<Mutex<PciRoot>>>,
     /// The disks and NICs, to change while the guest runs.
     pub handles: DeviceHandles,
     /// Each NIC's MAC, drawn at random where the configuration gave none:
@@ -112,7 +114,7 @@ pub(crate) fn create_devices(
     taps: &Taps,
     restored: Option<&DevicesState>,
 ) -> Result<Devices> {
-    let saved_virtio = restored.map(|state| state.virtio.as_slice());
+    let saved_devices = restored;
     let restored = restored.map(|state| &state.legacy);
     let irq = eventfd("create the COM1 interrupt eventfd")?;
     vm.register_irqfd(&irq, ports::COM1_IRQ)?;
@@ -228,26 +230,32 @@ pub(crate) fn create_devices(
     }
     let mut mmio = Bus::new();
     let mut virtio = Vec::with_capacity(virtio_devices.len());
-    if let Some(saved) = saved_virtio {
-        // Snapshots hold virtio-mmio transports only, one per device.
-        let expected = if config.pci { 0 } else { virtio_devices.len() };
-        if saved.len() != expected {
-            return Err(Error::SnapshotMismatch(format!(
-                "it holds {} virtio-mmio devices, its configuration {expected}",
-                saved.len()
-            )));
-        }
+    if let Some(saved) = saved_devices {
+        saved
+            .check_transports(config.pci, virtio_devices.len())
+            .map_err(Error::SnapshotMismatch)?;
     }
+    let saved_virtio = saved_devices.map(|state| state.virtio.as_slice());
+    let mut pci_root = None;
     if config.pci {
+        let saved_pci = saved_devices.map(|state| state.pci.as_slice());
         let mut bus = PciBus::new();
-        for device in virtio_devices {
-            virtio.push(bus.attach(vm, memory, &mut mmio, device)?);
+        for (index, device) in virtio_devices.into_iter().enumerate() {
+            let saved = saved_pci.and_then(|states| states.get(index));
+            virtio.push(bus.attach(vm, memory, &mut mmio, device, saved)?);
         }
+        let mut root = bus.root;
+        if let Some(state) = saved_devices.and_then(|state| state.pci_root.as_ref()) {
+            root.restore_state(state)
+                .map_err(|e| Error::SnapshotMismatch(e.to_string()))?;
+        }
+        let root = Arc::new(Mutex::new(root));
         pio.insert(
             u64::from(ports::PCI_CONFIG),
             PCI_CONFIG_PORT_LEN,
-            Arc::new(Mutex::new(bus.root)),
+            root.clone(),
         )?;
+        pci_root = Some(root);
         aml.extend(acpi::pci_host_bridge_aml());
     } else {
         for (slot, device) in virtio_devices.into_iter().enumerate() {
@@ -270,6 +278,7 @@ pub(crate) fn create_devices(
         aml,
         balloon,
         virtio,
+        pci_root,
         handles,
         nic_macs,
     })

@@ -11,7 +11,7 @@ use devices::Bus;
 use hypervisor::{Vm, MAX_GSI, MSI_GSI_BASE};
 use virtio::transport::pci::layout::{notify_offset, BAR_SIZE, MAX_QUEUES, TABLE_VECTORS};
 use virtio::transport::pci::msix::{Msix, MsixVector};
-use virtio::transport::pci::VirtioPciDevice;
+use virtio::transport::pci::{PciEdges, VirtioPciDevice, VirtioPciState};
 use virtio::VirtioDevice;
 
 use crate::device_manager::{eventfd, SharedTransport};
@@ -39,13 +39,15 @@ impl PciBus {
     }
 
     /// Puts `device` on the bus: its BAR on `mmio`, its kicks caught by
-    /// ioeventfds and its vectors sent through irqfds.
+    /// ioeventfds and its vectors sent through irqfds; as `saved` left it,
+    /// if given (a snapshot's), its live MSI-X vectors routed again.
     pub(crate) fn attach(
         &mut self,
         vm: &Arc<Vm>,
         memory: &GuestMemoryMmap,
         mmio: &mut Bus,
         device: Box<dyn VirtioDevice>,
+        saved: Option<&VirtioPciState>,
     ) -> Result<SharedTransport> {
         let bar = self.next_bar;
         let queues = device.queue_max_sizes().len();
@@ -77,13 +79,26 @@ impl PciBus {
             queue_evts.push(evt);
         }
         let msix = Arc::new(Msix::new(vectors, Arc::new(KvmMsiRoutes(vm.clone()))));
-        let function = Arc::new(Mutex::new(VirtioPciDevice::new(
-            device,
-            memory.clone(),
-            queue_evts,
-            msix,
-            bar,
-        )?));
+        let kind = device.device_type();
+        let function = match saved {
+            Some(state) => VirtioPciDevice::restore(
+                PciEdges {
+                    device,
+                    mem: memory.clone(),
+                    queue_evts,
+                    msix,
+                    bar_address: bar,
+                },
+                state,
+            )
+            .map_err(|e| {
+                Error::SnapshotMismatch(format!(
+                    "the PCI function of the virtio device of type {kind}: {e}"
+                ))
+            })?,
+            None => VirtioPciDevice::new(device, memory.clone(), queue_evts, msix, bar)?,
+        };
+        let function = Arc::new(Mutex::new(function));
         self.root
             .add_device(function.clone())
             .map_err(|_| Error::TooManyDevices(PCI_DEVICE_SLOTS))?;

@@ -53,6 +53,15 @@ impl MemoryBar {
     pub(crate) fn write(&mut self, half: Half, value: u32) {
         self.sizing[half as usize] = value == u32::MAX;
     }
+
+    /// Per half (low, high): whether the guest is sizing it, for snapshots.
+    pub(crate) fn sizing(&self) -> [bool; 2] {
+        self.sizing
+    }
+
+    pub(crate) fn set_sizing(&mut self, sizing: [bool; 2]) {
+        self.sizing = sizing;
+    }
 }
 
 fn low_dword(value: u64) -> u32 {

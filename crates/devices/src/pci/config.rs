@@ -45,7 +45,7 @@ pub struct PciHeader {
 
 /// What a BAR slot holds.
 #[derive(Clone, Copy, Debug)]
-enum BarSlot {
+pub(super) enum BarSlot {
     /// Reads 0 and ignores writes: sizing reads 0, so the guest sees no BAR.
     Unused,
     /// The low dword of a 64-bit BAR; the next slot is its `High`.
@@ -58,11 +58,11 @@ enum BarSlot {
 /// [`write_register`](Self::write_register).
 #[derive(Clone, Debug)]
 pub struct PciConfiguration {
-    bytes: [u8; PCI_CONFIG_SPACE_SIZE],
+    pub(super) bytes: [u8; PCI_CONFIG_SPACE_SIZE],
     /// Bits the guest may change, byte for byte over `bytes`. BARs do not
     /// use it: they follow their own protocol.
-    writable: [u8; PCI_CONFIG_SPACE_SIZE],
-    bars: [BarSlot; PCI_NUM_BARS],
+    pub(super) writable: [u8; PCI_CONFIG_SPACE_SIZE],
+    pub(super) bars: [BarSlot; PCI_NUM_BARS],
     /// Offset of the last capability added, whose next pointer links a new one.
     last_capability: Option<usize>,
     /// Where the next capability goes.

@@ -36,6 +36,17 @@ impl PciHostBridge {
     }
 }
 
+impl PciHostBridge {
+    /// Its configuration space, for snapshots.
+    pub fn config(&self) -> &PciConfiguration {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: PciConfiguration) {
+        self.config = config;
+    }
+}
+
 impl Default for PciHostBridge {
     fn default() -> Self {
         Self::new()

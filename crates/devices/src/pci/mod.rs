@@ -10,10 +10,12 @@ mod bar;
 pub mod config;
 pub mod consts;
 pub mod host_bridge;
+mod persist;
 pub mod root;
 
 pub use config::{PciConfiguration, PciHeader};
 pub use host_bridge::PciHostBridge;
+pub use persist::{BarState, PciConfigState, PciRootState};
 pub use root::{PciRoot, PCI_CONFIG_PORT_LEN};
 
 /// A function on the PCI bus, as its configuration space is seen by the

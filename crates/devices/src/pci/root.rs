@@ -15,7 +15,7 @@ const CONFIG_DATA: u64 = 4;
 const ENABLE: u32 = 1 << 31;
 /// Bits 30:28 are reserved and read 0; so do the low two bits, because
 /// CONFIG_DATA covers the whole dword.
-const ADDRESS_BITS: u32 = ENABLE | 0x0fff_fffc;
+pub(super) const ADDRESS_BITS: u32 = ENABLE | 0x0fff_fffc;
 /// Bits 27:24 select registers past 0xff on AMD chipsets with extended
 /// configuration access. Those registers do not exist here, and an access
 /// to one must not alias the register in its low byte.
@@ -24,7 +24,9 @@ const MAX_DEVICES: usize = 32;
 
 /// The root of bus 0 and the ports that reach it.
 pub struct PciRoot {
-    config_address: u32,
+    pub(super) config_address: u32,
+    /// Device 0, also in `devices`: kept apart for snapshots.
+    pub(super) host_bridge: Arc<Mutex<PciHostBridge>>,
     devices: [Option<Arc<Mutex<dyn PciDevice>>>; MAX_DEVICES],
 }
 
@@ -33,9 +35,11 @@ impl PciRoot {
     pub fn new() -> Self {
         let mut devices: [Option<Arc<Mutex<dyn PciDevice>>>; MAX_DEVICES] =
             std::array::from_fn(|_| None);
-        devices[0] = Some(Arc::new(Mutex::new(PciHostBridge::new())));
+        let host_bridge = Arc::new(Mutex::new(PciHostBridge::new()));
+        devices[0] = Some(host_bridge.clone());
         PciRoot {
             config_address: 0,
+            host_bridge,
             devices,
         }
     }

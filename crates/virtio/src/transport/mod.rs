@@ -24,10 +24,17 @@ pub trait Pausable: Send {
     /// The paused transport's state for a snapshot: its device's worker
     /// must be parked. Refused for a transport or device a snapshot
     /// cannot hold yet.
-    fn save(&self) -> Result<mmio::MmioState, SaveError>;
+    fn save(&self) -> Result<TransportState, SaveError>;
     /// For a restored transport, once the interrupt controllers are: its
     /// interrupt again if the driver has saved status to read.
     fn resend_interrupt(&self);
+}
+
+/// A transport's saved state, whichever transport it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransportState {
+    Mmio(mmio::MmioState),
+    Pci(Box<pci::VirtioPciState>),
 }
 
 impl core::TransportCore {
@@ -43,8 +50,8 @@ impl core::TransportCore {
 }
 
 impl Pausable for mmio::MmioTransport {
-    fn save(&self) -> Result<mmio::MmioState, SaveError> {
-        mmio::MmioTransport::save(self)
+    fn save(&self) -> Result<TransportState, SaveError> {
+        mmio::MmioTransport::save(self).map(TransportState::Mmio)
     }
 
     fn resend_interrupt(&self) {
@@ -65,12 +72,12 @@ impl Pausable for mmio::MmioTransport {
 }
 
 impl Pausable for pci::VirtioPciDevice {
-    fn save(&self) -> Result<mmio::MmioState, SaveError> {
-        Err(SaveError::Unsupported("virtio-pci"))
+    fn save(&self) -> Result<TransportState, SaveError> {
+        pci::VirtioPciDevice::save(self).map(|state| TransportState::Pci(Box::new(state)))
     }
 
     fn resend_interrupt(&self) {
-        // Never restored: its snapshots are refused.
+        pci::VirtioPciDevice::resend_interrupt(self);
     }
 
     fn pause(&self, deadline: Duration) -> bool {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use ::snapshot::Persist;
 use hypervisor::Vcpu;
+use virtio::TransportState;
 use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
 
 use super::dirty_pages::DirtyPages;
@@ -77,13 +78,21 @@ impl Machine {
         // anything else is read, and an interrupt a device sends as it is
         // saved (one moderation held back) reaches the interrupt
         // controllers before they are.
-        let virtio = self
+        let (mut virtio, mut pci) = (Vec::new(), Vec::new());
+        for transport in &self.devices.virtio {
+            match devices::bus::lock(transport)
+                .save()
+                .map_err(|e| e.to_string())?
+            {
+                TransportState::Mmio(state) => virtio.push(state),
+                TransportState::Pci(state) => pci.push(*state),
+            }
+        }
+        let pci_root = self
             .devices
-            .virtio
-            .iter()
-            .map(|transport| devices::bus::lock(transport).save())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+            .pci_root
+            .as_ref()
+            .map(|root| devices::bus::lock(root).save());
         let ids: Vec<u32> = (0..control.threads.len())
             .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
@@ -111,7 +120,12 @@ impl Machine {
             i8042: devices::bus::lock(&self.devices.i8042).save(),
             acpi_pm: devices::bus::lock(&self.devices.acpi_pm).save(),
         };
-        let devices = DevicesState { legacy, virtio };
+        let devices = DevicesState {
+            legacy,
+            virtio,
+            pci,
+            pci_root,
+        };
         let state = MachineState {
             resources: serde_json::to_string(&with_macs(resources, &self.devices.nic_macs))
                 .map_err(|e| format!("cannot save the configuration: {e}"))?,

@@ -4,10 +4,12 @@
 use ::snapshot::Persist;
 use devices::acpi_pm::{AcpiPm, AcpiPmState};
 use devices::i8042::{I8042State, I8042};
+use devices::pci::PciRootState;
 use devices::serial::{SerialDevice, UartEdges, UartState};
 use devices::{StateError, Trigger};
 use hypervisor::{PlatformState, VcpuState};
 use serde::{Deserialize, Serialize};
+use virtio::transport::pci::VirtioPciState;
 use virtio::MmioState;
 use vm_superio::serial::NoEvents;
 
@@ -35,6 +37,37 @@ pub(crate) struct DevicesState {
     /// The virtio-mmio transports and their devices, in device order (the
     /// order `create_devices` builds them in from the configuration).
     pub virtio: Vec<MmioState>,
+    /// The virtio-pci functions and their devices, in device order, for
+    /// a machine whose virtio devices are on PCI (`virtio` is then empty).
+    pub pci: Vec<VirtioPciState>,
+    /// The root of PCI bus 0 (CONFIG_ADDRESS, the host bridge), on PCI.
+    pub pci_root: Option<PciRootState>,
+}
+
+impl DevicesState {
+    /// Refuses virtio transports that are not the `devices` virtio
+    /// devices a configuration builds, each on the transport it picks
+    /// (PCI or MMIO), with the PCI root's state exactly on PCI.
+    pub(crate) fn check_transports(&self, pci: bool, devices: usize) -> Result<(), String> {
+        let (mmio, functions) = if pci { (0, devices) } else { (devices, 0) };
+        let counts = [
+            ("virtio-mmio devices", self.virtio.len(), mmio),
+            ("virtio-pci functions", self.pci.len(), functions),
+            (
+                "PCI roots",
+                usize::from(self.pci_root.is_some()),
+                usize::from(pci),
+            ),
+        ];
+        for (what, saved, configured) in counts {
+            if saved != configured {
+                return Err(format!(
+                    "it holds {saved} {what}, its configuration {configured}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The devices every machine has (pvpanic holds nothing).
@@ -85,5 +118,53 @@ impl MachineState {
             return Err("its guest has no RAM".into());
         }
         self.devices.legacy.check().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use devices::pci::PciRoot;
+
+    use super::*;
+
+    /// The state of a machine with no virtio device, on MMIO.
+    fn no_virtio() -> DevicesState {
+        DevicesState {
+            legacy: LegacyDevicesState {
+                com1: SerialDevice::new(Unwired, NoEvents, std::io::sink()).save(),
+                i8042: I8042::new(Unwired, Unwired).save(),
+                acpi_pm: AcpiPm::new(Unwired, Unwired, 5, 6).save(),
+            },
+            virtio: Vec::new(),
+            pci: Vec::new(),
+            pci_root: None,
+        }
+    }
+
+    #[test]
+    fn transports_must_be_the_configurations() {
+        let mmio = no_virtio();
+        assert_eq!(mmio.check_transports(false, 0), Ok(()));
+        assert_eq!(
+            mmio.check_transports(true, 0).unwrap_err(),
+            "it holds 0 PCI roots, its configuration 1"
+        );
+        let pci = DevicesState {
+            pci_root: Some(PciRoot::new().save()),
+            ..no_virtio()
+        };
+        assert_eq!(pci.check_transports(true, 0), Ok(()));
+        assert_eq!(
+            pci.check_transports(true, 2).unwrap_err(),
+            "it holds 0 virtio-pci functions, its configuration 2"
+        );
+        assert_eq!(
+            pci.check_transports(false, 0).unwrap_err(),
+            "it holds 1 PCI roots, its configuration 0"
+        );
+        assert_eq!(
+            mmio.check_transports(false, 1).unwrap_err(),
+            "it holds 0 virtio-mmio devices, its configuration 1"
+        );
     }
 }

@@ -62,9 +62,9 @@ mod field {
 /// The driver-selected indexes of the common configuration.
 #[derive(Default)]
 pub struct CommonConfig {
-    device_feature_select: u32,
-    driver_feature_select: u32,
-    queue_select: u16,
+    pub device_feature_select: u32,
+    pub driver_feature_select: u32,
+    pub queue_select: u16,
     pub config_generation: u8,
 }
 

@@ -21,8 +21,8 @@ const MODERN_DEVICE_ID_BASE: u16 = 0x1040;
 /// Revision 1 marks a device with no legacy interface.
 const MODERN_REVISION: u8 = 1;
 /// Message Control bits of the MSI-X capability.
-const MSIX_ENABLE: u16 = 1 << 15;
-const MSIX_FUNCTION_MASK: u16 = 1 << 14;
+pub(super) const MSIX_ENABLE: u16 = 1 << 15;
+pub(super) const MSIX_FUNCTION_MASK: u16 = 1 << 14;
 
 /// PCI class and subclass for a virtio device type, as guests' tools show
 /// them (they matter to no driver: virtio binds by vendor and device ID).
@@ -36,14 +36,14 @@ fn class_of(device: u32) -> (u8, u8) {
 
 /// A virtio device behind its virtio-pci registers.
 pub struct VirtioPciDevice {
-    core: TransportCore,
-    common: CommonConfig,
-    interrupt: Arc<PciInterrupt>,
-    config: PciConfiguration,
+    pub(super) core: TransportCore,
+    pub(super) common: CommonConfig,
+    pub(super) interrupt: Arc<PciInterrupt>,
+    pub(super) config: PciConfiguration,
     /// Offset of the MSI-X capability in configuration space.
-    msix_cap: u8,
+    pub(super) msix_cap: u8,
     /// Offset of the configuration-access capability (`VIRTIO_PCI_CAP_PCI_CFG`).
-    cfg_cap: u8,
+    pub(super) cfg_cap: u8,
 }
 
 impl VirtioPciDevice {
@@ -64,58 +64,8 @@ impl VirtioPciDevice {
         bar_address: u64,
     ) -> Result<Self, PciError> {
         let queues = device.queue_max_sizes().len();
-        let kind = device.device_type();
-        let (class_code, subclass) = class_of(kind);
-        let id = u16::try_from(kind).unwrap_or(0);
-        let mut config = PciConfiguration::new(&PciHeader {
-            vendor_id: VIRTIO_VENDOR_ID,
-            device_id: MODERN_DEVICE_ID_BASE.saturating_add(id),
-            revision: MODERN_REVISION,
-            class_code,
-            subclass,
-            prog_if: 0,
-            subsystem_vendor_id: VIRTIO_VENDOR_ID,
-            subsystem_id: id,
-        });
-        config.add_memory_bar(usize::from(BAR_INDEX), bar_address, BAR_SIZE)?;
-        let vendor = CAP_ID_VENDOR;
-        config.add_capability(
-            vendor,
-            &virtio_cap_body(cfg_type::COMMON, COMMON_OFFSET, COMMON_LEN, &[]),
-        )?;
-        config.add_capability(
-            vendor,
-            &virtio_cap_body(
-                cfg_type::NOTIFY,
-                NOTIFY_OFFSET,
-                NOTIFY_LEN,
-                &NOTIFY_MULTIPLIER.to_le_bytes(),
-            ),
-        )?;
-        config.add_capability(
-            vendor,
-            &virtio_cap_body(cfg_type::ISR, ISR_OFFSET, ISR_LEN, &[]),
-        )?;
-        config.add_capability(
-            vendor,
-            &virtio_cap_body(
-                cfg_type::DEVICE,
-                DEVICE_CONFIG_OFFSET,
-                DEVICE_CONFIG_LEN,
-                &[],
-            ),
-        )?;
-        // The driver picks a window (bar, offset, length) and moves data
-        // through `pci_cfg_data`: BAR access through config space alone.
-        let cfg_cap =
-            config.add_capability(vendor, &virtio_cap_body(cfg_type::PCI_CFG, 0, 0, &[0; 4]))?;
-        config.set_writable(cfg_cap + 4, &[0xff])?; // bar
-        config.set_writable(cfg_cap + 8, &[0xff; 8])?; // offset, length
-        config.set_writable(cfg_cap + 16, &[0xff; 4])?; // pci_cfg_data
-        let msix_cap = config.add_capability(CAP_ID_MSIX, &msix_cap_body(msix.vector_count()))?;
-        let control = (MSIX_ENABLE | MSIX_FUNCTION_MASK).to_le_bytes();
-        config.set_writable(msix_cap + 2, &control)?;
-
+        let (config, msix_cap, cfg_cap) =
+            build_config(device.device_type(), msix.vector_count(), bar_address)?;
         Ok(VirtioPciDevice {
             core: TransportCore::new(device, mem, queue_evts),
             common: CommonConfig::default(),
@@ -190,6 +140,68 @@ impl VirtioPciDevice {
     fn cfg_data_register(&self) -> usize {
         usize::from(self.cfg_cap) / 4 + 4
     }
+}
+
+/// The configuration space of a virtio device of type `kind` with
+/// `vectors` MSI-X vectors and BAR 0 at `bar_address`, as the guest first
+/// sees it, with the offsets of its MSI-X and configuration-access
+/// capabilities.
+pub(super) fn build_config(
+    kind: u32,
+    vectors: u16,
+    bar_address: u64,
+) -> Result<(PciConfiguration, u8, u8), PciError> {
+    let (class_code, subclass) = class_of(kind);
+    let id = u16::try_from(kind).unwrap_or(0);
+    let mut config = PciConfiguration::new(&PciHeader {
+        vendor_id: VIRTIO_VENDOR_ID,
+        device_id: MODERN_DEVICE_ID_BASE.saturating_add(id),
+        revision: MODERN_REVISION,
+        class_code,
+        subclass,
+        prog_if: 0,
+        subsystem_vendor_id: VIRTIO_VENDOR_ID,
+        subsystem_id: id,
+    });
+    config.add_memory_bar(usize::from(BAR_INDEX), bar_address, BAR_SIZE)?;
+    let vendor = CAP_ID_VENDOR;
+    config.add_capability(
+        vendor,
+        &virtio_cap_body(cfg_type::COMMON, COMMON_OFFSET, COMMON_LEN, &[]),
+    )?;
+    config.add_capability(
+        vendor,
+        &virtio_cap_body(
+            cfg_type::NOTIFY,
+            NOTIFY_OFFSET,
+            NOTIFY_LEN,
+            &NOTIFY_MULTIPLIER.to_le_bytes(),
+        ),
+    )?;
+    config.add_capability(
+        vendor,
+        &virtio_cap_body(cfg_type::ISR, ISR_OFFSET, ISR_LEN, &[]),
+    )?;
+    config.add_capability(
+        vendor,
+        &virtio_cap_body(
+            cfg_type::DEVICE,
+            DEVICE_CONFIG_OFFSET,
+            DEVICE_CONFIG_LEN,
+            &[],
+        ),
+    )?;
+    // The driver picks a window (bar, offset, length) and moves data
+    // through `pci_cfg_data`: BAR access through config space alone.
+    let cfg_cap =
+        config.add_capability(vendor, &virtio_cap_body(cfg_type::PCI_CFG, 0, 0, &[0; 4]))?;
+    config.set_writable(cfg_cap + 4, &[0xff])?; // bar
+    config.set_writable(cfg_cap + 8, &[0xff; 8])?; // offset, length
+    config.set_writable(cfg_cap + 16, &[0xff; 4])?; // pci_cfg_data
+    let msix_cap = config.add_capability(CAP_ID_MSIX, &msix_cap_body(vectors))?;
+    let control = (MSIX_ENABLE | MSIX_FUNCTION_MASK).to_le_bytes();
+    config.set_writable(msix_cap + 2, &control)?;
+    Ok((config, msix_cap, cfg_cap))
 }
 
 /// The parts of the BAR.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use super::msix::{Msix, NO_VECTOR};
+use super::persist::PciStateError;
 use crate::VirtioInterrupt;
 
 /// ISR status bits (virtio 1.2, 4.1.4.5): kept for drivers that poll it,
@@ -77,6 +78,61 @@ impl PciInterrupt {
         }
         self.config_vector.store(NO_VECTOR, Ordering::Release);
         self.isr.store(0, Ordering::Release);
+    }
+
+    /// The driver's vector for each queue, for snapshots.
+    pub fn queue_vectors(&self) -> Vec<u16> {
+        self.queue_vectors
+            .iter()
+            .map(|v| v.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// The ISR status, without the read that clears it (for snapshots).
+    pub fn isr(&self) -> u8 {
+        self.isr.load(Ordering::Acquire)
+    }
+
+    /// The vectors and ISR status a snapshot saved. Refused: another
+    /// number of queues, or a vector the table does not have (neither
+    /// could the guest have set).
+    pub fn restore(
+        &self,
+        queue_vectors: &[u16],
+        config_vector: u16,
+        isr: u8,
+    ) -> Result<(), PciStateError> {
+        if queue_vectors.len() != self.queue_vectors.len() {
+            return Err(PciStateError::QueueVectors {
+                saved: queue_vectors.len(),
+                built: self.queue_vectors.len(),
+            });
+        }
+        let count = self.msix.vector_count();
+        let named = std::iter::once(("configuration changes".to_string(), config_vector)).chain(
+            queue_vectors
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (format!("queue {i}"), v)),
+        );
+        for (what, vector) in named {
+            if self.valid(vector) != vector {
+                return Err(PciStateError::Vector {
+                    what,
+                    vector,
+                    count,
+                });
+            }
+        }
+        if isr & !(ISR_QUEUE | ISR_CONFIG) != 0 {
+            return Err(PciStateError::Isr(isr));
+        }
+        for (slot, &vector) in self.queue_vectors.iter().zip(queue_vectors) {
+            slot.store(vector, Ordering::Release);
+        }
+        self.config_vector.store(config_vector, Ordering::Release);
+        self.isr.store(isr, Ordering::Release);
+        Ok(())
     }
 
     /// The ISR status register: reading it clears it.

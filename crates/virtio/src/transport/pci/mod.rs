@@ -7,9 +7,11 @@ mod device;
 mod interrupt;
 pub mod layout;
 pub mod msix;
+mod persist;
 
 pub use device::VirtioPciDevice;
 pub use interrupt::PciInterrupt;
+pub use persist::{PciEdges, PciStateError, VirtioPciState};
 
 #[cfg(test)]
 mod tests;

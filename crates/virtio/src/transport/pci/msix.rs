@@ -341,6 +341,12 @@ impl Msix {
     /// interrupt must be delivered now. The route is updated first so that
     /// interrupt goes to the new message.
     fn refresh(&self, state: &mut State, vector: usize) -> bool {
+        self.route(state, vector) && state.take_pending(vector)
+    }
+
+    /// [`refresh`](Self::refresh) short of the pending bit: whether
+    /// `vector` is live and routed to its current message.
+    fn route(&self, state: &mut State, vector: usize) -> bool {
         let (Some(v), Some(deliverable)) = (self.vectors.get(vector), self.deliverable.get(vector))
         else {
             return false;
@@ -375,7 +381,7 @@ impl Msix {
             }
         }
         deliverable.store(true, Ordering::Release);
-        state.take_pending(vector)
+        true
     }
 
     fn deliver(&self, vector: usize) {
@@ -398,6 +404,10 @@ impl Msix {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[path = "msix_persist.rs"]
+mod persist;
+pub use persist::{MsixEntryState, MsixState};
 
 /// A 4-byte access on a 4-byte boundary or an 8-byte one on an 8-byte
 /// boundary: the widths PCI allows for MSI-X structures.
