@@ -1,0 +1,81 @@
+//! What every thread of the VMM needs, whatever its job.
+
+use crate::allow_list::AllowList;
+
+/// Memory, locks, signals, time, logging and ending.
+pub fn every_thread() -> AllowList {
+    AllowList::default().calls(&[
+        // The allocator (and thread stacks given back at exit).
+        libc::SYS_brk,
+        libc::SYS_mmap,
+        libc::SYS_munmap,
+        libc::SYS_mremap,
+        libc::SYS_mprotect,
+        libc::SYS_madvise,
+        // Mutexes, condition variables, channels, parking.
+        libc::SYS_futex,
+        libc::SYS_sched_yield,
+        // Eventfds, pipes and logs: each thread reads its wake-ups and
+        // writes its notifications and log lines (stderr or a log file).
+        libc::SYS_read,
+        libc::SYS_write,
+        libc::SYS_writev,
+        libc::SYS_close,
+        libc::SYS_fcntl,
+        // Each thread's event loop (vmm-sys-util's epoll, event-manager).
+        libc::SYS_epoll_wait,
+        libc::SYS_epoll_pwait,
+        libc::SYS_epoll_ctl,
+        // Clocks without the vDSO, sleeps and back-offs.
+        libc::SYS_clock_gettime,
+        libc::SYS_clock_nanosleep,
+        libc::SYS_nanosleep,
+        // Signal handling: the SIGSYS report, the vCPU kick, the stop
+        // signals, and Rust's stack-overflow guard page handler.
+        libc::SYS_rt_sigreturn,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_sigaltstack,
+        // A panic aborts: raise(SIGABRT) asks for the ids.
+        libc::SYS_getpid,
+        libc::SYS_gettid,
+        libc::SYS_tgkill,
+        // std's HashMap seeds and the thread's CPU count.
+        libc::SYS_getrandom,
+        libc::SYS_sched_getaffinity,
+        // Passed here, but refused with EACCES by the filter every thread
+        // but the main one has beside its own (see `open_refused`): glibc's
+        // malloc may open /proc/sys/vm/overcommit_memory on any thread.
+        libc::SYS_open,
+        libc::SYS_openat,
+        // A thread ending, and the process ending (also the SIGSYS
+        // report's own exit).
+        libc::SYS_exit,
+        libc::SYS_exit_group,
+    ])
+}
+
+/// What a thread needs to start another (std's `thread::Builder`, as
+/// glibc's `pthread_create` does it) and what the new thread does before
+/// its own filter is on: it runs under its parent's until then.
+pub fn starting_threads() -> AllowList {
+    AllowList::default()
+        .calls(&[
+            libc::SYS_clone3,
+            // glibc's fallback where clone3 is missing.
+            libc::SYS_clone,
+            libc::SYS_set_robust_list,
+            libc::SYS_rseq,
+        ])
+        // std names each thread; each new thread puts its own filter on
+        // (no_new_privs first, as seccomp requires of unprivileged callers).
+        .arg_in(
+            libc::SYS_prctl,
+            0,
+            &[libc::PR_SET_NAME as u64, libc::PR_SET_NO_NEW_PRIVS as u64],
+        )
+        .arg_in(
+            libc::SYS_seccomp,
+            0,
+            &[u64::from(libc::SECCOMP_SET_MODE_FILTER)],
+        )
+}
