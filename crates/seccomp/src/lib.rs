@@ -120,16 +120,23 @@ fn program(kind: ThreadKind, mode: Mode) -> Result<&'static BpfProgram, Error> {
     }
 }
 
-/// The filter that makes `openat` fail with EACCES, stacked under every
-/// thread's own but the main thread's: glibc's malloc opens
+/// The filter stacked under each thread's own, which fails calls with
+/// ENOSYS instead of ending the process: `clone3` everywhere (so that glibc
+/// falls back to `clone`, whose flags a filter can check), and `openat`
+/// everywhere but in the main thread (glibc's malloc opens
 /// /proc/sys/vm/overcommit_memory from whichever thread first shrinks a
-/// heap, and copes with the open failing, so refusing it there is safe
-/// where ending the process would not be.
-fn open_refused() -> Result<&'static BpfProgram, Error> {
-    static PROGRAM: OnceLock<Result<BpfProgram, String>> = OnceLock::new();
-    let compiled = PROGRAM.get_or_init(|| {
-        let rules = BTreeMap::from([(libc::SYS_openat, Vec::new()), (libc::SYS_open, Vec::new())]);
-        let errno = u32::try_from(libc::EACCES).map_err(|e| e.to_string())?;
+/// heap, and copes with the open failing). A thread's own filter passes
+/// these calls: the kernel then takes the stricter answer, this one.
+fn refusals(kind: ThreadKind) -> Result<&'static BpfProgram, Error> {
+    static MAIN: OnceLock<Result<BpfProgram, String>> = OnceLock::new();
+    static OTHERS: OnceLock<Result<BpfProgram, String>> = OnceLock::new();
+    let compile = |refuse_open: bool| {
+        let mut rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+        if refuse_open {
+            rules.insert(libc::SYS_openat, Vec::new());
+            rules.insert(libc::SYS_open, Vec::new());
+        }
+        let errno = u32::try_from(libc::ENOSYS).map_err(|e| e.to_string())?;
         let filter = SeccompFilter::new(
             rules,
             SeccompAction::Allow,
@@ -138,9 +145,13 @@ fn open_refused() -> Result<&'static BpfProgram, Error> {
         )
         .map_err(|e| e.to_string())?;
         BpfProgram::try_from(filter).map_err(|e| e.to_string())
-    });
+    };
+    let compiled = match kind {
+        ThreadKind::Main => MAIN.get_or_init(|| compile(false)),
+        _ => OTHERS.get_or_init(|| compile(true)),
+    };
     compiled.as_ref().map_err(|message| Error::Build {
-        kind: "open-refusing",
+        kind: kind.name(),
         message: message.clone(),
     })
 }
@@ -174,10 +185,8 @@ pub fn install(kind: ThreadKind) -> Result<(), Error> {
             message: e.to_string(),
         })
     };
-    if kind != ThreadKind::Main {
-        // First: the thread's own filter forbids seccomp() itself.
-        apply(open_refused()?)?;
-    }
+    // First: a worker's or the API's own filter forbids seccomp() itself.
+    apply(refusals(kind)?)?;
     apply(program)?;
     test_hook::forbidden_call_if_asked(kind);
     Ok(())
@@ -228,8 +237,30 @@ mod tests {
     }
 
     #[test]
-    fn the_open_refusing_filter_compiles() {
-        assert!(!open_refused().unwrap().is_empty());
+    fn the_refusing_filters_compile() {
+        for kind in ThreadKind::ALL {
+            assert!(!refusals(kind).unwrap().is_empty());
+        }
+    }
+
+    /// A real filter on a thread of this test: the calls the refusing
+    /// filter answers fail with ENOSYS instead of ending the process.
+    #[test]
+    fn a_filtered_vcpu_thread_is_refused_open_and_clone3() {
+        set_mode(Mode::On);
+        let outcome = std::thread::spawn(|| {
+            install(ThreadKind::Vcpu).unwrap();
+            let open = std::fs::File::open("/proc/self/status").map_err(|e| e.raw_os_error());
+            // SAFETY: clone3 with no arguments creates nothing; without
+            // the filter the kernel answers EINVAL.
+            let clone3 = unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0) };
+            let clone3_errno = std::io::Error::last_os_error().raw_os_error();
+            (open.err(), clone3, clone3_errno)
+        })
+        .join()
+        .unwrap();
+        set_mode(Mode::Off);
+        assert_eq!(outcome, (Some(Some(libc::ENOSYS)), -1, Some(libc::ENOSYS)));
     }
 
     #[test]

@@ -42,9 +42,10 @@ pub fn every_thread() -> AllowList {
         // std's HashMap seeds and the thread's CPU count.
         libc::SYS_getrandom,
         libc::SYS_sched_getaffinity,
-        // Passed here, but refused with EACCES by the filter every thread
-        // but the main one has beside its own (see `open_refused`): glibc's
-        // malloc may open /proc/sys/vm/overcommit_memory on any thread.
+        // Passed here, but refused with ENOSYS by the filter every thread
+        // but the main one has beside its own (see `refusals` in lib.rs):
+        // glibc's malloc may open /proc/sys/vm/overcommit_memory on any
+        // thread, and copes with the failure.
         libc::SYS_open,
         libc::SYS_openat,
         // A thread ending, and the process ending (also the SIGSYS
@@ -54,18 +55,33 @@ pub fn every_thread() -> AllowList {
     ])
 }
 
+/// The flags glibc's `pthread_create` clones a thread with.
+const THREAD_CLONE_FLAGS: libc::c_int = libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM
+    | libc::CLONE_SETTLS
+    | libc::CLONE_PARENT_SETTID
+    | libc::CLONE_CHILD_CLEARTID;
+
 /// What a thread needs to start another (std's `thread::Builder`, as
 /// glibc's `pthread_create` does it) and what the new thread does before
 /// its own filter is on: it runs under its parent's until then.
 pub fn starting_threads() -> AllowList {
     AllowList::default()
-        .calls(&[
-            libc::SYS_clone3,
-            // glibc's fallback where clone3 is missing.
+        // Passed here, but clone3 fails with ENOSYS by the filter every
+        // thread has beside its own (its flags are in memory, out of a
+        // filter's reach); glibc then clones with `clone`, whose flags
+        // are checked: threads only, never a new process.
+        .calls(&[libc::SYS_clone3])
+        .arg_in(
             libc::SYS_clone,
-            libc::SYS_set_robust_list,
-            libc::SYS_rseq,
-        ])
+            0,
+            &[u64::from(THREAD_CLONE_FLAGS.unsigned_abs())],
+        )
+        .calls(&[libc::SYS_set_robust_list, libc::SYS_rseq])
         // std names each thread; each new thread puts its own filter on
         // (no_new_privs first, as seccomp requires of unprivileged callers).
         .arg_in(
