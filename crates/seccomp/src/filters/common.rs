@@ -35,6 +35,9 @@ pub fn every_thread() -> AllowList {
         libc::SYS_rt_sigreturn,
         libc::SYS_rt_sigprocmask,
         libc::SYS_sigaltstack,
+        // A panic's backtrace (RUST_BACKTRACE) finds the executable
+        // (/proc/self/exe), on whichever thread panicked.
+        libc::SYS_readlink,
         // A panic aborts: raise(SIGABRT) asks for the ids.
         libc::SYS_getpid,
         libc::SYS_gettid,

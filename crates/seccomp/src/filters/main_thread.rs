@@ -33,8 +33,6 @@ pub fn main_thread() -> AllowList {
             libc::SYS_newfstatat,
             libc::SYS_statx,
             libc::SYS_unlink,
-            // A panic's backtrace finds the executable.
-            libc::SYS_readlink,
             // Devices and the event loop hold clones of eventfds and
             // sockets (`try_clone`).
             libc::SYS_dup,
