@@ -136,7 +136,10 @@ pub fn start(
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
             .stack_size(THREAD_STACK_BYTES)
-            .spawn(move || server.run())
+            .spawn(move || {
+                seccomp::install_in_thread(seccomp::ThreadKind::Api);
+                server.run()
+            })
             .map_err(ApiError::Spawn)?;
         Ok((stop, thread, RequestReceiver::new(from_api, requests_ready)))
     })();

@@ -162,6 +162,16 @@ pub struct RunArgs {
     /// the guest fails.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Seccomp filters on every VMM thread: on (a forbidden system call
+    /// ends the VMM with status 159 and one line naming it), log (the
+    /// kernel logs forbidden calls and lets them through: for finding
+    /// what a filter lacks) or off.
+    #[arg(long, value_name = "on|off|log", default_value = "on", value_parser = parse_seccomp)]
+    pub seccomp: seccomp::Mode,
+}
+
+fn parse_seccomp(text: &str) -> Result<seccomp::Mode, String> {
+    seccomp::Mode::parse(text).ok_or_else(|| format!("expected on, off or log, not {text:?}"))
 }
 
 fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
@@ -220,6 +230,7 @@ fn config(args: &RunArgs) -> Result<VmConfig, vmm::Error> {
 /// `--api-sock`, Firecracker's API controls the guest; with neither a
 /// kernel nor a config file, it configures and starts the guest too.
 pub fn run(args: &RunArgs) -> ExitCode {
+    seccomp::set_mode(args.seccomp);
     let waits_for_api = args.api_sock.is_some()
         && args.kernel.is_none()
         && args.config_file.is_none()

@@ -14,6 +14,11 @@ pub const TRIPLE_FAULT: u8 = 3;
 pub const EMULATION_FAILURE: u8 = 4;
 /// The guest reported a crash (panic) through a paravirtual channel.
 pub const GUEST_CRASH: u8 = 5;
+/// A VMM thread made a system call its seccomp filter forbids: 128 plus
+/// SIGSYS (31), as a shell reports a process SIGSYS killed. One line on
+/// stderr names the thread and the call.
+pub const SECCOMP_FORBIDDEN_CALL: u8 = 159;
+const _: () = assert!(SECCOMP_FORBIDDEN_CALL as i32 == seccomp::FORBIDDEN_CALL_STATUS);
 /// Stopped by a signal: 128 plus its number, as a shell reports a
 /// process a signal ended (143 for SIGTERM, 130 for SIGINT).
 pub const SIGNALED_BASE: u8 = 128;

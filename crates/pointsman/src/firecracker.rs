@@ -80,10 +80,11 @@ pub struct FirecrackerArgs {
     /// Refused: Pointsman has no metadata service (MMDS) to fill.
     #[arg(long, value_name = "FILE")]
     pub metadata: Option<PathBuf>,
-    /// Accepted and unused: Pointsman installs no seccomp filters yet.
+    /// Refused: Pointsman builds its own seccomp filters and loads no
+    /// compiled BPF file.
     #[arg(long, value_name = "FILE", conflicts_with = "no_seccomp")]
     pub seccomp_filter: Option<PathBuf>,
-    /// Accepted and unused: Pointsman installs no seccomp filters yet.
+    /// Run without seccomp filters (Pointsman's `--seccomp off`).
     #[arg(long)]
     pub no_seccomp: bool,
     /// Accepted and unused (the jailer's start time, in µs).
@@ -187,6 +188,16 @@ pub fn run(args: &FirecrackerArgs) -> ExitCode {
         print!("{}", version_text());
         return ExitCode::SUCCESS;
     }
+    if args.seccomp_filter.is_some() {
+        return launch::bad_input(
+            "--seccomp-filter: Pointsman builds its own seccomp filters and cannot load a compiled BPF file (--no-seccomp turns them off)",
+        );
+    }
+    seccomp::set_mode(if args.no_seccomp {
+        seccomp::Mode::Off
+    } else {
+        seccomp::Mode::On
+    });
     if args.metadata.is_some() {
         return launch::bad_input("--metadata: Pointsman has no metadata service (MMDS) to fill");
     }

@@ -342,6 +342,7 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
+                seccomp::install_in_thread(seccomp::ThreadKind::DeviceWorker);
                 let _ended = ended_tx;
                 // Sources added later share these slots: events beyond them
                 // wait for the next round (epoll is level-triggered).

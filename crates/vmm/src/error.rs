@@ -25,6 +25,9 @@ pub enum Error {
     /// A balloon target beyond guest memory.
     #[error("--balloon size={size} bytes is more than the guest's {memory} bytes of memory")]
     BalloonTooLarge { size: u64, memory: u64 },
+    /// The main thread's seccomp filter cannot be installed.
+    #[error("{0}")]
+    Seccomp(#[from] seccomp::Error),
     /// Opening `/dev/kvm` failed.
     #[error("{0}")]
     OpenKvm(#[source] hypervisor::Error),

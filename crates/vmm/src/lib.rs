@@ -114,6 +114,11 @@ pub fn run_controlled(
         .serial
         .is_terminal()
         .then(console::TerminalGuard::new);
+    // Everything that needs wide access is done (/dev/kvm, the files, the
+    // TAPs, the sockets): the filter goes on before the guest's first
+    // instruction. What the main thread still does later (reboots,
+    // snapshots, device changes) its filter allows.
+    seccomp::install(seccomp::ThreadKind::Main)?;
     let mut boots = 1u32;
     // Only a restored guest may start paused; after a reset it boots.
     let mut start_paused = paused;

@@ -95,7 +95,10 @@ pub(crate) fn spawn(
     install_kick_handler()?;
     std::thread::Builder::new()
         .name(format!("vcpu{}", vcpu.id()))
-        .spawn(move || run_loop(&mut vcpu, &buses, &exit, &gate))
+        .spawn(move || {
+            seccomp::install_in_thread(seccomp::ThreadKind::Vcpu);
+            run_loop(&mut vcpu, &buses, &exit, &gate)
+        })
         .map_err(|source| Error::Host {
             what: "start a vCPU thread",
             source,

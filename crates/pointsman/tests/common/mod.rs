@@ -229,6 +229,11 @@ impl Session {
         self.output.lock().unwrap().clone()
     }
 
+    /// The VMM's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// Whether the VMM process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().unwrap().try_wait().unwrap().is_none()
@@ -238,11 +243,6 @@ impl Session {
         let stdin = self.child.as_mut().unwrap().stdin.as_mut().unwrap();
         stdin.write_all(text.as_bytes()).unwrap();
         stdin.flush().unwrap();
-    }
-
-    /// The VMM process's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
     }
 
     /// Sends `signal` to the VMM process.
