@@ -161,7 +161,7 @@ fn full_then_diff_snapshot_of_a_guest_with_disk_nic_and_vsock_restored_on_new_ho
     assert!(restored.contains("@@echo-vsock echoed 65536"), "{restored}");
     let echoed = console
         .lines()
-        .filter(|l| l.contains("@@send-unix ok received=65536"))
+        .filter(|l| l.starts_with("@@send-unix ok sent=65536 received=65536 "))
         .count();
     assert_eq!(echoed, 2, "{}", tail());
 }
