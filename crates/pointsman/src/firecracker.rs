@@ -84,6 +84,9 @@ pub struct FirecrackerArgs {
     /// compiled BPF file.
     #[arg(long, value_name = "FILE", conflicts_with = "no_seccomp")]
     pub seccomp_filter: Option<PathBuf>,
+    /// Print the format version of this snapshot file (`vN.0.0`) and exit.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub describe_snapshot: Option<PathBuf>,
     /// Run without seccomp filters (Pointsman's `--seccomp off`).
     #[arg(long)]
     pub no_seccomp: bool,
@@ -187,6 +190,15 @@ pub fn run(args: &FirecrackerArgs) -> ExitCode {
     if args.version {
         print!("{}", version_text());
         return ExitCode::SUCCESS;
+    }
+    if let Some(path) = &args.describe_snapshot {
+        return match crate::snapshot_cmd::describe(path) {
+            Ok(info) => {
+                println!("v{}.0.0", info.format_version);
+                ExitCode::SUCCESS
+            }
+            Err(e) => launch::bad_input(e),
+        };
     }
     if args.seccomp_filter.is_some() {
         return launch::bad_input(

@@ -14,6 +14,19 @@ pub enum SnapshotCommand {
     /// the memory of the last DIFF, to restore with that Diff's state
     /// file (`--restore DIFF_STATE --mem-file BASE`).
     Merge(MergeArgs),
+    /// Say what a snapshot file holds (format version, vCPUs, RAM, the
+    /// guest's configuration), checked as a restore would check it.
+    Describe(DescribeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DescribeArgs {
+    /// The snapshot (state) file.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: PathBuf,
+    /// Print it as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -39,5 +52,50 @@ pub fn run(command: &SnapshotCommand) -> ExitCode {
                 ExitCode::from(exit_code::VMM_FAILURE)
             }
         },
+        SnapshotCommand::Describe(args) => match describe(&args.snapshot) {
+            Ok(info) if args.json => {
+                let json = serde_json::json!({
+                    "format_version": info.format_version,
+                    "vcpus": info.vcpus,
+                    "memory_bytes": info.memory_bytes,
+                    "config": info.resources,
+                });
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Ok(info) => {
+                println!("format version: {}", info.format_version);
+                println!("vCPUs: {}", info.vcpus);
+                println!("memory: {} MiB", info.memory_bytes >> 20);
+                match serde_json::to_string_pretty(&info.resources) {
+                    Ok(config) => println!("configuration: {config}"),
+                    Err(e) => eprintln!("pointsman: cannot show the configuration: {e}"),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => launch::bad_input(e),
+        },
     }
+}
+
+/// The most of a file read as a snapshot: more than any state takes, so
+/// that a path to something endless (`/dev/zero`) is refused.
+const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
+
+/// What the snapshot at `path` holds, or why it cannot be restored.
+pub fn describe(path: &std::path::Path) -> Result<vmm::SnapshotInfo, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open the snapshot {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SNAPSHOT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the snapshot {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
+        return Err(format!(
+            "the snapshot {shown} is larger than a snapshot can be"
+        ));
+    }
+    vmm::describe_snapshot(&bytes).map_err(|e| format!("cannot load the snapshot {shown}: {e}"))
 }

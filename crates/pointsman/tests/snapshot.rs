@@ -937,3 +937,28 @@ fn a_restored_vsock_device_tells_its_guest_its_connections_are_gone() {
         run.stdout
     );
 }
+
+/// `pointsman snapshot describe` and Firecracker's `--describe-snapshot`
+/// read a snapshot as a restore would, and refuse what is not one.
+#[test]
+fn snapshot_files_are_described() {
+    require_kvm();
+    let taken = take_snapshot("snapshot-describe");
+    let state = taken.state.to_str().unwrap();
+    let json = run(&["snapshot", "describe", state, "--json"], b"");
+    assert_eq!(json.status, EXIT_OK, "{json:?}");
+    let info: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(info["vcpus"], 1, "{info}");
+    assert_eq!(info["memory_bytes"], 64 << 20, "{info}");
+    let version = info["format_version"].as_u64().unwrap();
+    assert!(info["config"]["boot-source"].is_object(), "{info}");
+    let text = run(&["snapshot", "describe", state], b"");
+    assert!(text.stdout.contains("vCPUs: 1"), "{text:?}");
+    let firecracker = run(&["firecracker", "--describe-snapshot", state], b"");
+    assert_eq!(firecracker.stdout.trim(), format!("v{version}.0.0"));
+    for bad in ["/dev/zero", taken.memory.to_str().unwrap(), "/nonexistent"] {
+        let refused = run(&["snapshot", "describe", bad], b"");
+        assert_eq!(refused.status, 2, "{bad}: {refused:?}");
+        assert_eq!(refused.stderr.lines().count(), 1, "{refused:?}");
+    }
+}
