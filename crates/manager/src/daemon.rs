@@ -72,7 +72,11 @@ impl Daemon {
                     );
                     daemon.guests.insert(name, guest);
                 }
-                Ok(None) => tracing::warn!("guest {name}: no config or process record, left alone"),
+                Ok(None) => {
+                    // A create the daemon died in before its VMM started.
+                    tracing::warn!("guest {name}: half made (no process record), removed");
+                    daemon.clean_up(&name);
+                }
                 Err(e) => tracing::warn!("guest {name}: cannot adopt it: {e}"),
             }
         }

@@ -95,6 +95,15 @@ impl Host {
         daemon.wait().unwrap();
     }
 
+    /// SIGTERM to the daemon; its exit status.
+    fn terminate_daemon(&mut self) -> std::process::ExitStatus {
+        let mut daemon = self.daemon.take().unwrap();
+        let pid = libc::pid_t::try_from(daemon.id()).unwrap();
+        // SAFETY: kill(2) on our own child, not reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        daemon.wait().unwrap()
+    }
+
     fn serve_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
@@ -416,7 +425,7 @@ fn a_restarted_daemon_adopts_its_running_guests() {
 
 #[test]
 fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
-    let host = Host::start("mgr-twice", "42040-42049", &[]);
+    let mut host = Host::start("mgr-twice", "42040-42049", &[]);
     let mut args = host.serve_args();
     let other_socket = host.dir.path().join("other.sock");
     args[2] = other_socket.display().to_string();
@@ -429,8 +438,11 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
         "{second:?}"
     );
     assert!(!other_socket.exists());
-    // The first goes on.
+    // The first goes on; SIGTERM ends it cleanly, its socket removed.
     assert_eq!(host.vm(&["list"]).status, 0);
+    let status = host.terminate_daemon();
+    assert_eq!(status.code(), Some(0), "{}", host.serve_log());
+    assert!(!host.socket.exists());
 }
 
 #[test]
