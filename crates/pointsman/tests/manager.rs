@@ -516,3 +516,41 @@ fn raw_request(socket: &Path, request: &str) -> String {
     let _ = stream.read_to_string(&mut answer);
     answer
 }
+
+/// `docs/openapi-manager.yaml`'s operations, as (method, path).
+fn documented_operations() -> Vec<(String, String)> {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi-manager.yaml");
+    let doc: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_mapping().unwrap() {
+        for (method, _) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if method != "parameters" {
+                operations.push((method.to_uppercase(), path.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    operations
+}
+
+#[test]
+fn every_documented_operation_is_served() {
+    let host = Host::start("mgr-openapi", "42060-42069", &[]);
+    let operations = documented_operations();
+    assert_eq!(operations.len(), 8, "{operations:?}");
+    for (method, path) in operations {
+        let path = path.replace("{name}", "nobody");
+        let body = if method == "GET" || method == "DELETE" { "" } else { "{}" };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = raw_request(&host.socket, &request);
+        assert!(!answer.contains("no such request"), "{method} {path}: {answer}");
+        assert!(answer.starts_with("HTTP/1.1 "), "{method} {path}: {answer}");
+    }
+    // And a path that is not documented is not served.
+    let answer = raw_request(&host.socket, "GET /guests HTTP/1.1\r\n\r\n");
+    assert!(answer.contains("no such request"), "{answer}");
+}
