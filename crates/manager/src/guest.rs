@@ -36,7 +36,8 @@ fn default_memory() -> String {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuestConfig {
-    /// Kernel to boot; the built-in demo guest without one.
+    /// Kernel to boot (required: `pointsman run --api-sock` without one
+    /// waits to be configured through the API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +115,10 @@ impl GuestConfig {
             Some(text) => parse_size(text)?,
             None => memory.saturating_add(VMM_OVERHEAD_BYTES),
         };
+        // Without one the VMM would wait for its API to configure a guest.
+        if self.kernel.is_none() {
+            return bad("kernel: every guest needs one (--kernel PATH)".to_owned());
+        }
         for path in [&self.kernel, &self.initrd].into_iter().flatten() {
             if path.is_relative() {
                 return bad(format!(
@@ -224,13 +229,15 @@ mod tests {
         let demands =
             |json: &str| GuestConfig::from_json(json.as_bytes()).and_then(|c| c.demands());
         let message = |json: &str| demands(json).unwrap_err().to_string();
-        assert!(message(r#"{"cpus": 0}"#).contains("cpus 0"));
-        assert!(message(r#"{"memory": "lots"}"#).contains("\"lots\""));
-        assert!(message(r#"{"cpu_weight": 10001}"#).contains("cpu-weight 10001"));
-        assert!(message(r#"{"cpu_max": 0}"#).contains("cpu-max 0"));
+        assert!(message(r#"{"kernel": "/k", "cpus": 0}"#).contains("cpus 0"));
+        assert!(message(r#"{"kernel": "/k", "memory": "lots"}"#).contains("\"lots\""));
+        assert!(message(r#"{"kernel": "/k", "cpu_weight": 10001}"#).contains("cpu-weight 10001"));
+        assert!(message(r#"{"kernel": "/k", "cpu_max": 0}"#).contains("cpu-max 0"));
+        assert!(message(r#"{"cpus": 1}"#).contains("every guest needs one"));
         assert!(message(r#"{"kernel": "vmlinux"}"#).contains("absolute path"));
         assert!(message(r#"{"gpus": 1}"#).contains("unknown field"));
-        let thp = demands(r#"{"memory": "256M,thp=on", "memory_max": "1G"}"#).unwrap();
+        let thp =
+            demands(r#"{"kernel": "/k", "memory": "256M,thp=on", "memory_max": "1G"}"#).unwrap();
         assert_eq!(thp.usage.memory, 256 * MIB);
         assert_eq!(thp.limits.memory_max, 1024 * MIB);
     }

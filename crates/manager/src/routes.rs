@@ -172,14 +172,19 @@ mod tests {
     #[test]
     fn a_refused_or_failed_create_leaves_nothing() {
         let (mut d, root) = daemon("create");
-        let big = call(&mut d, Method::Put, "/vms/big", r#"{"memory": "512M"}"#);
+        let big = call(
+            &mut d,
+            Method::Put,
+            "/vms/big",
+            r#"{"kernel": "/k", "memory": "512M"}"#,
+        );
         assert_eq!(
             fault(&big),
             "memory: 512 MiB asked, 256 MiB left of 256 MiB"
         );
         assert!(!root.join("guests/big").exists());
         // `/bin/false` as the VMM: it exits at once, with status 1.
-        let dead = call(&mut d, Method::Put, "/vms/dead", "{}");
+        let dead = call(&mut d, Method::Put, "/vms/dead", r#"{"kernel": "/k"}"#);
         assert_eq!(dead.status, StatusCode::BadRequest);
         assert!(
             fault(&dead).contains("exited at once with status 1"),

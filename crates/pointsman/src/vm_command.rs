@@ -63,8 +63,8 @@ pub enum VmCommand {
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     pub name: String,
-    /// Kernel to boot (as `pointsman run --kernel`); the demo guest
-    /// without one.
+    /// Kernel to boot (as `pointsman run --kernel`), readable by the
+    /// guest's uid or gid.
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
     #[arg(long, value_name = "PATH")]

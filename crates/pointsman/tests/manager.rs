@@ -395,6 +395,12 @@ fn a_restarted_daemon_adopts_its_running_guests() {
     let run = host.create(&name, &["--memory", "64M"]);
     assert_eq!(run.status, 0, "{run:?}");
     let pid = pid_of(&host.show(&name));
+    // Paused before the daemon dies: the new one sees it paused.
+    assert_eq!(host.vm(&["pause", &name]).status, 0);
+    host.kill_daemon();
+    host.start_daemon();
+    assert_eq!(host.show(&name)["state"], "paused");
+    assert_eq!(host.vm(&["resume", &name]).status, 0);
     host.kill_daemon();
     // The guest runs on without its daemon, and goes on printing.
     std::thread::sleep(Duration::from_millis(200));
@@ -519,7 +525,10 @@ fn raw_request(socket: &Path, request: &str) -> String {
 
 /// `docs/openapi-manager.yaml`'s operations, as (method, path).
 fn documented_operations() -> Vec<(String, String)> {
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi-manager.yaml");
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi-manager.yaml"
+    );
     let doc: serde_norway::Value =
         serde_norway::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
     let mut operations = Vec::new();
@@ -541,13 +550,20 @@ fn every_documented_operation_is_served() {
     assert_eq!(operations.len(), 8, "{operations:?}");
     for (method, path) in operations {
         let path = path.replace("{name}", "nobody");
-        let body = if method == "GET" || method == "DELETE" { "" } else { "{}" };
+        let body = if method == "GET" || method == "DELETE" {
+            ""
+        } else {
+            "{}"
+        };
         let request = format!(
             "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         let answer = raw_request(&host.socket, &request);
-        assert!(!answer.contains("no such request"), "{method} {path}: {answer}");
+        assert!(
+            !answer.contains("no such request"),
+            "{method} {path}: {answer}"
+        );
         assert!(answer.starts_with("HTTP/1.1 "), "{method} {path}: {answer}");
     }
     // And a path that is not documented is not served.
