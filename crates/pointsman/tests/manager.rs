@@ -6,6 +6,8 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
+
+use manager::cgroup::CgroupLayout;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -206,17 +208,10 @@ fn is_running(pid: i32) -> bool {
     matches!(state, Some(s) if s != "Z" && s != "X")
 }
 
-/// The guest's cgroup directories on this host (v1 cpu and memory).
+/// The guest's cgroup directories on this host (v1: cpu and memory; v2:
+/// one), found as the daemon finds them.
 fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
-    ["cpu", "memory"]
-        .iter()
-        .map(|c| {
-            Path::new("/sys/fs/cgroup")
-                .join(c)
-                .join(PARENT_CGROUP)
-                .join(name)
-        })
-        .collect()
+    CgroupLayout::of_host().dirs(PARENT_CGROUP, name)
 }
 
 /// A guest name unique to this test process.
@@ -269,15 +264,20 @@ fn a_guest_is_created_listed_paused_resumed_stopped_and_removed() {
             .any(|l| l.starts_with("Uid:") && l.contains("42000")),
         "{status}"
     );
-    let [cpu, memory] = <[PathBuf; 2]>::try_from(cgroup_dirs(&name)).unwrap();
     let read = |p: PathBuf| std::fs::read_to_string(p).unwrap().trim().to_owned();
-    assert_eq!(read(cpu.join("cpu.shares")), "2048");
-    assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
-    assert_eq!(
-        read(memory.join("memory.limit_in_bytes")),
-        (128u64 << 20).to_string()
-    );
-    assert!(read(cpu.join("cgroup.procs"))
+    let dirs = cgroup_dirs(&name);
+    let memory_max = (128u64 << 20).to_string();
+    if let [cpu, memory] = &dirs[..] {
+        assert_eq!(read(cpu.join("cpu.shares")), "2048");
+        assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
+        assert_eq!(read(memory.join("memory.limit_in_bytes")), memory_max);
+    } else {
+        assert_eq!(read(dirs[0].join("cpu.weight")), "200");
+        assert_eq!(read(dirs[0].join("cpu.max")), "50000 100000");
+        assert_eq!(read(dirs[0].join("memory.max")), memory_max);
+    }
+    // The VMM (and so every thread it starts) is in the guest's cgroup.
+    assert!(read(dirs[0].join("cgroup.procs"))
         .lines()
         .any(|p| p == pid.to_string()));
 
