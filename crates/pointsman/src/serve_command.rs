@@ -44,7 +44,13 @@ pub fn run(args: &ServeArgs) -> ExitCode {
     };
     match manager::serve::serve(options) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ ManagerError::Locked { .. }) => bad_input(&e),
+        // Another daemon holds the state directory or the socket.
+        Err(
+            e @ (ManagerError::Locked { .. }
+            | ManagerError::Api(
+                api::ApiError::SocketInUse { .. } | api::ApiError::NotASocket { .. },
+            )),
+        ) => bad_input(&e),
         Err(e) => {
             eprintln!("pointsman serve: {e}");
             ExitCode::from(exit_code::VMM_FAILURE)

@@ -110,7 +110,11 @@ impl CreateArgs {
             cmdline: self.cmdline.clone(),
             cpus: self.cpus,
             memory: self.memory.clone(),
-            disk: self.disk.clone(),
+            disk: self
+                .disk
+                .iter()
+                .map(|spec| absolute_disk_path(spec))
+                .collect(),
             net: self.net.clone(),
             vsock: self.vsock.clone(),
             rng: self.rng,
@@ -120,6 +124,20 @@ impl CreateArgs {
             memory_max: self.memory_max.clone(),
         }
     }
+}
+
+/// A `--disk` spec with its `path=` made absolute.
+fn absolute_disk_path(spec: &str) -> String {
+    spec.split(',')
+        .map(|part| match part.strip_prefix("path=") {
+            Some(path) => match std::path::absolute(path) {
+                Ok(path) => format!("path={}", path.display()),
+                Err(_) => part.to_owned(),
+            },
+            None => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn run(args: &VmArgs) -> ExitCode {
@@ -220,5 +238,20 @@ fn print_guest(guest: &Value) {
     println!("console:");
     for line in guest["console_tail"].as_array().into_iter().flatten() {
         println!("  {}", text(line));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_paths_go_absolute_and_the_rest_stays() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute_disk_path("path=img/a.raw,readonly=on"),
+            format!("path={}/img/a.raw,readonly=on", cwd.display())
+        );
+        assert_eq!(absolute_disk_path("id=x,path=/a.raw"), "id=x,path=/a.raw");
     }
 }

@@ -444,6 +444,14 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
         "{second:?}"
     );
     assert!(!other_socket.exists());
+    // Another state directory but the same socket: refused too.
+    let mut args = host.serve_args();
+    let other_state = host.dir.path().join("other-state");
+    args[4] = other_state.display().to_string();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let third = run_command(Command::new(env!("CARGO_BIN_EXE_pointsman")), &args, b"");
+    assert_eq!(third.status, EXIT_BAD_INPUT, "{third:?}");
+    assert!(third.stderr.contains("in use by a running server"), "{third:?}");
     // The first goes on; SIGTERM ends it cleanly, its socket removed.
     assert_eq!(host.vm(&["list"]).status, 0);
     let status = host.terminate_daemon();
