@@ -451,7 +451,10 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let third = run_command(Command::new(env!("CARGO_BIN_EXE_pointsman")), &args, b"");
     assert_eq!(third.status, EXIT_BAD_INPUT, "{third:?}");
-    assert!(third.stderr.contains("in use by a running server"), "{third:?}");
+    assert!(
+        third.stderr.contains("in use by a running server"),
+        "{third:?}"
+    );
     // The first goes on; SIGTERM ends it cleanly, its socket removed.
     assert_eq!(host.vm(&["list"]).status, 0);
     let status = host.terminate_daemon();
@@ -577,4 +580,42 @@ fn every_documented_operation_is_served() {
     // And a path that is not documented is not served.
     let answer = raw_request(&host.socket, "GET /guests HTTP/1.1\r\n\r\n");
     assert!(answer.contains("no such request"), "{answer}");
+}
+
+#[test]
+fn a_guest_whose_vmm_ends_is_marked_with_its_status_and_reaped() {
+    let host = Host::start("mgr-ends", "42070-42079", &[]);
+    let name = unique("ends");
+    assert_eq!(host.create(&name, &["--memory", "64M"]).status, 0);
+    host.wait_for_log(&name, "count ");
+    let pid = pid_of(&host.show(&name));
+    // Ended behind the daemon's back: the VMM stops on SIGTERM.
+    // SAFETY: kill(2) on the guest's VMM, which the daemon has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let start = Instant::now();
+    let shown = loop {
+        let shown = host.show(&name);
+        if shown["state"] == "stopped" {
+            break shown;
+        }
+        assert!(
+            start.elapsed() < TIME_LIMIT,
+            "never marked stopped: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(shown["exit"]["status"], 143, "{shown}");
+    assert_eq!(shown["exit"]["reason"], "killed by signal 15 (status 143)");
+    assert_eq!(shown["pid"], serde_json::Value::Null);
+    // Reaped: no zombie is left.
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} not reaped"
+    );
+    let exit: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(host.guest_dir(&name).join("exit.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(exit["status"], 143);
+    assert_eq!(host.vm(&["rm", &name]).status, 0);
 }
