@@ -121,12 +121,29 @@ impl CgroupLayout {
     /// already gone is fine.
     pub fn remove(&self, parent: &str, name: &str) -> std::io::Result<()> {
         for dir in self.dirs(parent, name) {
-            match std::fs::remove_dir(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            remove_when_empty(&dir)?;
         }
         Ok(())
+    }
+}
+
+/// How long `rm` waits for the last threads of a killed VMM to leave its
+/// cgroup (a VMM's main thread can be a zombie while a vCPU thread is
+/// still being torn down).
+const EMPTY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn remove_when_empty(dir: &Path) -> std::io::Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            // EBUSY: tasks are still in it.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < EMPTY_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -184,10 +184,16 @@ impl Drop for Host {
             let _ = daemon.kill();
             let _ = daemon.wait();
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // A killed VMM leaves its cgroup within moments.
+        let start = Instant::now();
         for name in &names {
             for dir in cgroup_dirs(name) {
-                let _ = std::fs::remove_dir(dir);
+                while std::fs::remove_dir(&dir).is_err()
+                    && dir.exists()
+                    && start.elapsed() < Duration::from_secs(5)
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
         }
     }
@@ -386,6 +392,8 @@ fn a_create_past_capacity_is_refused_and_leaves_nothing() {
         "{cpus:?}"
     );
     assert_eq!(host.show(&first)["state"], "running");
+    assert_eq!(host.vm(&["kill", &first]).status, 0);
+    assert_eq!(host.vm(&["rm", &first]).status, 0);
 }
 
 #[test]
@@ -424,8 +432,15 @@ fn a_restarted_daemon_adopts_its_running_guests() {
     assert_eq!(host.vm(&["resume", &name]).status, 0);
     let stop = host.vm(&["stop", &name, "--grace", "1"]);
     assert_eq!(stop.status, 0, "{stop:?}");
-    assert_eq!(host.show(&name)["state"], "stopped");
-    assert!(!is_running(pid));
+    let shown = host.show(&name);
+    assert_eq!(shown["state"], "stopped");
+    // Not the daemon's child any more: whoever adopted the orphan reaps it.
+    let start = Instant::now();
+    while is_running(pid) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(!is_running(pid), "{stat}\n{shown}\n{}", host.serve_log());
     assert_eq!(host.vm(&["rm", &name]).status, 0);
 }
 
