@@ -58,6 +58,7 @@ pub mod api;
 pub mod channel;
 mod connection;
 pub mod error;
+#[cfg(feature = "firecracker")]
 pub mod firecracker;
 pub mod http;
 pub mod route;

@@ -8,7 +8,9 @@ use vmm::{DiskConfig, KernelSource, VmConfig, VmResources};
 
 use crate::firecracker::FirecrackerArgs;
 use crate::jail_command::JailArgs;
+use crate::serve_command::ServeArgs;
 use crate::snapshot_cmd::SnapshotCommand;
+use crate::vm_command::VmArgs;
 use crate::{config_file, landlock_rules, launch, logging, restore_overrides};
 
 #[derive(Parser, Debug)]
@@ -39,6 +41,11 @@ pub enum Command {
     /// Work on snapshot files: merge Diff snapshots' memory files.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// The host manager's daemon: admits guests, runs each VMM jailed in
+    /// a cgroup of its own, and serves a REST API on a Unix socket.
+    Serve(ServeArgs),
+    /// Manage the guests of a `pointsman serve` daemon.
+    Vm(VmArgs),
 }
 
 /// The options that describe the guest, which a config file replaces.

@@ -56,7 +56,12 @@ pub struct Log {
 /// Logs to stderr. `RUST_LOG` (`level` or `target=level` directives,
 /// comma-separated) overrides the level that `--verbose` picks.
 pub fn init(verbose: bool) -> Log {
-    let default = if verbose { Level::DEBUG } else { Level::WARN };
+    init_at(if verbose { Level::DEBUG } else { Level::WARN })
+}
+
+/// Logs to stderr at `default` and above, unless `RUST_LOG` says otherwise
+/// (`pointsman serve` logs at INFO: what happens to its guests).
+pub fn init_at(default: Level) -> Log {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|directives| directives.parse().ok())

@@ -10,7 +10,9 @@ mod landlock_rules;
 mod launch;
 mod logging;
 mod restore_overrides;
+mod serve_command;
 mod snapshot_cmd;
+mod vm_command;
 
 use std::process::ExitCode;
 
@@ -40,5 +42,7 @@ fn main() -> ExitCode {
         cli::Command::Firecracker(args) => firecracker::run(&args),
         cli::Command::Jail(args) => jail_command::run(&args),
         cli::Command::Snapshot(command) => snapshot_cmd::run(&command),
+        cli::Command::Serve(args) => serve_command::run(&args),
+        cli::Command::Vm(args) => vm_command::run(&args),
     }
 }

@@ -1,0 +1,532 @@
+//! The daemon's guests: admitting, starting, adopting, controlling and
+//! removing them. Everything here runs on the daemon's one thread; the
+//! truth is on disk (the state directory) and in /proc, so a restarted
+//! daemon rebuilds this view from them.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::capacity::{self, Capacity, Overcommit, Usage};
+use crate::cgroup::CgroupLayout;
+use crate::guest::GuestConfig;
+use crate::guest_record::{exit_reason, Guest, Phase, Request};
+use crate::http_client;
+use crate::name::check_name;
+use crate::proc_stat;
+use crate::size::mib;
+use crate::spawn::JailPlan;
+use crate::state_dir::{
+    ExitRecord, ProcessRecord, StateDir, API_SOCK_IN_JAIL, CONFIG_FILE, EXIT_FILE, PROCESS_FILE,
+};
+use crate::ManagerError;
+
+/// How long a new guest's VMM has to open its API socket.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a request to a VMM's API may take.
+const VMM_TIMEOUT: Duration = Duration::from_secs(3);
+/// How many console lines `show` gives.
+const CONSOLE_TAIL_LINES: usize = 10;
+/// Most console bytes `logs` returns (its end).
+const MAX_LOG_BYTES: u64 = 1 << 20;
+
+/// How the daemon is set up.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub capacity: Capacity,
+    pub overcommit: Overcommit,
+    /// Guests' uids (and gids) are taken from here, one each.
+    pub uid_range: (u32, u32),
+    /// The cgroup under which each guest's is made.
+    pub parent_cgroup: String,
+    /// The pointsman binary that `jail` is run from.
+    pub exe: PathBuf,
+    pub cgroups: CgroupLayout,
+}
+
+pub struct Daemon {
+    settings: Settings,
+    state: StateDir,
+    guests: BTreeMap<String, Guest>,
+}
+
+impl Daemon {
+    /// Takes over `state` and adopts the guests it records.
+    pub fn new(settings: Settings, state: StateDir) -> Result<Daemon, ManagerError> {
+        let mut daemon = Daemon {
+            settings,
+            state,
+            guests: BTreeMap::new(),
+        };
+        for name in daemon.state.guest_names()? {
+            match daemon.adopt(&name) {
+                Ok(Some(guest)) => {
+                    tracing::info!(
+                        "guest {name}: {} (pid {})",
+                        guest.phase.name(),
+                        guest.process.pid
+                    );
+                    daemon.guests.insert(name, guest);
+                }
+                Ok(None) => {
+                    // A create the daemon died in before its VMM started.
+                    tracing::warn!("guest {name}: half made (no process record), removed");
+                    daemon.clean_up(&name);
+                }
+                Err(e) => tracing::warn!("guest {name}: cannot adopt it: {e}"),
+            }
+        }
+        Ok(daemon)
+    }
+
+    /// The guest the state directory records as `name`: running if its
+    /// pid is still the process that started then, ended otherwise.
+    fn adopt(&self, name: &str) -> Result<Option<Guest>, ManagerError> {
+        let config: Option<GuestConfig> = self.state.read_json(name, CONFIG_FILE)?;
+        let process: Option<ProcessRecord> = self.state.read_json(name, PROCESS_FILE)?;
+        let (Some(config), Some(process)) = (config, process) else {
+            return Ok(None);
+        };
+        let demands = config.demands()?;
+        let mut exit: Option<ExitRecord> = self.state.read_json(name, EXIT_FILE)?;
+        let alive = exit.is_none() && proc_stat::is_same_process(process.pid, process.start_time);
+        let phase = if alive {
+            self.vmm_phase(name)
+        } else {
+            if exit.is_none() {
+                let record = ExitRecord {
+                    status: None,
+                    reason: exit_reason(None, Request::None),
+                };
+                self.state.write_json(name, EXIT_FILE, &record)?;
+                exit = Some(record);
+            }
+            Phase::Ended
+        };
+        Ok(Some(Guest {
+            config,
+            demands,
+            process,
+            child: None,
+            phase,
+            exit,
+            asked: Request::None,
+        }))
+    }
+
+    /// Running or paused, as the VMM's `GET /` says.
+    fn vmm_phase(&self, name: &str) -> Phase {
+        let socket = self.state.api_socket(name);
+        let answer = http_client::request(&socket, "GET", "/", None, VMM_TIMEOUT);
+        let paused = answer.ok().is_some_and(|r| r.body.contains("\"Paused\""));
+        if paused {
+            Phase::Paused
+        } else {
+            Phase::Running
+        }
+    }
+
+    fn guest(&self, name: &str) -> Result<&Guest, ManagerError> {
+        check_name(name)?;
+        self.guests
+            .get(name)
+            .ok_or_else(|| ManagerError::UnknownGuest(name.to_owned()))
+    }
+
+    fn guest_mut(&mut self, name: &str) -> Result<&mut Guest, ManagerError> {
+        check_name(name)?;
+        self.guests
+            .get_mut(name)
+            .ok_or_else(|| ManagerError::UnknownGuest(name.to_owned()))
+    }
+
+    /// What running guests hold.
+    fn used(&self) -> Usage {
+        let mut used = Usage::default();
+        for guest in self.guests.values().filter(|g| g.is_live()) {
+            used += guest.demands.usage;
+        }
+        used
+    }
+
+    /// The lowest uid of the range no guest has.
+    fn free_uid(&self) -> Result<u32, ManagerError> {
+        let (first, last) = self.settings.uid_range;
+        (first..=last)
+            .find(|uid| self.guests.values().all(|g| g.process.uid != *uid))
+            .ok_or(ManagerError::NoFreeUid { first, last })
+    }
+
+    /// Admits and starts guest `name`. Whatever fails leaves nothing:
+    /// no process, no cgroup, no files.
+    pub fn create(&mut self, name: &str, config: GuestConfig) -> Result<Value, ManagerError> {
+        check_name(name)?;
+        if self.guests.contains_key(name) || self.state.guest_dir(name).exists() {
+            return Err(ManagerError::Duplicate(name.to_owned()));
+        }
+        let demands = config.demands()?;
+        let limits = capacity::limits(self.settings.capacity, self.settings.overcommit);
+        capacity::admit(limits, self.used(), demands.usage)?;
+        let uid = self.free_uid()?;
+        let plan = JailPlan {
+            exe: self.settings.exe.clone(),
+            name: name.to_owned(),
+            uid,
+            chroot_base: self.state.jails_dir(),
+            parent_cgroup: self.settings.parent_cgroup.clone(),
+            cgroup_version: self.settings.cgroups.version(),
+            cgroups: self.settings.cgroups.settings(&demands.limits),
+            run_args: config.run_args(API_SOCK_IN_JAIL),
+        };
+        self.state.create_guest_dir(name)?;
+        let started = self.start(name, &config, &plan);
+        match started {
+            Ok(guest) => {
+                tracing::info!("guest {name}: started, pid {}", guest.process.pid);
+                self.guests.insert(name.to_owned(), guest);
+                self.show(name)
+            }
+            Err(e) => {
+                self.clean_up(name);
+                Err(e)
+            }
+        }
+    }
+
+    fn start(
+        &self,
+        name: &str,
+        config: &GuestConfig,
+        plan: &JailPlan,
+    ) -> Result<Guest, ManagerError> {
+        self.state.write_json(name, CONFIG_FILE, config)?;
+        let console = self.state.open_console(name)?;
+        let mut child = plan.spawn(console)?;
+        let pid = child.id();
+        let process = ProcessRecord {
+            pid,
+            // Gone already: the wait below reports how it ended.
+            start_time: proc_stat::start_time(pid).unwrap_or(0),
+            uid: plan.uid,
+        };
+        // Recorded before the wait: a daemon that dies now still finds it.
+        self.state.write_json(name, PROCESS_FILE, &process)?;
+        if let Err(e) = self.wait_ready(name, &mut child) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Ok(Guest {
+            config: config.clone(),
+            demands: config.demands()?,
+            process,
+            child: Some(child),
+            phase: Phase::Running,
+            exit: None,
+            asked: Request::None,
+        })
+    }
+
+    /// Waits until the VMM answers on its API socket; a VMM that ends
+    /// first is reported with its console's last line.
+    fn wait_ready(&self, name: &str, child: &mut std::process::Child) -> Result<(), ManagerError> {
+        let socket = self.state.api_socket(name);
+        let failed = |reason: String| ManagerError::StartFailed {
+            name: name.to_owned(),
+            reason,
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child
+                .try_wait()
+                .map_err(ManagerError::io("wait for", "the VMM"))?
+            {
+                let last = self.console_tail(name, 3).join(" / ");
+                return Err(failed(format!(
+                    "its VMM exited at once with status {}: {last}",
+                    status_code(status)
+                )));
+            }
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(failed(format!(
+                    "its VMM opened no API socket in {} s",
+                    START_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Takes away everything a guest that is not running had.
+    fn clean_up(&self, name: &str) {
+        if let Err(e) = self
+            .settings
+            .cgroups
+            .remove(&self.settings.parent_cgroup, name)
+        {
+            tracing::warn!("guest {name}: cannot remove its cgroup: {e}");
+        }
+        if let Err(e) = self.state.remove_guest(name) {
+            tracing::warn!("guest {name}: {e}");
+        }
+    }
+
+    pub fn list(&self) -> Value {
+        Value::Array(
+            self.guests
+                .iter()
+                .map(|(name, g)| g.summary(name))
+                .collect(),
+        )
+    }
+
+    pub fn show(&self, name: &str) -> Result<Value, ManagerError> {
+        let guest = self.guest(name)?;
+        let mut value = guest.summary(name);
+        let limits = guest.demands.limits;
+        value["uid"] = json!(guest.process.uid);
+        value["cpu_weight"] = json!(limits.cpu_weight);
+        value["cpu_max"] = json!(limits.cpu_max_percent);
+        value["memory_max_mib"] = json!(mib(limits.memory_max));
+        value["cgroup"] = json!(self.settings.cgroups.settings(&limits));
+        value["api_socket"] = json!(self.state.api_socket(name));
+        value["console_log"] = json!(self.state.console(name));
+        value["exit"] = json!(guest.exit);
+        value["console_tail"] = json!(self.console_tail(name, CONSOLE_TAIL_LINES));
+        value["config"] = json!(guest.config);
+        Ok(value)
+    }
+
+    /// The end of the guest's console log.
+    pub fn logs(&self, name: &str) -> Result<Value, ManagerError> {
+        self.guest(name)?;
+        let path = self.state.console(name);
+        let text = read_end(&path, MAX_LOG_BYTES).map_err(ManagerError::io("read", &path))?;
+        Ok(json!({ "log": text }))
+    }
+
+    fn console_tail(&self, name: &str, lines: usize) -> Vec<String> {
+        let text = read_end(&self.state.console(name), 64 * 1024).unwrap_or_default();
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..]
+            .iter()
+            .map(|l| l.trim_end_matches('\r').to_owned())
+            .collect()
+    }
+
+    /// Pauses or resumes the guest through its VMM's API.
+    pub fn set_paused(&mut self, name: &str, paused: bool) -> Result<(), ManagerError> {
+        self.poll(name);
+        let guest = self.guest(name)?;
+        if !matches!(guest.phase, Phase::Running | Phase::Paused) {
+            return Err(ManagerError::NotRunning(name.to_owned()));
+        }
+        let body = if paused {
+            r#"{"state": "Paused"}"#
+        } else {
+            r#"{"state": "Resumed"}"#
+        };
+        self.vmm_request(
+            name,
+            "PATCH",
+            "/vm",
+            body,
+            if paused { "pause" } else { "resume" },
+        )?;
+        self.guest_mut(name)?.phase = if paused {
+            Phase::Paused
+        } else {
+            Phase::Running
+        };
+        Ok(())
+    }
+
+    fn vmm_request(
+        &self,
+        name: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+        what: &'static str,
+    ) -> Result<(), ManagerError> {
+        let socket = self.state.api_socket(name);
+        let refused = |message: String| ManagerError::Vmm {
+            name: name.to_owned(),
+            what,
+            message,
+        };
+        let answer = http_client::request(&socket, method, path, Some(body), VMM_TIMEOUT)
+            .map_err(|e| refused(e.to_string()))?;
+        if answer.is_success() {
+            Ok(())
+        } else {
+            Err(refused(answer.fault_message()))
+        }
+    }
+
+    /// Presses Ctrl-Alt-Del (the VMM runs with `--no-reboot`, so a guest
+    /// that resets on it ends) and kills the VMM after `grace` if it has
+    /// not. Returns at once: [`Daemon::tick`] does the rest.
+    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<(), ManagerError> {
+        self.poll(name);
+        let phase = self.guest(name)?.phase;
+        if phase == Phase::Ended {
+            return Err(ManagerError::NotRunning(name.to_owned()));
+        }
+        if phase == Phase::Paused {
+            // A paused guest cannot see the key press.
+            let _ = self.vmm_request(name, "PATCH", "/vm", r#"{"state": "Resumed"}"#, "resume");
+        }
+        let action = r#"{"action_type": "SendCtrlAltDel"}"#;
+        if let Err(e) = self.vmm_request(name, "PUT", "/actions", action, "Ctrl-Alt-Del") {
+            tracing::info!("{e}: it is killed after the grace period");
+        }
+        let guest = self.guest_mut(name)?;
+        guest.asked = Request::Stop;
+        guest.phase = Phase::Stopping {
+            deadline: Instant::now() + grace,
+        };
+        Ok(())
+    }
+
+    /// Kills the VMM at once (if it is still the process that was started).
+    pub fn kill(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.poll(name);
+        let guest = self.guest_mut(name)?;
+        if guest.phase == Phase::Ended {
+            return Err(ManagerError::NotRunning(name.to_owned()));
+        }
+        guest.asked = Request::Kill;
+        sigkill(&guest.process);
+        // SIGKILL takes effect at once; give it a moment so that the
+        // answer already shows the guest stopped.
+        let until = Instant::now() + Duration::from_secs(2);
+        while self.guest(name)?.is_live() && Instant::now() < until {
+            self.poll(name);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Removes a guest that is not running: its state, jail and cgroup.
+    pub fn remove(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.poll(name);
+        if self.guest(name)?.is_live() {
+            return Err(ManagerError::StillRunning(name.to_owned()));
+        }
+        self.settings
+            .cgroups
+            .remove(&self.settings.parent_cgroup, name)
+            .map_err(ManagerError::io("remove the cgroup of", name))?;
+        self.state.remove_guest(name)?;
+        self.guests.remove(name);
+        tracing::info!("guest {name}: removed");
+        Ok(())
+    }
+
+    /// What the daemon offers and what is taken.
+    pub fn info(&self) -> Value {
+        let limits = capacity::limits(self.settings.capacity, self.settings.overcommit);
+        let used = self.used();
+        json!({
+            "capacity": {"cpus": self.settings.capacity.cpus, "memory_mib": mib(self.settings.capacity.memory)},
+            "overcommit": {"cpu": self.settings.overcommit.cpu, "memory": self.settings.overcommit.memory},
+            "limits": {"cpus": limits.cpus, "memory_mib": mib(limits.memory)},
+            "used": {"cpus": used.cpus, "memory_mib": mib(used.memory)},
+            "guests": self.guests.len(),
+            "state_dir": self.state.root(),
+        })
+    }
+
+    /// Notices guests that ended and kills those past their stop's grace.
+    pub fn tick(&mut self) {
+        let names: Vec<String> = self.guests.keys().cloned().collect();
+        for name in names {
+            self.poll(&name);
+            if let Some(guest) = self.guests.get_mut(&name) {
+                if let Phase::Stopping { deadline } = guest.phase {
+                    if Instant::now() >= deadline && guest.asked == Request::Stop {
+                        tracing::info!(
+                            "guest {name}: still running after its grace period, killed"
+                        );
+                        guest.asked = Request::StopTimedOut;
+                        sigkill(&guest.process);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks guest `name` ended if its VMM has: reaped if it is the
+    /// daemon's child, else seen gone (or its pid reused) in /proc.
+    fn poll(&mut self, name: &str) {
+        let Some(guest) = self.guests.get_mut(name) else {
+            return;
+        };
+        if !guest.is_live() {
+            return;
+        }
+        let status = match guest.child.as_mut() {
+            Some(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(Some(status_code(status))),
+                Ok(None) => None,
+                Err(_) => Some(None),
+            },
+            None => (!proc_stat::is_same_process(guest.process.pid, guest.process.start_time))
+                .then_some(None),
+        };
+        let Some(status) = status else {
+            return;
+        };
+        let record = ExitRecord {
+            status,
+            reason: exit_reason(status, guest.asked),
+        };
+        tracing::info!("guest {name}: {}", record.reason);
+        guest.phase = Phase::Ended;
+        guest.child = None;
+        guest.exit = Some(record.clone());
+        if let Err(e) = self.state.write_json(name, EXIT_FILE, &record) {
+            tracing::warn!("guest {name}: {e}");
+        }
+    }
+}
+
+/// SIGKILL to `process`, unless its pid now belongs to another process.
+fn sigkill(process: &ProcessRecord) {
+    if !proc_stat::is_same_process(process.pid, process.start_time) {
+        return;
+    }
+    let Ok(pid) = libc::pid_t::try_from(process.pid) else {
+        return;
+    };
+    // SAFETY: kill with a pid just checked to be the guest's VMM.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// An exit status as a shell shows it: the code, or 128 + the signal.
+fn status_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// The last `max` bytes of `path`, as text.
+fn read_end(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
