@@ -194,7 +194,8 @@ pub fn run(args: &FirecrackerArgs) -> ExitCode {
     if let Some(path) = &args.describe_snapshot {
         return match crate::snapshot_cmd::describe(path) {
             Ok(info) => {
-                println!("v{}.0.0", info.format_version);
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "v{}.0.0", info.format_version);
                 ExitCode::SUCCESS
             }
             Err(e) => launch::bad_input(e),

@@ -41,8 +41,26 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => cli::run(&args),
         cli::Command::Firecracker(args) => firecracker::run(&args),
         cli::Command::Jail(args) => jail_command::run(&args),
-        cli::Command::Snapshot(command) => snapshot_cmd::run(&command),
+        cli::Command::Snapshot(command) => {
+            die_quietly_on_a_closed_pipe();
+            snapshot_cmd::run(&command)
+        }
         cli::Command::Serve(args) => serve_command::run(&args),
-        cli::Command::Vm(args) => vm_command::run(&args),
+        cli::Command::Vm(args) => {
+            die_quietly_on_a_closed_pipe();
+            vm_command::run(&args)
+        }
+    }
+}
+
+/// For commands that only print: a reader that goes away (`| head`) ends
+/// the process as it ends any command-line tool, where Rust's default
+/// (SIGPIPE ignored) would make the next print panic. Not for the VMM
+/// and the daemon, whose sockets must not kill them.
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal before any
+    // thread starts; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

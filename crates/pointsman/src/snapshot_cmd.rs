@@ -60,22 +60,34 @@ pub fn run(command: &SnapshotCommand) -> ExitCode {
                     "memory_bytes": info.memory_bytes,
                     "config": info.resources,
                 });
-                println!("{json}");
-                ExitCode::SUCCESS
+                print_lines(&[json.to_string()])
             }
             Ok(info) => {
-                println!("format version: {}", info.format_version);
-                println!("vCPUs: {}", info.vcpus);
-                println!("memory: {} MiB", info.memory_bytes >> 20);
-                match serde_json::to_string_pretty(&info.resources) {
-                    Ok(config) => println!("configuration: {config}"),
-                    Err(e) => eprintln!("pointsman: cannot show the configuration: {e}"),
-                }
-                ExitCode::SUCCESS
+                let config = serde_json::to_string_pretty(&info.resources)
+                    .unwrap_or_else(|e| format!("cannot be shown: {e}"));
+                print_lines(&[
+                    format!("format version: {}", info.format_version),
+                    format!("vCPUs: {}", info.vcpus),
+                    format!("memory: {} MiB", info.memory_bytes >> 20),
+                    format!("configuration: {config}"),
+                ])
             }
             Err(e) => launch::bad_input(e),
         },
     }
+}
+
+/// Prints `lines`; a reader that went away (`| head`) ends the output
+/// quietly, as for any command-line tool.
+fn print_lines(lines: &[String]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The most of a file read as a snapshot: more than any state takes, so
