@@ -333,3 +333,54 @@ fn landlock_keeps_the_vmm_to_its_files() {
     vm.send_signal(libc::SIGTERM);
     assert_eq!(vm.finish().status, 143);
 }
+
+/// `--daemonize`: the jailer prints the VMM's pid and returns at once;
+/// the VMM runs on, detached, in its own session, until it is stopped.
+#[test]
+fn a_daemonized_jail_prints_the_pid_of_a_detached_vmm() {
+    require_kvm();
+    require_root();
+    let (_dir, base, kernel) = jail_files("jail-daemon");
+    let id = format!("jail-daemon-{}", std::process::id());
+    let id_text = JAIL_ID.to_string();
+    let started = run(
+        &[
+            "jail",
+            "--id",
+            &id,
+            "--uid",
+            &id_text,
+            "--gid",
+            &id_text,
+            "--chroot-base",
+            base.to_str().unwrap(),
+            "--daemonize",
+            "--",
+            "--kernel",
+            kernel.to_str().unwrap(),
+            "--cmdline",
+            "count",
+        ],
+        b"",
+    );
+    assert_eq!(started.status, 0, "{started:?}");
+    let pid: i32 = started
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{started:?}"));
+    // Its own session, the jail's user, running the guest.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    assert_eq!(fields[3], pid.to_string(), "not a session leader: {stat}");
+    assert!(status_field(pid as u32, "Uid").starts_with(&id_text));
+    // SAFETY: kill(2) of the VMM this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let gone = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        !Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    assert!(gone, "the daemonized VMM did not end on SIGTERM");
+}
