@@ -59,6 +59,16 @@ const RESTORE_CONFLICTS: [&str; 8] = [
     "kernel", "initrd", "cmdline", "cpus", "memory", "rng", "balloon", "disk",
 ];
 
+/// `pointsman run`'s arguments alone: what `pointsman run` parses (the
+/// other subcommands' options are never built, so their code and text
+/// stay out of a VMM's memory) and what the jail checks.
+#[derive(Parser)]
+#[command(name = "pointsman run", version)]
+pub struct RunOnly {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Kernel to boot: an ELF vmlinux (PVH or 64-bit entry) or a bzImage.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser};
 use jail::{CgroupSetting, CgroupVersion, JailSpec, Outcome, ResourceLimits, VmFile};
 
-use crate::cli::RunArgs;
+use crate::cli::RunOnly;
 use crate::{exit_code, launch};
 
 #[derive(Args, Debug)]
@@ -59,14 +59,6 @@ pub struct JailArgs {
     /// in its root.
     #[arg(last = true, required = true, value_name = "RUN ARGUMENTS")]
     pub run: Vec<OsString>,
-}
-
-/// `pointsman run`'s arguments alone, parsed to check them.
-#[derive(Parser)]
-#[command(name = "pointsman run")]
-struct RunOnly {
-    #[command(flatten)]
-    run: RunArgs,
 }
 
 pub fn run(args: &JailArgs) -> ExitCode {

@@ -23,18 +23,17 @@ fn main() -> ExitCode {
     if firecracker::started_as_firecracker(args.first()) {
         return firecracker::main(args);
     }
+    // A VMM parses `run`'s options alone: building every subcommand's
+    // options would fault their code and text into each VMM's memory.
+    if args.get(1).is_some_and(|a| a == "run") {
+        return match cli::RunOnly::try_parse_from(&args[1..]) {
+            Ok(only) => cli::run(&only.run),
+            Err(e) => usage_error(&e),
+        };
+    }
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            // Help and version go to stdout with status 0; usage errors
-            // print clap's message and exit with the bad-input status.
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(exit_code::BAD_INPUT)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(e) => return usage_error(&e),
     };
     match cli.command {
         // Each sets up its logging from its flags and config file.
@@ -50,6 +49,17 @@ fn main() -> ExitCode {
             die_quietly_on_a_closed_pipe();
             vm_command::run(&args)
         }
+    }
+}
+
+/// Help and version go to stdout with status 0; usage errors print
+/// clap's message and exit with the bad-input status.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(exit_code::BAD_INPUT)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
