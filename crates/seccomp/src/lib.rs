@@ -263,6 +263,27 @@ mod tests {
         assert_eq!(outcome, (Some(Some(libc::ENOSYS)), -1, Some(libc::ENOSYS)));
     }
 
+    /// A sleep or timed wait that a stop and continue (SIGSTOP/SIGCONT, a
+    /// debugger, a cgroup freezer) interrupts goes on through
+    /// restart_syscall: a filtered thread may make it (with nothing to
+    /// restart the kernel answers EINTR; were it forbidden, the SIGSYS
+    /// report would end this test's process).
+    #[test]
+    fn a_filtered_worker_may_restart_an_interrupted_sleep() {
+        set_mode(Mode::On);
+        let errno = std::thread::spawn(|| {
+            install(ThreadKind::DeviceWorker).unwrap();
+            // SAFETY: restart_syscall takes no arguments and, with no
+            // interrupted call to go on with, only returns EINTR.
+            let ret = unsafe { libc::syscall(libc::SYS_restart_syscall) };
+            (ret, std::io::Error::last_os_error().raw_os_error())
+        })
+        .join()
+        .unwrap();
+        set_mode(Mode::Off);
+        assert_eq!(errno, (-1, Some(libc::EINTR)));
+    }
+
     #[test]
     fn modes_parse() {
         assert_eq!(Mode::parse("on"), Some(Mode::On));

@@ -35,6 +35,10 @@ pub fn every_thread() -> AllowList {
         libc::SYS_rt_sigreturn,
         libc::SYS_rt_sigprocmask,
         libc::SYS_sigaltstack,
+        // A sleep or timed futex wait a handled signal (the vCPU kick,
+        // SIGTERM) interrupts goes on through restart_syscall once the
+        // handler returns: forbidding it ends the VMM under load.
+        libc::SYS_restart_syscall,
         // A panic's backtrace (RUST_BACKTRACE) finds the executable
         // (/proc/self/exe), on whichever thread panicked.
         libc::SYS_readlink,
