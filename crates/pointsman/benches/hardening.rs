@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{IdleMemory, Running, Sample};
+use common::process::{run_once, IdleMemory, Running, Sample};
 use common::scratch::ScratchDir;
 use common::{median_duration as median, mib, ms, round_indices, Markers};
 
@@ -110,18 +110,6 @@ impl Bench {
             }
         }
         command
-    }
-}
-
-/// One run to its end, which must be status 0 (and `expect` printed).
-fn run_once(command: Command, expect: Option<&str>) -> Result<Sample, String> {
-    let shown = format!("{command:?}");
-    let (status, sample, lines) = Running::start(command)?.finish()?;
-    let printed = expect.is_none_or(|want| lines.iter().any(|l| l == want));
-    if status.success() && printed {
-        Ok(sample)
-    } else {
-        Err(format!("{shown} failed ({status}): {}", lines.join(" / ")))
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{IdleMemory, Running, Sample};
+use common::process::{run_once, IdleMemory, Running, Sample};
 use common::{median_duration as median, mib, ms, Markers};
 
 /// Start-to-exit runs: Pointsman's are cheap, QEMU's less so.
@@ -145,22 +145,6 @@ impl Vmm {
             line.push_str(&arg);
         }
         line
-    }
-}
-
-/// One run of `command`, which must exit with status 0 and, if `expect`
-/// says so, print that line.
-fn run_once(command: Command, expect: Option<&str>) -> Result<Sample, String> {
-    let shown = format!("{command:?}");
-    let (status, sample, lines) = Running::start(command)?.finish()?;
-    let printed = expect.is_none_or(|want| lines.iter().any(|l| l == want));
-    if status.success() && printed {
-        Ok(sample)
-    } else {
-        Err(format!(
-            "{shown} failed ({status}); output: {}",
-            lines.join(" / ")
-        ))
     }
 }
 

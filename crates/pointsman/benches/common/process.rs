@@ -264,3 +264,19 @@ pub fn status_kib(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     line[field.len()..].split_whitespace().next()?.parse().ok()
 }
+
+/// One run of `command` to its end, which must exit with status 0 and, if
+/// `expect` says so, print that line.
+pub fn run_once(command: Command, expect: Option<&str>) -> Result<Sample, String> {
+    let shown = format!("{command:?}");
+    let (status, sample, lines) = Running::start(command)?.finish()?;
+    let printed = expect.is_none_or(|want| lines.iter().any(|l| l == want));
+    if status.success() && printed {
+        Ok(sample)
+    } else {
+        Err(format!(
+            "{shown} failed ({status}); output: {}",
+            lines.join(" / ")
+        ))
+    }
+}
