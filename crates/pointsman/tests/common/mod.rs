@@ -3,6 +3,7 @@
 
 pub mod api_client;
 pub mod linux;
+pub mod manager_host;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
