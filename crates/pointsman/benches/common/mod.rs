@@ -4,6 +4,7 @@
 //! Each bench includes this with `mod common;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod host_daemon;
 pub mod process;
 pub mod scratch;
 
@@ -135,8 +136,14 @@ impl Markers {
 
 /// `docs/benchmarks.md` of this checkout.
 pub fn docs_path() -> PathBuf {
+    docs_file("benchmarks.md")
+}
+
+/// `docs/NAME` of this checkout.
+pub fn docs_file(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/benchmarks.md")
+        .join("../../docs")
+        .join(name)
         .components()
         .collect()
 }
@@ -162,7 +169,13 @@ pub fn splice(text: &str, markers: Markers, body: &str) -> String {
 /// Writes `body` into its section of `docs/benchmarks.md`, re-reading the
 /// file just before: other benches own the other sections.
 pub fn write_section(markers: Markers, body: &str) -> std::io::Result<PathBuf> {
-    let path = docs_path();
+    write_section_to(&docs_path(), markers, body)
+}
+
+/// Writes `body` into its section of the document at `path`; the rest of
+/// the document stays as it was.
+pub fn write_section_to(path: &Path, markers: Markers, body: &str) -> std::io::Result<PathBuf> {
+    let path = path.to_owned();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -173,10 +186,15 @@ pub fn write_section(markers: Markers, body: &str) -> std::io::Result<PathBuf> {
 
 /// Prints `body` and writes it to its section, reporting where as `bench`.
 pub fn publish(bench: &str, markers: Markers, body: &str) {
+    publish_to(&docs_path(), bench, markers, body);
+}
+
+/// As [`publish`], into the document at `path`.
+pub fn publish_to(path: &Path, bench: &str, markers: Markers, body: &str) {
     print!("{}", markers.wrap(body));
-    match write_section(markers, body) {
+    match write_section_to(path, markers, body) {
         Ok(path) => eprintln!("{bench}: wrote {}", path.display()),
-        Err(e) => eprintln!("{bench}: cannot write {}: {e}", docs_path().display()),
+        Err(e) => eprintln!("{bench}: cannot write {}: {e}", path.display()),
     }
 }
 
