@@ -61,11 +61,18 @@ pub enum VmCommand {
     Rm { name: String },
     /// Write a running or paused guest's snapshot into DIR (made if
     /// missing; refused if it holds one): paused for it, then resumed.
-    Snapshot { name: String, dir: PathBuf },
+    Snapshot {
+        name: String,
+        /// Where the snapshot goes: `snapshot`, `memory`, `guest.json`
+        /// and `disks/` (each writable disk as it was).
+        dir: PathBuf,
+    },
     /// Start guests restored from the snapshot in DIR, each admitted as
     /// `create` admits, with a uid, jail, cgroup and console of its own.
     Clone {
+        /// A directory `vm snapshot` wrote.
         dir: PathBuf,
+        /// The clones' names, started in turn (a refused one stops it).
         #[arg(required = true)]
         names: Vec<String>,
         /// id=ID,tap=TAP: the clone's own TAP for the snapshot's NIC ID
