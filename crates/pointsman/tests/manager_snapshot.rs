@@ -175,6 +175,15 @@ fn a_running_guest_is_snapshotted_and_cloned_twice() {
         "{again:?}"
     );
     assert_eq!(host.show(&c1)["state"], "running", "refused before pausing");
+    // A clone is snapshotted as any guest; its group is the first
+    // snapshot's.
+    let of_clone = host.dir.path().join("snaps/of-clone");
+    let snap = host.vm(&["snapshot", &c1, of_clone.to_str().unwrap()]);
+    assert_eq!(snap.status, 0, "{snap:?}\n{}", host.serve_log());
+    let meta = std::fs::metadata(of_clone.join("memory")).unwrap();
+    assert_eq!(meta.gid(), 46000);
+    let c1_count = *counts(&host.logs(&c1)).last().unwrap();
+    wait_for_count_past(&host, &c1, c1_count);
     let unknown = host.vm(&["snapshot", &unique("nobody"), dir_text]);
     assert_eq!(unknown.status, EXIT_BAD_INPUT, "{unknown:?}");
     assert!(unknown.stderr.contains("no guest named"), "{unknown:?}");
@@ -192,7 +201,7 @@ fn a_running_guest_is_snapshotted_and_cloned_twice() {
 }
 
 #[test]
-fn each_clone_gets_its_own_copy_of_a_writable_disk_and_shares_a_read_only_one() {
+fn each_clone_gets_its_own_copy_of_a_writable_disk_and_vsock_socket_and_shares_a_read_only_disk() {
     let host = Host::start("mgr-snapdisk", "46010-46019", &[]);
     let (orig, c1, c2) = (unique("diskorig"), unique("diskc1"), unique("diskc2"));
     let image: Vec<u8> = (0..1u32 << 20).map(|i| (i % 253) as u8).collect();
@@ -203,6 +212,7 @@ fn each_clone_gets_its_own_copy_of_a_writable_disk_and_shares_a_read_only_one() 
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
     }
     let data_spec = format!("path={}", data.display());
+    let vsock_spec = format!("cid=3,socket={}", host.dir.path().join("v.sock").display());
     let shared_spec = format!("path={},readonly=on", shared.display());
     let run = host.create(
         &orig,
@@ -213,6 +223,8 @@ fn each_clone_gets_its_own_copy_of_a_writable_disk_and_shares_a_read_only_one() 
             &data_spec,
             "--disk",
             &shared_spec,
+            "--vsock",
+            &vsock_spec,
         ],
     );
     assert_eq!(run.status, 0, "{run:?}\n{}", host.serve_log());
@@ -220,8 +232,12 @@ fn each_clone_gets_its_own_copy_of_a_writable_disk_and_shares_a_read_only_one() 
 
     let dir = host.dir.path().join("snap");
     let dir_text = dir.to_str().unwrap();
+    // A paused guest is snapshotted and stays paused.
+    assert_eq!(host.vm(&["pause", &orig]).status, 0);
     let snap = host.vm(&["snapshot", &orig, dir_text]);
     assert_eq!(snap.status, 0, "{snap:?}\n{}", host.serve_log());
+    assert_eq!(host.show(&orig)["state"], "paused");
+    assert_eq!(host.vm(&["resume", &orig]).status, 0);
     // The writable disk as it was while paused; the read-only one is not
     // copied.
     assert_eq!(std::fs::read(dir.join("disks/data.raw")).unwrap(), image);
@@ -240,6 +256,14 @@ fn each_clone_gets_its_own_copy_of_a_writable_disk_and_shares_a_read_only_one() 
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert_eq!(std::fs::read(&copy).unwrap(), image);
         inodes.push(meta.ino());
+        // Its vsock socket is its own, in its jail's root.
+        let socket = host.jail_dir(name).join("root/v.sock");
+        let kind = std::fs::symlink_metadata(&socket).unwrap().file_type();
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_socket(&kind),
+            "{}",
+            socket.display()
+        );
         let disks = host.show(name)["config"]["disk"].clone();
         assert_eq!(
             disks,
