@@ -61,7 +61,7 @@ fn guest_in<'a>(list: &'a serde_json::Value, name: &str) -> &'a serde_json::Valu
 #[test]
 fn a_running_guest_is_snapshotted_and_cloned_twice() {
     // Room for three 64 MiB guests, not four.
-    let host = Host::start(
+    let mut host = Host::start(
         "mgr-snapclone",
         "46000-46009",
         &["--capacity", "cpus=2,memory=200M"],
@@ -152,6 +152,15 @@ fn a_running_guest_is_snapshotted_and_cloned_twice() {
             used < booted + (4 << 20),
             "{name} holds {used} bytes of files, the booted guest {booted}"
         );
+    }
+
+    // A restarted daemon adopts the clones as clones, and counts them.
+    host.kill_daemon();
+    host.start_daemon();
+    for name in [&c1, &c2] {
+        let shown = host.show(name);
+        assert_eq!(shown["state"], "running", "{shown}");
+        assert_eq!(shown["cloned_from"], dir_text);
     }
 
     // A fourth guest would go past the capacity: refused, nothing left.
@@ -281,4 +290,71 @@ fn each_clone_gets_its_own_copy_of_a_writable_disk_and_vsock_socket_and_shares_a
         assert_eq!(host.vm(&["rm", name]).status, 0);
     }
     assert!(!host.guest_dir(&c1).exists(), "rm removes the clone's disk");
+}
+
+/// Removes the TAPs a test's jails made (they persist, as `ip tuntap`'s).
+struct Taps(Vec<String>);
+
+impl Drop for Taps {
+    fn drop(&mut self) {
+        for tap in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "del", tap])
+                .status();
+        }
+    }
+}
+
+fn tap_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+#[test]
+fn clones_of_a_guest_with_a_nic_need_taps_of_their_own() {
+    let host = Host::start("mgr-snapnet", "46020-46029", &[]);
+    let (orig, c1, c2) = (unique("netorig"), unique("netc1"), unique("netc2"));
+    let tag = std::process::id() % 100_000;
+    let tap = format!("psn{tag}");
+    let clone_taps: Vec<String> = (0..2).map(|i| format!("psn{tag}c{i}")).collect();
+    let _taps = Taps(
+        std::iter::once(tap.clone())
+            .chain(clone_taps.clone())
+            .collect(),
+    );
+    let net = format!("id=eth0,tap={tap}");
+    let run = host.create(&orig, &["--memory", "32M", "--net", &net]);
+    assert_eq!(run.status, 0, "{run:?}\n{}", host.serve_log());
+    wait_for_count_past(&host, &orig, 2);
+    let dir = host.dir.path().join("snap");
+    let dir_text = dir.to_str().unwrap();
+    let snap = host.vm(&["snapshot", &orig, dir_text]);
+    assert_eq!(snap.status, 0, "{snap:?}\n{}", host.serve_log());
+
+    // Without TAPs of their own: refused with one line, nothing made.
+    let refused = host.vm(&["clone", dir_text, &c1, &c2]);
+    assert_eq!(refused.status, EXIT_BAD_INPUT, "{refused:?}");
+    assert!(
+        refused.stderr.contains("--net id=ID,tap=TAP"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.stderr.lines().count(), 1, "{refused:?}");
+    assert!(!host.guest_dir(&c1).exists());
+
+    // {index} gives each its own.
+    let spec = format!("id=eth0,tap=psn{tag}c{{index}}");
+    let clone = host.vm(&["clone", dir_text, &c1, &c2, "--net", &spec]);
+    assert_eq!(clone.status, 0, "{clone:?}\n{}", host.serve_log());
+    for (name, tap) in [&c1, &c2].into_iter().zip(&clone_taps) {
+        wait_for_count_past(&host, name, 2);
+        assert!(tap_exists(tap), "{name}'s TAP {tap} was not made");
+        let shown = host.show(name);
+        assert_eq!(
+            shown["config"]["clone_of"]["net"],
+            serde_json::json!([format!("id=eth0,tap={tap}")])
+        );
+    }
+    for name in [&orig, &c1, &c2] {
+        host.vm(&["kill", name]);
+        assert_eq!(host.vm(&["rm", name]).status, 0);
+    }
 }
