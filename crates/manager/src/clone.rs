@@ -141,15 +141,15 @@ impl Daemon {
             });
         }
         let manifest = read_manifest(dir)?;
-        let mut gid = None;
-        for file in [SNAPSHOT_FILE, MEMORY_FILE] {
-            let meta =
-                std::fs::metadata(dir.join(file)).map_err(|e| ManagerError::SnapshotDir {
-                    dir: dir.clone(),
-                    why: format!("{file}: {e}"),
-                })?;
-            gid = Some(meta.gid());
-        }
+        let missing = |file: &str, e: std::io::Error| ManagerError::SnapshotDir {
+            dir: dir.clone(),
+            why: format!("{file}: {e}"),
+        };
+        std::fs::metadata(dir.join(SNAPSHOT_FILE)).map_err(|e| missing(SNAPSHOT_FILE, e))?;
+        // The memory file's group is the one that may read the snapshot.
+        let gid = std::fs::metadata(dir.join(MEMORY_FILE))
+            .map_err(|e| missing(MEMORY_FILE, e))?
+            .gid();
         let nics = manifest.config.net.len();
         if nics > 0 && request.net.is_empty() {
             return Err(ManagerError::BadGuest(format!(
@@ -163,11 +163,10 @@ impl Daemon {
         let origin = CloneOrigin {
             snapshot_dir: dir.clone(),
             source: manifest.guest,
-            gid: gid.unwrap_or_default(),
+            gid,
             net: request.net,
             files: disks.iter().map(|d| d.file.clone()).collect(),
         };
-        let gid = origin.gid;
         config.clone_of = Some(origin);
         let uid = self.admit(name, &config)?;
         let guest_dir = self.state.create_guest_dir(name)?;

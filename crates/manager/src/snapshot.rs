@@ -238,13 +238,13 @@ impl Daemon {
             Some(&body),
             SNAPSHOT_TIMEOUT,
         )
-        .map_err(|e| refused(e.to_string()));
-        let answer = match answer {
-            Ok(answer) if answer.is_success() => answer,
-            Ok(answer) => Err(refused(answer.fault_message()))?,
-            Err(e) => Err(e)?,
-        };
-        drop(answer);
+        .map_err(|e| refused(e.to_string()))?;
+        if !answer.is_success() {
+            for file in TAKING {
+                let _ = std::fs::remove_file(root.join(file));
+            }
+            return Err(refused(answer.fault_message()));
+        }
         for (taking, file) in TAKING.iter().zip([SNAPSHOT_FILE, MEMORY_FILE]) {
             let (from, to) = (root.join(taking), dir.join(file));
             let moved = move_file(&from, &to);
