@@ -105,6 +105,22 @@ impl Client {
         self.show(name)
     }
 
+    /// Snapshots guest `name` into `dir` (absolute).
+    pub fn snapshot(&self, name: &str, dir: &std::path::Path) -> Result<Value, ManagerError> {
+        let body = json!({ "dir": dir }).to_string();
+        self.value("PUT", &Self::guest_path(name, "/snapshot")?, Some(&body))
+    }
+
+    /// Starts guest `name` restored from a snapshot.
+    pub fn clone_guest(
+        &self,
+        name: &str,
+        request: &crate::clone::CloneRequest,
+    ) -> Result<Value, ManagerError> {
+        let body = json!(request).to_string();
+        self.value("PUT", &Self::guest_path(name, "/clone")?, Some(&body))
+    }
+
     pub fn remove(&self, name: &str) -> Result<(), ManagerError> {
         self.call("DELETE", &Self::guest_path(name, "")?, None)
             .map(drop)

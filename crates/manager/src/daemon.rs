@@ -49,9 +49,9 @@ pub struct Settings {
 }
 
 pub struct Daemon {
-    settings: Settings,
-    state: StateDir,
-    guests: BTreeMap<String, Guest>,
+    pub(crate) settings: Settings,
+    pub(crate) state: StateDir,
+    pub(crate) guests: BTreeMap<String, Guest>,
 }
 
 impl Daemon {
@@ -130,14 +130,14 @@ impl Daemon {
         }
     }
 
-    fn guest(&self, name: &str) -> Result<&Guest, ManagerError> {
+    pub(crate) fn guest(&self, name: &str) -> Result<&Guest, ManagerError> {
         check_name(name)?;
         self.guests
             .get(name)
             .ok_or_else(|| ManagerError::UnknownGuest(name.to_owned()))
     }
 
-    fn guest_mut(&mut self, name: &str) -> Result<&mut Guest, ManagerError> {
+    pub(crate) fn guest_mut(&mut self, name: &str) -> Result<&mut Guest, ManagerError> {
         check_name(name)?;
         self.guests
             .get_mut(name)
@@ -153,17 +153,29 @@ impl Daemon {
         used
     }
 
-    /// The lowest uid of the range no guest has.
+    /// The lowest uid of the range no guest has, as its uid or as its
+    /// group (clones share their snapshot's).
     fn free_uid(&self) -> Result<u32, ManagerError> {
         let (first, last) = self.settings.uid_range;
+        let taken = |g: &Guest, id: u32| {
+            g.process.uid == id || g.config.clone_of.as_ref().is_some_and(|o| o.gid == id)
+        };
         (first..=last)
-            .find(|uid| self.guests.values().all(|g| g.process.uid != *uid))
+            .find(|uid| self.guests.values().all(|g| !taken(g, *uid)))
             .ok_or(ManagerError::NoFreeUid { first, last })
     }
 
     /// Admits and starts guest `name`. Whatever fails leaves nothing:
     /// no process, no cgroup, no files.
     pub fn create(&mut self, name: &str, config: GuestConfig) -> Result<Value, ManagerError> {
+        let uid = self.admit(name, &config)?;
+        self.state.create_guest_dir(name)?;
+        self.launch(name, config, uid)
+    }
+
+    /// Whether guest `name` may be made with `config` and fits on the
+    /// host; the uid it is given.
+    pub(crate) fn admit(&self, name: &str, config: &GuestConfig) -> Result<u32, ManagerError> {
         check_name(name)?;
         if self.guests.contains_key(name) || self.state.guest_dir(name).exists() {
             return Err(ManagerError::Duplicate(name.to_owned()));
@@ -171,19 +183,33 @@ impl Daemon {
         let demands = config.demands()?;
         let limits = capacity::limits(self.settings.capacity, self.settings.overcommit);
         capacity::admit(limits, self.used(), demands.usage)?;
-        let uid = self.free_uid()?;
-        let plan = JailPlan {
-            exe: self.settings.exe.clone(),
-            name: name.to_owned(),
-            uid,
-            chroot_base: self.state.jails_dir(),
-            parent_cgroup: self.settings.parent_cgroup.clone(),
-            cgroup_version: self.settings.cgroups.version(),
-            cgroups: self.settings.cgroups.settings(&demands.limits),
-            run_args: config.run_args(API_SOCK_IN_JAIL),
-        };
-        self.state.create_guest_dir(name)?;
-        let started = self.start(name, &config, &plan);
+        self.free_uid()
+    }
+
+    /// Starts admitted guest `name`, whose directory exists, as `uid`.
+    /// A failure leaves nothing of it.
+    pub(crate) fn launch(
+        &mut self,
+        name: &str,
+        config: GuestConfig,
+        uid: u32,
+    ) -> Result<Value, ManagerError> {
+        let origin = config.clone_of.as_ref();
+        let started = config.demands().and_then(|demands| {
+            let plan = JailPlan {
+                exe: self.settings.exe.clone(),
+                name: name.to_owned(),
+                uid,
+                gid: origin.map_or(uid, |o| o.gid),
+                chroot_base: self.state.jails_dir(),
+                parent_cgroup: self.settings.parent_cgroup.clone(),
+                cgroup_version: self.settings.cgroups.version(),
+                cgroups: self.settings.cgroups.settings(&demands.limits),
+                files: origin.map(|o| o.files.clone()).unwrap_or_default(),
+                run_args: config.run_args(API_SOCK_IN_JAIL),
+            };
+            self.start(name, &config, &plan)
+        });
         match started {
             Ok(guest) => {
                 tracing::info!("guest {name}: started, pid {}", guest.process.pid);
@@ -265,7 +291,7 @@ impl Daemon {
     }
 
     /// Takes away everything a guest that is not running had.
-    fn clean_up(&self, name: &str) {
+    pub(crate) fn clean_up(&self, name: &str) {
         if let Err(e) = self
             .settings
             .cgroups
@@ -301,6 +327,7 @@ impl Daemon {
         value["exit"] = json!(guest.exit);
         value["console_tail"] = json!(self.console_tail(name, CONSOLE_TAIL_LINES));
         value["config"] = json!(guest.config);
+        value["cloned_from"] = json!(guest.config.clone_of.as_ref().map(|o| &o.snapshot_dir));
         Ok(value)
     }
 
@@ -348,7 +375,7 @@ impl Daemon {
         Ok(())
     }
 
-    fn vmm_request(
+    pub(crate) fn vmm_request(
         &self,
         name: &str,
         method: &str,
@@ -466,7 +493,7 @@ impl Daemon {
 
     /// Marks guest `name` ended if its VMM has: reaped if it is the
     /// daemon's child, else seen gone (or its pid reused) in /proc.
-    fn poll(&mut self, name: &str) {
+    pub(crate) fn poll(&mut self, name: &str) {
         let Some(guest) = self.guests.get_mut(name) else {
             return;
         };

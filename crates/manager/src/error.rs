@@ -29,6 +29,8 @@ pub enum ManagerError {
     /// MiB left of 2048 MiB".
     #[error("{0}")]
     Admission(String),
+    #[error("snapshot directory {}: {why}", dir.display())]
+    SnapshotDir { dir: PathBuf, why: String },
     #[error("guest {0:?} is running: stop or kill it first")]
     StillRunning(String),
     #[error("guest {0:?} is not running")]

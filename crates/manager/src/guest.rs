@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::capacity::Usage;
 use crate::cgroup::{GuestLimits, CPU_WEIGHT_RANGE, DEFAULT_CPU_WEIGHT};
+use crate::clone::CloneOrigin;
 use crate::size::{parse_size, MIB};
 use crate::ManagerError;
 
@@ -71,6 +72,10 @@ pub struct GuestConfig {
     /// [`VMM_OVERHEAD_BYTES`] if left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_max: Option<String>,
+    /// Set for a clone (`vm clone`): the snapshot it is restored from
+    /// instead of booting the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<CloneOrigin>,
 }
 
 /// What a valid config asks of the host.
@@ -144,6 +149,9 @@ impl GuestConfig {
     /// host (the jail rewrites them). A reset ends the VMM (`--no-reboot`),
     /// so that `stop`'s Ctrl-Alt-Del ends a guest that reboots on it.
     pub fn run_args(&self, api_sock: &str) -> Vec<OsString> {
+        if let Some(origin) = &self.clone_of {
+            return origin.run_args(api_sock);
+        }
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |option: &str, value: OsString| {
             args.push(option.into());

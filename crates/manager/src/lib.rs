@@ -12,8 +12,10 @@
 pub mod capacity;
 pub mod cgroup;
 pub mod client;
+pub mod clone;
 pub mod daemon;
 mod error;
+pub mod file_copy;
 pub mod guest;
 mod guest_record;
 pub mod http_client;
@@ -22,6 +24,7 @@ pub mod proc_stat;
 pub mod routes;
 pub mod serve;
 pub mod size;
+pub mod snapshot;
 pub mod spawn;
 pub mod state_dir;
 

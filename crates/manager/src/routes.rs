@@ -29,6 +29,12 @@ struct Action {
     grace_seconds: Option<u64>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotTarget {
+    dir: std::path::PathBuf,
+}
+
 /// Answers one request.
 pub fn handle(daemon: &mut Daemon, request: &ApiRequest) -> ApiResponse {
     match route(daemon, request) {
@@ -77,6 +83,11 @@ fn route(daemon: &mut Daemon, request: &ApiRequest) -> Result<Option<Value>, Man
             }
         }
         (Method::Delete, ["vms", name]) => daemon.remove(name).map(|()| None),
+        (Method::Put, ["vms", name, "snapshot"]) => {
+            let target: SnapshotTarget = parse(body)?;
+            daemon.snapshot(name, &target.dir).map(Some)
+        }
+        (Method::Put, ["vms", name, "clone"]) => daemon.clone_guest(name, parse(body)?).map(Some),
         _ => Err(ManagerError::BadGuest(format!(
             "no such request: {} {path}",
             request.method.as_str()

@@ -17,13 +17,18 @@ pub struct JailPlan {
     pub exe: PathBuf,
     /// The guest's name: its jail id and cgroup name.
     pub name: String,
-    /// The guest's user and group id.
+    /// The guest's user id.
     pub uid: u32,
+    /// Its group: its uid's number, or for a clone the group that may
+    /// read its snapshot's files.
+    pub gid: u32,
     pub chroot_base: PathBuf,
     pub parent_cgroup: String,
     pub cgroup_version: u8,
     /// `FILE=VALUE` cgroup settings.
     pub cgroups: Vec<String>,
+    /// `pointsman jail --file` specs: files beyond the run arguments'.
+    pub files: Vec<String>,
     /// The arguments of `pointsman run`.
     pub run_args: Vec<OsString>,
 }
@@ -31,8 +36,8 @@ pub struct JailPlan {
 impl JailPlan {
     /// The arguments of `pointsman jail` that start the guest.
     pub fn args(&self) -> Vec<OsString> {
-        let uid = self.uid.to_string();
-        let mut args: Vec<OsString> = ["jail", "--id", &self.name, "--uid", &uid, "--gid", &uid]
+        let (uid, gid) = (self.uid.to_string(), self.gid.to_string());
+        let mut args: Vec<OsString> = ["jail", "--id", &self.name, "--uid", &uid, "--gid", &gid]
             .iter()
             .map(OsString::from)
             .collect();
@@ -45,6 +50,10 @@ impl JailPlan {
         for setting in &self.cgroups {
             args.push("--cgroup".into());
             args.push(setting.into());
+        }
+        for file in &self.files {
+            args.push("--file".into());
+            args.push(file.into());
         }
         args.push("--".into());
         args.push("run".into());
@@ -94,10 +103,12 @@ mod tests {
             exe: "/usr/bin/pointsman".into(),
             name: "web".into(),
             uid: 40001,
+            gid: 40001,
             chroot_base: "/var/lib/pointsman/jails".into(),
             parent_cgroup: "pointsman".into(),
             cgroup_version: 1,
             cgroups: vec!["cpu.shares=1024".into()],
+            files: Vec::new(),
             run_args: vec!["--kernel".into(), "/k".into()],
         };
         let args: Vec<String> = plan

@@ -54,6 +54,12 @@ pub struct JailArgs {
     /// Run the VMM as the first process of a new PID namespace.
     #[arg(long)]
     pub new_pid_ns: bool,
+    /// A file to place in the root beyond those the run arguments name
+    /// (repeatable): `path=PATH[,readonly=on]`, at `/<its name>`, writable
+    /// unless readonly=on. A guest restored with --restore opens its disks
+    /// by the paths its snapshot saved, which no run argument names.
+    #[arg(long, value_name = "path=PATH[,readonly=on]")]
+    pub file: Vec<String>,
     /// The arguments of `pointsman run`, after `--`. Paths they name are
     /// placed in the jail; sockets (--api-sock, --vsock socket=) appear
     /// in its root.
@@ -146,7 +152,7 @@ fn jail(args: &JailArgs) -> Result<Outcome, Failure> {
             })
             .collect(),
     };
-    let (files, rewritten) = jailed_arguments(given);
+    let (files, rewritten) = jailed_arguments(&args.file, given)?;
     let mut vmm_args = vec![OsString::from("run")];
     vmm_args.extend(rewritten);
     // Everything in the root is the VM's own: Landlock keeps the VMM to
@@ -185,10 +191,22 @@ const PATH_OPTIONS: [(&str, PathIn); 7] = [
     ("--vsock", PathIn::VsockSpec),
 ];
 
-/// The files `args` name, each at a name of its own in the root, and
+/// The `--file` files and those `args` name, each at a name of its own
+/// in the root (the `--file` ones first: they keep their names), and
 /// `args` with each path replaced by its place in the jail.
-fn jailed_arguments(args: &[OsString]) -> (Vec<VmFile>, Vec<OsString>) {
+fn jailed_arguments(
+    extra: &[String],
+    args: &[OsString],
+) -> Result<(Vec<VmFile>, Vec<OsString>), Failure> {
     let mut files = Vec::new();
+    for spec in extra {
+        if !spec.split(',').any(|part| part.starts_with("path=")) {
+            return Err(Failure::BadInput(format!(
+                "--file {spec}: expected path=PATH[,readonly=on]"
+            )));
+        }
+        jail_value("--file", PathIn::DiskSpec, OsStr::new(spec), &mut files);
+    }
     let mut out = Vec::with_capacity(args.len());
     let mut pending: Option<(&str, PathIn)> = None;
     for arg in args {
@@ -220,7 +238,7 @@ fn jailed_arguments(args: &[OsString]) -> (Vec<VmFile>, Vec<OsString>) {
             None => out.push(arg.clone()),
         }
     }
-    (files, out)
+    Ok((files, out))
 }
 
 /// `value` of `option` with its path replaced by the jail's, the file
@@ -328,7 +346,9 @@ mod tests {
         .iter()
         .map(OsString::from)
         .collect();
-        let (files, out) = jailed_arguments(&args);
+        let Ok((files, out)) = jailed_arguments(&[], &args) else {
+            panic!("refused");
+        };
         assert_eq!(
             strings(&out),
             [
@@ -361,6 +381,38 @@ mod tests {
             .filter(|f| matches!(f, VmFile::Output { .. }))
             .count();
         assert_eq!(outputs, 2);
+    }
+
+    #[test]
+    fn extra_files_keep_their_names_before_the_run_arguments() {
+        let extra = [
+            "path=/clones/c1/snapshot,readonly=on".to_owned(),
+            "path=/disks/data.raw".to_owned(),
+        ];
+        let args: Vec<OsString> = ["--restore", "/snaps/a/snapshot"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let Ok((files, out)) = jailed_arguments(&extra, &args) else {
+            panic!("refused");
+        };
+        assert_eq!(strings(&out), ["--restore", "/snapshot-2"]);
+        let names: Vec<(&str, bool)> = files
+            .iter()
+            .filter_map(|f| match f {
+                VmFile::Input { name, writable, .. } => Some((name.as_str(), *writable)),
+                VmFile::Output { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("snapshot", false),
+                ("data.raw", true),
+                ("snapshot-2", false)
+            ]
+        );
+        assert!(jailed_arguments(&["readonly=on".to_owned()], &[]).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use manager::client::Client;
+use manager::clone::{expand, CloneRequest};
 use manager::guest::GuestConfig;
 use manager::serve::DEFAULT_SOCKET;
 use manager::ManagerError;
@@ -58,6 +59,28 @@ pub enum VmCommand {
     Kill { name: String },
     /// Remove a guest that is not running: its state, jail and cgroup.
     Rm { name: String },
+    /// Write a running or paused guest's snapshot into DIR (made if
+    /// missing; refused if it holds one): paused for it, then resumed.
+    Snapshot {
+        name: String,
+        /// Where the snapshot goes: `snapshot`, `memory`, `guest.json`
+        /// and `disks/` (each writable disk as it was).
+        dir: PathBuf,
+    },
+    /// Start guests restored from the snapshot in DIR, each admitted as
+    /// `create` admits, with a uid, jail, cgroup and console of its own.
+    Clone {
+        /// A directory `vm snapshot` wrote.
+        dir: PathBuf,
+        /// The clones' names, started in turn (a refused one stops it).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// id=ID,tap=TAP: the clone's own TAP for the snapshot's NIC ID
+        /// (repeatable; {name} and {index} are replaced per clone). Needed
+        /// when the snapshot's guest has NICs.
+        #[arg(long, value_name = "id=ID,tap=TAP")]
+        net: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -122,6 +145,7 @@ impl CreateArgs {
             cpu_weight: Some(self.cpu_weight),
             cpu_max: self.cpu_max,
             memory_max: self.memory_max.clone(),
+            clone_of: None,
         }
     }
 }
@@ -186,6 +210,28 @@ fn command(client: &Client, command: &VmCommand) -> Result<(), ManagerError> {
             println!("{name} {}", text(&shown["state"]));
         }
         VmCommand::Rm { name } => client.remove(name)?,
+        VmCommand::Snapshot { name, dir } => {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            let written = client.snapshot(name, &dir)?;
+            for file in written["files"].as_array().into_iter().flatten() {
+                println!("{}", text(file));
+            }
+        }
+        VmCommand::Clone { dir, names, net } => {
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            for (index, name) in names.iter().enumerate() {
+                let request = CloneRequest {
+                    dir: dir.clone(),
+                    net: net.iter().map(|spec| expand(spec, name, index)).collect(),
+                };
+                let shown = client.clone_guest(name, &request)?;
+                println!(
+                    "{name} {} (pid {})",
+                    text(&shown["state"]),
+                    text(&shown["pid"])
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -228,6 +274,7 @@ fn print_guest(guest: &Value) {
         "cpu_max",
         "memory_max_mib",
         "console_log",
+        "cloned_from",
     ] {
         println!("{key:<15} {}", text(&guest[key]));
     }
