@@ -12,6 +12,7 @@
 pub mod capacity;
 pub mod cgroup;
 pub mod client;
+pub mod console;
 pub mod daemon;
 mod error;
 pub mod guest;
