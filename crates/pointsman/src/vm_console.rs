@@ -110,40 +110,53 @@ pub fn console(client: &Client, name: &str, key: DetachKey) -> Result<(), VmErro
     Ok(())
 }
 
-/// The session's loop: stdin to the guest, the log to stdout.
+/// The session's loop: stdin to the guest, the log to stdout. Input the
+/// guest has no room for yet waits here, in [`Input`], while keys are
+/// still read: the detach key always works, even with a paused guest.
 fn attach(follower: &mut LogFollower, key: DetachKey, interactive: bool) -> Result<End, VmError> {
     let mut out = std::io::stdout().lock();
     if follower.pump(&mut out)? {
         return Ok(End::GuestEnded);
     }
+    let mut input = Input::default();
     let mut reading = true;
     let mut buf = [0u8; 4096];
     loop {
         if let Some(signal) = SignalCatcher::caught() {
             return Ok(End::Signal(signal));
         }
-        if reading && stdin_ready(POLL) {
+        let wants_input = reading && input.pending.len() < MAX_PENDING;
+        if wants_input && stdin_ready(POLL) {
             match read_stdin(&mut buf) {
                 Ok(0) if interactive => return Ok(End::InputClosed),
                 // A pipe's end: output is still followed.
                 Ok(0) => reading = false,
                 Ok(n) => {
                     let bytes = &buf[..n];
-                    let detach_at = key.find_in(bytes);
-                    let input = &bytes[..detach_at.unwrap_or(n)];
-                    if let Some(end) = send_all(follower, &mut out, input)? {
-                        return Ok(end);
-                    }
-                    if detach_at.is_some() {
-                        return Ok(End::Detached);
+                    match key.find_in(bytes) {
+                        Some(at) => {
+                            input.pending.extend_from_slice(&bytes[..at]);
+                            input.send(follower)?;
+                            input.warn_unsent();
+                            return Ok(End::Detached);
+                        }
+                        None => input.pending.extend_from_slice(bytes),
                     }
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
                 Err(e) if interactive => return Err(VmError::Input(e)),
                 Err(_) => reading = false,
             }
-        } else if !reading {
+        } else if !wants_input {
             std::thread::sleep(POLL);
+        }
+        if let Err(e) = input.send(follower) {
+            // Refused because the guest just ended: say so, after its
+            // last output.
+            return match follower.pump(&mut out)? {
+                true => Ok(End::GuestEnded),
+                false => Err(e),
+            };
         }
         if follower.pump(&mut out)? {
             return Ok(End::GuestEnded);
@@ -151,40 +164,43 @@ fn attach(follower: &mut LogFollower, key: DetachKey, interactive: bool) -> Resu
     }
 }
 
-/// Sends all of `bytes`, waiting while the guest's input is full; an end
-/// if the session ended meanwhile.
-fn send_all(
-    follower: &mut LogFollower,
-    out: &mut impl Write,
-    bytes: &[u8],
-) -> Result<Option<End>, VmError> {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        match follower.client.send_console(follower.name, rest) {
-            Ok(taken) if taken > 0 => rest = &rest[taken..],
-            Ok(_)
-            | Err(ManagerError::Refused {
-                status: INPUT_FULL, ..
-            }) => {
-                if follower.pump(out)? {
-                    return Ok(Some(End::GuestEnded));
+/// Most input read ahead of what the guest has taken: stdin is left
+/// unread past this (a pipe then waits).
+const MAX_PENDING: usize = 1 << 20;
+
+/// Input read and not yet taken by the guest.
+#[derive(Default)]
+struct Input {
+    pending: Vec<u8>,
+}
+
+impl Input {
+    /// Sends what the guest has room for, without waiting.
+    fn send(&mut self, follower: &LogFollower) -> Result<(), VmError> {
+        while !self.pending.is_empty() {
+            match follower.client.send_console(follower.name, &self.pending) {
+                Ok(0)
+                | Err(ManagerError::Refused {
+                    status: INPUT_FULL, ..
+                }) => break,
+                Ok(taken) => {
+                    self.pending.drain(..taken);
                 }
-                if let Some(signal) = SignalCatcher::caught() {
-                    return Ok(Some(End::Signal(signal)));
-                }
-                std::thread::sleep(POLL);
-            }
-            Err(e) => {
-                // Refused because the guest just ended: say so, after its
-                // last output.
-                if follower.pump(out)? {
-                    return Ok(Some(End::GuestEnded));
-                }
-                return Err(e.into());
+                Err(e) => return Err(e.into()),
             }
         }
+        Ok(())
     }
-    Ok(None)
+
+    /// Says what a detach left unsent.
+    fn warn_unsent(&self) {
+        if !self.pending.is_empty() {
+            eprintln!(
+                "\r\n{} bytes of input not sent: the guest takes no input now",
+                self.pending.len()
+            );
+        }
+    }
 }
 
 /// Whether stdin has input (or its end) within `timeout`.

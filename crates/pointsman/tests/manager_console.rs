@@ -341,3 +341,23 @@ fn logs_follow_prints_new_output_and_ends_when_the_guest_does() {
     assert_eq!(again.stdout, run.stdout);
     assert_eq!(host.vm(&["rm", &name]).status, 0);
 }
+
+#[test]
+fn the_detach_key_works_while_a_paused_guest_takes_no_input() {
+    let host = Host::start("mgr-con-full", "45040-45049", &[]);
+    let name = unique("con-full");
+    create_echo(&host, &name);
+    // Paused, the VMM reads no input: its FIFO (64 KiB) fills up.
+    assert_eq!(host.vm(&["pause", &name]).status, 0);
+    let mut console = vm_session(&host, &["console", &name]);
+    console.wait_for("ready");
+    console.type_text(&"x".repeat(100 * 1024));
+    console.type_text(CTRL_RIGHT_BRACKET);
+    let run = console.finish();
+    assert_eq!(run.status, 0, "{run:?}");
+    assert!(run.stderr.contains("bytes of input not sent"), "{run:?}");
+    // The daemon never waited on the full FIFO.
+    assert_eq!(host.show(&name)["state"], "paused");
+    assert_eq!(host.vm(&["kill", &name]).status, 0);
+    assert_eq!(host.vm(&["rm", &name]).status, 0);
+}
