@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::console::LogChunk;
 use crate::guest::GuestConfig;
-use crate::http_client;
+use crate::http_client::{self, Body};
 use crate::name::check_name;
 use crate::ManagerError;
 
@@ -30,7 +31,21 @@ impl Client {
         path: &str,
         body: Option<&str>,
     ) -> Result<Option<Value>, ManagerError> {
-        let answer = http_client::request(&self.socket, method, path, body, REQUEST_TIMEOUT)?;
+        let body = body.map(|b| Body {
+            content_type: "application/json",
+            bytes: b.as_bytes(),
+        });
+        self.call_with(method, path, body)
+    }
+
+    /// [`Client::call`] with a body of any type.
+    fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<Option<Value>, ManagerError> {
+        let answer = http_client::request_with(&self.socket, method, path, body, REQUEST_TIMEOUT)?;
         if !answer.is_success() {
             return Err(ManagerError::Refused {
                 status: answer.status,
@@ -59,6 +74,15 @@ impl Client {
         Ok(self.call(method, path, body)?.unwrap_or(Value::Null))
     }
 
+    fn value_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<Value, ManagerError> {
+        Ok(self.call_with(method, path, body)?.unwrap_or(Value::Null))
+    }
+
     pub fn create(&self, name: &str, config: &GuestConfig) -> Result<Value, ManagerError> {
         let body = json!(config).to_string();
         self.value("PUT", &Self::guest_path(name, "")?, Some(&body))
@@ -75,6 +99,28 @@ impl Client {
     pub fn logs(&self, name: &str) -> Result<String, ManagerError> {
         let value = self.value("GET", &Self::guest_path(name, "/logs")?, None)?;
         Ok(value["log"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The console log from `offset` (see [`LogChunk`]).
+    pub fn log_from(&self, name: &str, offset: u64) -> Result<LogChunk, ManagerError> {
+        let path = Self::guest_path(name, &format!("/logs?offset={offset}"))?;
+        let value = self.value("GET", &path, None)?;
+        serde_json::from_value(value).map_err(|e| ManagerError::BadResponse {
+            path: self.socket.clone(),
+            what: e.to_string(),
+        })
+    }
+
+    /// Sends `bytes` to the guest's serial port; how many it took (fewer
+    /// than all when its input is nearly full: send the rest again).
+    pub fn send_console(&self, name: &str, bytes: &[u8]) -> Result<usize, ManagerError> {
+        let body = Body {
+            content_type: "application/octet-stream",
+            bytes,
+        };
+        let value = self.value_with("PUT", &Self::guest_path(name, "/console")?, Some(body))?;
+        let written = value["written"].as_u64().unwrap_or(0);
+        Ok(usize::try_from(written).unwrap_or(0).min(bytes.len()))
     }
 
     pub fn set_paused(&self, name: &str, paused: bool) -> Result<(), ManagerError> {

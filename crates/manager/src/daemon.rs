@@ -231,7 +231,9 @@ impl Daemon {
     ) -> Result<Guest, ManagerError> {
         self.state.write_json(name, CONFIG_FILE, config)?;
         let console = self.state.open_console(name)?;
-        let mut child = plan.spawn(console)?;
+        let input = self.state.console_input(name);
+        crate::console::make_input_fifo(&input)?;
+        let mut child = plan.spawn(console, crate::console::open_input_for_vmm(&input)?)?;
         let pid = child.id();
         let process = ProcessRecord {
             pid,
@@ -337,6 +339,21 @@ impl Daemon {
         let path = self.state.console(name);
         let text = read_end(&path, MAX_LOG_BYTES).map_err(ManagerError::io("read", &path))?;
         Ok(json!({ "log": text }))
+    }
+
+    /// Guest `name`'s console files, and whether its VMM runs, checked
+    /// now: a log read after a `false` here is whole.
+    pub fn console_files(
+        &mut self,
+        name: &str,
+    ) -> Result<crate::console::ConsoleFiles, ManagerError> {
+        self.poll(name);
+        let live = self.guest(name)?.is_live();
+        Ok(crate::console::ConsoleFiles {
+            log: self.state.console(name),
+            input: self.state.console_input(name),
+            live,
+        })
     }
 
     fn console_tail(&self, name: &str, lines: usize) -> Vec<String> {

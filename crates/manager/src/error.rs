@@ -66,6 +66,8 @@ pub enum ManagerError {
     Refused { status: u16, message: String },
     #[error("a malformed answer from {}: {what}", path.display())]
     BadResponse { path: PathBuf, what: String },
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 impl ManagerError {
@@ -94,6 +96,7 @@ impl ManagerError {
     pub fn status(&self) -> StatusCode {
         match self {
             ManagerError::UnknownGuest(_) => StatusCode::NotFound,
+            ManagerError::Console(e) => e.status(),
             ManagerError::Io { .. } | ManagerError::Api(_) | ManagerError::Locked { .. } => {
                 StatusCode::InternalServerError
             }

@@ -42,6 +42,28 @@ pub fn request(
     body: Option<&str>,
     timeout: Duration,
 ) -> Result<Response, ManagerError> {
+    let body = body.map(|b| Body {
+        content_type: "application/json",
+        bytes: b.as_bytes(),
+    });
+    request_with(socket, method, path, body, timeout)
+}
+
+/// A request's body and what it is.
+#[derive(Clone, Copy, Debug)]
+pub struct Body<'a> {
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// [`request`] with a body of any type (the console's input is raw bytes).
+pub fn request_with(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<Body>,
+    timeout: Duration,
+) -> Result<Response, ManagerError> {
     let connect_error = |source| ManagerError::Connect {
         path: socket.to_owned(),
         source,
@@ -51,21 +73,24 @@ pub fn request(
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(connect_error)?;
-    let body = body.unwrap_or("");
     let mut message = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n"
-    );
-    if !body.is_empty() {
-        message.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+    )
+    .into_bytes();
+    let bytes = body.map_or(&[][..], |b| b.bytes);
+    if let Some(body) = body.filter(|b| !b.bytes.is_empty()) {
+        message.extend_from_slice(
+            format!(
+                "Content-Type: {}\r\nContent-Length: {}\r\n",
+                body.content_type,
+                body.bytes.len()
+            )
+            .as_bytes(),
+        );
     }
-    message.push_str("\r\n");
-    message.push_str(body);
-    stream
-        .write_all(message.as_bytes())
-        .map_err(connect_error)?;
+    message.extend_from_slice(b"\r\n");
+    message.extend_from_slice(bytes);
+    stream.write_all(&message).map_err(connect_error)?;
     let mut raw = Vec::new();
     stream
         .take(MAX_RESPONSE_BYTES)

@@ -13,6 +13,7 @@ pub mod capacity;
 pub mod cgroup;
 pub mod client;
 pub mod clone;
+pub mod console;
 pub mod daemon;
 mod error;
 pub mod file_copy;

@@ -8,6 +8,7 @@ use api::{ApiRequest, ApiResponse, Method};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::console;
 use crate::daemon::Daemon;
 use crate::guest::GuestConfig;
 use crate::ManagerError;
@@ -45,14 +46,21 @@ pub fn handle(daemon: &mut Daemon, request: &ApiRequest) -> ApiResponse {
 }
 
 fn route(daemon: &mut Daemon, request: &ApiRequest) -> Result<Option<Value>, ManagerError> {
-    let path = request.path.split('?').next().unwrap_or("");
+    let (path, query) = match request.path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (request.path.as_str(), None),
+    };
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let body = &request.body;
     match (request.method, parts.as_slice()) {
         (Method::Get, [] | [""]) => Ok(Some(daemon.info())),
         (Method::Get, ["vms"]) => Ok(Some(daemon.list())),
         (Method::Get, ["vms", name]) => daemon.show(name).map(Some),
-        (Method::Get, ["vms", name, "logs"]) => daemon.logs(name).map(Some),
+        (Method::Get, ["vms", name, "logs"]) => match console::offset_query(query)? {
+            Some(offset) => console::read_from(daemon, name, offset).map(Some),
+            None => daemon.logs(name).map(Some),
+        },
+        (Method::Put, ["vms", name, "console"]) => console::send(daemon, name, body).map(Some),
         (Method::Put, ["vms", name]) => {
             daemon.create(name, GuestConfig::from_json(body)?).map(Some)
         }

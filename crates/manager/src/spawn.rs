@@ -1,12 +1,13 @@
 //! Starting a guest's VMM: `pointsman jail ... -- run ...` in a session of
-//! its own, its console written straight to a file, so that it outlives
-//! the daemon and nothing it prints passes through the daemon.
+//! its own, its console written straight to a file and read from a FIFO,
+//! so that it outlives the daemon and nothing it prints passes through
+//! the daemon.
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use crate::ManagerError;
 
@@ -62,18 +63,18 @@ impl JailPlan {
     }
 
     /// Starts the jailed VMM with `console` as its stdout and stderr and
-    /// no stdin. It is the daemon's child (so the daemon can reap it and
+    /// `input` (the console's input FIFO) as its stdin. It is the daemon's child (so the daemon can reap it and
     /// learn its exit status) but in a new session: a signal to the
     /// daemon's process group or terminal never reaches it, and it runs
     /// on when the daemon ends.
-    pub fn spawn(&self, console: File) -> Result<Child, ManagerError> {
+    pub fn spawn(&self, console: File, input: File) -> Result<Child, ManagerError> {
         let errors = console
             .try_clone()
             .map_err(ManagerError::io("duplicate", "the console log"))?;
         let mut command = Command::new(&self.exe);
         command
             .args(self.args())
-            .stdin(Stdio::null())
+            .stdin(input)
             .stdout(console)
             .stderr(errors)
             .env_clear();

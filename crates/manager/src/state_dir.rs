@@ -7,6 +7,7 @@
 //! STATE/guests/NAME/config.json        the create request
 //! STATE/guests/NAME/process.json       pid, start time, uid
 //! STATE/guests/NAME/console.log        the VMM's stdout and stderr
+//! STATE/guests/NAME/console.in         FIFO: the VMM's stdin (console input)
 //! STATE/guests/NAME/exit.json          how it ended, once it has
 //! STATE/jails/pointsman/NAME/root/     the jail (api.sock inside)
 //! ```
@@ -24,6 +25,7 @@ pub const LOCK_FILE: &str = "pointsman.lock";
 pub const CONFIG_FILE: &str = "config.json";
 pub const PROCESS_FILE: &str = "process.json";
 pub const CONSOLE_FILE: &str = "console.log";
+pub const CONSOLE_INPUT_FILE: &str = "console.in";
 pub const EXIT_FILE: &str = "exit.json";
 
 /// The VMM's API socket, as the VMM sees it inside its root.
@@ -113,6 +115,11 @@ impl StateDir {
 
     pub fn console(&self, name: &str) -> PathBuf {
         self.guest_dir(name).join(CONSOLE_FILE)
+    }
+
+    /// The FIFO the guest's VMM reads its console input from.
+    pub fn console_input(&self, name: &str) -> PathBuf {
+        self.guest_dir(name).join(CONSOLE_INPUT_FILE)
     }
 
     /// The names of the guests that have a directory.

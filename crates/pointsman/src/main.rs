@@ -3,16 +3,19 @@
 
 mod cli;
 mod config_file;
+mod detach_key;
 mod exit_code;
 mod firecracker;
 mod jail_command;
 mod landlock_rules;
 mod launch;
 mod logging;
+mod raw_terminal;
 mod restore_overrides;
 mod serve_command;
 mod snapshot_cmd;
 mod vm_command;
+mod vm_console;
 
 use std::process::ExitCode;
 

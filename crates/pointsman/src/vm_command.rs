@@ -10,10 +10,11 @@ use manager::client::Client;
 use manager::clone::{expand, CloneRequest};
 use manager::guest::GuestConfig;
 use manager::serve::DEFAULT_SOCKET;
-use manager::ManagerError;
 use serde_json::Value;
 
+use crate::detach_key::{DetachKey, DEFAULT_DETACH_KEY};
 use crate::exit_code;
+use crate::vm_console::{self, VmError};
 
 #[derive(Args, Debug)]
 pub struct VmArgs {
@@ -42,7 +43,20 @@ pub enum VmCommand {
         json: bool,
     },
     /// The guest's console output so far.
-    Logs { name: String },
+    Logs {
+        name: String,
+        /// Go on printing new output until the guest ends (or Ctrl-C).
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Attach to the guest's serial console: keys go to the guest, its
+    /// output comes back; the detach key leaves the guest running.
+    Console {
+        name: String,
+        /// ^X or ctrl-X for Ctrl with X, or one character.
+        #[arg(long, value_name = "KEY", default_value = DEFAULT_DETACH_KEY)]
+        detach_key: DetachKey,
+    },
     /// Pause the guest's vCPUs.
     Pause { name: String },
     /// Resume a paused guest.
@@ -179,7 +193,7 @@ pub fn run(args: &VmArgs) -> ExitCode {
     }
 }
 
-fn command(client: &Client, command: &VmCommand) -> Result<(), ManagerError> {
+fn command(client: &Client, command: &VmCommand) -> Result<(), VmError> {
     match command {
         VmCommand::Create(args) => {
             let shown = client.create(&args.name, &args.config())?;
@@ -194,7 +208,12 @@ fn command(client: &Client, command: &VmCommand) -> Result<(), ManagerError> {
         VmCommand::List { json: false } => print_table(&client.list()?),
         VmCommand::Show { name, json: true } => println!("{}", client.show(name)?),
         VmCommand::Show { name, json: false } => print_guest(&client.show(name)?),
-        VmCommand::Logs { name } => print!("{}", client.logs(name)?),
+        VmCommand::Logs {
+            name,
+            follow: false,
+        } => print!("{}", client.logs(name)?),
+        VmCommand::Logs { name, follow: true } => vm_console::follow_logs(client, name)?,
+        VmCommand::Console { name, detach_key } => vm_console::console(client, name, *detach_key)?,
         VmCommand::Pause { name } => client.set_paused(name, true)?,
         VmCommand::Resume { name } => client.set_paused(name, false)?,
         VmCommand::Stop { name, grace } => {
