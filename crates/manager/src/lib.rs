@@ -12,13 +12,18 @@
 pub mod capacity;
 pub mod cgroup;
 pub mod client;
+pub mod cpuset;
 pub mod daemon;
 mod error;
 pub mod guest;
 mod guest_record;
 pub mod http_client;
+pub mod io_weight;
+pub mod kvm_pit;
+pub mod limits_update;
 pub mod name;
 pub mod proc_stat;
+pub mod restart;
 pub mod routes;
 pub mod serve;
 pub mod size;

@@ -13,6 +13,7 @@ mod restore_overrides;
 mod serve_command;
 mod snapshot_cmd;
 mod vm_command;
+mod vm_set_command;
 
 use std::process::ExitCode;
 
