@@ -60,6 +60,16 @@ impl IoWeightFile {
         }
     }
 
+    /// For the daemon's log: the file, or why there is none.
+    pub fn describe(&self) -> &str {
+        match self {
+            IoWeightFile::V2 => "io.weight",
+            IoWeightFile::V1 => "blkio.weight",
+            IoWeightFile::V1Bfq => "blkio.bfq.weight",
+            IoWeightFile::Missing(why) => why,
+        }
+    }
+
     /// The `FILE=VALUE` setting for `weight` (1-10000), or why there is
     /// none.
     pub fn setting(&self, weight: u32) -> Result<String, ManagerError> {

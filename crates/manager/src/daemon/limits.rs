@@ -37,10 +37,11 @@ impl HostLimits {
             ),
         };
         tracing::info!(
-            "CPUs for guests: {}; I/O weight: {io:?}",
+            "CPUs for guests: {}; I/O weight: {}",
             usable_cpus
                 .as_ref()
-                .map_or("any (no cpuset controller)".to_owned(), |c| c.to_string())
+                .map_or("any (no cpuset controller)".to_owned(), |c| c.to_string()),
+            io.describe()
         );
         HostLimits { usable_cpus, io }
     }
@@ -196,7 +197,12 @@ impl Daemon {
                     ))
                 })?;
             std::fs::write(&path, value).map_err(|e| {
-                ManagerError::BadGuest(format!("{file}={value}: the kernel refused it: {e}"))
+                let hint = if file.starts_with("memory.") {
+                    " (below what the VMM uses?)"
+                } else {
+                    ""
+                };
+                ManagerError::BadGuest(format!("{file}={value}: the kernel refused it{hint}: {e}"))
             })?;
         }
         self.state.write_json(name, CONFIG_FILE, &config)?;
