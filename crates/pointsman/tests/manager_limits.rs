@@ -458,10 +458,24 @@ fn an_adopted_guest_is_restarted_too() {
     });
     assert_ne!(pid_of(&shown), old_pid);
     assert_eq!(shown["last_exit"]["status"], serde_json::Value::Null);
-    // The count outlives the daemon too.
+    // Killed again, it waits longer (2 s); a daemon that dies meanwhile
+    // leaves the wait recorded, and the next one restarts it.
+    sigkill(pid_of(&shown));
+    wait_for_show(&host, &name, "waited", |s| s["state"] == "restarting");
     host.kill_daemon();
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(host.guest_dir(&name).join("restart.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&record["count"], &record["waiting"]),
+        (&1.into(), &true.into())
+    );
     host.start_daemon();
-    assert_eq!(host.show(&name)["restarts"], 1);
+    let shown = wait_for_show(&host, &name, "restarted again", |s| {
+        s["state"] == "running" && s["restarts"] == 2
+    });
+    assert!(is_running(pid_of(&shown)));
     assert_eq!(host.vm(&["kill", &name]).status, 0);
     assert_eq!(host.vm(&["rm", &name]).status, 0);
 }
