@@ -213,3 +213,121 @@ impl Daemon {
         self.show(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capacity::{Capacity, Overcommit};
+    use crate::guest_record::{Phase, Request};
+    use crate::restart::{RestartRecord, RestartState};
+    use crate::size::MIB;
+    use crate::state_dir::{ProcessRecord, StateDir};
+    use std::path::Path;
+    use std::time::Instant;
+
+    /// A daemon over a cgroup v2 hierarchy laid out in `root/cgroup`:
+    /// cpuset and io offered, CPUs 0-3.
+    fn v2_daemon(root: &Path) -> Daemon {
+        let mount = root.join("cgroup");
+        std::fs::create_dir_all(&mount).unwrap();
+        std::fs::write(mount.join("cgroup.controllers"), "cpuset cpu io memory\n").unwrap();
+        std::fs::write(mount.join("cpuset.cpus.effective"), "0-3\n").unwrap();
+        let settings = Settings {
+            capacity: Capacity {
+                cpus: 4,
+                memory: 1024 * MIB,
+            },
+            overcommit: Overcommit::default(),
+            uid_range: (40000, 40009),
+            parent_cgroup: "p".into(),
+            exe: "/bin/false".into(),
+            cgroups: CgroupLayout::V2 { mount },
+        };
+        Daemon::new(settings, StateDir::open(&root.join("state")).unwrap()).unwrap()
+    }
+
+    /// A running guest, as the daemon would hold it, with its cgroup's
+    /// cpuset.cpus file.
+    fn add_guest(daemon: &mut Daemon, root: &Path, name: &str, cpuset: Option<&str>) {
+        let mut config = GuestConfig::from_json(br#"{"kernel": "/k"}"#).unwrap();
+        config.cpuset = cpuset.map(str::to_owned);
+        let dir = root.join("cgroup/p").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cpus = daemon.more_settings(name, &config).unwrap();
+        let cpus = cpus[0].strip_prefix("cpuset.cpus=").unwrap();
+        std::fs::write(dir.join("cpuset.cpus"), cpus).unwrap();
+        let guest = Guest {
+            demands: config.demands().unwrap(),
+            config,
+            process: ProcessRecord {
+                pid: 1,
+                start_time: 0,
+                uid: 40000,
+            },
+            child: None,
+            phase: Phase::Running,
+            exit: None,
+            asked: Request::None,
+            restart: RestartState::new(RestartRecord::default(), Instant::now()),
+        };
+        daemon.guests.insert(name.to_owned(), guest);
+    }
+
+    fn cpus(root: &Path, name: &str) -> String {
+        std::fs::read_to_string(root.join("cgroup/p").join(name).join("cpuset.cpus")).unwrap()
+    }
+
+    #[test]
+    fn shared_guests_get_what_no_guest_has_for_its_own() {
+        let root = std::env::temp_dir().join(format!("manager-limits-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut d = v2_daemon(&root);
+        add_guest(&mut d, &root, "web", None);
+        assert_eq!(cpus(&root, "web"), "0-3");
+        let io = GuestConfig {
+            io_weight: Some(300),
+            ..d.guests["web"].config.clone()
+        };
+        assert_eq!(
+            d.more_settings("web", &io).unwrap(),
+            ["cpuset.cpus=0-3", "io.weight=default 300"]
+        );
+
+        let db = GuestConfig {
+            cpuset: Some("2-3".into()),
+            ..d.guests["web"].config.clone()
+        };
+        d.check_placement("db", &db).unwrap();
+        add_guest(&mut d, &root, "db", Some("2-3"));
+        d.rebalance_cpusets();
+        assert_eq!(
+            (cpus(&root, "web"), cpus(&root, "db")),
+            ("0-1".into(), "2-3".into())
+        );
+        // A new shared guest starts on the shared CPUs.
+        add_guest(&mut d, &root, "api", None);
+        assert_eq!(cpus(&root, "api"), "0-1");
+        let greedy = GuestConfig {
+            cpuset: Some("0-1".into()),
+            ..db.clone()
+        };
+        let refused = d.check_placement("greedy", &greedy).unwrap_err();
+        assert!(
+            refused.to_string().contains("no CPU for the 2 guest(s)"),
+            "{refused}"
+        );
+        let show = d.show("db").unwrap();
+        assert_eq!(show["cpuset"], "2-3");
+
+        // db ends: its CPUs are the shared guests' again.
+        if let Some(guest) = d.guests.get_mut("db") {
+            guest.phase = Phase::Ended;
+        }
+        d.rebalance_cpusets();
+        assert_eq!(
+            (cpus(&root, "web"), cpus(&root, "api")),
+            ("0-3".into(), "0-3".into())
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
