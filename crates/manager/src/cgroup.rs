@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 /// The controllers every guest's cgroup has.
 const CONTROLLERS: [&str; 2] = ["cpu", "memory"];
+/// v1 controllers a guest's cgroup may have too: `cpuset` (every guest,
+/// where the host has it: see `cpuset.rs`) and `blkio` (`--io-weight`).
+const MORE_V1_CONTROLLERS: [&str; 2] = ["cpuset", "blkio"];
 
 /// cgroup v1's CFS period: a tenth of a second, its default.
 pub const CFS_PERIOD_US: u64 = 100_000;
@@ -63,9 +66,9 @@ impl CgroupLayout {
                     return CgroupLayout::V2 { mount: path };
                 }
             } else if fstype == "cgroup" {
-                for controller in CONTROLLERS {
-                    if options.split(',').any(|o| o == controller) {
-                        v1.push((controller.to_owned(), path.clone()));
+                for controller in CONTROLLERS.iter().chain(&MORE_V1_CONTROLLERS) {
+                    if options.split(',').any(|o| o == *controller) {
+                        v1.push(((*controller).to_owned(), path.clone()));
                     }
                 }
             }
@@ -105,22 +108,80 @@ impl CgroupLayout {
         settings
     }
 
-    /// The directories of cgroup `parent/name`, one per controller (v1)
-    /// or one (v2).
+    /// The directories of cgroup `parent/name` for the cpu and memory
+    /// controllers (v1), or its one directory (v2).
     pub fn dirs(&self, parent: &str, name: &str) -> Vec<PathBuf> {
         match self {
             CgroupLayout::V1 { mounts } => mounts
                 .iter()
+                .filter(|(controller, _)| CONTROLLERS.contains(&controller.as_str()))
                 .map(|(_, mount)| mount.join(parent).join(name))
                 .collect(),
             CgroupLayout::V2 { mount } => vec![mount.join(parent).join(name)],
         }
     }
 
+    /// Every directory cgroup `parent/name` may have: [`Self::dirs`] and
+    /// those of the other controllers a guest may be in.
+    pub fn all_dirs(&self, parent: &str, name: &str) -> Vec<PathBuf> {
+        match self {
+            CgroupLayout::V1 { mounts } => mounts
+                .iter()
+                .map(|(_, mount)| mount.join(parent).join(name))
+                .collect(),
+            CgroupLayout::V2 { .. } => self.dirs(parent, name),
+        }
+    }
+
+    /// Where `controller`'s hierarchy is mounted (v1), or the unified
+    /// one if it offers `controller` (v2).
+    pub fn mount_of(&self, controller: &str) -> Option<PathBuf> {
+        match self {
+            CgroupLayout::V1 { mounts } => mounts
+                .iter()
+                .find(|(c, _)| c == controller)
+                .map(|(_, mount)| mount.clone()),
+            CgroupLayout::V2 { mount } => {
+                let available =
+                    std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+                available
+                    .split_whitespace()
+                    .any(|c| c == controller)
+                    .then(|| mount.clone())
+            }
+        }
+    }
+
+    /// The file a `FILE=VALUE` setting of cgroup `parent/name` is written
+    /// to (`cpu.shares` in the cpu hierarchy, ...).
+    pub fn file_of(&self, parent: &str, name: &str, file: &str) -> Option<PathBuf> {
+        let controller = file.split('.').next()?;
+        Some(
+            self.mount_of(controller)?
+                .join(parent)
+                .join(name)
+                .join(file),
+        )
+    }
+
+    /// Each existing directory's file that takes a task by id (v1
+    /// `tasks`, v2 `cgroup.procs`).
+    pub fn task_files(&self, parent: &str, name: &str) -> Vec<PathBuf> {
+        let file = match self {
+            CgroupLayout::V1 { .. } => "tasks",
+            CgroupLayout::V2 { .. } => "cgroup.procs",
+        };
+        self.all_dirs(parent, name)
+            .into_iter()
+            .filter(|dir| dir.is_dir())
+            .map(|dir| dir.join(file))
+            .collect()
+    }
+
     /// Removes cgroup `parent/name` (empty once its VMM has ended); one
     /// already gone is fine.
     pub fn remove(&self, parent: &str, name: &str) -> std::io::Result<()> {
-        for dir in self.dirs(parent, name) {
+        for dir in self.all_dirs(parent, name) {
             remove_when_empty(&dir)?;
         }
         Ok(())
@@ -216,6 +277,29 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
                 "cpu.max=150000 100000",
                 "memory.max=201326592"
             ]
+        );
+    }
+
+    #[test]
+    fn cpuset_and_blkio_dirs_are_known_and_removed_too() {
+        let mounts = format!(
+            "{MOUNTS}cgroup /sys/fs/cgroup/cpuset cgroup rw,cpuset 0 0\ncgroup /sys/fs/cgroup/blkio cgroup rw,blkio 0 0\n"
+        );
+        let layout = CgroupLayout::from_mounts(&mounts, |_| String::new());
+        assert_eq!(layout.dirs("p", "g").len(), 2);
+        assert_eq!(layout.all_dirs("p", "g").len(), 4);
+        assert_eq!(
+            layout.file_of("p", "g", "cpuset.cpus"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpuset/p/g/cpuset.cpus"))
+        );
+        assert_eq!(
+            layout.file_of("p", "g", "blkio.weight"),
+            Some(PathBuf::from("/sys/fs/cgroup/blkio/p/g/blkio.weight"))
+        );
+        assert_eq!(layout.file_of("p", "g", "io.weight"), None);
+        assert_eq!(
+            CgroupLayout::from_mounts(MOUNTS, |_| String::new()).mount_of("cpuset"),
+            None
         );
     }
 

@@ -130,6 +130,17 @@ impl Client {
             .map(drop)
     }
 
+    /// `vm set`: new limits (a [`crate::limits_update::LimitsChange`]);
+    /// the guest as it is then.
+    pub fn set_limits(
+        &self,
+        name: &str,
+        change: &crate::limits_update::LimitsChange,
+    ) -> Result<Value, ManagerError> {
+        let body = json!(change).to_string();
+        self.value("PATCH", &Self::guest_path(name, "")?, Some(&body))
+    }
+
     /// Asks for a stop and waits until the guest has ended (the daemon
     /// kills it after `grace`).
     pub fn stop(&self, name: &str, grace: Duration) -> Result<Value, ManagerError> {

@@ -18,12 +18,19 @@ use crate::guest_record::{exit_reason, Guest, Phase, Request};
 use crate::http_client;
 use crate::name::check_name;
 use crate::proc_stat;
+use crate::restart::{RestartRecord, RestartState, RESTART_FILE};
 use crate::size::mib;
 use crate::spawn::JailPlan;
 use crate::state_dir::{
     ExitRecord, ProcessRecord, StateDir, API_SOCK_IN_JAIL, CONFIG_FILE, EXIT_FILE, PROCESS_FILE,
 };
 use crate::ManagerError;
+
+mod limits;
+mod restarts;
+
+use limits::HostLimits;
+use restarts::after_end;
 
 /// How long a new guest's VMM has to open its API socket.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -52,12 +59,15 @@ pub struct Daemon {
     pub(crate) settings: Settings,
     pub(crate) state: StateDir,
     pub(crate) guests: BTreeMap<String, Guest>,
+    /// What this host's cgroups offer beyond cpu and memory.
+    host: HostLimits,
 }
 
 impl Daemon {
     /// Takes over `state` and adopts the guests it records.
     pub fn new(settings: Settings, state: StateDir) -> Result<Daemon, ManagerError> {
         let mut daemon = Daemon {
+            host: HostLimits::of(&settings),
             settings,
             state,
             guests: BTreeMap::new(),
@@ -80,6 +90,7 @@ impl Daemon {
                 Err(e) => tracing::warn!("guest {name}: cannot adopt it: {e}"),
             }
         }
+        daemon.rebalance_cpusets();
         Ok(daemon)
     }
 
@@ -94,6 +105,7 @@ impl Daemon {
         let demands = config.demands()?;
         let mut exit: Option<ExitRecord> = self.state.read_json(name, EXIT_FILE)?;
         let alive = exit.is_none() && proc_stat::is_same_process(process.pid, process.start_time);
+        let found_dead = !alive && exit.is_none();
         let phase = if alive {
             self.vmm_phase(name)
         } else {
@@ -107,7 +119,12 @@ impl Daemon {
             }
             Phase::Ended
         };
-        Ok(Some(Guest {
+        let restart: RestartRecord = self
+            .state
+            .read_json(name, RESTART_FILE)?
+            .unwrap_or_default();
+        let waiting = restart.waiting;
+        let mut guest = Guest {
             config,
             demands,
             process,
@@ -115,7 +132,14 @@ impl Daemon {
             phase,
             exit,
             asked: Request::None,
-        }))
+            restart: RestartState::new(restart, Instant::now()),
+        };
+        if found_dead {
+            after_end(&self.state, name, &mut guest);
+        } else if waiting && phase == Phase::Ended {
+            guest.phase = Phase::Restarting { at: Instant::now() };
+        }
+        Ok(Some(guest))
     }
 
     /// Running or paused, as the VMM's `GET /` says.
@@ -181,6 +205,7 @@ impl Daemon {
             return Err(ManagerError::Duplicate(name.to_owned()));
         }
         let demands = config.demands()?;
+        self.check_placement(name, config)?;
         let limits = capacity::limits(self.settings.capacity, self.settings.overcommit);
         capacity::admit(limits, self.used(), demands.usage)?;
         self.free_uid()
@@ -194,26 +219,14 @@ impl Daemon {
         config: GuestConfig,
         uid: u32,
     ) -> Result<Value, ManagerError> {
-        let origin = config.clone_of.as_ref();
-        let started = config.demands().and_then(|demands| {
-            let plan = JailPlan {
-                exe: self.settings.exe.clone(),
-                name: name.to_owned(),
-                uid,
-                gid: origin.map_or(uid, |o| o.gid),
-                chroot_base: self.state.jails_dir(),
-                parent_cgroup: self.settings.parent_cgroup.clone(),
-                cgroup_version: self.settings.cgroups.version(),
-                cgroups: self.settings.cgroups.settings(&demands.limits),
-                files: origin.map(|o| o.files.clone()).unwrap_or_default(),
-                run_args: config.run_args(API_SOCK_IN_JAIL),
-            };
-            self.start(name, &config, &plan)
-        });
+        let started = self
+            .jail_plan(name, &config, uid)
+            .and_then(|plan| self.start(name, &config, &plan));
         match started {
             Ok(guest) => {
                 tracing::info!("guest {name}: started, pid {}", guest.process.pid);
                 self.guests.insert(name.to_owned(), guest);
+                self.after_start(name);
                 self.show(name)
             }
             Err(e) => {
@@ -221,6 +234,34 @@ impl Daemon {
                 Err(e)
             }
         }
+    }
+
+    /// How the jail starts guest `name` as `uid`: its cgroup settings
+    /// (cpu, memory, and its CPUs and I/O weight) and `run`'s arguments.
+    fn jail_plan(
+        &self,
+        name: &str,
+        config: &GuestConfig,
+        uid: u32,
+    ) -> Result<JailPlan, ManagerError> {
+        let demands = config.demands()?;
+        let mut cgroups = self.settings.cgroups.settings(&demands.limits);
+        cgroups.extend(self.more_settings(name, config)?);
+        // A clone runs with its snapshot's group, which may read the
+        // snapshot's files, and is given them in its jail.
+        let origin = config.clone_of.as_ref();
+        Ok(JailPlan {
+            exe: self.settings.exe.clone(),
+            name: name.to_owned(),
+            uid,
+            gid: origin.map_or(uid, |o| o.gid),
+            files: origin.map(|o| o.files.clone()).unwrap_or_default(),
+            chroot_base: self.state.jails_dir(),
+            parent_cgroup: self.settings.parent_cgroup.clone(),
+            cgroup_version: self.settings.cgroups.version(),
+            cgroups,
+            run_args: config.run_args(API_SOCK_IN_JAIL),
+        })
     }
 
     fn start(
@@ -256,11 +297,15 @@ impl Daemon {
             phase: Phase::Running,
             exit: None,
             asked: Request::None,
+            restart: RestartState::new(RestartRecord::default(), Instant::now()),
         })
     }
 
     /// Waits until the VMM answers on its API socket; a VMM that ends
-    /// first is reported with its console's last line.
+    /// first is reported with its console's last line, unless it ended
+    /// with status 0: its guest ran and powered off (as the demo guest
+    /// does at once), which is a start, and an end that [`Self::poll`]
+    /// reports.
     fn wait_ready(&self, name: &str, child: &mut std::process::Child) -> Result<(), ManagerError> {
         let socket = self.state.api_socket(name);
         let failed = |reason: String| ManagerError::StartFailed {
@@ -273,6 +318,9 @@ impl Daemon {
                 .try_wait()
                 .map_err(ManagerError::io("wait for", "the VMM"))?
             {
+                if status.success() {
+                    return Ok(());
+                }
                 let last = self.console_tail(name, 3).join(" / ");
                 return Err(failed(format!(
                     "its VMM exited at once with status {}: {last}",
@@ -330,6 +378,7 @@ impl Daemon {
         value["console_tail"] = json!(self.console_tail(name, CONSOLE_TAIL_LINES));
         value["config"] = json!(guest.config);
         value["cloned_from"] = json!(guest.config.clone_of.as_ref().map(|o| &o.snapshot_dir));
+        self.show_limits(name, guest, &mut value);
         Ok(value)
     }
 
@@ -420,6 +469,9 @@ impl Daemon {
     /// not. Returns at once: [`Daemon::tick`] does the rest.
     pub fn stop(&mut self, name: &str, grace: Duration) -> Result<(), ManagerError> {
         self.poll(name);
+        if self.cancel_restart(name, Request::Stop)? {
+            return Ok(());
+        }
         let phase = self.guest(name)?.phase;
         if phase == Phase::Ended {
             return Err(ManagerError::NotRunning(name.to_owned()));
@@ -443,6 +495,9 @@ impl Daemon {
     /// Kills the VMM at once (if it is still the process that was started).
     pub fn kill(&mut self, name: &str) -> Result<(), ManagerError> {
         self.poll(name);
+        if self.cancel_restart(name, Request::Kill)? {
+            return Ok(());
+        }
         let guest = self.guest_mut(name)?;
         if guest.phase == Phase::Ended {
             return Err(ManagerError::NotRunning(name.to_owned()));
@@ -506,6 +561,7 @@ impl Daemon {
                 }
             }
         }
+        self.restart_due();
     }
 
     /// Marks guest `name` ended if its VMM has: reaped if it is the
@@ -514,7 +570,7 @@ impl Daemon {
         let Some(guest) = self.guests.get_mut(name) else {
             return;
         };
-        if !guest.is_live() {
+        if !guest.has_process() {
             return;
         }
         let status = match guest.child.as_mut() {
@@ -539,6 +595,10 @@ impl Daemon {
         guest.exit = Some(record.clone());
         if let Err(e) = self.state.write_json(name, EXIT_FILE, &record) {
             tracing::warn!("guest {name}: {e}");
+        }
+        if !after_end(&self.state, name, guest) {
+            // Its dedicated CPUs go back to the shared guests.
+            self.rebalance_cpusets();
         }
     }
 }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use crate::capacity::Usage;
 use crate::cgroup::{GuestLimits, CPU_WEIGHT_RANGE, DEFAULT_CPU_WEIGHT};
 use crate::clone::CloneOrigin;
+use crate::cpuset::CpuList;
+use crate::restart::RestartPolicy;
 use crate::size::{parse_size, MIB};
 use crate::ManagerError;
 
@@ -76,6 +78,17 @@ pub struct GuestConfig {
     /// instead of booting the kernel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_of: Option<CloneOrigin>,
+    /// Host CPUs dedicated to the guest (`1`, `0-1`, `2,4-5`); without
+    /// one it shares the CPUs no guest has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// Relative disk share, 1-10000; nothing about I/O is set without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_weight: Option<u32>,
+    /// Whether the daemon starts the guest again when its VMM ends
+    /// unasked (`no` if left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartPolicy>,
 }
 
 /// What a valid config asks of the host.
@@ -120,6 +133,12 @@ impl GuestConfig {
             Some(text) => parse_size(text)?,
             None => memory.saturating_add(VMM_OVERHEAD_BYTES),
         };
+        if let Some(cpus) = &self.cpuset {
+            CpuList::parse(cpus)?;
+        }
+        if let Some(weight) = self.io_weight {
+            crate::io_weight::check(weight)?;
+        }
         // Without one the VMM would wait for its API to configure a guest.
         if self.kernel.is_none() {
             return bad("kernel: every guest needs one (--kernel PATH)".to_owned());
@@ -244,6 +263,9 @@ mod tests {
         assert!(message(r#"{"cpus": 1}"#).contains("every guest needs one"));
         assert!(message(r#"{"kernel": "vmlinux"}"#).contains("absolute path"));
         assert!(message(r#"{"gpus": 1}"#).contains("unknown field"));
+        assert!(message(r#"{"kernel": "/k", "cpuset": "1-0"}"#).contains("cpuset \"1-0\""));
+        assert!(message(r#"{"kernel": "/k", "io_weight": 0}"#).contains("io-weight 0"));
+        assert!(message(r#"{"kernel": "/k", "restart": "sometimes"}"#).contains("on-failure"));
         let thp =
             demands(r#"{"kernel": "/k", "memory": "256M,thp=on", "memory_max": "1G"}"#).unwrap();
         assert_eq!(thp.usage.memory, 256 * MIB);

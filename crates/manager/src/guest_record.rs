@@ -6,6 +6,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::guest::{Demands, GuestConfig};
+use crate::restart::RestartState;
 use crate::size::mib;
 use crate::state_dir::{ExitRecord, ProcessRecord};
 
@@ -19,6 +20,11 @@ pub enum Phase {
         deadline: Instant,
     },
     Ended,
+    /// Ended unasked; started again at `at` (`--restart`). It keeps its
+    /// admission (vCPUs, memory, dedicated CPUs) while it waits.
+    Restarting {
+        at: Instant,
+    },
 }
 
 impl Phase {
@@ -28,6 +34,7 @@ impl Phase {
             Phase::Paused => "paused",
             Phase::Stopping { .. } => "stopping",
             Phase::Ended => "stopped",
+            Phase::Restarting { .. } => "restarting",
         }
     }
 }
@@ -53,6 +60,8 @@ pub struct Guest {
     pub phase: Phase,
     pub exit: Option<ExitRecord>,
     pub asked: Request,
+    /// Its restart policy's record: restarts so far, the last end.
+    pub restart: RestartState,
 }
 
 impl Guest {
@@ -60,12 +69,17 @@ impl Guest {
         self.phase != Phase::Ended
     }
 
+    /// Whether a VMM runs for it now (not ended, not waiting to restart).
+    pub fn has_process(&self) -> bool {
+        !matches!(self.phase, Phase::Ended | Phase::Restarting { .. })
+    }
+
     /// The summary `GET /vms` lists.
     pub fn summary(&self, name: &str) -> Value {
         json!({
             "name": name,
             "state": self.phase.name(),
-            "pid": self.is_live().then_some(self.process.pid),
+            "pid": self.has_process().then_some(self.process.pid),
             "cpus": self.config.cpus,
             "memory_mib": mib(self.demands.usage.memory),
         })

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::console;
 use crate::daemon::Daemon;
 use crate::guest::GuestConfig;
+use crate::limits_update::LimitsChange;
 use crate::ManagerError;
 
 /// `vm stop`'s grace period when the request gives none.
@@ -64,6 +65,10 @@ fn route(daemon: &mut Daemon, request: &ApiRequest) -> Result<Option<Value>, Man
         (Method::Put, ["vms", name]) => {
             daemon.create(name, GuestConfig::from_json(body)?).map(Some)
         }
+        // The body decides: a new state, or new limits (`vm set`).
+        (Method::Patch, ["vms", name]) if !names_a_state(body) => daemon
+            .set_limits(name, LimitsChange::from_json(body)?)
+            .map(Some),
         (Method::Patch, ["vms", name]) => {
             let change: StateChange = parse(body)?;
             let paused = match change.state.as_str() {
@@ -101,6 +106,11 @@ fn route(daemon: &mut Daemon, request: &ApiRequest) -> Result<Option<Value>, Man
             request.method.as_str()
         ))),
     }
+}
+
+/// Whether a PATCH body is a change of state (`{"state": ...}`).
+fn names_a_state(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| v.get("state").is_some())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ManagerError> {

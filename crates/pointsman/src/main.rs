@@ -16,6 +16,7 @@ mod serve_command;
 mod snapshot_cmd;
 mod vm_command;
 mod vm_console;
+mod vm_set_command;
 
 use std::process::ExitCode;
 

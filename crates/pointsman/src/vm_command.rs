@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use manager::client::Client;
 use manager::clone::{expand, CloneRequest};
 use manager::guest::GuestConfig;
+use manager::restart::RestartPolicy;
 use manager::serve::DEFAULT_SOCKET;
 use serde_json::Value;
 
@@ -69,6 +70,8 @@ pub enum VmCommand {
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         grace: u64,
     },
+    /// New limits for a guest (written to its cgroup and kept).
+    Set(crate::vm_set_command::SetArgs),
     /// Kill the guest's VMM at once.
     Kill { name: String },
     /// Remove a guest that is not running: its state, jail and cgroup.
@@ -135,6 +138,17 @@ pub struct CreateArgs {
     /// Limit on the VMM's memory [default: the guest's plus 64 MiB].
     #[arg(long, value_name = "SIZE")]
     pub memory_max: Option<String>,
+    /// Host CPUs dedicated to the guest (1, 0-1, 2,4-5); guests without
+    /// one are kept off them.
+    #[arg(long, value_name = "CPUS")]
+    pub cpuset: Option<String>,
+    /// Relative share of contended disk time, 1-10000 (refused where the
+    /// host has no weight file for it).
+    #[arg(long, value_name = "W")]
+    pub io_weight: Option<u32>,
+    /// Start the guest again when its VMM ends unasked.
+    #[arg(long, value_name = "POLICY", value_parser = ["no", "on-failure", "always"])]
+    pub restart: Option<String>,
 }
 
 impl CreateArgs {
@@ -160,6 +174,9 @@ impl CreateArgs {
             cpu_max: self.cpu_max,
             memory_max: self.memory_max.clone(),
             clone_of: None,
+            cpuset: self.cpuset.clone(),
+            io_weight: self.io_weight,
+            restart: self.restart.as_deref().and_then(RestartPolicy::parse),
         }
     }
 }
@@ -251,6 +268,7 @@ fn command(client: &Client, command: &VmCommand) -> Result<(), VmError> {
                 );
             }
         }
+        VmCommand::Set(args) => crate::vm_set_command::set(client, args)?,
     }
     Ok(())
 }
@@ -292,6 +310,10 @@ fn print_guest(guest: &Value) {
         "cpu_weight",
         "cpu_max",
         "memory_max_mib",
+        "cpuset",
+        "io_weight",
+        "restart",
+        "restarts",
         "console_log",
         "cloned_from",
     ] {
@@ -300,6 +322,13 @@ fn print_guest(guest: &Value) {
     if !guest["exit"].is_null() {
         println!("{:<15} {}", "exit_status", text(&guest["exit"]["status"]));
         println!("{:<15} {}", "exit_reason", text(&guest["exit"]["reason"]));
+    }
+    if guest["exit"].is_null() && !guest["last_exit"].is_null() {
+        println!(
+            "{:<15} {}",
+            "last_exit",
+            text(&guest["last_exit"]["reason"])
+        );
     }
     println!("console:");
     for line in guest["console_tail"].as_array().into_iter().flatten() {

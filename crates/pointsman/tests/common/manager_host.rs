@@ -187,7 +187,8 @@ impl Drop for Host {
         // A killed VMM leaves its cgroup within moments.
         let start = Instant::now();
         for name in &names {
-            for dir in cgroup_dirs(name) {
+            // Every controller's: cpuset and blkio too.
+            for dir in CgroupLayout::of_host().all_dirs(PARENT_CGROUP, name) {
                 while std::fs::remove_dir(&dir).is_err()
                     && dir.exists()
                     && start.elapsed() < Duration::from_secs(5)
