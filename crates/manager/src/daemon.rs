@@ -25,6 +25,8 @@ use crate::state_dir::{
 };
 use crate::ManagerError;
 
+mod observe;
+
 /// How long a new guest's VMM has to open its API socket.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a request to a VMM's API may take.
@@ -52,6 +54,8 @@ pub struct Daemon {
     settings: Settings,
     state: StateDir,
     guests: BTreeMap<String, Guest>,
+    /// Each guest's last sample, for `GET /stats`' rates.
+    history: crate::rates::History,
 }
 
 impl Daemon {
@@ -61,6 +65,7 @@ impl Daemon {
             settings,
             state,
             guests: BTreeMap::new(),
+            history: Default::default(),
         };
         for name in daemon.state.guest_names()? {
             match daemon.adopt(&name) {

@@ -17,13 +17,18 @@ mod error;
 pub mod guest;
 mod guest_record;
 pub mod http_client;
+pub mod metrics_text;
 pub mod name;
 pub mod proc_stat;
+pub mod prometheus;
+pub mod rates;
+pub mod report;
 pub mod routes;
 pub mod serve;
 pub mod size;
 pub mod spawn;
 pub mod state_dir;
+pub mod stats;
 
 pub use error::ManagerError;
 
