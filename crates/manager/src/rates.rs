@@ -59,32 +59,50 @@ pub fn rates(earlier: &Sample, later: &Sample) -> Option<Rates> {
     })
 }
 
-/// Each guest's sample that rates are taken from.
+/// Each guest's last two samples at least [`MIN_INTERVAL`] apart, that
+/// rates are taken from.
 #[derive(Debug, Default)]
 pub struct History {
-    base: BTreeMap<String, Sample>,
+    samples: BTreeMap<String, Pair>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pair {
+    older: Option<Sample>,
+    newer: Sample,
 }
 
 impl History {
-    /// The rates of guest `name` since its base sample (`None` the first
-    /// time). The new sample becomes the base once the base is
-    /// [`MIN_INTERVAL`] old.
+    /// The rates of guest `name` up to `now` (`None` the first time),
+    /// from the newest sample at least [`MIN_INTERVAL`] older, so that
+    /// a look soon after another still gets rates over a long enough
+    /// time. `now` is kept once it is that far from the newest.
     pub fn update(&mut self, name: &str, now: Sample) -> Option<Rates> {
-        let Some(base) = self.base.get(name).copied() else {
-            self.base.insert(name.to_owned(), now);
+        let Some(pair) = self.samples.get_mut(name) else {
+            let pair = Pair {
+                older: None,
+                newer: now,
+            };
+            self.samples.insert(name.to_owned(), pair);
             return None;
         };
-        let rates = rates(&base, &now);
-        if now.at.saturating_duration_since(base.at) >= MIN_INTERVAL {
-            self.base.insert(name.to_owned(), now);
+        let far = |sample: &Sample| now.at.saturating_duration_since(sample.at) >= MIN_INTERVAL;
+        let reference = match pair.older {
+            Some(older) if !far(&pair.newer) => older,
+            _ => pair.newer,
+        };
+        if far(&pair.newer) {
+            pair.older = Some(pair.newer);
+            pair.newer = now;
         }
-        rates
+        rates(&reference, &now)
     }
 
     /// Forgets guests that are gone (or not running: a restarted VMM's
     /// counters start again).
     pub fn keep_only(&mut self, names: &[&str]) {
-        self.base.retain(|name, _| names.contains(&name.as_str()));
+        self.samples
+            .retain(|name, _| names.contains(&name.as_str()));
     }
 }
 
@@ -146,26 +164,23 @@ mod tests {
     }
 
     #[test]
-    fn history_keeps_a_base_at_least_the_minimum_interval_old() {
+    fn history_takes_rates_over_at_least_the_minimum_interval() {
         let mut history = History::default();
         let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
         assert_eq!(history.update("a", sample(t0, 0, 0, None)), None);
-        // A quick second look: rates over 0.1 s, base kept.
-        let quick = history.update(
-            "a",
-            sample(t0 + Duration::from_millis(100), 10_000_000, 0, None),
-        );
+        // A quick second look has only the first sample: over 0.1 s.
+        let quick = history.update("a", sample(at(100), 10_000_000, 0, None));
         assert!(close(quick.unwrap().cpu_percent, 10.0));
-        // 1 s after the base: over 1 s, and this becomes the base.
-        let later = history.update(
-            "a",
-            sample(t0 + Duration::from_secs(1), 500_000_000, 0, None),
-        );
+        // 1 s after the first: over 1 s, and kept.
+        let later = history.update("a", sample(at(1000), 500_000_000, 0, None));
         assert!(close(later.unwrap().cpu_percent, 50.0));
-        let next = history.update(
-            "a",
-            sample(t0 + Duration::from_secs(2), 500_000_000, 0, None),
-        );
+        // 10 ms later: still over the 1.01 s since the first sample, not
+        // over 10 ms of noise.
+        let soon = history.update("a", sample(at(1010), 501_000_000, 0, None));
+        assert!(close(soon.unwrap().cpu_percent, 501.0 / 10.1), "{soon:?}");
+        // A second after that: from the kept sample.
+        let next = history.update("a", sample(at(2000), 500_000_000, 0, None));
         assert!(close(next.unwrap().cpu_percent, 0.0));
         history.keep_only(&["b"]);
         assert_eq!(history.update("a", sample(t0, 0, 0, None)), None);

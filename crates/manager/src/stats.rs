@@ -180,7 +180,9 @@ fn v2_io_stat(text: &str) -> (u64, u64) {
 pub fn uptime_seconds(start_ticks: u64) -> Option<f64> {
     let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
     let since_boot: f64 = uptime.split_whitespace().next()?.parse().ok()?;
-    Some((since_boot - ticks_to_seconds(start_ticks)).max(0.0))
+    let seconds = (since_boot - ticks_to_seconds(start_ticks)).max(0.0);
+    // Both are in hundredths: no more digits than that.
+    Some((seconds * 100.0).round() / 100.0)
 }
 
 /// The daemon's own CPU time (user and system) and resident memory.

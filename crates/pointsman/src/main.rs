@@ -12,6 +12,7 @@ mod logging;
 mod restore_overrides;
 mod serve_command;
 mod snapshot_cmd;
+mod top_command;
 mod vm_command;
 
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
             snapshot_cmd::run(&command)
         }
         cli::Command::Serve(args) => serve_command::run(&args),
+        cli::Command::Top(args) => top_command::run(&args),
         cli::Command::Vm(args) => {
             die_quietly_on_a_closed_pipe();
             vm_command::run(&args)
