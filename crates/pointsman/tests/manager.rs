@@ -358,7 +358,7 @@ fn documented_operations() -> Vec<(String, String)> {
 fn every_documented_operation_is_served() {
     let host = Host::start("mgr-openapi", "42060-42069", &[]);
     let operations = documented_operations();
-    assert_eq!(operations.len(), 8, "{operations:?}");
+    assert_eq!(operations.len(), 10, "{operations:?}");
     for (method, path) in operations {
         let path = path.replace("{name}", "nobody");
         let body = if method == "GET" || method == "DELETE" {
