@@ -220,9 +220,16 @@ fn top_shows_the_guests_and_pauses_resumes_and_stops_the_selected_one() {
     let screen = tmux.wait_for(&[&first, &second, "NAME", "STATE", "CPU%", "MEM/LIMIT"]);
     assert!(row(&screen, &first).contains("running"), "{screen}");
     assert!(row(&screen, &second).contains("running"), "{screen}");
-    // Within a second or two the rates are there: a CPU% figure.
-    let screen = tmux.wait_for(&["s stop", "%"]);
+    // At the next refresh the rates are there (a `-` until then).
+    let screen = tmux.wait_for(&["s stop", "0B/s"]);
     assert!(screen.contains("192M"), "each guest's limit:\n{screen}");
+    for name in [&first, &second] {
+        // NAME STATE VCPUS CPU% ...: a figure, for a counting guest.
+        let cells: Vec<&str> = row(&screen, name).split_whitespace().collect();
+        let at = cells.iter().position(|c| c == name).unwrap();
+        let cpu = cells[at + 3];
+        assert!(cpu.parse::<f64>().is_ok(), "CPU% {cpu:?}:\n{screen}");
+    }
 
     // By name, the first guest at the top, selected: `p` pauses it.
     tmux.keys("n");
