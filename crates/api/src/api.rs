@@ -50,9 +50,16 @@ pub struct ApiRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiResponse {
     pub status: StatusCode,
-    /// A JSON document, or `None` for an empty body.
+    /// A JSON document (or text of [`ApiResponse::content_type`]), or
+    /// `None` for an empty body.
     pub body: Option<String>,
+    /// The body's `Content-Type`: JSON but for the host manager's
+    /// Prometheus text.
+    pub content_type: &'static str,
 }
+
+/// The `Content-Type` of every JSON body.
+pub const JSON: &str = "application/json";
 
 impl ApiResponse {
     /// `200 OK` with a JSON body (already serialized).
@@ -60,6 +67,17 @@ impl ApiResponse {
         ApiResponse {
             status: StatusCode::Ok,
             body: Some(body),
+            content_type: JSON,
+        }
+    }
+
+    /// `200 OK` with a body of another type (`text/plain; version=0.0.4`
+    /// for Prometheus).
+    pub fn text(content_type: &'static str, body: String) -> Self {
+        ApiResponse {
+            status: StatusCode::Ok,
+            body: Some(body),
+            content_type,
         }
     }
 
@@ -68,6 +86,7 @@ impl ApiResponse {
         ApiResponse {
             status: StatusCode::NoContent,
             body: None,
+            content_type: JSON,
         }
     }
 
@@ -76,6 +95,7 @@ impl ApiResponse {
         ApiResponse {
             status,
             body: Some(fault_body(&message.to_string())),
+            content_type: JSON,
         }
     }
 

@@ -134,7 +134,11 @@ impl Connection {
                 }
                 Err(e) => {
                     self.current = ConnectionHeader::Close;
-                    self.queue(e.status(), Some(fault_body(&e.to_string()).as_bytes()));
+                    self.queue(
+                        e.status(),
+                        Some(fault_body(&e.to_string()).as_bytes()),
+                        crate::api::JSON,
+                    );
                     return None;
                 }
             }
@@ -184,14 +188,15 @@ impl Connection {
         self.queue(
             response.status,
             response.body.as_ref().map(|body| body.as_bytes()),
+            response.content_type,
         );
     }
 
-    fn queue(&mut self, status: StatusCode, body: Option<&[u8]>) {
+    fn queue(&mut self, status: StatusCode, body: Option<&[u8]>, content_type: &str) {
         if self.current == ConnectionHeader::Close {
             self.closing = true;
         }
-        encode_response(status, body, self.current, &mut self.out);
+        encode_response(status, body, content_type, self.current, &mut self.out);
         self.flush();
     }
 

@@ -332,6 +332,7 @@ fn refuse(stream: std::os::unix::net::UnixStream, limit: usize) {
     encode_response(
         StatusCode::ServiceUnavailable,
         Some(body.as_bytes()),
+        crate::api::JSON,
         ConnectionHeader::Close,
         &mut out,
     );

@@ -11,6 +11,19 @@ const CONTROLLERS: [&str; 2] = ["cpu", "memory"];
 /// where the host has it: see `cpuset.rs`) and `blkio` (`--io-weight`).
 const MORE_V1_CONTROLLERS: [&str; 2] = ["cpuset", "blkio"];
 
+/// cgroup v1 hierarchies that only count (CPU time, block I/O), where
+/// they are mounted: the guest gets a cgroup in each so that
+/// `GET /metrics` can read its figures there (v2 counts in `cpu.stat`
+/// and `io.stat` of the one cgroup).
+const V1_ACCOUNTING: [&str; 2] = ["cpuacct", "blkio"];
+
+/// The settings that make the jail put the VMM in a v1 accounting
+/// hierarchy: each only zeroes counters a new cgroup starts at zero.
+const V1_ACCOUNTING_SETTINGS: [(&str, &str); 2] = [
+    ("cpuacct", "cpuacct.usage=0"),
+    ("blkio", "blkio.reset_stats=0"),
+];
+
 /// cgroup v1's CFS period: a tenth of a second, its default.
 pub const CFS_PERIOD_US: u64 = 100_000;
 
@@ -52,7 +65,7 @@ impl CgroupLayout {
     /// The layout `/proc/self/mounts` text describes; `controllers` reads
     /// a v2 mount's `cgroup.controllers`.
     pub fn from_mounts(mounts: &str, controllers: impl Fn(&Path) -> String) -> CgroupLayout {
-        let mut v1 = Vec::new();
+        let mut v1: Vec<(String, PathBuf)> = Vec::new();
         for line in mounts.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let [_, path, fstype, options, ..] = fields[..] else {
@@ -66,7 +79,12 @@ impl CgroupLayout {
                     return CgroupLayout::V2 { mount: path };
                 }
             } else if fstype == "cgroup" {
-                for controller in CONTROLLERS.iter().chain(&MORE_V1_CONTROLLERS) {
+                let more = MORE_V1_CONTROLLERS.iter().chain(&V1_ACCOUNTING);
+                for controller in CONTROLLERS.iter().chain(more) {
+                    // blkio is in both lists: one entry is enough.
+                    if v1.iter().any(|(c, _): &(String, PathBuf)| c == controller) {
+                        continue;
+                    }
                     if options.split(',').any(|o| o == *controller) {
                         v1.push(((*controller).to_owned(), path.clone()));
                     }
@@ -96,6 +114,7 @@ impl CgroupLayout {
                     settings.push(format!("cpu.cfs_quota_us={}", quota_us(percent)));
                 }
                 settings.push(format!("memory.limit_in_bytes={}", limits.memory_max));
+                settings.extend(self.v1_accounting_settings());
             }
             CgroupLayout::V2 { .. } => {
                 settings.push(format!("cpu.weight={}", limits.cpu_weight));
@@ -106,6 +125,25 @@ impl CgroupLayout {
             }
         }
         settings
+    }
+
+    /// [`V1_ACCOUNTING_SETTINGS`] of the hierarchies this host mounts.
+    fn v1_accounting_settings(&self) -> Vec<String> {
+        V1_ACCOUNTING_SETTINGS
+            .iter()
+            .filter(|(controller, _)| self.mount_of(controller).is_some())
+            .map(|(_, setting)| (*setting).to_owned())
+            .collect()
+    }
+
+    /// The directory of cgroup `parent/name` that has `controller`'s
+    /// files (v2: the one directory), `None` if it is not mounted.
+    pub fn controller_dir(&self, controller: &str, parent: &str, name: &str) -> Option<PathBuf> {
+        let mount = match self {
+            CgroupLayout::V1 { .. } => self.mount_of(controller)?,
+            CgroupLayout::V2 { mount } => mount.clone(),
+        };
+        Some(mount.join(parent).join(name))
     }
 
     /// The directories of cgroup `parent/name` for the cpu and memory
@@ -227,6 +265,7 @@ mod tests {
     const MOUNTS: &str = "tmpfs /sys/fs/cgroup tmpfs rw 0 0
 cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0
 cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
+cgroup /sys/fs/cgroup/cpuacct cgroup rw,relatime,cpuacct 0 0
 cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0
 cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
 ";
@@ -247,19 +286,34 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
             layout.dirs("pointsman", "web"),
             [
                 PathBuf::from("/sys/fs/cgroup/cpu/pointsman/web"),
-                PathBuf::from("/sys/fs/cgroup/memory/pointsman/web")
+                PathBuf::from("/sys/fs/cgroup/memory/pointsman/web"),
             ]
         );
+        assert_eq!(
+            layout.all_dirs("pointsman", "web"),
+            [
+                PathBuf::from("/sys/fs/cgroup/cpu/pointsman/web"),
+                PathBuf::from("/sys/fs/cgroup/memory/pointsman/web"),
+                PathBuf::from("/sys/fs/cgroup/cpuacct/pointsman/web")
+            ]
+        );
+        assert_eq!(
+            layout.controller_dir("cpuacct", "pointsman", "web"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpuacct/pointsman/web"))
+        );
+        assert_eq!(layout.controller_dir("blkio", "pointsman", "web"), None);
         assert_eq!(
             layout.settings(&limits(Some(50))),
             [
                 "cpu.shares=2048",
                 "cpu.cfs_period_us=100000",
                 "cpu.cfs_quota_us=50000",
-                "memory.limit_in_bytes=201326592"
+                "memory.limit_in_bytes=201326592",
+                // cpuacct is mounted, blkio is not.
+                "cpuacct.usage=0"
             ]
         );
-        assert_eq!(layout.settings(&limits(None)).len(), 2);
+        assert_eq!(layout.settings(&limits(None)).len(), 3);
     }
 
     #[test]
@@ -269,6 +323,10 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         assert_eq!(
             layout.dirs("pointsman", "web"),
             [PathBuf::from("/sys/fs/cgroup/unified/pointsman/web")]
+        );
+        assert_eq!(
+            layout.controller_dir("io", "pointsman", "web"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/pointsman/web"))
         );
         assert_eq!(
             layout.settings(&limits(Some(150))),
@@ -287,7 +345,8 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         );
         let layout = CgroupLayout::from_mounts(&mounts, |_| String::new());
         assert_eq!(layout.dirs("p", "g").len(), 2);
-        assert_eq!(layout.all_dirs("p", "g").len(), 4);
+        // cpu, memory, cpuacct, cpuset, blkio.
+        assert_eq!(layout.all_dirs("p", "g").len(), 5);
         assert_eq!(
             layout.file_of("p", "g", "cpuset.cpus"),
             Some(PathBuf::from("/sys/fs/cgroup/cpuset/p/g/cpuset.cpus"))

@@ -141,11 +141,27 @@ impl Client {
         self.value("PATCH", &Self::guest_path(name, "")?, Some(&body))
     }
 
+    /// Asks for a stop and returns at once (the daemon kills the guest
+    /// after `grace`).
+    pub fn ask_stop(&self, name: &str, grace: Duration) -> Result<(), ManagerError> {
+        let body = json!({ "action_type": "Stop", "grace_seconds": grace.as_secs() }).to_string();
+        self.call("PUT", &Self::guest_path(name, "/actions")?, Some(&body))
+            .map(drop)
+    }
+
+    /// Every guest's share and use, with rates (`GET /stats`).
+    pub fn stats(&self) -> Result<crate::report::StatsReport, ManagerError> {
+        let value = self.value("GET", "/stats", None)?;
+        serde_json::from_value(value).map_err(|e| ManagerError::BadResponse {
+            path: self.socket.clone(),
+            what: e.to_string(),
+        })
+    }
+
     /// Asks for a stop and waits until the guest has ended (the daemon
     /// kills it after `grace`).
     pub fn stop(&self, name: &str, grace: Duration) -> Result<Value, ManagerError> {
-        let body = json!({ "action_type": "Stop", "grace_seconds": grace.as_secs() }).to_string();
-        self.call("PUT", &Self::guest_path(name, "/actions")?, Some(&body))?;
+        self.ask_stop(name, grace)?;
         let until = Instant::now() + grace + Duration::from_secs(10);
         loop {
             let shown = self.show(name)?;

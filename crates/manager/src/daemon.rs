@@ -31,6 +31,7 @@ mod restarts;
 
 use limits::HostLimits;
 use restarts::after_end;
+mod observe;
 
 /// How long a new guest's VMM has to open its API socket.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -61,6 +62,8 @@ pub struct Daemon {
     pub(crate) guests: BTreeMap<String, Guest>,
     /// What this host's cgroups offer beyond cpu and memory.
     host: HostLimits,
+    /// Each guest's last sample, for `GET /stats`' rates.
+    history: crate::rates::History,
 }
 
 impl Daemon {
@@ -71,6 +74,7 @@ impl Daemon {
             settings,
             state,
             guests: BTreeMap::new(),
+            history: Default::default(),
         };
         for name in daemon.state.guest_names()? {
             match daemon.adopt(&name) {

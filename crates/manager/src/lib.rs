@@ -24,8 +24,12 @@ pub mod http_client;
 pub mod io_weight;
 pub mod kvm_pit;
 pub mod limits_update;
+pub mod metrics_text;
 pub mod name;
 pub mod proc_stat;
+pub mod prometheus;
+pub mod rates;
+pub mod report;
 pub mod restart;
 pub mod routes;
 pub mod serve;
@@ -33,6 +37,7 @@ pub mod size;
 pub mod snapshot;
 pub mod spawn;
 pub mod state_dir;
+pub mod stats;
 
 pub use error::ManagerError;
 

@@ -39,6 +39,10 @@ struct SnapshotTarget {
 
 /// Answers one request.
 pub fn handle(daemon: &mut Daemon, request: &ApiRequest) -> ApiResponse {
+    // Prometheus' text, not JSON.
+    if request.method == Method::Get && request.path.split('?').next() == Some("/metrics") {
+        return ApiResponse::text(crate::prometheus::CONTENT_TYPE, daemon.metrics());
+    }
     match route(daemon, request) {
         Ok(Some(value)) => ApiResponse::json(value.to_string()),
         Ok(None) => ApiResponse::no_content(),
@@ -56,6 +60,7 @@ fn route(daemon: &mut Daemon, request: &ApiRequest) -> Result<Option<Value>, Man
     match (request.method, parts.as_slice()) {
         (Method::Get, [] | [""]) => Ok(Some(daemon.info())),
         (Method::Get, ["vms"]) => Ok(Some(daemon.list())),
+        (Method::Get, ["stats"]) => Ok(Some(serde_json::json!(daemon.stats()))),
         (Method::Get, ["vms", name]) => daemon.show(name).map(Some),
         (Method::Get, ["vms", name, "logs"]) => match console::offset_query(query)? {
             Some(offset) => console::read_from(daemon, name, offset).map(Some),
@@ -225,6 +230,23 @@ mod tests {
             call(&mut d, Method::Get, "/vms", "").body.as_deref(),
             Some("[]")
         );
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text_and_stats_json() {
+        let (mut d, root) = daemon("metrics");
+        let metrics = call(&mut d, Method::Get, "/metrics", "");
+        assert_eq!(metrics.content_type, "text/plain; version=0.0.4");
+        let text = metrics.body.unwrap();
+        assert!(text.contains("\npointsman_guests 0\n"), "{text}");
+        assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"));
+        let stats = call(&mut d, Method::Get, "/stats", "");
+        assert_eq!(stats.content_type, "application/json");
+        let report: crate::report::StatsReport =
+            serde_json::from_str(&stats.body.unwrap()).unwrap();
+        assert_eq!(report.host.capacity_memory_bytes, 256 * MIB);
+        assert!(report.guests.is_empty());
         std::fs::remove_dir_all(root).unwrap();
     }
 

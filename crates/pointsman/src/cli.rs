@@ -46,6 +46,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage the guests of a `pointsman serve` daemon.
     Vm(VmArgs),
+    /// A full-screen view of a daemon's guests, refreshed every second:
+    /// CPU against weight and cap, memory against its limit, disk and
+    /// network rates; keys to sort, pause, resume and stop.
+    Top(crate::top_command::TopArgs),
 }
 
 /// The options that describe the guest, which a config file replaces.

@@ -14,6 +14,7 @@ mod raw_terminal;
 mod restore_overrides;
 mod serve_command;
 mod snapshot_cmd;
+mod top_command;
 mod vm_command;
 mod vm_console;
 mod vm_set_command;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
             snapshot_cmd::run(&command)
         }
         cli::Command::Serve(args) => serve_command::run(&args),
+        cli::Command::Top(args) => top_command::run(&args),
         cli::Command::Vm(args) => {
             die_quietly_on_a_closed_pipe();
             vm_command::run(&args)

@@ -1,8 +1,10 @@
 //! The host manager on cgroup v2, inside the test host (this machine has
 //! cgroup v1 only): the test host mounts the unified hierarchy with its
 //! controllers, `pointsman serve` finds it and gives each guest's jailed
-//! VMM a v2 cgroup; the guests' shares and limits are the v2 files, and
-//! the VMM with all its threads is in the guest's cgroup.
+//! VMM a v2 cgroup; the guests' shares and limits are the v2 files (as
+//! created and as `vm set` changes them, `--cpuset`, `--io-weight`), the
+//! VMM with all its threads is in the guest's cgroup, and a guest
+//! restarted under `--restart` is in it again.
 
 mod common;
 
@@ -39,6 +41,25 @@ sleep 3
 echo "@@a-count $(pointsman vm logs a | grep -c '^count')"
 echo "@@a-cpu-usec $(awk '$1 == "usage_usec" { print $2 }' $G/a/cpu.stat)"
 echo "@@a-memory-current $(cat $G/a/memory.current)"
+pointsman vm set a --cpu-weight 50 --cpu-max max --memory-max 80M || echo "@@failed set a"
+echo "@@a-set $(cat $G/a/cpu.weight) $(cat $G/a/cpu.max) $(cat $G/a/memory.max)"
+ls $G/a/io.weight >/dev/null 2>&1; echo "@@io-weight-file $?"
+pointsman vm create b --kernel /guest/pvh.elf --cmdline count --memory 32M \
+    --cpuset 1 --io-weight 200 --restart on-failure || echo "@@failed create b"
+echo "@@b-cpuset $(cat $G/b/cpuset.cpus)"
+echo "@@a-cpuset $(cat $G/a/cpuset.cpus)"
+echo "@@b-io-weight $(cat $G/b/io.weight | head -1)"
+BPID=$(pointsman vm show b --json | sed 's/.*"pid":\([0-9]*\).*/\1/')
+kill -9 $BPID
+for i in $(seq 1 100); do
+    pointsman vm show b --json | grep -q '"restarts":1' && pointsman vm show b --json | grep -q '"state":"running"' && break
+    sleep 0.2
+done
+NEWPID=$(pointsman vm show b --json | sed 's/.*"pid":\([0-9]*\).*/\1/')
+echo "@@b-restarted $(pointsman vm show b --json | grep -o '"restarts":[0-9]*') $([ "$NEWPID" != "$BPID" ] && echo new-pid)"
+echo "@@b-new-pid-in-cgroup $(grep -qx "$NEWPID" $G/b/cgroup.procs && echo yes || echo no)"
+pointsman vm kill b >/dev/null && pointsman vm rm b || echo "@@failed rm b"
+echo "@@a-cpuset-after $(cat $G/a/cpuset.cpus)"
 pointsman vm list
 pointsman vm kill a >/dev/null && pointsman vm rm a || echo "@@failed rm a"
 echo "@@a-cgroup-after-rm $(ls -d $G/a 2>&1 | grep -c 'No such file')"
@@ -89,4 +110,38 @@ fn the_manager_runs_guests_in_cgroup_v2() {
         .unwrap_or(0);
     assert!(memory > 0 && memory < 100 << 20, "{memory}: {}", tail());
     assert_eq!(value(console, "a-cgroup-after-rm"), Some("1"), "{}", tail());
+    // `vm set` on the running guest.
+    assert_eq!(
+        value(console, "a-set"),
+        Some("50 max 100000 83886080"),
+        "{}",
+        tail()
+    );
+    // A guest with a CPU of its own; the other guest kept off it, and
+    // given it back once the first has gone.
+    assert_eq!(value(console, "b-cpuset"), Some("1"), "{}", tail());
+    assert_eq!(value(console, "a-cpuset"), Some("0"), "{}", tail());
+    assert_eq!(value(console, "a-cpuset-after"), Some("0-1"), "{}", tail());
+    if value(console, "io-weight-file") == Some("0") {
+        assert_eq!(
+            value(console, "b-io-weight"),
+            Some("default 200"),
+            "{}",
+            tail()
+        );
+    }
+    // Killed from outside, restarted under `--restart on-failure`, in its
+    // cgroup again.
+    assert_eq!(
+        value(console, "b-restarted"),
+        Some("\"restarts\":1 new-pid"),
+        "{}",
+        tail()
+    );
+    assert_eq!(
+        value(console, "b-new-pid-in-cgroup"),
+        Some("yes"),
+        "{}",
+        tail()
+    );
 }

@@ -56,12 +56,14 @@ pub enum ConnectionHeader {
     Close,
 }
 
-/// Appends a whole response to `out`. A body is always JSON. A 204 carries
+/// Appends a whole response to `out`, a body as `content_type` (JSON but
+/// for the host manager's metrics). A 204 carries
 /// neither body nor `Content-Length` (RFC 9110 8.6 forbids the header
 /// there); every other response has a `Content-Length`, 0 if no body.
 pub fn encode_response(
     status: StatusCode,
     body: Option<&[u8]>,
+    content_type: &str,
     connection: ConnectionHeader,
     out: &mut Vec<u8>,
 ) {
@@ -85,7 +87,7 @@ pub fn encode_response(
     };
     if let Some(body) = body {
         if !body.is_empty() {
-            head.push_str("Content-Type: application/json\r\n");
+            let _ = write!(head, "Content-Type: {content_type}\r\n");
         }
         let _ = write!(head, "Content-Length: {}\r\n", body.len());
     }
@@ -126,7 +128,7 @@ mod tests {
 
     fn encode(status: StatusCode, body: Option<&[u8]>, connection: ConnectionHeader) -> String {
         let mut out = Vec::new();
-        encode_response(status, body, connection, &mut out);
+        encode_response(status, body, "application/json", connection, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -137,6 +139,22 @@ mod tests {
             text,
             "HTTP/1.1 200 OK\r\nServer: Pointsman API\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
         );
+    }
+
+    #[test]
+    fn another_content_type_is_named() {
+        let mut out = Vec::new();
+        let text = "text/plain; version=0.0.4";
+        encode_response(
+            StatusCode::Ok,
+            Some(b"up 1\n"),
+            text,
+            ConnectionHeader::None,
+            &mut out,
+        );
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("\r\nContent-Type: text/plain; version=0.0.4\r\n"));
+        assert!(out.ends_with("Content-Length: 5\r\n\r\nup 1\n"));
     }
 
     #[test]
