@@ -201,30 +201,13 @@ fn copy_disks(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capacity::{Capacity, Overcommit};
-    use crate::cgroup::CgroupLayout;
-    use crate::daemon::Settings;
-    use crate::size::MIB;
     use crate::snapshot::{Manifest, GUEST_FILE};
-    use crate::state_dir::StateDir;
 
     /// A daemon whose "pointsman" is `/bin/false` (every VMM exits at
     /// once) and a snapshot directory holding `config`'s guest.
     fn daemon_and_snapshot(tag: &str, config: GuestConfig) -> (Daemon, PathBuf) {
-        let root = std::env::temp_dir().join(format!("manager-clone-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let settings = Settings {
-            capacity: Capacity {
-                cpus: 2,
-                memory: 256 * MIB,
-            },
-            overcommit: Overcommit::default(),
-            uid_range: (40000, 40001),
-            parent_cgroup: "pointsman-unit".into(),
-            exe: "/bin/false".into(),
-            cgroups: CgroupLayout::V1 { mounts: Vec::new() },
-        };
-        let daemon = Daemon::new(settings, StateDir::open(&root.join("state")).unwrap()).unwrap();
+        let root = crate::test_daemon::fresh_dir("clone", tag);
+        let daemon = crate::test_daemon::open(&root.join("state"), "/bin/false");
         let snap = root.join("snap");
         std::fs::create_dir_all(snap.join(DISKS_DIR)).unwrap();
         for file in [SNAPSHOT_FILE, MEMORY_FILE, "disks/data.raw"] {

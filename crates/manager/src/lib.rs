@@ -38,6 +38,8 @@ pub mod snapshot;
 pub mod spawn;
 pub mod state_dir;
 pub mod stats;
+#[cfg(test)]
+mod test_daemon;
 
 pub use error::ManagerError;
 

@@ -125,35 +125,16 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ManagerError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capacity::{Capacity, Overcommit};
-    use crate::cgroup::CgroupLayout;
-    use crate::daemon::Settings;
-    use crate::size::MIB;
-    use crate::state_dir::StateDir;
     use api::StatusCode;
 
-    /// A daemon over `root` whose "pointsman" is `/bin/false`: every VMM
-    /// it starts exits at once with status 1.
+    /// A daemon over `root` whose VMMs all exit at once with status 1.
     fn open(root: &std::path::Path) -> Daemon {
-        let settings = Settings {
-            capacity: Capacity {
-                cpus: 2,
-                memory: 256 * MIB,
-            },
-            overcommit: Overcommit::default(),
-            uid_range: (40000, 40001),
-            parent_cgroup: "pointsman-unit".into(),
-            exe: "/bin/false".into(),
-            cgroups: CgroupLayout::V1 { mounts: Vec::new() },
-        };
-        Daemon::new(settings, StateDir::open(root).unwrap()).unwrap()
+        crate::test_daemon::open(root, "/bin/false")
     }
 
     /// A daemon in a fresh state directory.
     fn daemon(tag: &str) -> (Daemon, std::path::PathBuf) {
-        let root =
-            std::env::temp_dir().join(format!("manager-routes-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::test_daemon::fresh_dir("routes", tag);
         (open(&root), root)
     }
 
@@ -245,7 +226,7 @@ mod tests {
         assert_eq!(stats.content_type, "application/json");
         let report: crate::report::StatsReport =
             serde_json::from_str(&stats.body.unwrap()).unwrap();
-        assert_eq!(report.host.capacity_memory_bytes, 256 * MIB);
+        assert_eq!(report.host.capacity_memory_bytes, 256 * crate::size::MIB);
         assert!(report.guests.is_empty());
         std::fs::remove_dir_all(root).unwrap();
     }

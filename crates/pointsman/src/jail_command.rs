@@ -322,6 +322,17 @@ fn unique_name(path: &Path, files: &[VmFile]) -> String {
 mod tests {
     use super::*;
 
+    /// Each input file's name in the jail and whether it is writable.
+    fn inputs(files: &[VmFile]) -> Vec<(&str, bool)> {
+        files
+            .iter()
+            .filter_map(|f| match f {
+                VmFile::Input { name, writable, .. } => Some((name.as_str(), *writable)),
+                VmFile::Output { .. } => None,
+            })
+            .collect()
+    }
+
     fn strings(args: &[OsString]) -> Vec<String> {
         args.iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -365,13 +376,7 @@ mod tests {
                 "console=ttyS0 path=/x",
             ]
         );
-        let writable: Vec<(&str, bool)> = files
-            .iter()
-            .filter_map(|f| match f {
-                VmFile::Input { name, writable, .. } => Some((name.as_str(), *writable)),
-                VmFile::Output { .. } => None,
-            })
-            .collect();
+        let writable = inputs(&files);
         assert_eq!(
             writable,
             [("vmlinux", false), ("a.raw", false), ("a.raw-2", true)]
@@ -397,13 +402,7 @@ mod tests {
             panic!("refused");
         };
         assert_eq!(strings(&out), ["--restore", "/snapshot-2"]);
-        let names: Vec<(&str, bool)> = files
-            .iter()
-            .filter_map(|f| match f {
-                VmFile::Input { name, writable, .. } => Some((name.as_str(), *writable)),
-                VmFile::Output { .. } => None,
-            })
-            .collect();
+        let names = inputs(&files);
         assert_eq!(
             names,
             [

@@ -175,36 +175,18 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capacity::{Capacity, Overcommit};
-    use crate::cgroup::CgroupLayout;
-    use crate::daemon::Settings;
     use crate::guest::GuestConfig;
     use crate::restart::RestartRecord;
-    use crate::size::MIB;
 
-    /// A daemon over `root` whose "pointsman" is `/bin/true`: every VMM
-    /// it starts exits at once with status 0, as a guest that powers off
-    /// at once.
+    /// A daemon over `root` whose VMMs all exit at once with status 0,
+    /// as a guest that powers off at once.
     fn open(root: &std::path::Path) -> Daemon {
-        let settings = Settings {
-            capacity: Capacity {
-                cpus: 2,
-                memory: 256 * MIB,
-            },
-            overcommit: Overcommit::default(),
-            uid_range: (40000, 40001),
-            parent_cgroup: "pointsman-unit".into(),
-            exe: "/bin/true".into(),
-            cgroups: CgroupLayout::V1 { mounts: Vec::new() },
-        };
-        Daemon::new(settings, StateDir::open(root).unwrap()).unwrap()
+        crate::test_daemon::open(root, "/bin/true")
     }
 
     /// A daemon in a fresh state directory.
     fn daemon(tag: &str) -> (Daemon, std::path::PathBuf) {
-        let root =
-            std::env::temp_dir().join(format!("manager-restarts-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::test_daemon::fresh_dir("restarts", tag);
         (open(&root), root)
     }
 
