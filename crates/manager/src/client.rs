@@ -101,9 +101,19 @@ impl Client {
         Ok(value["log"].as_str().unwrap_or_default().to_owned())
     }
 
-    /// The console log from `offset` (see [`LogChunk`]).
-    pub fn log_from(&self, name: &str, offset: u64) -> Result<LogChunk, ManagerError> {
-        let path = Self::guest_path(name, &format!("/logs?offset={offset}"))?;
+    /// The console log from `offset` of `generation` (the one read last;
+    /// `None` at first), see [`LogChunk`].
+    pub fn log_from(
+        &self,
+        name: &str,
+        offset: u64,
+        generation: Option<u64>,
+    ) -> Result<LogChunk, ManagerError> {
+        let query = match generation {
+            Some(g) => format!("/logs?offset={offset}&generation={g}"),
+            None => format!("/logs?offset={offset}"),
+        };
+        let path = Self::guest_path(name, &query)?;
         let value = self.value("GET", &path, None)?;
         serde_json::from_value(value).map_err(|e| ManagerError::BadResponse {
             path: self.socket.clone(),

@@ -146,8 +146,9 @@ pub struct LogChunk {
     /// The bytes from `offset` to `next_offset` as text (invalid UTF-8
     /// replaced). A character is never split between two chunks.
     pub data: String,
-    /// Where `data` starts: the asked offset, moved to the log's end if
-    /// past it, or past the rest of a character it fell in.
+    /// Where `data` starts: the asked offset, 0 if past the log's end
+    /// (the log was emptied since: it passed its size limit), or past the
+    /// rest of a character it fell in.
     pub offset: u64,
     /// Where to read on.
     pub next_offset: u64,
@@ -156,6 +157,11 @@ pub struct LogChunk {
     /// Whether the guest's VMM ran just before the read: once it does not
     /// and `next_offset` is `size`, everything has been read.
     pub running: bool,
+    /// Which part of the output the log holds (see
+    /// [`crate::console_log::generation`]): a follower gives it back with
+    /// its next offset, so that a log emptied in between is noticed.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl LogChunk {
@@ -174,7 +180,9 @@ pub fn read_log(path: &Path, from: u64, running: bool) -> Result<LogChunk, Conso
         .metadata()
         .map_err(ConsoleError::io("read", path))?
         .len();
-    let start = from.min(size);
+    // Past the end: the daemon has emptied the log since (it passed
+    // --console-log-max; see console_log.rs), so all of it is new.
+    let start = if from > size { 0 } else { from };
     file.seek(SeekFrom::Start(start))
         .map_err(ConsoleError::io("read", path))?;
     let mut bytes = Vec::new();
@@ -203,6 +211,7 @@ pub fn read_log(path: &Path, from: u64, running: bool) -> Result<LogChunk, Conso
         next_offset: start.saturating_add(to_u64(end)),
         size,
         running,
+        generation: 0,
     })
 }
 
@@ -236,22 +245,72 @@ fn complete_end(bytes: &[u8]) -> usize {
     len
 }
 
-/// The offset a `GET /vms/{name}/logs` query asks for; `None` without a
-/// query (the plain request: the log's end).
-pub fn offset_query(query: Option<&str>) -> Result<Option<u64>, ConsoleError> {
+/// Where a `GET /vms/{name}/logs` query asks to read from: `offset=N`,
+/// and the generation the client read last (`&generation=G`), if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogQuery {
+    pub offset: u64,
+    pub generation: Option<u64>,
+}
+
+/// The query of a `GET /vms/{name}/logs`; `None` without one (the plain
+/// request: the log's end).
+pub fn offset_query(query: Option<&str>) -> Result<Option<LogQuery>, ConsoleError> {
     let Some(query) = query else {
         return Ok(None);
     };
     let bad = || ConsoleError::BadQuery(query.to_owned());
-    let value = query.strip_prefix("offset=").ok_or_else(bad)?;
-    value.parse().map(Some).map_err(|_| bad())
+    let (offset, generation) = match query.split_once('&') {
+        Some((offset, generation)) => (offset, Some(generation)),
+        None => (query, None),
+    };
+    let number = |text: &str, key: &str| -> Result<u64, ConsoleError> {
+        text.strip_prefix(key)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(bad)
+    };
+    Ok(Some(LogQuery {
+        offset: number(offset, "offset=")?,
+        generation: generation.map(|g| number(g, "generation=")).transpose()?,
+    }))
 }
 
-/// `GET /vms/{name}/logs?offset=N`.
-pub fn read_from(daemon: &mut Daemon, name: &str, offset: u64) -> Result<Value, ManagerError> {
+/// `GET /vms/{name}/logs?offset=N[&generation=G]`. A client that read
+/// another generation than the log's now (the daemon emptied the log
+/// since) first gets the rest of the part kept as `console.log.1`, from
+/// its offset there, and is sent on to the start of the emptied log.
+pub fn read_from(daemon: &mut Daemon, name: &str, query: LogQuery) -> Result<Value, ManagerError> {
     let files = daemon.console_files(name)?;
-    let chunk = read_log(&files.log, offset, files.live)?;
-    Ok(json!(chunk))
+    Ok(json!(read_across(&files.log, query, files.live)?))
+}
+
+/// [`read_from`] on the log at `log`, whose guest is `live` or not.
+fn read_across(log: &Path, query: LogQuery, live: bool) -> Result<LogChunk, ConsoleError> {
+    let generation = crate::console_log::generation(log);
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    if query.generation.is_some_and(|g| g != generation) {
+        let kept = crate::console_log::previous(log);
+        let mut rest = if query.offset < size(&kept) {
+            read_log(&kept, query.offset, false)?
+        } else {
+            LogChunk {
+                data: String::new(),
+                offset: query.offset,
+                next_offset: query.offset,
+                size: 0,
+                running: false,
+                generation: 0,
+            }
+        };
+        rest.next_offset = 0;
+        rest.size = size(log);
+        rest.running = live;
+        rest.generation = generation;
+        return Ok(rest);
+    }
+    let mut chunk = read_log(log, query.offset, live)?;
+    chunk.generation = generation;
+    Ok(chunk)
 }
 
 /// `PUT /vms/{name}/console`: the body, as is, to the guest's serial port.
@@ -289,11 +348,24 @@ mod tests {
         file.write_all(b"three\n").unwrap();
         let second = read_log(&log, first.next_offset, true).unwrap();
         assert_eq!((second.data.as_str(), second.next_offset), ("three\n", 14));
-        // Past the end: nothing, and where the end is.
+        // At the end: nothing yet.
+        let end = read_log(&log, 14, true).unwrap();
+        assert_eq!(
+            (end.data.as_str(), end.offset, end.next_offset),
+            ("", 14, 14)
+        );
+        // Past the end: the log was emptied since, so it is all new.
         let past = read_log(&log, u64::MAX, true).unwrap();
         assert_eq!(
             (past.data.as_str(), past.offset, past.next_offset),
-            ("", 14, 14)
+            (
+                "one
+two
+three
+",
+                0,
+                14
+            )
         );
         // Ended and read to the end: the last chunk.
         let last = read_log(&log, 14, false).unwrap();
@@ -363,10 +435,63 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_of_an_older_generation_gets_the_kept_rest_then_the_new_log() {
+        let dir = scratch("generations");
+        let log = dir.join("console.log");
+        let mut vmm = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        vmm.write_all(b"one\ntwo\n").unwrap();
+        let at = |offset, generation| LogQuery { offset, generation };
+        let first = read_across(&log, at(0, None), true).unwrap();
+        assert_eq!((first.data.as_str(), first.generation), ("one\ntwo\n", 0));
+        // The follower read "one\n"; then "three" came and the log was
+        // emptied (kept as console.log.1), then "four" came.
+        vmm.write_all(b"three\n").unwrap();
+        assert!(crate::console_log::rotate_if_over(&log, 4).unwrap());
+        vmm.write_all(b"four\n").unwrap();
+        let rest = read_across(&log, at(4, Some(0)), true).unwrap();
+        assert_eq!(rest.data, "two\nthree\n");
+        assert_eq!((rest.next_offset, rest.size), (0, 5));
+        let generation = rest.generation;
+        assert_ne!(generation, 0);
+        let new = read_across(&log, at(0, Some(generation)), true).unwrap();
+        assert_eq!((new.data.as_str(), new.next_offset), ("four\n", 5));
+        // One that had read all of the kept part goes straight on.
+        let none = read_across(&log, at(14, Some(0)), false).unwrap();
+        assert_eq!((none.data.as_str(), none.next_offset), ("", 0));
+        assert!(!none.is_last(), "the new log is still to be read");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn queries_name_an_offset() {
         assert_eq!(offset_query(None).unwrap(), None);
-        assert_eq!(offset_query(Some("offset=42")).unwrap(), Some(42));
-        for bad in ["", "offset=", "offset=-1", "from=3", "offset=1&x=2"] {
+        assert_eq!(
+            offset_query(Some("offset=42")).unwrap(),
+            Some(LogQuery {
+                offset: 42,
+                generation: None
+            })
+        );
+        assert_eq!(
+            offset_query(Some("offset=42&generation=7")).unwrap(),
+            Some(LogQuery {
+                offset: 42,
+                generation: Some(7)
+            })
+        );
+        for bad in [
+            "",
+            "offset=",
+            "offset=-1",
+            "from=3",
+            "offset=1&x=2",
+            "generation=1&offset=2",
+            "offset=1&generation=",
+        ] {
             assert!(offset_query(Some(bad)).is_err(), "{bad}");
         }
     }

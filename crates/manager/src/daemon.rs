@@ -54,6 +54,8 @@ pub struct Settings {
     /// The pointsman binary that `jail` is run from.
     pub exe: PathBuf,
     pub cgroups: CgroupLayout,
+    /// A guest's console log is rotated past this many bytes.
+    pub console_log_max: u64,
 }
 
 pub struct Daemon {
@@ -390,7 +392,8 @@ impl Daemon {
     pub fn logs(&self, name: &str) -> Result<Value, ManagerError> {
         self.guest(name)?;
         let path = self.state.console(name);
-        let text = read_end(&path, MAX_LOG_BYTES).map_err(ManagerError::io("read", &path))?;
+        let text = crate::console_log::read_end(&path, MAX_LOG_BYTES)
+            .map_err(ManagerError::io("read", &path))?;
         Ok(json!({ "log": text }))
     }
 
@@ -410,7 +413,8 @@ impl Daemon {
     }
 
     fn console_tail(&self, name: &str, lines: usize) -> Vec<String> {
-        let text = read_end(&self.state.console(name), 64 * 1024).unwrap_or_default();
+        let text =
+            crate::console_log::read_end(&self.state.console(name), 64 * 1024).unwrap_or_default();
         let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         all[all.len().saturating_sub(lines)..]
             .iter()
@@ -566,6 +570,27 @@ impl Daemon {
             }
         }
         self.restart_due();
+        self.rotate_console_logs();
+    }
+
+    /// Keeps each live guest's console log under its limit (see
+    /// [`crate::console_log`]).
+    fn rotate_console_logs(&self) {
+        for (name, guest) in &self.guests {
+            if !guest.has_process() {
+                continue;
+            }
+            let log = self.state.console(name);
+            match crate::console_log::rotate_if_over(&log, self.settings.console_log_max) {
+                Ok(true) => tracing::info!(
+                    "guest {name}: console log past {} MiB, kept as {}",
+                    mib(self.settings.console_log_max),
+                    crate::console_log::previous(&log).display()
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("guest {name}: cannot rotate {}: {e}", log.display()),
+            }
+        }
     }
 
     /// Marks guest `name` ended if its VMM has: reaped if it is the
@@ -626,15 +651,4 @@ fn status_code(status: ExitStatus) -> i32 {
     status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
-
-/// The last `max` bytes of `path`, as text.
-fn read_end(path: &std::path::Path, max: u64) -> std::io::Result<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
-    let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

@@ -17,6 +17,8 @@ pub enum ManagerError {
     BadOvercommit(String),
     #[error("--uid-range {0:?}: expected FIRST-LAST, both above 0, FIRST <= LAST")]
     BadUidRange(String),
+    #[error("--console-log-max {0:?}: expected a size of at least 4K")]
+    BadConsoleLogMax(String),
     #[error("{0}")]
     BadGuest(String),
     #[error("the request body is not a guest description: {0}")]

@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod client;
 pub mod clone;
 pub mod console;
+pub mod console_log;
 pub mod cpuset;
 pub mod daemon;
 mod error;

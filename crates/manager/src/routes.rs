@@ -63,7 +63,7 @@ fn route(daemon: &mut Daemon, request: &ApiRequest) -> Result<Option<Value>, Man
         (Method::Get, ["stats"]) => Ok(Some(serde_json::json!(daemon.stats()))),
         (Method::Get, ["vms", name]) => daemon.show(name).map(Some),
         (Method::Get, ["vms", name, "logs"]) => match console::offset_query(query)? {
-            Some(offset) => console::read_from(daemon, name, offset).map(Some),
+            Some(query) => console::read_from(daemon, name, query).map(Some),
             None => daemon.logs(name).map(Some),
         },
         (Method::Put, ["vms", name, "console"]) => console::send(daemon, name, body).map(Some),

@@ -23,6 +23,7 @@ pub fn open(root: &Path, exe: &str) -> Daemon {
         parent_cgroup: "pointsman-unit".into(),
         exe: exe.into(),
         cgroups: CgroupLayout::V1 { mounts: Vec::new() },
+        console_log_max: crate::console_log::DEFAULT_MAX_BYTES,
     };
     Daemon::new(settings, StateDir::open(root).unwrap()).unwrap()
 }

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// The cgroup under which each guest's own is made.
     #[arg(long, value_name = "PATH", default_value = "pointsman")]
     pub parent_cgroup: String,
+    /// A guest's console log past this size is kept as console.log.1 and
+    /// started again, so a guest printing for ever cannot fill the disk.
+    #[arg(long, value_name = "SIZE", default_value = "16M")]
+    pub console_log_max: String,
 }
 
 pub fn run(args: &ServeArgs) -> ExitCode {
@@ -63,6 +67,17 @@ fn bad_input(e: &ManagerError) -> ExitCode {
     ExitCode::from(exit_code::BAD_INPUT)
 }
 
+/// `--console-log-max`: at least 4 KiB, so that a rotation keeps whole
+/// lines of any guest worth reading.
+fn console_log_max(text: &str) -> Result<u64, ManagerError> {
+    let bad = || ManagerError::BadConsoleLogMax(text.to_owned());
+    let bytes = manager::size::parse_size(text).map_err(|_| bad())?;
+    if bytes < 4096 {
+        return Err(bad());
+    }
+    Ok(bytes)
+}
+
 fn options(args: &ServeArgs) -> Result<ServeOptions, ManagerError> {
     let host = Capacity::of_host();
     let capacity = match &args.capacity {
@@ -84,6 +99,7 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, ManagerError> {
             parent_cgroup: args.parent_cgroup.clone(),
             exe,
             cgroups: CgroupLayout::of_host(),
+            console_log_max: console_log_max(&args.console_log_max)?,
         },
     })
 }

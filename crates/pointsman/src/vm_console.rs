@@ -229,6 +229,9 @@ struct LogFollower<'a> {
     client: &'a Client,
     name: &'a str,
     offset: u64,
+    /// The log's generation `offset` is in (the daemon empties a log past
+    /// its limit: then the offset is of the part it kept).
+    generation: u64,
     /// Started inside the log: the first line, likely cut, is dropped.
     skip_partial_line: bool,
     /// Whether the last byte printed ended a line.
@@ -244,13 +247,14 @@ impl<'a> LogFollower<'a> {
         back: u64,
         whole_lines: bool,
     ) -> Result<Self, VmError> {
-        // An offset past the end answers with the log's size.
-        let size = client.log_from(name, u64::MAX)?.size;
-        let offset = size.saturating_sub(back);
+        // Any read answers with the log's size and generation.
+        let now = client.log_from(name, 0, None)?;
+        let offset = now.size.saturating_sub(back);
         Ok(LogFollower {
             client,
             name,
             offset,
+            generation: now.generation,
             skip_partial_line: whole_lines && offset > 0,
             at_line_start: true,
         })
@@ -260,7 +264,9 @@ impl<'a> LogFollower<'a> {
     /// log is printed.
     fn pump(&mut self, out: &mut impl Write) -> Result<bool, VmError> {
         loop {
-            let chunk = self.client.log_from(self.name, self.offset)?;
+            let chunk = self
+                .client
+                .log_from(self.name, self.offset, Some(self.generation))?;
             let mut data = chunk.data.as_bytes();
             if self.skip_partial_line && !data.is_empty() {
                 if let Some(end) = data.iter().position(|&b| b == b'\n') {
@@ -274,8 +280,9 @@ impl<'a> LogFollower<'a> {
                     .map_err(VmError::Output)?;
                 self.at_line_start = last == b'\n';
             }
-            let moved = chunk.next_offset != self.offset;
+            let moved = chunk.next_offset != self.offset || chunk.generation != self.generation;
             self.offset = chunk.next_offset;
+            self.generation = chunk.generation;
             if chunk.is_last() {
                 return Ok(true);
             }

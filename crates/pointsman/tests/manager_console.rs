@@ -361,3 +361,53 @@ fn the_detach_key_works_while_a_paused_guest_takes_no_input() {
     assert_eq!(host.vm(&["kill", &name]).status, 0);
     assert_eq!(host.vm(&["rm", &name]).status, 0);
 }
+
+#[test]
+fn a_console_log_past_its_limit_is_rotated_and_a_follower_misses_nothing() {
+    let host = Host::start(
+        "mgr-con-rotate",
+        "45050-45059",
+        &["--console-log-max", "4K"],
+    );
+    let name = unique("con-rotate");
+    create_echo(&host, &name);
+    let log = host.guest_dir(&name).join("console.log");
+    let previous = host.guest_dir(&name).join("console.log.1");
+    let mut follow = vm_session(&host, &["logs", &name, "--follow"]);
+    follow.wait_for("ready");
+    let mut console = vm_session(&host, &["console", &name]);
+    console.wait_for("ready");
+    // 12 lines of 1000 bytes echoed: three times the limit.
+    let lines: Vec<String> = (0..12)
+        .map(|i| format!("{i:02}-{}\n", "x".repeat(996)))
+        .collect();
+    for line in &lines {
+        console.type_text(line);
+        console.wait_for(line);
+    }
+    console.type_text(CTRL_RIGHT_BRACKET);
+    assert_eq!(console.finish().status, 0);
+    wait_until("the log is rotated", || previous.exists());
+    // Neither file grows much past the limit (a tick is 200 ms of output).
+    for file in [&log, &previous] {
+        let len = std::fs::metadata(file).unwrap().len();
+        assert!(len < 8192, "{file:?}: {len} bytes");
+    }
+    // `logs` reads across both files; the follower saw every line once,
+    // in order, rotations or not.
+    assert!(host.logs(&name).ends_with(lines.last().unwrap()));
+    let serve_log = host.serve_log();
+    assert!(serve_log.contains("console log past"), "{serve_log}");
+    assert!(follow.is_running());
+    assert_eq!(host.vm(&["kill", &name]).status, 0);
+    let run = follow.finish();
+    assert_eq!(run.status, 0, "{run:?}");
+    let mut at = 0;
+    for line in &lines {
+        let found = run.stdout[at..]
+            .find(line.as_str())
+            .unwrap_or_else(|| panic!("the follower missed {:?}", &line[..8]));
+        at += found + line.len();
+    }
+    assert_eq!(host.vm(&["rm", &name]).status, 0);
+}

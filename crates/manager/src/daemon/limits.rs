@@ -242,6 +242,7 @@ mod tests {
             parent_cgroup: "p".into(),
             exe: "/bin/false".into(),
             cgroups: CgroupLayout::V2 { mount },
+            console_log_max: crate::console_log::DEFAULT_MAX_BYTES,
         };
         Daemon::new(settings, StateDir::open(&root.join("state")).unwrap()).unwrap()
     }
