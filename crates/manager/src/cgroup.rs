@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 const CONTROLLERS: [&str; 2] = ["cpu", "memory"];
 /// v1 controllers a guest's cgroup may have too: `cpuset` (every guest,
 /// where the host has it: see `cpuset.rs`) and `blkio` (`--io-weight`).
-const MORE_V1_CONTROLLERS: [&str; 2] = ["cpuset", "blkio"];
+const MORE_V1_CONTROLLERS: [&str; 3] = ["cpuset", "blkio", "pids"];
 
 /// cgroup v1 hierarchies that only count (CPU time, block I/O), where
 /// they are mounted: the guest gets a cgroup in each so that
@@ -294,7 +294,8 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
             [
                 PathBuf::from("/sys/fs/cgroup/cpu/pointsman/web"),
                 PathBuf::from("/sys/fs/cgroup/memory/pointsman/web"),
-                PathBuf::from("/sys/fs/cgroup/cpuacct/pointsman/web")
+                PathBuf::from("/sys/fs/cgroup/cpuacct/pointsman/web"),
+                PathBuf::from("/sys/fs/cgroup/pids/pointsman/web")
             ]
         );
         assert_eq!(
@@ -345,8 +346,8 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         );
         let layout = CgroupLayout::from_mounts(&mounts, |_| String::new());
         assert_eq!(layout.dirs("p", "g").len(), 2);
-        // cpu, memory, cpuacct, cpuset, blkio.
-        assert_eq!(layout.all_dirs("p", "g").len(), 5);
+        // cpu, memory, cpuacct, pids, cpuset, blkio.
+        assert_eq!(layout.all_dirs("p", "g").len(), 6);
         assert_eq!(
             layout.file_of("p", "g", "cpuset.cpus"),
             Some(PathBuf::from("/sys/fs/cgroup/cpuset/p/g/cpuset.cpus"))

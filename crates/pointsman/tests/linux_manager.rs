@@ -32,6 +32,7 @@ pointsman vm create a --kernel /guest/pvh.elf --cmdline count --memory 32M \
 echo "@@a-weight $(cat $G/a/cpu.weight)"
 echo "@@a-max $(cat $G/a/cpu.max)"
 echo "@@a-memory-max $(cat $G/a/memory.max)"
+echo "@@a-pids-max $(cat $G/a/pids.max)"
 PID=$(pointsman vm show a --json | sed 's/.*"pid":\([0-9]*\).*/\1/')
 echo "@@a-pid-in-cgroup $(grep -qx "$PID" $G/a/cgroup.procs && echo yes || echo no)"
 echo "@@a-tasks $(ls /proc/$PID/task | tr '\n' ' ')"
@@ -94,6 +95,7 @@ fn the_manager_runs_guests_in_cgroup_v2() {
         "{}",
         tail()
     );
+    assert_eq!(value(console, "a-pids-max"), Some("65"), "{}", tail());
     assert_eq!(value(console, "a-pid-in-cgroup"), Some("yes"), "{}", tail());
     // Every thread of the VMM (main, vCPU, workers, API) is in it.
     assert_eq!(value(console, "a-threads-outside"), Some("0"), "{}", tail());

@@ -73,6 +73,12 @@ fn set_changes_a_running_guests_limits_and_a_bad_set_changes_nothing() {
     let run = host.create(&name, &["--memory", "64M", "--cpu-max", "50"]);
     assert_eq!(run.status, 0, "{run:?}\n{}", host.serve_log());
     let pid = pid_of(&host.show(&name));
+    // A VMM may not make threads without end: 1 vCPU + 64.
+    if CgroupLayout::of_host().mount_of("pids").is_some() {
+        assert_eq!(cgroup_file(&name, "pids.max").as_deref(), Some("65"));
+        let tasks: u32 = cgroup_file(&name, "pids.current").unwrap().parse().unwrap();
+        assert!((2..65).contains(&tasks), "{tasks} tasks");
+    }
     let (weight_file, quota_file, memory_file) = if v1() {
         ("cpu.shares", "cpu.cfs_quota_us", "memory.limit_in_bytes")
     } else {

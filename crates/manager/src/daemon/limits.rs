@@ -47,6 +47,18 @@ impl HostLimits {
     }
 }
 
+/// Threads a VMM may have beyond its vCPUs: its main thread, the API
+/// server's, one worker per virtio device (17 at most) and room to spare.
+/// A VMM taken over by its guest, creating threads without end (seccomp
+/// lets it make threads), is stopped there instead of taking the host's
+/// pids.
+const VMM_THREADS_BEYOND_VCPUS: u32 = 64;
+
+/// `pids.max` for a guest with `vcpus`.
+pub(super) fn tasks_max(vcpus: u32) -> u32 {
+    vcpus.saturating_add(VMM_THREADS_BEYOND_VCPUS)
+}
+
 impl Daemon {
     /// The dedicated CPUs of the live guests other than `except`, and
     /// how many others share the rest.
@@ -104,8 +116,8 @@ impl Daemon {
     }
 
     /// The settings beyond cpu and memory: `cpuset.cpus` (every guest,
-    /// where the host has the controller) and the I/O weight (only if
-    /// asked for).
+    /// where the host has the controller), the I/O weight (only if asked
+    /// for) and `pids.max` (where the host has the controller).
     pub(super) fn more_settings(
         &self,
         name: &str,
@@ -117,6 +129,9 @@ impl Daemon {
         }
         if let Some(weight) = config.io_weight {
             settings.push(self.host.io.setting(weight)?);
+        }
+        if self.settings.cgroups.mount_of("pids").is_some() {
+            settings.push(format!("pids.max={}", tasks_max(config.cpus)));
         }
         Ok(settings)
     }
