@@ -327,17 +327,9 @@ pub fn send(daemon: &mut Daemon, name: &str, bytes: &[u8]) -> Result<Value, Mana
 mod tests {
     use super::*;
 
-    fn scratch(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("manager-console-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn offset_reads_go_on_where_the_last_one_ended() {
-        let dir = scratch("offsets");
+        let dir = crate::test_daemon::made_dir("console", "offsets");
         let log = dir.join("console.log");
         std::fs::write(&log, "one\ntwo\n").unwrap();
         let first = read_log(&log, 0, true).unwrap();
@@ -375,7 +367,7 @@ three
 
     #[test]
     fn a_character_is_never_split_between_chunks() {
-        let dir = scratch("utf8");
+        let dir = crate::test_daemon::made_dir("console", "utf8");
         let log = dir.join("console.log");
         // "é" is C3 A9: the guest has written only its first byte.
         std::fs::write(&log, b"caf\xC3").unwrap();
@@ -398,7 +390,7 @@ three
 
     #[test]
     fn a_big_log_comes_in_chunks() {
-        let dir = scratch("chunks");
+        let dir = crate::test_daemon::made_dir("console", "chunks");
         let log = dir.join("console.log");
         // Two bytes each: twice a chunk.
         let big = "é".repeat(usize::try_from(MAX_LOG_CHUNK).unwrap());
@@ -436,7 +428,7 @@ three
 
     #[test]
     fn a_follower_of_an_older_generation_gets_the_kept_rest_then_the_new_log() {
-        let dir = scratch("generations");
+        let dir = crate::test_daemon::made_dir("console", "generations");
         let log = dir.join("console.log");
         let mut vmm = OpenOptions::new()
             .create(true)
@@ -498,7 +490,7 @@ three
 
     #[test]
     fn input_goes_through_the_fifo_without_blocking() {
-        let dir = scratch("fifo");
+        let dir = crate::test_daemon::made_dir("console", "fifo");
         let fifo = dir.join("console.in");
         assert!(matches!(
             write_input("g", &fifo, b"x"),
@@ -535,7 +527,7 @@ three
 
     #[test]
     fn a_non_fifo_in_the_way_is_an_error() {
-        let dir = scratch("notfifo");
+        let dir = crate::test_daemon::made_dir("console", "notfifo");
         let path = dir.join("console.in");
         std::fs::write(&path, "").unwrap();
         assert!(make_input_fifo(&path).is_err());

@@ -87,17 +87,9 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn dir(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("manager-console-log-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn a_log_past_its_limit_is_kept_once_and_emptied_and_appends_go_on() {
-        let dir = dir("rotate");
+        let dir = crate::test_daemon::made_dir("console-log", "rotate");
         let log = dir.join("console.log");
         // As the daemon hands it to the VMM.
         let mut vmm = File::options()
@@ -133,7 +125,7 @@ mod tests {
 
     #[test]
     fn the_end_of_a_log_never_rotated_is_its_own() {
-        let dir = dir("plain");
+        let dir = crate::test_daemon::made_dir("console-log", "plain");
         let log = dir.join("console.log");
         std::fs::write(&log, b"hello\nworld\n").unwrap();
         assert_eq!(read_end(&log, 6).unwrap(), "world\n");

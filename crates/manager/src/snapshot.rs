@@ -299,16 +299,9 @@ const RESUME: &str = r#"{"state": "Resumed"}"#;
 mod tests {
     use super::*;
 
-    fn scratch(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("manager-snapshot-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     #[test]
     fn a_directory_is_made_or_must_hold_no_snapshot() {
-        let dir = scratch("dir");
+        let dir = crate::test_daemon::fresh_dir("snapshot", "dir");
         let message = |d: &Path| prepare_dir(d).unwrap_err().to_string();
         assert!(message(Path::new("rel/dir")).contains("absolute path"));
         assert!(prepare_dir(&dir).unwrap(), "made");

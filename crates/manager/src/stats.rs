@@ -233,10 +233,9 @@ mod tests {
 
     impl Tree {
         fn new(tag: &str) -> Tree {
-            let root =
-                std::env::temp_dir().join(format!("manager-stats-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&root);
-            Tree { root }
+            Tree {
+                root: crate::test_daemon::fresh_dir("stats", tag),
+            }
         }
 
         fn write(&self, path: &str, text: &str) {

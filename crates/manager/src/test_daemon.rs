@@ -1,4 +1,5 @@
-//! A daemon for unit tests: a small host, no cgroup hierarchies, and a
+//! What the manager's unit tests share: scratch directories, and a
+//! daemon for them: a small host, no cgroup hierarchies, and a
 //! "pointsman" that is any program (`/bin/false`: every VMM exits at once
 //! with status 1; `/bin/true`: with status 0, as a guest that powers off
 //! at once).
@@ -34,4 +35,11 @@ pub fn fresh_dir(kind: &str, tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!("manager-{kind}-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     root
+}
+
+/// [`fresh_dir`], made.
+pub fn made_dir(kind: &str, tag: &str) -> PathBuf {
+    let dir = fresh_dir(kind, tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -228,19 +228,24 @@ fn console_in_a_terminal_is_raw_and_the_terminal_is_restored_on_detach() {
         socket = host.socket.display(),
         exe = env!("CARGO_BIN_EXE_pointsman"),
     );
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "console",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        &script,
-    ]);
-    assert!(started.status.success(), "{started:?}");
-    tmux.wait_for_pane(&format!("connected to {name}; ^] detaches"));
+    // A session of fixed size running the script, until the console says
+    // it is connected.
+    let start = || {
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "console",
+            "-x",
+            "120",
+            "-y",
+            "30",
+            &script,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+        tmux.wait_for_pane(&format!("connected to {name}; ^] detaches"));
+    };
+    start();
     tmux.wait_for_pane("ready");
     // Keys go to the guest as typed, Enter as a CR, not echoed by the
     // terminal: what shows is the guest's echo.
@@ -269,19 +274,7 @@ fn console_in_a_terminal_is_raw_and_the_terminal_is_restored_on_detach() {
     for file in ["before", "status", "after"] {
         std::fs::remove_file(dir.join(file)).unwrap();
     }
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "console",
-        "-x",
-        "120",
-        "-y",
-        "30",
-        &script,
-    ]);
-    assert!(started.status.success(), "{started:?}");
-    tmux.wait_for_pane(&format!("connected to {name}; ^] detaches"));
+    start();
     assert_eq!(host.vm(&["kill", &name]).status, 0);
     wait_until("the console ends with its guest", || !tmux.is_alive());
     assert_eq!(read("status").trim(), "0");
